@@ -1,0 +1,232 @@
+"""SQLAlchemy models: tickets, articles, blobs, attachments, audit, outbox, history.
+
+Portable across SQLite and PostgreSQL: no dialect-specific types. The hot path in
+`store.py` uses these tables through Core; the CLI reads them through the ORM.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+TICKET_STATUSES = ("new", "open", "answered", "on-hold", "resolved", "closed", "reopened")
+OPEN_STATUSES = ("new", "open", "answered", "on-hold", "reopened")
+ARTICLE_KINDS = ("inbound", "outbound", "note", "system")
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite keeps no zone)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: object) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: object) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Ticket(Base):
+    __tablename__ = "tickets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    title: Mapped[str] = mapped_column(String(500), default="")
+    requester_addr: Mapped[str] = mapped_column(String(320), index=True)
+    requester_name: Mapped[str] = mapped_column(String(200), default="")
+    queue: Mapped[str] = mapped_column(String(40), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="new", index=True)
+    type: Mapped[str] = mapped_column(String(16), default="email")
+    priority: Mapped[int] = mapped_column(Integer, default=50)
+    sticky: Mapped[bool] = mapped_column(Boolean, default=False)
+    assignee: Mapped[str | None] = mapped_column(String(40), nullable=True, index=True)
+    tier: Mapped[str] = mapped_column(String(2), default="L1")
+    category: Mapped[str] = mapped_column(String(100), default="")
+    complexity: Mapped[str] = mapped_column(String(10), default="")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    first_response_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    last_customer_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    last_answer_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+    articles: Mapped[list[Article]] = relationship(
+        back_populates="ticket", order_by="Article.id", lazy="selectin"
+    )
+    queues: Mapped[list[TicketQueue]] = relationship(lazy="selectin")
+    ccs: Mapped[list[TicketCc]] = relationship(lazy="selectin")
+    tags: Mapped[list[TicketTag]] = relationship(lazy="selectin")
+
+    __table_args__ = (Index("ix_tickets_open_order", "status", "priority", "created_at"),)
+
+
+class TicketQueue(Base):
+    """Every queue a ticket is visible in: its own plus any other addressed queue."""
+
+    __tablename__ = "ticket_queues"
+
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), primary_key=True)
+    queue: Mapped[str] = mapped_column(String(40), primary_key=True, index=True)
+
+
+class TicketCc(Base):
+    __tablename__ = "ticket_ccs"
+
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), primary_key=True)
+    address: Mapped[str] = mapped_column(String(320), primary_key=True)
+
+
+class TicketTag(Base):
+    __tablename__ = "ticket_tags"
+
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(60), primary_key=True)
+
+
+class TicketLink(Base):
+    """A ticket that was opened because of another (a stranger used its tag, a late reply)."""
+
+    __tablename__ = "ticket_links"
+
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), primary_key=True)
+    linked_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), primary_key=True)
+    reason: Mapped[str] = mapped_column(String(200), default="")
+
+
+class Blob(Base):
+    """Content-addressed bytes: raw messages and attachments, stored once."""
+
+    __tablename__ = "blobs"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Article(Base):
+    __tablename__ = "articles"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(10))
+    # one article per (Message-ID, sender) or per raw hash: redelivery is a no-op
+    dedupe_key: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
+    message_id: Mapped[str] = mapped_column(String(998), default="")
+    raw_sha256: Mapped[str | None] = mapped_column(ForeignKey("blobs.sha256"), nullable=True)
+    from_addr: Mapped[str] = mapped_column(String(320), default="")
+    from_name: Mapped[str] = mapped_column(String(200), default="")
+    to_addrs: Mapped[list[str]] = mapped_column(JSON, default=list)
+    cc_addrs: Mapped[list[str]] = mapped_column(JSON, default=list)
+    subject: Mapped[str] = mapped_column(Text, default="")
+    body_text: Mapped[str] = mapped_column(Text, default="")
+    author: Mapped[str] = mapped_column(String(40), default="")
+    auto: Mapped[bool] = mapped_column(Boolean, default=False)
+    verdict: Mapped[dict] = mapped_column(JSON, default=dict)
+    defects: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+    ticket: Mapped[Ticket] = relationship(back_populates="articles")
+    attachments: Mapped[list[Attachment]] = relationship(lazy="selectin")
+
+
+class Attachment(Base):
+    __tablename__ = "attachments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id"), index=True)
+    blob_sha256: Mapped[str] = mapped_column(ForeignKey("blobs.sha256"))
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(255))
+    inline: Mapped[bool] = mapped_column(Boolean, default=False)
+    agent_only: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ThreadRef(Base):
+    """Every Message-ID we stored or sent, and the ticket it belongs to."""
+
+    __tablename__ = "thread_refs"
+
+    message_id: Mapped[str] = mapped_column(String(998), primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+
+
+class AuditEvent(Base):
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), index=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+    actor: Mapped[str] = mapped_column(String(320))
+    action: Mapped[str] = mapped_column(String(60))
+    detail: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
+class OutboxRow(Base):
+    """A message to send; written in the same transaction as the change that caused it."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(30))
+    mail_from: Mapped[str] = mapped_column(String(320))
+    rcpt_tos: Mapped[list[str]] = mapped_column(JSON)
+    message_id: Mapped[str] = mapped_column(String(998), unique=True)
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    status: Mapped[str] = mapped_column(String(10), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    deadline: Mapped[datetime] = mapped_column(UtcDateTime())
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+
+
+class AutoResponseLog(Base):
+    """When each (queue, sender) last got an auto-response: at most one per period."""
+
+    __tablename__ = "autoresponse_log"
+
+    queue: Mapped[str] = mapped_column(String(40), primary_key=True)
+    sender: Mapped[str] = mapped_column(String(320), primary_key=True)
+    last_sent_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    count: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class ImapCheckpoint(Base):
+    """Where each polled mailbox folder was left: UIDVALIDITY and the last UID taken."""
+
+    __tablename__ = "imap_checkpoints"
+
+    mailbox: Mapped[str] = mapped_column(String(500), primary_key=True)
+    uidvalidity: Mapped[int] = mapped_column(BigInteger)
+    last_uid: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+    __table_args__ = (UniqueConstraint("mailbox"),)

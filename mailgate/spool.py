@@ -1,0 +1,237 @@
+"""The durable on-disk message queue between the sources and the worker.
+
+Layout under the spool directory:
+  tmp/       files being written (never read by the worker)
+  incoming/  durable messages waiting for the worker: NAME.eml + NAME.json (envelope)
+  claimed/   messages the worker has taken; moved back to incoming/ on restart
+  shunt/     messages that failed `max_attempts` times: NAME.eml + NAME.json with the reason
+
+`put()` returns only after the bytes, the envelope and the directory entry are on disk:
+a source acknowledges (250, exit 0, IMAP flag/move) only after `put()` returned.
+`done()` removes a message; the worker calls it only after the database commit.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import time
+import uuid
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+SUBDIRS = ("tmp", "incoming", "claimed", "shunt")
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """How a message reached us: the SMTP envelope, or what the source knows."""
+
+    source: str  # "smtp", "lmtp", "pipe", "imap:<mailbox>"
+    mail_from: str = ""
+    rcpt_tos: tuple[str, ...] = ()
+    queue: str = ""  # set when the source already knows the queue (pipe --queue, IMAP)
+    received_at: float = 0.0
+    attempts: int = 0
+    failures: tuple[dict, ...] = field(default_factory=tuple)
+
+    def to_json(self) -> bytes:
+        d = asdict(self)
+        d["rcpt_tos"] = list(self.rcpt_tos)
+        d["failures"] = list(self.failures)
+        return json.dumps(d, ensure_ascii=False).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> Envelope:
+        d = json.loads(data)
+        d["rcpt_tos"] = tuple(d.get("rcpt_tos", ()))
+        d["failures"] = tuple(d.get("failures", ()))
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class SpoolEntry:
+    name: str
+    envelope: Envelope
+
+
+class SpoolLocked(Exception):
+    """Another process is already working this spool."""
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_durable(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+    try:
+        view = memoryview(data)
+        while view:
+            n = os.write(fd, view)
+            view = view[n:]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Spool:
+    def __init__(self, root: str | os.PathLike[str]):
+        self.root = Path(root)
+        for d in SUBDIRS:
+            (self.root / d).mkdir(parents=True, exist_ok=True)
+        self._lock_fd: int | None = None
+
+    def _dir(self, name: str) -> Path:
+        return self.root / name
+
+    # -- sources -------------------------------------------------------------------------
+    def put(self, raw: bytes, envelope: Envelope) -> str:
+        """Store raw bytes durably; return the entry name. Raises OSError on failure."""
+        name = f"{time.time_ns():020d}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        if not envelope.received_at:
+            envelope = replace(envelope, received_at=time.time())
+        tmp, inc = self._dir("tmp"), self._dir("incoming")
+        _write_durable(tmp / f"{name}.json", envelope.to_json())
+        _write_durable(tmp / f"{name}.eml", raw)
+        # the .json lands first: the worker only looks for .eml files
+        os.rename(tmp / f"{name}.json", inc / f"{name}.json")
+        os.rename(tmp / f"{name}.eml", inc / f"{name}.eml")
+        _fsync_dir(inc)
+        return name
+
+    # -- worker --------------------------------------------------------------------------
+    def lock(self) -> None:
+        """Make this process the only worker of the spool (released at exit)."""
+        fd = os.open(self.root / "worker.lock", os.O_RDWR | os.O_CREAT, 0o640)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as e:
+            os.close(fd)
+            raise SpoolLocked(f"{self.root} is in use by another mailgate worker") from e
+        self._lock_fd = fd
+
+    def unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def recover(self) -> int:
+        """Put messages a crashed worker had claimed back in line; drop half-written tmp files."""
+        n = 0
+        claimed, inc = self._dir("claimed"), self._dir("incoming")
+        for p in sorted(claimed.glob("*.json")):
+            os.rename(p, inc / p.name)
+        for p in sorted(claimed.glob("*.eml")):
+            os.rename(p, inc / p.name)
+            n += 1
+        for p in self._dir("tmp").iterdir():
+            # never acknowledged: the source still has the message
+            p.unlink(missing_ok=True)
+        for p in inc.glob("*.json"):
+            if not p.with_suffix(".eml").exists():
+                p.unlink(missing_ok=True)
+        if n:
+            _fsync_dir(inc)
+            log.info("spool: recovered %d claimed message(s)", n)
+        return n
+
+    def pending(self) -> int:
+        return sum(1 for _ in self._dir("incoming").glob("*.eml"))
+
+    def claim(self, limit: int) -> list[SpoolEntry]:
+        """Take up to `limit` messages, oldest first."""
+        inc, claimed = self._dir("incoming"), self._dir("claimed")
+        names = sorted(p.name[:-4] for p in inc.glob("*.eml"))[:limit]
+        out = []
+        for name in names:
+            try:
+                env = Envelope.from_json((inc / f"{name}.json").read_bytes())
+            except (OSError, ValueError, TypeError) as e:
+                log.warning("spool: %s has an unreadable envelope (%s); using an empty one", name, e)
+                env = Envelope(source="unknown")
+            if (inc / f"{name}.json").exists():
+                os.rename(inc / f"{name}.json", claimed / f"{name}.json")
+            os.rename(inc / f"{name}.eml", claimed / f"{name}.eml")
+            out.append(SpoolEntry(name, env))
+        return out
+
+    def read(self, entry: SpoolEntry) -> bytes:
+        return (self._dir("claimed") / f"{entry.name}.eml").read_bytes()
+
+    def done(self, entries: list[SpoolEntry]) -> None:
+        """Remove messages whose results are committed."""
+        claimed = self._dir("claimed")
+        for e in entries:
+            (claimed / f"{e.name}.eml").unlink(missing_ok=True)
+            (claimed / f"{e.name}.json").unlink(missing_ok=True)
+
+    def release(self, entries: list[SpoolEntry]) -> None:
+        """Give claimed messages back untouched (the DB was unavailable)."""
+        claimed, inc = self._dir("claimed"), self._dir("incoming")
+        for e in entries:
+            if (claimed / f"{e.name}.json").exists():
+                os.rename(claimed / f"{e.name}.json", inc / f"{e.name}.json")
+            os.rename(claimed / f"{e.name}.eml", inc / f"{e.name}.eml")
+
+    def fail(self, entry: SpoolEntry, stage: str, reason: str, max_attempts: int) -> bool:
+        """Record a failed try; after `max_attempts` move the message to the shunt.
+
+        Returns True when the message was shunted.
+        """
+        env = entry.envelope
+        failure = {"stage": stage, "reason": reason[:4000], "at": time.time()}
+        env = replace(env, attempts=env.attempts + 1, failures=(*env.failures, failure))
+        claimed = self._dir("claimed")
+        target = self._dir("shunt") if env.attempts >= max_attempts else self._dir("incoming")
+        _write_durable(claimed / f"{entry.name}.json.new", env.to_json())
+        os.rename(claimed / f"{entry.name}.json.new", target / f"{entry.name}.json")
+        os.rename(claimed / f"{entry.name}.eml", target / f"{entry.name}.eml")
+        _fsync_dir(target)
+        return target.name == "shunt"
+
+    def shunt_now(self, entry: SpoolEntry, stage: str, reason: str) -> None:
+        """Shunt at once: retrying cannot help (the bytes are not mail)."""
+        self.fail(entry, stage, reason, max_attempts=0)
+
+    # -- shunt administration ------------------------------------------------------------
+    def shunted(self) -> list[SpoolEntry]:
+        sh = self._dir("shunt")
+        out = []
+        for p in sorted(sh.glob("*.eml")):
+            name = p.name[:-4]
+            try:
+                env = Envelope.from_json((sh / f"{name}.json").read_bytes())
+            except (OSError, ValueError, TypeError):
+                env = Envelope(source="unknown")
+            out.append(SpoolEntry(name, env))
+        return out
+
+    def shunt_read(self, name: str) -> bytes:
+        return (self._dir("shunt") / f"{name}.eml").read_bytes()
+
+    def shunt_retry(self, name: str) -> None:
+        """Put a shunted message back in line with a fresh attempt count (failures kept)."""
+        sh, inc = self._dir("shunt"), self._dir("incoming")
+        if not (sh / f"{name}.eml").exists():
+            raise FileNotFoundError(f"no shunted message {name!r}")
+        env = Envelope.from_json((sh / f"{name}.json").read_bytes())
+        _write_durable(sh / f"{name}.json.new", replace(env, attempts=0).to_json())
+        os.rename(sh / f"{name}.json.new", inc / f"{name}.json")
+        os.rename(sh / f"{name}.eml", inc / f"{name}.eml")
+        _fsync_dir(inc)
+
+    def shunt_discard(self, name: str) -> None:
+        sh = self._dir("shunt")
+        if not (sh / f"{name}.eml").exists():
+            raise FileNotFoundError(f"no shunted message {name!r}")
+        (sh / f"{name}.eml").unlink()
+        (sh / f"{name}.json").unlink(missing_ok=True)
