@@ -351,7 +351,9 @@ def load(path: str | os.PathLike[str]) -> Config:
     owners: dict[str, Queue] = {}
     for q in queues:
         if q.name in names:
-            problems.append(f"{q.source}: name: queue {q.name!r} is already defined in {names[q.name]}")
+            problems.append(
+                f"{q.source}: name: queue {q.name!r} is already defined in {names[q.name]}"
+            )
         names[q.name] = q.source
         for i, a in enumerate(q.addresses):
             if a in owners and owners[a] is not q:

@@ -50,11 +50,11 @@ def alembic_config(url: str) -> AlembicConfig:
 
 
 def upgrade(engine: Engine) -> None:
-    """Bring the schema to the newest migration (idempotent; safe on every start)."""
+    """Bring the schema to every newest migration head (idempotent; safe on every start)."""
     cfg = alembic_config(engine.url.render_as_string(hide_password=False))
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+        command.upgrade(cfg, "heads")
 
 
 def connect(url: str) -> Engine:

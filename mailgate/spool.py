@@ -156,7 +156,9 @@ class Spool:
             try:
                 env = Envelope.from_json((inc / f"{name}.json").read_bytes())
             except (OSError, ValueError, TypeError) as e:
-                log.warning("spool: %s has an unreadable envelope (%s); using an empty one", name, e)
+                log.warning(
+                    "spool: %s has an unreadable envelope (%s); using an empty one", name, e
+                )
                 env = Envelope(source="unknown")
             if (inc / f"{name}.json").exists():
                 os.rename(inc / f"{name}.json", claimed / f"{name}.json")

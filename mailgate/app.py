@@ -1,0 +1,159 @@
+"""Composition root: wires config, database, spool, listener, worker, sender and pollers.
+
+The only module that puts I/O components together. A first SIGTERM/SIGINT stops
+accepting, lets in-flight work finish within the shutdown timeout and exits; a second
+one exits at once (the spool keeps everything that was acknowledged). SIGHUP reloads
+the configuration and keeps the last good one if the new one is invalid.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine
+
+from mailgate import config as config_mod
+from mailgate import db
+from mailgate.config import Config, ConfigError
+from mailgate.pollers.smtp import IntakeHandler, start_listener
+from mailgate.sender import Sender
+from mailgate.spool import Spool
+from mailgate.worker import Clock, Pipeline, Worker, utcnow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Daemon:
+    config: Config
+    clock: Clock = utcnow
+    engine: Engine | None = None
+    spool: Spool | None = None
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    listen_port: int | None = None
+    _handler: IntakeHandler | None = None
+    _worker: Worker | None = None
+    _sender: Sender | None = None
+
+    def reload(self) -> bool:
+        """Re-read the configuration; on any error keep running with the last good one."""
+        try:
+            new = config_mod.load(self.config.path)
+        except ConfigError as e:
+            for problem in e.problems:
+                log.error("config reload rejected, keeping the running config: %s", problem)
+            return False
+        self.config = new
+        for part in (self._handler, self._sender):
+            if part is not None:
+                part.config = new
+        if self._worker is not None:
+            self._worker.config = new
+            self._worker.pipeline = Pipeline(new, self.clock)
+        log.info("config reloaded from %s: %d queue(s)", new.path, len(new.queues))
+        return True
+
+    def _install_signals(self, loop: asyncio.AbstractEventLoop) -> None:
+        def on_term() -> None:
+            if self.stop.is_set():
+                log.warning("second signal: exiting now; the spool keeps acknowledged mail")
+                raise SystemExit(1)
+            log.info("stopping: no new connections, finishing in-flight work")
+            self.stop.set()
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, on_term)
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGHUP, self.reload)
+
+    async def serve(self, install_signals: bool = True) -> None:
+        cfg = self.config
+        loop = asyncio.get_running_loop()
+        if install_signals:
+            self._install_signals(loop)
+        self.engine = await asyncio.to_thread(db.connect, cfg.database_url)
+        self.spool = Spool(cfg.spool_dir)
+        self.spool.lock()
+        self.spool.recover()
+        work_wake, send_wake = asyncio.Event(), asyncio.Event()
+        self._worker = Worker(cfg, self.engine, self.spool, self.clock)
+        self._sender = Sender(cfg, self.engine, self.clock)
+
+        def spooled() -> None:
+            work_wake.set()
+
+        tasks = [
+            asyncio.create_task(self._worker_loop(work_wake, send_wake), name="worker"),
+            asyncio.create_task(self._sender.run(self.stop, send_wake), name="sender"),
+        ]
+        tasks += self._optional_tasks()
+        server = None
+        if cfg.listener.enabled:
+            server, self._handler = await start_listener(cfg, self.spool, spooled)
+            self.listen_port = server.sockets[0].getsockname()[1]
+            log.info(
+                "listening for %s on %s:%d",
+                cfg.listener.mode.upper(),
+                cfg.listener.host,
+                self.listen_port,
+            )
+        log.info(
+            "mailgate running: %d queue(s), database %s, spool %s, outgoing %s",
+            len(cfg.queues),
+            self.engine.url.render_as_string(hide_password=True),
+            cfg.spool_dir,
+            f"relay {cfg.relay.host}:{cfg.relay.port}"
+            if cfg.relay.host
+            else f"maildir {cfg.outbox_maildir}",
+        )
+        self.ready.set()
+        await self.stop.wait()
+        if server is not None:
+            server.close()
+        try:
+            await asyncio.wait_for(self._drain(server, tasks), cfg.worker.shutdown_timeout_seconds)
+        except TimeoutError:
+            log.warning("shutdown timeout: leaving unfinished work in the spool/outbox")
+            for t in tasks:
+                t.cancel()
+        self.spool.unlock()
+        self.engine.dispose()
+        log.info("mailgate stopped")
+
+    async def _worker_loop(self, wake: asyncio.Event, send_wake: asyncio.Event) -> None:
+        assert self._worker is not None
+        w = self._worker
+        await w.run(self.stop, wake, on_batch=send_wake.set)
+
+    def _optional_tasks(self) -> list[asyncio.Task[None]]:
+        tasks: list[asyncio.Task[None]] = []
+        if any(q.imap for q in self.config.queues):
+            from mailgate.pollers.imap import run_pollers
+
+            assert self.spool is not None and self.engine is not None
+            tasks.append(
+                asyncio.create_task(
+                    run_pollers(self.config, self.spool, self.engine, self.stop), name="imap"
+                )
+            )
+        return tasks
+
+    async def _drain(
+        self, server: asyncio.AbstractServer | None, tasks: list[asyncio.Task[None]]
+    ) -> None:
+        # sessions in DATA finish their spool write and answer before we go
+        while self._handler is not None and self._handler.in_flight:
+            await asyncio.sleep(0.05)
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if server is not None:
+            await server.wait_closed()
+
+
+def run(config: Config) -> None:
+    asyncio.run(Daemon(config).serve())

@@ -1,0 +1,112 @@
+"""Build outgoing messages as bytes: headers set in code, never by templates. Pure."""
+
+from __future__ import annotations
+
+import hashlib
+import quopri
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from email.header import Header
+from email.utils import format_datetime, formataddr
+
+LOOP_HEADER = "X-Mailgate-Loop"
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f]+")
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One message for the outbox."""
+
+    kind: str
+    mail_from: str  # envelope sender; "" is the null reverse-path for auto-responses
+    rcpt_tos: tuple[str, ...]
+    message_id: str
+    raw: bytes
+    ticket_id: int | None = None
+
+
+def stable_message_id(hostname: str, kind: str, *cause: object) -> str:
+    """A Message-ID derived from what caused the mail: re-running the cause gives the same id."""
+    digest = hashlib.sha256("\x1f".join(str(c) for c in cause).encode()).hexdigest()[:24]
+    return f"<mailgate.{kind}.{digest}@{hostname}>"
+
+
+def header_text(value: str) -> str:
+    """Make untrusted text safe for one header line (no CR/LF/control characters)."""
+    return _UNSAFE.sub(" ", value).strip()
+
+
+def _encode_header(value: str) -> str:
+    value = header_text(value)
+    if value.isascii():
+        return value
+    return Header(value, "utf-8", maxlinelen=76).encode()
+
+
+def _address(name: str, addr: str) -> str:
+    return formataddr((header_text(name), addr), charset="utf-8") if name else addr
+
+
+def _body(text: str) -> tuple[str, bytes]:
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if not text.endswith("\n"):
+        text += "\n"
+    if text.isascii() and all(len(line) < 990 for line in text.split("\n")):
+        return "7bit", text.replace("\n", "\r\n").encode("ascii")
+    encoded = quopri.encodestring(text.encode("utf-8")).replace(b"\n", b"\r\n")
+    return "quoted-printable", encoded
+
+
+def compose(
+    *,
+    from_addr: str,
+    from_name: str,
+    to: tuple[tuple[str, str], ...],
+    subject: str,
+    body: str,
+    message_id: str,
+    date: datetime,
+    hostname: str,
+    in_reply_to: str = "",
+    references: tuple[str, ...] = (),
+    reply_to: str = "",
+    cc: tuple[str, ...] = (),
+    auto_submitted: str = "auto-replied",
+    extra: tuple[tuple[str, str], ...] = (),
+) -> bytes:
+    """RFC 5322 bytes, CRLF line ends; every message carries Auto-Submitted and a loop header."""
+    cte, payload = _body(body)
+    lines = [
+        f"From: {_address(from_name, from_addr)}",
+        "To: " + ", ".join(_address(n, a) for n, a in to),
+    ]
+    if cc:
+        lines.append("Cc: " + ", ".join(cc))
+    lines += [
+        f"Subject: {_encode_header(subject)}",
+        f"Date: {format_datetime(date)}",
+        f"Message-ID: {message_id}",
+    ]
+    if in_reply_to:
+        lines.append(f"In-Reply-To: {in_reply_to}")
+    if references:
+        lines.append("References: " + "\r\n ".join(references[-20:]))
+    if reply_to:
+        lines.append(f"Reply-To: {reply_to}")
+    lines += [
+        f"Auto-Submitted: {auto_submitted}",
+        f"{LOOP_HEADER}: {hostname}",
+        "MIME-Version: 1.0",
+        'Content-Type: text/plain; charset="utf-8"',
+        f"Content-Transfer-Encoding: {cte}",
+    ]
+    lines += [f"{k}: {_encode_header(v)}" for k, v in extra]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii") + payload
+
+
+def reply_subject(subject: str, tag: str) -> str:
+    """`[support #12] Printer broken` from a customer's subject: one tag, no Re: chain."""
+    s = re.sub(r"^\s*((re|aw|sv|fwd?|antw)\s*:\s*)+", "", header_text(subject), flags=re.I)
+    s = re.sub(r"\[[^\]]*#\d+\]\s*", "", s).strip()
+    return f"{tag} {s}".strip() if s else tag

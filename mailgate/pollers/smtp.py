@@ -1,0 +1,115 @@
+"""SMTP/LMTP intake (aiosmtpd) attached to the daemon's own event loop.
+
+Unknown recipients are refused at RCPT (550). A message is answered 250 only after the
+spool write returned; any internal error answers 451 so the sending MTA retries — never
+500, which would bounce the customer's mail. In LMTP mode every recipient gets its own
+reply after DATA (RFC 2033); one spool write covers them all, so they succeed or fail
+together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from aiosmtpd.lmtp import LMTP
+from aiosmtpd.smtp import SMTP, Session
+from aiosmtpd.smtp import Envelope as SmtpEnvelope
+
+from mailgate.config import Config
+from mailgate.spool import Envelope, Spool
+
+log = logging.getLogger(__name__)
+
+
+class IntakeHandler:
+    """aiosmtpd handler: validate recipients, spool the data, then acknowledge."""
+
+    def __init__(
+        self, config: Config, spool: Spool, on_spooled: Callable[[], None], lmtp: bool = False
+    ):
+        self.config = config
+        self.spool = spool
+        self.on_spooled = on_spooled
+        self.lmtp = lmtp
+        self.in_flight = 0
+
+    async def handle_RCPT(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: SmtpEnvelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        if self.config.queue_for_address(address) is None:
+            log.info("smtp: refused RCPT %s from %s: no such queue", address, session.peer)
+            return f"550 5.1.1 <{address}>: no such mailbox here"
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: SmtpEnvelope) -> str:
+        raw = envelope.original_content or b""
+        self.in_flight += 1
+        try:
+            env = Envelope(
+                source="lmtp" if self.lmtp else "smtp",
+                mail_from=envelope.mail_from or "",
+                rcpt_tos=tuple(envelope.rcpt_tos),
+            )
+            try:
+                name = await asyncio.to_thread(self.spool.put, raw, env)
+            except Exception:  # noqa: BLE001 - not durable: the sender must retry
+                log.exception("smtp: spool write failed; answering 451")
+                reply = "451 4.3.0 Temporary failure storing the message, try again later"
+                return self._per_rcpt(envelope, reply)
+        finally:
+            self.in_flight -= 1
+        log.info(
+            "smtp: spooled %s (%d bytes) from <%s> for %s",
+            name,
+            len(raw),
+            envelope.mail_from,
+            ", ".join(envelope.rcpt_tos),
+        )
+        self.on_spooled()
+        return self._per_rcpt(envelope, f"250 2.0.0 Ok: queued as {name}")
+
+    def _per_rcpt(self, envelope: SmtpEnvelope, reply: str) -> str:
+        if self.lmtp:
+            return "\r\n".join([reply] * max(1, len(envelope.rcpt_tos)))
+        return reply
+
+    async def handle_exception(self, error: Exception) -> str:
+        log.error("smtp: internal error: %r", error, exc_info=error)
+        return "451 4.3.0 Internal error, try again later"
+
+
+class _SMTP(SMTP):
+    pass
+
+
+class _LMTP(LMTP):
+    pass
+
+
+async def start_listener(
+    config: Config, spool: Spool, on_spooled: Callable[[], None]
+) -> tuple[asyncio.AbstractServer, IntakeHandler]:
+    """Listen on the configured host/port; returns the server and its handler."""
+    s = config.listener
+    lmtp = s.mode == "lmtp"
+    handler = IntakeHandler(config, spool, on_spooled, lmtp=lmtp)
+    kwargs: dict[str, Any] = {
+        "data_size_limit": s.max_message_bytes,
+        "enable_SMTPUTF8": True,
+        "decode_data": False,
+        "hostname": config.main.hostname,
+        "timeout": s.timeout_seconds,
+    }
+    factory = (lambda: _LMTP(handler, **kwargs)) if lmtp else (lambda: _SMTP(handler, **kwargs))
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(factory, host=s.host, port=s.port)
+    return server, handler

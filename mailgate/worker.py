@@ -1,0 +1,291 @@
+"""The worker: claim spooled messages, run the pipeline, commit, then remove the files.
+
+A batch of messages shares one database transaction (one durable commit); each message
+runs inside its own SAVEPOINT, so a message that fails rolls back alone and is retried
+or shunted with the stage and reason. Spool files are removed only after the commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import OperationalError
+
+from mailgate import store
+from mailgate.autoresponse.policy import should_respond
+from mailgate.autoresponse.render import render
+from mailgate.classify import classify
+from mailgate.compose import Outgoing, compose, reply_subject, stable_message_id
+from mailgate.config import Config, Queue
+from mailgate.decide import Decision, decide
+from mailgate.parse import Parsed, ParseRejected, parse
+from mailgate.queues.routing import route
+from mailgate.spool import Spool, SpoolEntry
+from mailgate.thread import choose
+
+log = logging.getLogger(__name__)
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Rejected(Exception):
+    """The message cannot be processed, ever: shunt it at once with this reason."""
+
+    def __init__(self, stage: str, reason: str):
+        super().__init__(reason)
+        self.stage = stage
+        self.reason = reason
+
+
+@dataclass
+class BatchResult:
+    stored: int = 0
+    duplicates: int = 0
+    retried: int = 0
+    shunted: int = 0
+    latencies: list[float] = field(default_factory=list)
+
+    @property
+    def handled(self) -> int:
+        return self.stored + self.duplicates + self.retried + self.shunted
+
+
+@dataclass(frozen=True)
+class Outcome:
+    ticket_id: int
+    article_id: int | None
+    action: str
+    queues: tuple[str, ...]
+    ack: bool
+
+
+def build_ack(
+    config: Config, queue: Queue, ticket_id: int, p: Parsed, d: Decision, now: datetime
+) -> Outgoing:
+    tag = queue.tag_for(ticket_id)
+    title = d.new_ticket.title if d.new_ticket else p.subject
+    body = render(
+        config.templates_dir,
+        queue.name,
+        queue.autoresponse.template,
+        {
+            "ticket_id": ticket_id,
+            "ticket_ref": tag.strip("[]"),
+            "tag": tag,
+            "title": title,
+            "requester": p.from_addr,
+            "requester_name": p.from_name,
+            "queue_name": queue.from_name,
+            "queue_address": queue.address,
+        },
+    )
+    mid = stable_message_id(config.main.hostname, "ack", d.dedupe_key)
+    refs = tuple(r for r in (*p.references, p.message_id) if r)
+    raw = compose(
+        from_addr=queue.address,
+        from_name=queue.from_name,
+        to=((p.from_name, p.from_addr),),
+        subject=reply_subject(p.subject, tag),
+        body=body,
+        message_id=mid,
+        date=now,
+        hostname=config.main.hostname,
+        in_reply_to=p.message_id,
+        references=refs,
+    )
+    return Outgoing("ack", "", (p.from_addr,), mid, raw, ticket_id)
+
+
+class Pipeline:
+    """The per-message stages, run on one connection inside a savepoint."""
+
+    def __init__(self, config: Config, clock: Clock = utcnow):
+        self.config = config
+        self.clock = clock
+        self.ours = config.our_addresses
+        self.agents = config.agent_addresses
+
+    def process(self, conn: Connection, entry: SpoolEntry, raw: bytes) -> Outcome:
+        cfg = self.config
+        now = self.clock()
+        try:
+            p = parse(raw)
+        except ParseRejected as e:
+            raise Rejected("parse", e.reason) from e
+        queues = route(entry.envelope, p, cfg)
+        if not queues:
+            rcpts = ", ".join(entry.envelope.rcpt_tos) or "none"
+            raise Rejected("route", f"no queue for recipients ({rcpts}) or To/Cc headers")
+        primary = cfg.queue(queues[0])
+        assert primary is not None
+        verdict = classify(p, self.ours, cfg.main.hostname)
+        lookups = store.thread_lookups(conn, p)
+        window = primary.close.reopen_window_days
+        choice = choose(
+            p.from_addr,
+            lookups,
+            self.agents,
+            now,
+            None if window < 0 else timedelta(days=window),
+        )
+        last = (
+            store.last_autoresponse(conn, primary.name, p.from_addr)
+            if (choice.ticket_id is None and p.from_addr)
+            else None
+        )
+        ack = should_respond(
+            verdict=verdict,
+            sender=p.from_addr,
+            enabled=primary.autoresponse.enabled,
+            period=timedelta(hours=primary.autoresponse.period_hours),
+            last_sent_at=last,
+            now=now,
+        )
+        d = decide(
+            parsed=p,
+            queues=queues,
+            verdict=verdict,
+            choice=choice,
+            acknowledge=ack,
+            initial_priority=primary.priority.initial,
+            our_addresses=self.ours,
+        )
+        applied = store.apply(conn, d, p, raw, now)
+        acked = False
+        if applied.created and d.acknowledge.send:
+            out = build_ack(cfg, primary, applied.ticket_id, p, d, now)
+            deadline = now + timedelta(hours=cfg.relay.give_up_after_hours)
+            acked = store.add_outbox(conn, out, now, deadline)
+            if acked:
+                store.record_autoresponse(conn, primary.name, p.from_addr, now)
+        action = "duplicate" if applied.article_id is None else d.action
+        return Outcome(applied.ticket_id, applied.article_id, action, queues, acked)
+
+
+class Worker:
+    def __init__(self, config: Config, engine: Engine, spool: Spool, clock: Clock = utcnow):
+        self.config = config
+        self.engine = engine
+        self.spool = spool
+        self.pipeline = Pipeline(config, clock)
+
+    def process_batch(self, limit: int | None = None) -> BatchResult:
+        """Claim up to `limit` messages and process them in one transaction."""
+        entries = self.spool.claim(limit or self.config.worker.batch_size)
+        result = BatchResult()
+        if not entries:
+            return result
+        committed: list[SpoolEntry] = []
+        failed: list[tuple[SpoolEntry, str, str, bool]] = []
+        outcomes: list[tuple[SpoolEntry, Outcome]] = []
+        try:
+            with self.engine.begin() as conn:
+                for entry in entries:
+                    stage = "read"
+                    try:
+                        raw = self.spool.read(entry)
+                        stage = "pipeline"
+                        with conn.begin_nested():
+                            outcome = self.pipeline.process(conn, entry, raw)
+                        committed.append(entry)
+                        outcomes.append((entry, outcome))
+                    except Rejected as e:
+                        failed.append((entry, e.stage, e.reason, True))
+                    except OperationalError:
+                        raise  # the database itself is in trouble: give the whole batch back
+                    except Exception as e:  # noqa: BLE001 - a bug must not stop the worker
+                        tb = traceback.format_exc(limit=8)
+                        failed.append((entry, stage, f"{type(e).__name__}: {e}\n{tb}", False))
+        except Exception:
+            log.exception(
+                "worker: batch of %d not committed; messages stay in the spool", len(entries)
+            )
+            self.spool.release(entries)
+            raise
+        self.spool.done(committed)
+        now = time.time()
+        for entry, o in outcomes:
+            if o.action == "duplicate":
+                result.duplicates += 1
+            else:
+                result.stored += 1
+            result.latencies.append(now - entry.envelope.received_at)
+            log.info(
+                "message %s: queue=%s ticket=#%d %s article=%s ack=%s",
+                entry.name,
+                ",".join(o.queues),
+                o.ticket_id,
+                o.action,
+                o.article_id,
+                "queued" if o.ack else "no",
+            )
+        for entry, stage, reason, final in failed:
+            first_line = reason.splitlines()[0] if reason else ""
+            if final:
+                self.spool.shunt_now(entry, stage, reason)
+                shunted = True
+            else:
+                shunted = self.spool.fail(entry, stage, reason, self.config.worker.max_attempts)
+            if shunted:
+                result.shunted += 1
+                log.warning("message %s: shunted at %s: %s", entry.name, stage, first_line)
+            else:
+                result.retried += 1
+                log.warning(
+                    "message %s: failed at %s (will retry): %s", entry.name, stage, first_line
+                )
+        return result
+
+    def drain(self) -> BatchResult:
+        """Process until the spool is empty (tests, `mailgate process`, the bench)."""
+        total = BatchResult()
+        while True:
+            r = self.process_batch()
+            if r.handled == 0:
+                return total
+            total.stored += r.stored
+            total.duplicates += r.duplicates
+            total.retried += r.retried
+            total.shunted += r.shunted
+            total.latencies += r.latencies
+
+    async def run(
+        self,
+        stop: asyncio.Event,
+        wake: asyncio.Event,
+        on_batch: Callable[[], None] | None = None,
+        idle_poll: float = 1.0,
+    ) -> None:
+        """Process batches until `stop`; `wake` is set by sources after a spool write."""
+        backoff = 1.0
+        while not stop.is_set():
+            try:
+                r = await asyncio.to_thread(self.process_batch)
+                backoff = 1.0
+            except Exception:  # noqa: BLE001 - logged in process_batch; wait and retry
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 60.0)
+                continue
+            if r.handled:
+                if on_batch is not None:
+                    on_batch()
+                continue
+            wake.clear()
+            waiter = asyncio.ensure_future(wake.wait())
+            stopper = asyncio.ensure_future(stop.wait())
+            # the pipe and other processes write without waking us: look again after a while
+            await asyncio.wait(
+                {waiter, stopper}, timeout=idle_poll, return_when=asyncio.FIRST_COMPLETED
+            )
+            waiter.cancel()
+            stopper.cancel()

@@ -1,0 +1,246 @@
+"""Test helpers: a config in a temp dir, a daemon in a background thread, test messages."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import smtplib
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from email.utils import format_datetime, make_msgid
+from pathlib import Path
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from mailgate import config as config_mod
+from mailgate import db
+from mailgate.app import Daemon
+from mailgate.config import Config
+from mailgate.models import Article, OutboxRow, Ticket
+from mailgate.spool import Spool
+from mailgate.worker import Worker
+
+QUEUES = {
+    "support": {"tag": "support", "priority": 50},
+    "billing": {"tag": "billing", "priority": 60},
+    "sales": {"tag": "sales", "priority": 40},
+}
+
+
+def write_config(
+    root: Path,
+    *,
+    relay_port: int | None = None,
+    listen_port: int = 0,
+    mode: str = "smtp",
+    database_url: str = "",
+    queue_extra: dict[str, str] | None = None,
+    agents_toml: str | None = None,
+    main_extra: str = "",
+    relay_extra: str = "",
+    period_hours: float = 24,
+) -> Path:
+    """Write mailgate.toml, queues/*.toml and agents.toml under root/config; return the path."""
+    cfg = root / "config"
+    (cfg / "queues").mkdir(parents=True, exist_ok=True)
+    relay = f'host = "127.0.0.1"\nport = {relay_port}\n' if relay_port else 'host = ""\n'
+    relay += "retry_initial_seconds = 0.2\nretry_max_seconds = 1\n" + relay_extra
+    db_line = f'database_url = "{database_url}"\n' if database_url else ""
+    (cfg / "mailgate.toml").write_text(
+        f"""[mailgate]
+data_dir = "../var"
+{db_line}hostname = "helpdesk.example.test"
+secret = {{ env = "MG_TEST_SECRET_UNSET_OK" }}
+{main_extra}
+[listener]
+host = "127.0.0.1"
+port = {listen_port}
+mode = "{mode}"
+max_message_bytes = 2000000
+
+[relay]
+{relay}
+[worker]
+batch_size = 32
+shutdown_timeout_seconds = 10
+"""
+    )
+    for name, q in QUEUES.items():
+        extra = (queue_extra or {}).get(name, "")
+        (cfg / "queues" / f"{name}.toml").write_text(
+            f"""name = "{name}"
+addresses = ["{name}@example.test"]
+subject_tag = "{q["tag"]}"
+from_name = "Example {name.capitalize()}"
+
+[autoresponse]
+enabled = true
+period_hours = {period_hours}
+
+[priority]
+initial = {q["priority"]}
+{extra}
+"""
+        )
+    (cfg / "agents.toml").write_text(
+        agents_toml
+        if agents_toml is not None
+        else """[[agents]]
+name = "alice"
+address = "alice@example.test"
+full_name = "Alice Example"
+description = "Senior engineer"
+signature = "Alice"
+queues = ["support", "billing"]
+tier = "L2"
+role = "admin"
+"""
+    )
+    return cfg / "mailgate.toml"
+
+
+def load(path: Path) -> Config:
+    import os
+
+    os.environ.setdefault("MG_TEST_SECRET_UNSET_OK", "test-secret-0123456789abcdef")
+    return config_mod.load(path)
+
+
+def message(
+    *,
+    sender: str = "customer@example.com",
+    name: str = "Carla Customer",
+    to: str = "support@example.test",
+    subject: str = "Printer is broken",
+    body: str = "Hello,\nmy printer is broken.\n",
+    message_id: str | None = None,
+    in_reply_to: str | None = None,
+    references: str | None = None,
+    extra: str = "",
+    date: datetime | None = None,
+) -> bytes:
+    """A small RFC 5322 message from dedented parts."""
+    mid = message_id or make_msgid(domain="example.com")
+    lines = [
+        f"From: {name} <{sender}>",
+        f"To: {to}",
+        f"Subject: {subject}",
+        f"Date: {format_datetime(date or datetime.now(UTC))}",
+        f"Message-ID: {mid}",
+    ]
+    if in_reply_to:
+        lines.append(f"In-Reply-To: {in_reply_to}")
+    if references:
+        lines.append(f"References: {references}")
+    if extra:
+        lines += textwrap.dedent(extra).strip("\n").splitlines()
+    lines += [
+        "MIME-Version: 1.0",
+        'Content-Type: text/plain; charset="utf-8"',
+        "Content-Transfer-Encoding: 8bit",
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n" + body.replace("\n", "\r\n")).encode("utf-8")
+
+
+class RunningDaemon:
+    """A Daemon serving on its own event loop in a thread."""
+
+    def __init__(self, config: Config):
+        self.daemon = Daemon(config)
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.error: BaseException | None = None
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.loop.run_until_complete(self.daemon.serve(install_signals=False))
+        except BaseException as e:  # noqa: BLE001 - reported to the test
+            self.error = e
+        finally:
+            self.loop.close()
+
+    def start(self) -> RunningDaemon:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.daemon.ready.is_set():
+            if self.error or not self.thread.is_alive():
+                raise RuntimeError(f"daemon did not start: {self.error!r}")
+            if time.monotonic() > deadline:
+                raise TimeoutError("daemon did not become ready")
+            time.sleep(0.02)
+        return self
+
+    @property
+    def port(self) -> int:
+        assert self.daemon.listen_port is not None
+        return self.daemon.listen_port
+
+    @property
+    def engine(self) -> Engine:
+        assert self.daemon.engine is not None
+        return self.daemon.engine
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.daemon.stop.set)
+        self.thread.join(30)
+        if self.error and not isinstance(self.error, SystemExit):
+            raise self.error
+
+    def send(
+        self, raw: bytes, rcpts: list[str] | None = None, sender: str = "customer@example.com"
+    ) -> None:
+        with smtplib.SMTP("127.0.0.1", self.port, timeout=10) as s:
+            s.sendmail(sender, rcpts or ["support@example.test"], raw)
+
+
+@contextlib.contextmanager
+def running(config: Config) -> Iterator[RunningDaemon]:
+    d = RunningDaemon(config).start()
+    try:
+        yield d
+    finally:
+        d.stop()
+
+
+def wait_until(predicate, timeout: float = 15.0, interval: float = 0.05):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"condition not met within {timeout}s")
+        time.sleep(interval)
+
+
+def tickets(engine: Engine) -> list[Ticket]:
+    with Session(engine) as s:
+        rows = list(s.scalars(select(Ticket).order_by(Ticket.id)))
+        for t in rows:
+            _ = (t.articles, t.queues, t.ccs)
+        s.expunge_all()
+        return rows
+
+
+def article_count(engine: Engine) -> int:
+    with Session(engine) as s:
+        return len(list(s.scalars(select(Article.id))))
+
+
+def outbox(engine: Engine) -> list[OutboxRow]:
+    with Session(engine) as s:
+        rows = list(s.scalars(select(OutboxRow).order_by(OutboxRow.id)))
+        s.expunge_all()
+        return rows
+
+
+def offline(config: Config) -> tuple[Engine, Spool, Worker]:
+    """Engine, spool and worker without the daemon: for driving the pipeline synchronously."""
+    engine = db.connect(config.database_url)
+    spool = Spool(config.spool_dir)
+    return engine, spool, Worker(config, engine, spool)
