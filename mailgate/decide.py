@@ -37,9 +37,31 @@ class Decision:
     reasons: tuple[str, ...]
 
 
-def dedupe_key(p: Parsed) -> str:
-    """One article per (Message-ID, sender); without a Message-ID, per raw bytes."""
-    basis = f"mid\x1f{p.message_id}\x1f{p.from_addr}" if p.message_id else f"raw\x1f{p.raw_sha256}"
+def body_digest(raw: bytes) -> str:
+    """Digest of the body with line ends and trailing blanks normalized.
+
+    Two deliveries of one message (two mailboxes, an MTA retry, SMTP vs IMAP) differ in
+    their trace headers and line ends, never in the body.
+    """
+    cut = raw.find(b"\n\n")
+    crlf = raw.find(b"\r\n\r\n")
+    if crlf != -1 and (cut == -1 or crlf < cut):
+        cut = crlf
+    body = raw[cut:] if cut != -1 else b""
+    body = body.replace(b"\r\n", b"\n").replace(b"\r", b"\n").strip()
+    return hashlib.sha256(body).hexdigest()
+
+
+def dedupe_key(p: Parsed, raw: bytes) -> str:
+    """One article per (Message-ID, sender, body); without a Message-ID, per raw bytes.
+
+    The body is part of the key so a reused Message-ID with other content is never
+    dropped as a duplicate.
+    """
+    if p.message_id:
+        basis = f"mid\x1f{p.message_id}\x1f{p.from_addr}\x1f{body_digest(raw)}"
+    else:
+        basis = f"raw\x1f{p.raw_sha256}"
     return hashlib.sha256(basis.encode("utf-8", "surrogatepass")).hexdigest()
 
 
@@ -57,6 +79,7 @@ def ccs_of(p: Parsed, ours: frozenset[str]) -> tuple[str, ...]:
 def decide(
     *,
     parsed: Parsed,
+    raw: bytes,
     queues: tuple[str, ...],
     verdict: Verdict,
     choice: ThreadChoice,
@@ -65,7 +88,7 @@ def decide(
     our_addresses: frozenset[str],
 ) -> Decision:
     reasons = (*verdict.reasons, f"thread: {choice.reason}", f"ack: {acknowledge.reason}")
-    key = dedupe_key(parsed)
+    key = dedupe_key(parsed, raw)
     if choice.ticket_id is not None:
         return Decision(
             action="follow-up",

@@ -116,7 +116,8 @@ def ticket_facts(conn: Connection, ids: Iterable[int]) -> dict[int, TicketFacts]
 
 def thread_lookups(conn: Connection, p: Parsed) -> ThreadLookups:
     tag = tag_number(p.subject)
-    refs = referenced_ids(p.in_reply_to, p.references)
+    # its own Message-ID first: a known id re-sent with other content joins that ticket
+    refs = referenced_ids((p.message_id, *p.in_reply_to), p.references)
     ref_tickets: list[int] = []
     if refs:
         found = dict(

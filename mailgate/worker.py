@@ -153,6 +153,7 @@ class Pipeline:
         )
         d = decide(
             parsed=p,
+            raw=raw,
             queues=queues,
             verdict=verdict,
             choice=choice,
