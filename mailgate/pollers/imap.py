@@ -260,7 +260,9 @@ class Poller:
         engine: Engine,
         stop: asyncio.Event | None = None,
         *,
-        backoff: Backoff | None = None,
+        backoff_initial: float = 1.0,
+        backoff_max: float = 300.0,
+        rng: random.Random | None = None,
         auth_retry_seconds: float = 300.0,
         folder_retry_seconds: float = 300.0,
         idle_check_seconds: float = 0.5,
@@ -274,7 +276,7 @@ class Poller:
         self.key = mailbox_key(queue.name, settings, folder)
         self.where = f"{settings.account()}/{folder}"  # for log lines that name the queue
         self.checkpoints = CheckpointStore(engine, self.key)
-        self.backoff = backoff or Backoff()
+        self.backoff = Backoff(backoff_initial, backoff_max, rng=rng or random.Random())
         self.auth_retry_seconds = auth_retry_seconds
         self.folder_retry_seconds = folder_retry_seconds
         self.idle_check_seconds = idle_check_seconds
