@@ -267,6 +267,7 @@ class Poller:
         folder_retry_seconds: float = 300.0,
         idle_check_seconds: float = 0.5,
         monotonic: Callable[[], float] = time.monotonic,
+        on_spooled: Callable[[], None] | None = None,
     ):
         self.queue = queue
         self.settings = settings
@@ -281,6 +282,7 @@ class Poller:
         self.folder_retry_seconds = folder_retry_seconds
         self.idle_check_seconds = idle_check_seconds
         self.monotonic = monotonic
+        self.on_spooled = on_spooled  # called from the poller thread after spool writes
         self.halt = threading.Event()
         self.taken = 0  # messages put into the spool by this poller (for tests and stats)
         self.connections = 0
@@ -483,6 +485,8 @@ class Poller:
             # whatever the spool has gets its flag/move, even when stopping or failing;
             # if that fails, no checkpoint: the next session fetches (and dedupes) again
             if taken:
+                if self.on_spooled:
+                    self.on_spooled()
                 self._acknowledge(client, taken)
                 log.info(
                     "queue %s: %s: took %d message(s), UID %d..%d",
@@ -596,9 +600,27 @@ def make_pollers(
     ]
 
 
-async def run_pollers(config: Config, spool: Spool, engine: Engine, stop: asyncio.Event) -> None:
-    """Run every IMAP poller until `stop` is set; return when all of them ended cleanly."""
-    pollers = make_pollers(config, spool, engine, stop)
+async def run_pollers(
+    config: Config,
+    spool: Spool,
+    engine: Engine,
+    stop: asyncio.Event,
+    on_spooled: Callable[[], None] | None = None,
+) -> None:
+    """Run every IMAP poller until `stop` is set; return when all of them ended cleanly.
+
+    `on_spooled` (optional, e.g. the worker's wake-up) is called on the event loop after
+    a poller wrote messages to the spool. Raises ConfigError for an invalid [imap] table.
+    """
+    wake = None
+    if on_spooled is not None:
+        loop = asyncio.get_running_loop()
+
+        def wake() -> None:
+            with contextlib.suppress(RuntimeError):  # loop closed: nobody to wake
+                loop.call_soon_threadsafe(on_spooled)
+
+    pollers = make_pollers(config, spool, engine, stop, on_spooled=wake)
     if not pollers:
         log.info("imap: no queue has an [imap] table; no pollers")
         await stop.wait()

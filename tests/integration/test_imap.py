@@ -683,3 +683,92 @@ def test_stop_mid_idle_ends_cleanly_and_logs_out(
     assert all(t.name.startswith("imap:") is False for t in threading.enumerate()), [
         t.name for t in threading.enumerate()
     ]
+
+
+# -- end to end: IMAP -> spool -> worker -> tickets --------------------------------------
+def _imap_toml(d: Dovecot, user: str) -> str:
+    return (
+        f'[imap]\nhost = "{d.host}"\nport = {d.port}\ntls = "none"\nuser = "{user}"\n'
+        'password_file = "../password"\nmove_to = "Archive"\n'
+    )
+
+
+def test_end_to_end_imap_mail_becomes_tickets(tmp_path: Path, server: Dovecot) -> None:
+    """The daemon (app.Daemon) polls three mailboxes; the worker makes one ticket per mail.
+
+    One customer mail sent to both billing@ and support@ sits in both mailboxes: it is
+    spooled twice and becomes ONE ticket (the worker's dedupe), visible in both queues.
+    """
+    from tests import harness
+
+    names = ("support", "billing", "sales")
+    path = harness.write_config(
+        tmp_path, queue_extra={n: _imap_toml(server, f"{n}@example.test") for n in names}
+    )
+    (path.parent / "password").write_text(PASSWORD)
+    cfg = harness.load(path)
+    for n in names:
+        server.append(f"{n}@example.test", message(1, to=f"{n}@example.test", tag=n))
+    both = message(9, to="billing@example.test, support@example.test", tag="both")
+    server.append("billing@example.test", both)
+    server.append("support@example.test", both)
+    with harness.running(cfg) as d:
+        harness.wait_until(lambda: harness.article_count(d.engine) == 4, 20)
+        latencies = []
+        for i in range(2, 7):
+            n = names[i % 3]
+            t0 = time.monotonic()
+            server.append(f"{n}@example.test", message(i, to=f"{n}@example.test", tag=n))
+            harness.wait_until(lambda i=i: harness.article_count(d.engine) == 4 + i - 1, 20, 0.01)
+            latencies.append(time.monotonic() - t0)
+        ts = harness.tickets(d.engine)
+    latencies.sort()
+    print(
+        f"\nAPPEND -> ticket through the daemon: n={len(latencies)} "
+        f"p50={latencies[len(latencies) // 2] * 1000:.0f} ms max={latencies[-1] * 1000:.0f} ms"
+    )
+    assert len(ts) == 9 and sum(len(t.articles) for t in ts) == 9
+    shared = [t for t in ts if t.articles[0].message_id == "<both-9@customer.example>"]
+    assert len(shared) == 1
+    assert sorted(q.queue for q in shared[0].queues) == ["billing", "support"]
+    assert Spool(cfg.spool_dir).pending() == 0
+    for n in names:
+        assert folder_ids(server, f"{n}@example.test", "INBOX") == {}
+
+
+def test_uidvalidity_rescan_adds_no_duplicate_articles(
+    tmp_path: Path, server: Dovecot, engine: Engine, spool: Spool
+) -> None:
+    """After a re-scan the spool holds the old messages again; the worker stores them once."""
+    from mailgate.worker import Worker
+    from tests import harness
+
+    user = "support@example.test"
+    path = harness.write_config(tmp_path)
+    text = path.parent / "queues" / "support.toml"
+    text.write_text(
+        text.read_text()
+        + _imap_toml(server, user).replace('move_to = "Archive"', 'after = "seen"')
+        + 'folders = ["Tickets"]\n'
+    )
+    (path.parent / "password").write_text(PASSWORD)
+    cfg = harness.load(path)
+    c = server.login(user)
+    c.create_folder("Tickets")
+    c.logout()
+    (p,) = make_pollers(cfg, spool, engine, asyncio.Event())
+    worker = Worker(cfg, engine, spool)
+    for i in range(4):
+        server.append(user, message(i), folder="Tickets")
+    assert p.poll_once() == 4
+    assert worker.drain().stored == 4
+    c = server.login(user)
+    c.delete_folder("Tickets")
+    c.create_folder("Tickets")
+    c.logout()
+    for i in range(6):
+        server.append(user, message(i), folder="Tickets")
+    assert p.poll_once() == 6
+    r = worker.drain()
+    assert (r.stored, r.duplicates) == (2, 4)
+    assert harness.article_count(engine) == 6
