@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from imapclient import IMAPClient, SocketTimeout
-from imapclient.exceptions import IMAPClientError, LoginError
+from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
 from sqlalchemy import Engine, insert, select, update
 
 from mailgate.config import Config, ConfigError, Queue
@@ -100,6 +100,8 @@ def describe_error(exc: BaseException, settings: ImapSettings) -> str:
         return f"connection to {where} lost: {exc}"
     if isinstance(exc, OSError):
         return f"network error with {where}: {exc.strerror or exc}"
+    if isinstance(exc, IMAPClientAbortError):
+        return f"connection to {where} lost: {_text(exc)}"
     if isinstance(exc, IMAPClientError):
         return f"IMAP error from {where}: {_text(exc)}"
     return f"{type(exc).__name__}: {exc}"
