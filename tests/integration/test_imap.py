@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import re
 import socket
 import threading
@@ -772,3 +773,88 @@ def test_uidvalidity_rescan_adds_no_duplicate_articles(
     r = worker.drain()
     assert (r.stored, r.duplicates) == (2, 4)
     assert harness.article_count(engine) == 6
+
+
+# -- OAuth2 (XOAUTH2) against Dovecot's oauth2 passdb and a local introspection endpoint --
+GOOD_TOKEN = "tok-good-0123"
+
+
+@pytest.fixture
+def oauth_dovecot(dovecot_factory: Callable[..., Dovecot]) -> Iterator[Dovecot]:
+    """A Dovecot that accepts XOAUTH2 tokens, checked against a local RFC 7662 endpoint."""
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    class Introspect(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
+            ok = f"token={GOOD_TOKEN}&" in body + "&"
+            answer = {"active": True, "username": "support@example.test"} if ok else {}
+            data = json.dumps(answer or {"active": False}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    http = HTTPServer(("127.0.0.1", 0), Introspect)
+    threading.Thread(target=http.serve_forever, daemon=True).start()
+    d = dovecot_factory()
+    ext = Path(d.dir) / "oauth2.conf.ext"
+    ext.write_text(
+        f"introspection_url = http://127.0.0.1:{http.server_port}/introspect\n"
+        "introspection_mode = post\nusername_attribute = username\n"
+        "active_attribute = active\nactive_value = true\n"
+    )
+    os.chmod(ext, 0o644)
+    conf = Path(d.conf_path).read_text()
+    conf = conf.replace(
+        "auth_mechanisms = plain login", "auth_mechanisms = plain login xoauth2 oauthbearer"
+    )
+    conf = conf.replace(
+        "passdb {",
+        f"passdb {{\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n  args = {ext}\n}}\n"
+        "passdb {",
+        1,
+    )
+    Path(d.conf_path).write_text(conf)
+    d.restart()
+    yield d
+    http.shutdown()
+
+
+def test_xoauth2_login_with_token_file_and_command(
+    tmp_path: Path, oauth_dovecot: Dovecot, engine: Engine, spool: Spool
+) -> None:
+    d = oauth_dovecot
+    user = "support@example.test"
+    cfg_dir = tmp_path / "config"
+    cfg_dir.mkdir()
+    (cfg_dir / "token").write_text(GOOD_TOKEN + "\n")
+    (cfg_dir / "bad-token").write_text("expired\n")
+    cmd = f"sh -c 'cat {cfg_dir / 'token'}'"
+    oauth = {"password_file": None, "move_to": "Archive"}
+    cfg = write_config(
+        tmp_path,
+        {
+            "support": imap_table(d, user, **oauth, oauth2_token_file="../token"),
+            "billing": imap_table(
+                d, "billing@example.test", **oauth, oauth2_user=user, oauth2_token_command=cmd
+            ),
+            "sales": imap_table(d, "sales@example.test", **oauth, oauth2_token_file="../bad-token"),
+        },
+    )
+    checks = {c.queue: c for c in check_mailboxes(cfg)}
+    assert checks["support"].ok and checks["billing"].ok, checks
+    assert checks["sales"].detail == (
+        f"imap XOAUTH2 login to sales@example.test@{d.host}:{d.port} failed: "
+        "[AUTHENTICATIONFAILED] Authentication failed."
+    )
+    d.append(user, message(1))
+    support = next(
+        p for p in make_pollers(cfg, spool, engine, asyncio.Event()) if p.queue.name == "support"
+    )
+    assert support.poll_once() == 1
+    assert "method=XOAUTH2" in d.log()
