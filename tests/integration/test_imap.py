@@ -858,3 +858,28 @@ def test_xoauth2_login_with_token_file_and_command(
     )
     assert support.poll_once() == 1
     assert "method=XOAUTH2" in d.log()
+
+
+def test_new_mail_reported_inside_a_command_answer_is_not_missed(
+    tmp_path: Path, server: Dovecot, engine: Engine, spool: Spool
+) -> None:
+    """EXISTS that arrives in the answer to our own command (not during IDLE) must not
+    leave the poller idling until the next IDLE renewal: it drains again at once."""
+    from mailgate.pollers.imap import connect
+
+    p = _one_poller(tmp_path, server, spool, engine, idle_renew_seconds=60)
+    client = connect(p.settings)
+    try:
+        p._open_folder(client)
+        p._drain(client)
+        server.append("support@example.test", message(1))
+        time.sleep(0.7)  # past Dovecot's 0.5 s change-notification delay
+        client.search(["ALL"])  # its answer carries the EXISTS; imaplib keeps it aside
+        t0 = time.monotonic()
+        p._idle_wait(client)
+        took = time.monotonic() - t0
+        assert took < 0.2, took  # returned without IDLE, not after the 60 s renewal
+        p._drain(client)
+    finally:
+        client.logout()
+    assert list(spool_message_ids(spool)) == ["<m-1@customer.example>"]
