@@ -32,6 +32,7 @@ class Decision:
     ticket_id: int | None  # the ticket a follow-up joins
     new_ticket: NewTicket | None
     reopen: bool
+    new_ccs: tuple[str, ...]  # people the follow-up brings into the conversation
     customer_activity: bool  # a human wrote: touches state, timestamps and assignment
     acknowledge: ResponseDecision
     reasons: tuple[str, ...]
@@ -97,6 +98,13 @@ def decide(
             ticket_id=choice.ticket_id,
             new_ticket=None,
             reopen=choice.reopen and not verdict.automatic,
+            new_ccs=()
+            if verdict.automatic
+            else tuple(
+                dict.fromkeys(
+                    (*([choice.new_cc] if choice.new_cc else []), *ccs_of(parsed, our_addresses))
+                )
+            ),
             customer_activity=not verdict.automatic,
             acknowledge=ResponseDecision(False, "follow-ups get no acknowledgement"),
             reasons=reasons,
@@ -118,6 +126,7 @@ def decide(
         ticket_id=None,
         new_ticket=ticket,
         reopen=False,
+        new_ccs=(),
         customer_activity=not verdict.automatic,
         acknowledge=acknowledge,
         reasons=reasons,

@@ -3,12 +3,16 @@
 Layout under the spool directory:
   tmp/       files being written (never read by the worker)
   incoming/  durable messages waiting for the worker: NAME.eml + NAME.json (envelope)
-  claimed/   messages the worker has taken; moved back to incoming/ on restart
+  claimed/   only from older versions: moved back to incoming/ on start
   shunt/     messages that failed `max_attempts` times: NAME.eml + NAME.json with the reason
 
 `put()` returns only after the bytes, the envelope and the directory entry are on disk:
 a source acknowledges (250, exit 0, IMAP flag/move) only after `put()` returned.
 `done()` removes a message; the worker calls it only after the database commit.
+
+The worker holds an exclusive lock on the spool, so taking a message needs no rename: it
+stays in incoming/ until its results are committed. A crash in between leaves it there
+to be processed again, and the store's dedupe key makes that second pass a no-op.
 """
 
 from __future__ import annotations
@@ -17,8 +21,11 @@ import fcntl
 import json
 import logging
 import os
+import queue
+import threading
 import time
 import uuid
+from collections import deque
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -89,6 +96,12 @@ class Spool:
         for d in SUBDIRS:
             (self.root / d).mkdir(parents=True, exist_ok=True)
         self._lock_fd: int | None = None
+        self._backlog: deque[str] = deque()
+        # committed messages whose files a background thread is still removing
+        self._removing: set[str] = set()
+        self._remove_queue: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self._remover: threading.Thread | None = None
+        self._removed = threading.Condition()
 
     def _dir(self, name: str) -> Path:
         return self.root / name
@@ -120,6 +133,7 @@ class Spool:
         self._lock_fd = fd
 
     def unlock(self) -> None:
+        self.flush(timeout=30)
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
@@ -145,44 +159,77 @@ class Spool:
         return n
 
     def pending(self) -> int:
-        return sum(1 for _ in self._dir("incoming").glob("*.eml"))
+        """Messages waiting for the worker (committed ones still being removed do not count)."""
+        with self._removed:
+            removing = set(self._removing)
+        return sum(1 for p in self._dir("incoming").glob("*.eml") if p.name[:-4] not in removing)
 
     def claim(self, limit: int) -> list[SpoolEntry]:
-        """Take up to `limit` messages, oldest first."""
-        inc, claimed = self._dir("incoming"), self._dir("claimed")
-        names = sorted(p.name[:-4] for p in inc.glob("*.eml"))[:limit]
+        """The oldest `limit` messages waiting (the caller holds the worker lock)."""
+        inc = self._dir("incoming")
+        if not self._backlog:
+            with self._removed:
+                skip = set(self._removing)
+            self._backlog.extend(
+                n for n in sorted(p.name[:-4] for p in inc.glob("*.eml")) if n not in skip
+            )
         out = []
-        for name in names:
+        while self._backlog and len(out) < limit:
+            name = self._backlog.popleft()
             try:
                 env = Envelope.from_json((inc / f"{name}.json").read_bytes())
+            except FileNotFoundError:
+                if not (inc / f"{name}.eml").exists():
+                    continue  # moved away meanwhile (shunt administration)
+                env = Envelope(source="unknown")
             except (OSError, ValueError, TypeError) as e:
                 log.warning(
                     "spool: %s has an unreadable envelope (%s); using an empty one", name, e
                 )
                 env = Envelope(source="unknown")
-            if (inc / f"{name}.json").exists():
-                os.rename(inc / f"{name}.json", claimed / f"{name}.json")
-            os.rename(inc / f"{name}.eml", claimed / f"{name}.eml")
             out.append(SpoolEntry(name, env))
         return out
 
     def read(self, entry: SpoolEntry) -> bytes:
-        return (self._dir("claimed") / f"{entry.name}.eml").read_bytes()
+        return (self._dir("incoming") / f"{entry.name}.eml").read_bytes()
 
     def done(self, entries: list[SpoolEntry]) -> None:
-        """Remove messages whose results are committed."""
-        claimed = self._dir("claimed")
+        """Remove messages whose results are committed (in a background thread).
+
+        A crash before the removal only means the message is processed again, which the
+        store's dedupe key turns into a no-op.
+        """
+        if not entries:
+            return
+        if self._remover is None or not self._remover.is_alive():
+            self._remover = threading.Thread(
+                target=self._remove_loop, name="spool-remove", daemon=True
+            )
+            self._remover.start()
+        with self._removed:
+            self._removing.update(e.name for e in entries)
         for e in entries:
-            (claimed / f"{e.name}.eml").unlink(missing_ok=True)
-            (claimed / f"{e.name}.json").unlink(missing_ok=True)
+            self._remove_queue.put(e.name)
+
+    def _remove_loop(self) -> None:
+        inc = self._dir("incoming")
+        while (name := self._remove_queue.get()) is not None:
+            try:
+                (inc / f"{name}.eml").unlink(missing_ok=True)
+                (inc / f"{name}.json").unlink(missing_ok=True)
+            except OSError as e:  # the next start processes it again: a no-op
+                log.warning("spool: could not remove %s: %s", name, e)
+            with self._removed:
+                self._removing.discard(name)
+                self._removed.notify_all()
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every committed message's files are removed."""
+        with self._removed:
+            return self._removed.wait_for(lambda: not self._removing, timeout)
 
     def release(self, entries: list[SpoolEntry]) -> None:
-        """Give claimed messages back untouched (the DB was unavailable)."""
-        claimed, inc = self._dir("claimed"), self._dir("incoming")
-        for e in entries:
-            if (claimed / f"{e.name}.json").exists():
-                os.rename(claimed / f"{e.name}.json", inc / f"{e.name}.json")
-            os.rename(claimed / f"{e.name}.eml", inc / f"{e.name}.eml")
+        """Give messages back untouched (the DB was unavailable): they never left incoming/."""
 
     def fail(self, entry: SpoolEntry, stage: str, reason: str, max_attempts: int) -> bool:
         """Record a failed try; after `max_attempts` move the message to the shunt.
@@ -192,13 +239,15 @@ class Spool:
         env = entry.envelope
         failure = {"stage": stage, "reason": reason[:4000], "at": time.time()}
         env = replace(env, attempts=env.attempts + 1, failures=(*env.failures, failure))
-        claimed = self._dir("claimed")
-        target = self._dir("shunt") if env.attempts >= max_attempts else self._dir("incoming")
-        _write_durable(claimed / f"{entry.name}.json.new", env.to_json())
-        os.rename(claimed / f"{entry.name}.json.new", target / f"{entry.name}.json")
-        os.rename(claimed / f"{entry.name}.eml", target / f"{entry.name}.eml")
+        inc = self._dir("incoming")
+        target = self._dir("shunt") if env.attempts >= max_attempts else inc
+        _write_durable(self._dir("tmp") / f"{entry.name}.json", env.to_json())
+        # the envelope first: the .eml is what makes an entry visible in its new place
+        os.rename(self._dir("tmp") / f"{entry.name}.json", target / f"{entry.name}.json")
+        if target is not inc:
+            os.rename(inc / f"{entry.name}.eml", target / f"{entry.name}.eml")
         _fsync_dir(target)
-        return target.name == "shunt"
+        return target is not inc
 
     def shunt_now(self, entry: SpoolEntry, stage: str, reason: str) -> None:
         """Shunt at once: retrying cannot help (the bytes are not mail)."""

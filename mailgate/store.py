@@ -7,12 +7,13 @@ the same transaction, so a commit makes the change and the mail it causes durabl
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Table, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, case, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -54,14 +55,19 @@ class Applied:
     created: bool
 
 
+@functools.cache
+def _insert_ignore_stmt(dialect: str, table: Table) -> Any:
+    ins = pg_insert if dialect == "postgresql" else sqlite_insert
+    return ins(table).on_conflict_do_nothing()
+
+
 def insert_ignore(
     conn: Connection, table: Table, rows: list[dict[str, Any]] | dict[str, Any]
-) -> None:
-    """INSERT ... ON CONFLICT DO NOTHING on SQLite and PostgreSQL."""
+) -> Any:
+    """INSERT ... ON CONFLICT DO NOTHING on SQLite and PostgreSQL; returns the result."""
     if not rows:
-        return
-    ins = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    conn.execute(ins(table).on_conflict_do_nothing(), rows)
+        return None
+    return conn.execute(_insert_ignore_stmt(conn.dialect.name, table), rows)
 
 
 def put_blob(conn: Connection, sha256: str, data: bytes) -> None:
@@ -78,40 +84,54 @@ def audit(
 
 
 # -- lookups ------------------------------------------------------------------------------
+_DUPLICATE = select(articles.c.ticket_id).where(articles.c.dedupe_key == bindparam("key"))
+
+
 def find_duplicate(conn: Connection, key: str) -> int | None:
     """The ticket that already holds this message, if any."""
-    return conn.execute(select(articles.c.ticket_id).where(articles.c.dedupe_key == key)).scalar()
+    return conn.execute(_DUPLICATE, {"key": key}).scalar()
+
+
+_FACTS = (
+    select(
+        tickets.c.id,
+        tickets.c.requester_addr,
+        tickets.c.status,
+        tickets.c.queue,
+        tickets.c.closed_at,
+        ticket_ccs.c.address,
+    )
+    .select_from(tickets.outerjoin(ticket_ccs, ticket_ccs.c.ticket_id == tickets.c.id))
+    .where(tickets.c.id.in_(bindparam("ids", expanding=True)))
+)
 
 
 def ticket_facts(conn: Connection, ids: Iterable[int]) -> dict[int, TicketFacts]:
     ids = list(dict.fromkeys(ids))
     if not ids:
         return {}
-    rows = conn.execute(
-        select(
-            tickets.c.id,
-            tickets.c.requester_addr,
-            tickets.c.status,
-            tickets.c.queue,
-            tickets.c.closed_at,
-        ).where(tickets.c.id.in_(ids))
-    ).all()
+    rows: dict[int, Any] = {}
     ccs: dict[int, set[str]] = {}
-    for tid, addr in conn.execute(
-        select(ticket_ccs.c.ticket_id, ticket_ccs.c.address).where(ticket_ccs.c.ticket_id.in_(ids))
-    ):
-        ccs.setdefault(tid, set()).add(addr)
+    for r in conn.execute(_FACTS, {"ids": ids}):
+        rows[r.id] = r
+        if r.address:
+            ccs.setdefault(r.id, set()).add(r.address)
     return {
-        r.id: TicketFacts(
-            id=r.id,
+        tid: TicketFacts(
+            id=tid,
             requester=r.requester_addr,
-            ccs=frozenset(ccs.get(r.id, ())),
+            ccs=frozenset(ccs.get(tid, ())),
             status=r.status,
             queue=r.queue,
             closed_at=r.closed_at,
         )
-        for r in rows
+        for tid, r in rows.items()
     }
+
+
+_REFS = select(thread_refs.c.message_id, thread_refs.c.ticket_id).where(
+    thread_refs.c.message_id.in_(bindparam("mids", expanding=True))
+)
 
 
 def thread_lookups(conn: Connection, p: Parsed) -> ThreadLookups:
@@ -120,13 +140,7 @@ def thread_lookups(conn: Connection, p: Parsed) -> ThreadLookups:
     refs = referenced_ids((p.message_id, *p.in_reply_to), p.references)
     ref_tickets: list[int] = []
     if refs:
-        found = dict(
-            conn.execute(
-                select(thread_refs.c.message_id, thread_refs.c.ticket_id).where(
-                    thread_refs.c.message_id.in_(refs[:100])
-                )
-            ).all()
-        )
+        found = dict(conn.execute(_REFS, {"mids": list(refs[:100])}).all())
         ref_tickets = [found[m] for m in refs if m in found]
     facts = ticket_facts(conn, ([tag] if tag else []) + ref_tickets)
     return ThreadLookups(
@@ -135,12 +149,13 @@ def thread_lookups(conn: Connection, p: Parsed) -> ThreadLookups:
     )
 
 
+_LAST_AUTORESPONSE = select(autoresponse_log.c.last_sent_at).where(
+    autoresponse_log.c.queue == bindparam("queue"), autoresponse_log.c.sender == bindparam("sender")
+)
+
+
 def last_autoresponse(conn: Connection, queue: str, sender: str) -> datetime | None:
-    return conn.execute(
-        select(autoresponse_log.c.last_sent_at).where(
-            autoresponse_log.c.queue == queue, autoresponse_log.c.sender == sender
-        )
-    ).scalar()
+    return conn.execute(_LAST_AUTORESPONSE, {"queue": queue, "sender": sender}).scalar()
 
 
 # -- writes -------------------------------------------------------------------------------
@@ -184,33 +199,54 @@ def _create_ticket(conn: Connection, d: Decision, now: datetime) -> int:
     return tid
 
 
-def _customer_follow_up(conn: Connection, d: Decision, now: datetime) -> None:
+# H-Sphere: a customer reply makes a ticket unassigned unless it is sticky
+_CUSTOMER_REPLY = (
+    update(tickets)
+    .where(tickets.c.id == bindparam("tid"))
+    .values(
+        updated_at=bindparam("now"),
+        last_customer_at=bindparam("now"),
+        assignee=case((tickets.c.sticky, tickets.c.assignee), else_=None),
+        status=case(
+            (tickets.c.status.in_(("answered", "on-hold", "resolved")), "open"),
+            else_=tickets.c.status,
+        ),
+    )
+)
+_REOPEN = (
+    update(tickets)
+    .where(tickets.c.id == bindparam("tid"))
+    .values(
+        updated_at=bindparam("now"),
+        last_customer_at=bindparam("now"),
+        assignee=case((tickets.c.sticky, tickets.c.assignee), else_=None),
+        status="reopened",
+        closed_at=None,
+        resolved_at=None,
+    )
+)
+_TOUCH = update(tickets).where(tickets.c.id == bindparam("tid")).values(updated_at=bindparam("now"))
+
+
+def _customer_follow_up(conn: Connection, d: Decision, primary_queue: str, now: datetime) -> None:
     tid = d.ticket_id
-    values: dict[str, Any] = {"updated_at": now}
-    if d.customer_activity:
-        values["last_customer_at"] = now
-        # H-Sphere: a customer reply makes a ticket unassigned unless it is sticky
-        conn.execute(
-            update(tickets)
-            .where(tickets.c.id == tid, tickets.c.sticky.is_(False))
-            .values(assignee=None)
-        )
-        if d.reopen:
-            values.update(status="reopened", closed_at=None, resolved_at=None)
-            audit(conn, tid, "mailgate", "reopened", now)
-        else:
-            conn.execute(
-                update(tickets)
-                .where(
-                    tickets.c.id == tid, tickets.c.status.in_(("answered", "on-hold", "resolved"))
-                )
-                .values(status="open")
-            )
-    conn.execute(update(tickets).where(tickets.c.id == tid).values(**values))
-    add_queues(conn, tid, d.queues)
+    if not d.customer_activity:
+        stmt = _TOUCH  # automatic mail is kept but changes no state
+    elif d.reopen:
+        stmt = _REOPEN
+        audit(conn, tid, "mailgate", "reopened", now)
+    else:
+        stmt = _CUSTOMER_REPLY
+    conn.execute(stmt, {"tid": tid, "now": now})
+    if d.queues != (primary_queue,):
+        add_queues(conn, tid, d.queues)
+    if d.new_ccs:
+        insert_ignore(conn, ticket_ccs, [{"ticket_id": tid, "address": a} for a in d.new_ccs])
 
 
-def apply(conn: Connection, d: Decision, p: Parsed, raw: bytes, now: datetime) -> Applied:
+def apply(
+    conn: Connection, d: Decision, p: Parsed, raw: bytes, now: datetime, ticket_queue: str = ""
+) -> Applied:
     """Store the message as an article on a new or existing ticket."""
     dup = find_duplicate(conn, d.dedupe_key)
     if dup is not None:
@@ -221,7 +257,7 @@ def apply(conn: Connection, d: Decision, p: Parsed, raw: bytes, now: datetime) -
     else:
         assert d.ticket_id is not None
         tid = d.ticket_id
-        _customer_follow_up(conn, d, now)
+        _customer_follow_up(conn, d, ticket_queue, now)
     put_blob(conn, p.raw_sha256, raw)
     aid = conn.execute(
         insert(articles).returning(articles.c.id),
@@ -268,11 +304,9 @@ def apply(conn: Connection, d: Decision, p: Parsed, raw: bytes, now: datetime) -
 
 def add_outbox(conn: Connection, out: Outgoing, now: datetime, deadline: datetime) -> bool:
     """Queue a message; False if one with this Message-ID is already queued (idempotent)."""
-    exists = conn.execute(select(outbox.c.id).where(outbox.c.message_id == out.message_id)).first()
-    if exists:
-        return False
-    conn.execute(
-        insert(outbox),
+    res = insert_ignore(
+        conn,
+        outbox,
         {
             "created_at": now,
             "ticket_id": out.ticket_id,
@@ -288,21 +322,28 @@ def add_outbox(conn: Connection, out: Outgoing, now: datetime, deadline: datetim
             "last_error": "",
         },
     )
+    if res.rowcount == 0:
+        return False
     if out.ticket_id is not None:
         insert_ignore(conn, thread_refs, {"message_id": out.message_id, "ticket_id": out.ticket_id})
     return True
 
 
-def record_autoresponse(conn: Connection, queue: str, sender: str, now: datetime) -> None:
-    res = conn.execute(
-        update(autoresponse_log)
-        .where(autoresponse_log.c.queue == queue, autoresponse_log.c.sender == sender)
-        .values(last_sent_at=now, count=autoresponse_log.c.count + 1)
+@functools.cache
+def _autoresponse_upsert(dialect: str) -> Any:
+    ins = pg_insert if dialect == "postgresql" else sqlite_insert
+    stmt = ins(autoresponse_log)
+    return stmt.on_conflict_do_update(
+        index_elements=["queue", "sender"],
+        set_={"last_sent_at": stmt.excluded.last_sent_at, "count": autoresponse_log.c.count + 1},
     )
-    if res.rowcount == 0:
-        conn.execute(
-            insert(autoresponse_log), {"queue": queue, "sender": sender, "last_sent_at": now}
-        )
+
+
+def record_autoresponse(conn: Connection, queue: str, sender: str, now: datetime) -> None:
+    conn.execute(
+        _autoresponse_upsert(conn.dialect.name),
+        {"queue": queue, "sender": sender, "last_sent_at": now, "count": 1},
+    )
 
 
 def system_article(conn: Connection, ticket_id: int, text: str, now: datetime) -> None:

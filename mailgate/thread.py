@@ -12,6 +12,41 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 TAG_RE = re.compile(r"\[(?:[A-Za-z0-9_-]{1,40} )?#(\d{1,12})\]")
+# where anyone can get an address: a shared domain says nothing about who the sender is
+PUBLIC_MAIL_DOMAINS = frozenset(
+    {
+        "gmail.com",
+        "googlemail.com",
+        "outlook.com",
+        "hotmail.com",
+        "live.com",
+        "msn.com",
+        "yahoo.com",
+        "ymail.com",
+        "aol.com",
+        "icloud.com",
+        "me.com",
+        "mac.com",
+        "gmx.de",
+        "gmx.net",
+        "gmx.com",
+        "web.de",
+        "t-online.de",
+        "proton.me",
+        "protonmail.com",
+        "mail.ru",
+        "yandex.ru",
+        "qq.com",
+        "163.com",
+        "zoho.com",
+        "fastmail.com",
+        "mail.com",
+        "posteo.de",
+        "mailbox.org",
+        "tutanota.com",
+        "hey.com",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -38,6 +73,7 @@ class ThreadChoice:
     reason: str
     linked_to: int | None = None  # the ticket a new one was split from
     reopen: bool = False
+    new_cc: str = ""  # a colleague of the requester who joined the conversation
 
 
 def tag_number(subject: str) -> int | None:
@@ -54,8 +90,19 @@ def referenced_ids(in_reply_to: tuple[str, ...], references: tuple[str, ...]) ->
     return tuple(seen)
 
 
-def _may_follow_up(t: TicketFacts, sender: str, agents: frozenset[str]) -> bool:
-    return sender == t.requester or sender in t.ccs or sender in agents
+def same_organisation(sender: str, requester: str) -> bool:
+    """Both addresses at one company domain (never a public mail provider's)."""
+    sd, rd = sender.rpartition("@")[2], requester.rpartition("@")[2]
+    return bool(sd) and sd == rd and sd not in PUBLIC_MAIL_DOMAINS
+
+
+def _may_follow_up(t: TicketFacts, sender: str, agents: frozenset[str], colleagues: bool) -> str:
+    """How the sender may add to the ticket: "member", "colleague" or "" (may not)."""
+    if sender == t.requester or sender in t.ccs or sender in agents:
+        return "member"
+    if colleagues and same_organisation(sender, t.requester):
+        return "colleague"
+    return ""
 
 
 def choose(
@@ -64,6 +111,7 @@ def choose(
     agents: frozenset[str],
     now: datetime,
     reopen_window: timedelta | None,
+    colleagues: bool = True,
 ) -> ThreadChoice:
     candidates: list[tuple[TicketFacts, str]] = []
     if lookups.tagged is not None:
@@ -72,8 +120,10 @@ def choose(
     if not candidates:
         return ThreadChoice(None, "no tag or known reference: new ticket")
     for t, how in candidates:
-        if not _may_follow_up(t, sender, agents):
+        standing = _may_follow_up(t, sender, agents, colleagues)
+        if not standing:
             continue
+        new_cc = sender if standing == "colleague" else ""
         if t.status == "closed":
             too_late = (
                 reopen_window is not None
@@ -86,12 +136,20 @@ def choose(
                     f"#{t.id} closed longer than the reopen window: new ticket",
                     linked_to=t.id,
                 )
-            return ThreadChoice(t.id, f"follow-up by {how} to closed #{t.id}: reopen", reopen=True)
+            return ThreadChoice(
+                t.id, f"follow-up by {how} to closed #{t.id}: reopen", reopen=True, new_cc=new_cc
+            )
+        if new_cc:
+            return ThreadChoice(
+                t.id,
+                f"follow-up by {how} to #{t.id} from the requester's colleague",
+                new_cc=new_cc,
+            )
         return ThreadChoice(t.id, f"follow-up by {how} to #{t.id}")
     first = candidates[0][0]
     return ThreadChoice(
         None,
-        f"{sender or 'unknown sender'} is not the requester, a CC or an agent of #{first.id}: "
-        "new ticket",
+        f"{sender or 'unknown sender'} is not the requester, a CC, a colleague or an agent of "
+        f"#{first.id}: new ticket",
         linked_to=first.id,
     )

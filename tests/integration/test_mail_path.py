@@ -19,6 +19,17 @@ from tests.harness import (
 )
 from tests.servers import SmtpSink
 
+AGENTS = {"alice@example.test"}
+
+
+def to_customers(sink: SmtpSink) -> list:
+    """What the relay got for customers (agents also get notifications)."""
+    return [m for m in sink.messages if not set(m.rcpt_tos) & AGENTS]
+
+
+def acks(engine) -> list:
+    return [r for r in outbox(engine) if r.kind == "ack"]
+
 
 @pytest.fixture
 def cfg(tmp_path, smtp_sink: SmtpSink):
@@ -28,14 +39,14 @@ def cfg(tmp_path, smtp_sink: SmtpSink):
 def test_new_ticket_and_ack_reach_the_relay(cfg, smtp_sink: SmtpSink):
     with running(cfg) as d:
         d.send(message(subject="Grüße: Drucker kaputt", body="Hallo,\nder Drucker ist kaputt.\n"))
-        acks = smtp_sink.wait_for(1, timeout=15)
+        got = wait_until(lambda: to_customers(smtp_sink))
         ts = tickets(d.engine)
     assert len(ts) == 1
     t = ts[0]
     assert t.title == "Grüße: Drucker kaputt"
     assert t.queue == "support" and t.status == "new" and t.priority == 50
     assert "der Drucker ist kaputt" in t.articles[0].body_text
-    ack = acks[0]
+    ack = [m for m in got if m.rcpt_tos == ["customer@example.com"]][0]
     assert ack.mail_from in ("", "<>")  # null reverse-path: bounces of auto-replies go nowhere
     assert ack.rcpt_tos == ["customer@example.com"]
     m = ack.message
@@ -44,14 +55,15 @@ def test_new_ticket_and_ack_reach_the_relay(cfg, smtp_sink: SmtpSink):
     assert m["X-Mailgate-Loop"] == "helpdesk.example.test"
     assert m["In-Reply-To"] == t.articles[0].message_id
     assert f"support #{t.id}" in m.get_content()
-    assert outbox(d.engine)[0].status == "sent"
+    wait_until(lambda: acks(d.engine)[0].status == "sent")
 
 
 def test_follow_up_by_tag_and_by_references(cfg, smtp_sink: SmtpSink):
     with running(cfg) as d:
         first = make_msgid(domain="example.com")
         d.send(message(message_id=first))
-        ack = smtp_sink.wait_for(1, timeout=15)[0].message
+        smtp_sink.wait_for(1, timeout=15)
+        ack = wait_until(lambda: to_customers(smtp_sink))[0].message
         tid = tickets(d.engine)[0].id
         # by subject tag only
         d.send(message(subject=f"Re: [support #{tid}] Printer is broken", body="Still broken.\n"))
@@ -65,7 +77,7 @@ def test_follow_up_by_tag_and_by_references(cfg, smtp_sink: SmtpSink):
         ts = tickets(d.engine)
     assert len(ts) == 1
     assert [a.kind for a in ts[0].articles] == ["inbound"] * 3
-    assert len(smtp_sink.messages) == 1  # follow-ups get no acknowledgement
+    assert len(to_customers(smtp_sink)) == 1  # follow-ups get no acknowledgement
 
 
 def test_stranger_using_the_tag_gets_a_new_linked_ticket(cfg, smtp_sink: SmtpSink):
@@ -91,7 +103,7 @@ def test_auto_submitted_mail_gets_no_ack(cfg, smtp_sink: SmtpSink):
         d.send(message(sender="real@example.com"))
         smtp_sink.wait_for(1, timeout=15)
         wait_until(lambda: len(tickets(d.engine)) == 4)
-        rows = outbox(d.engine)
+        rows = acks(d.engine)
     assert [r.rcpt_tos for r in rows] == [["real@example.com"]]
 
 
@@ -108,7 +120,7 @@ def test_two_queue_addresses_make_one_ticket_and_one_ack(cfg, smtp_sink: SmtpSin
     assert len(ts) == 1
     assert {q.queue for q in ts[0].queues} == {"support", "billing"}
     assert len(ts[0].articles) == 1
-    assert len(smtp_sink.messages) == 1
+    assert len(to_customers(smtp_sink)) == 1
 
 
 def test_unknown_recipient_is_refused_at_rcpt(cfg):
@@ -127,13 +139,13 @@ def test_one_ack_per_sender_per_period(cfg, smtp_sink: SmtpSink):
             d.send(message(subject=f"question {i}"))
         wait_until(lambda: len(tickets(d.engine)) == 3)
         smtp_sink.wait_for(1, timeout=15)
-    assert len(outbox(d.engine)) == 1
+    assert len(acks(d.engine)) == 1
 
 
 def test_customer_subject_cannot_inject_headers(cfg, smtp_sink: SmtpSink):
     with running(cfg) as d:
         d.send(message(subject="=?utf-8?q?hi=0D=0ABcc=3A_victim=40example=2Eorg?="))
-        ack = smtp_sink.wait_for(1, timeout=15)[0]
+        ack = wait_until(lambda: to_customers(smtp_sink))[0]
     assert ack.message["Bcc"] is None
     assert ack.rcpt_tos == ["customer@example.com"]
 

@@ -1,0 +1,181 @@
+#!/usr/bin/env python3
+"""Throughput and latency of spool -> worker -> DB -> outbox on a fixed generated corpus.
+
+    python bench/ingest.py                      # generates the corpus with gen_corpus.py
+    python bench/ingest.py --corpus DIR         # DIR/eml/*.eml (+ DIR/manifest.json)
+    python bench/ingest.py --db postgresql+psycopg://...   # same on PostgreSQL
+
+Two runs on the same corpus, each in a fresh data directory:
+  drain:     the spool is filled first, then the worker drains it (pure processing rate)
+  streaming: a producer writes to the spool (fsync per message, as a source does before it
+             acknowledges) while the worker runs; latency = spool put -> DB commit
+Prints messages/s, p50/p99 latency, peak RSS, and the threading check against the
+generator's ground truth. Durability is the daemon's: SQLite WAL + synchronous=FULL,
+one fsync'ed spool file per message. Numbers, not assertions: record them in docs/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import select  # noqa: E402
+
+from mailgate.models import Article, OutboxRow  # noqa: E402
+from mailgate.spool import Envelope  # noqa: E402
+from tests.harness import load, offline, write_config  # noqa: E402
+
+SHARED_BENCH = ROOT.parent / "shared" / "bench"
+
+
+def generate(out: Path, n: int) -> Path:
+    gen = SHARED_BENCH / "gen_corpus.py"
+    if not gen.exists():
+        sys.exit(f"no corpus given and {gen} not found: pass --corpus DIR")
+    subprocess.run(
+        [sys.executable, str(gen), str(out), "-n", str(n), "--tag-format", "[support #{n}]"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return out
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def setup(db_url: str, agents: bool = False):  # type: ignore[no-untyped-def]
+    tmp = Path(tempfile.mkdtemp(prefix="mg-bench-"))
+    # the yardstick's work per message is parse, thread, store, one ack row: no agents to
+    # notify unless asked (--agents adds one notification row per message)
+    cfg = load(
+        write_config(tmp, database_url=db_url, period_hours=24, agents_toml=None if agents else "")
+    )
+    return offline(cfg)
+
+
+def run_drain(files: list[Path], db_url: str, agents: bool) -> dict:
+    engine, spool, worker = setup(db_url, agents)
+    t0 = time.perf_counter()
+    for f in files:
+        spool.put(f.read_bytes(), Envelope(source="pipe", queue="support"))
+    t_put = time.perf_counter() - t0
+    t1, c1 = time.perf_counter(), time.process_time()
+    r = worker.drain()
+    t_drain, c_drain = time.perf_counter() - t1, time.process_time() - c1
+    return {
+        "engine": engine,
+        "spool_put_per_s": len(files) / t_put,
+        "drain_per_s": len(files) / t_drain,
+        "cpu_ms_per_msg": c_drain / len(files) * 1000,
+        "stored": r.stored,
+        "duplicates": r.duplicates,
+        "shunted": r.shunted,
+    }
+
+
+def run_streaming(files: list[Path], db_url: str, agents: bool) -> dict:
+    engine, spool, worker = setup(db_url, agents)
+    done = threading.Event()
+
+    def produce() -> None:
+        for f in files:
+            spool.put(f.read_bytes(), Envelope(source="pipe", queue="support"))
+        done.set()
+
+    latencies: list[float] = []
+    stored = 0
+    t0 = time.perf_counter()
+    producer = threading.Thread(target=produce)
+    producer.start()
+    while not (done.is_set() and spool.pending() == 0):
+        r = worker.process_batch()
+        stored += r.stored + r.duplicates
+        latencies += r.latencies
+        if not r.handled:
+            time.sleep(0.001)
+    producer.join()
+    elapsed = time.perf_counter() - t0
+    return {
+        "engine": engine,
+        "end_to_end_per_s": len(files) / elapsed,
+        "latency_p50_ms": pct(latencies, 0.50) * 1000,
+        "latency_p99_ms": pct(latencies, 0.99) * 1000,
+        "stored": stored,
+    }
+
+
+def thread_check(engine, corpus: Path) -> dict | None:  # type: ignore[no-untyped-def]
+    manifest = corpus / "manifest.json"
+    checker = SHARED_BENCH / "check_threads.py"
+    if not manifest.exists() or not checker.exists():
+        return None
+    with engine.connect() as conn:
+        pairs = [list(r) for r in conn.execute(select(Article.message_id, Article.ticket_id))]
+    pairs_file = corpus / "pairs.json"
+    pairs_file.write_text(json.dumps(pairs))
+    out = subprocess.run(
+        [sys.executable, str(checker), str(manifest), str(pairs_file)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(out.stdout)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--corpus", type=Path, help="directory with eml/*.eml (and manifest.json)")
+    ap.add_argument("-n", type=int, default=2000, help="messages to generate (default 2000)")
+    ap.add_argument("--db", default="", help="database URL (default: SQLite in a temp dir)")
+    ap.add_argument("--agents", action="store_true", help="configure an agent: notifications too")
+    args = ap.parse_args()
+    corpus = args.corpus or generate(Path(tempfile.mkdtemp(prefix="mg-corpus-")), args.n)
+    files = sorted((corpus / "eml").glob("*.eml"))
+    if not files:
+        sys.exit(f"no eml files in {corpus / 'eml'}")
+    print(f"corpus: {len(files)} messages from {corpus}")
+    print(f"database: {args.db or 'SQLite (WAL, synchronous=FULL)'}; cores: {os.cpu_count()}")
+
+    drain = run_drain(files, args.db, args.agents)
+    with drain["engine"].connect() as conn:
+        outbox_rows = len(conn.execute(select(OutboxRow.id)).all())
+    print(f"spool put (fsync file + dir):  {drain['spool_put_per_s']:8.1f} msgs/s")
+    print(
+        f"drain spool -> DB -> outbox:   {drain['drain_per_s']:8.1f} msgs/s  "
+        f"(stored {drain['stored']}, duplicates {drain['duplicates']}, "
+        f"shunted {drain['shunted']}, outbox rows {outbox_rows})"
+    )
+    print(
+        f"  CPU per message in the drain: {drain['cpu_ms_per_msg']:.2f} ms "
+        f"(load average now {os.getloadavg()[0]:.2f})"
+    )
+    check = thread_check(drain["engine"], corpus)
+    if check is not None:
+        print("threading: " + json.dumps(check))
+
+    stream = run_streaming(files, args.db, args.agents)
+    print(
+        f"streaming put + process:       {stream['end_to_end_per_s']:8.1f} msgs/s  "
+        f"latency p50 {stream['latency_p50_ms']:.1f} ms, p99 {stream['latency_p99_ms']:.1f} ms"
+    )
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak RSS: {rss_mb:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
