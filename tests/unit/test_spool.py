@@ -1,0 +1,62 @@
+"""The spool: durable put, in-order claim, failure counting and the shunt."""
+
+from __future__ import annotations
+
+import pytest
+
+from mailgate.spool import Envelope, Spool, SpoolLocked
+
+
+def test_put_claim_done(tmp_path):
+    s = Spool(tmp_path)
+    names = [s.put(f"m{i}".encode(), Envelope(source="pipe", rcpt_tos=("a@x",))) for i in range(5)]
+    assert s.pending() == 5 and not list((tmp_path / "tmp").iterdir())
+    got = s.claim(3)
+    assert [e.name for e in got] == names[:3]
+    assert s.read(got[0]) == b"m0" and got[0].envelope.rcpt_tos == ("a@x",)
+    s.done(got)
+    s.flush()
+    assert s.pending() == 2
+    assert [e.name for e in s.claim(10)] == names[3:]
+
+
+def test_failures_then_shunt_then_retry(tmp_path):
+    s = Spool(tmp_path)
+    name = s.put(b"x", Envelope(source="smtp"))
+    for attempt in (1, 2):
+        (e,) = s.claim(1)
+        assert s.fail(e, "pipeline", f"boom {attempt}", max_attempts=3) is False
+    (e,) = s.claim(1)
+    assert e.envelope.attempts == 2
+    assert s.fail(e, "pipeline", "boom 3", max_attempts=3) is True
+    assert s.pending() == 0
+    (sh,) = s.shunted()
+    assert sh.name == name and [f["reason"] for f in sh.envelope.failures] == [
+        "boom 1",
+        "boom 2",
+        "boom 3",
+    ]
+    s.shunt_retry(name)
+    (e,) = s.claim(1)
+    assert e.envelope.attempts == 0 and len(e.envelope.failures) == 3
+    s.shunt_now(e, "parse", "not mail")
+    s.shunt_discard(name)
+    assert s.shunted() == [] and s.pending() == 0
+    with pytest.raises(FileNotFoundError):
+        s.shunt_retry(name)
+
+
+def test_one_worker_per_spool_and_recovery(tmp_path):
+    a, b = Spool(tmp_path), Spool(tmp_path)
+    a.lock()
+    with pytest.raises(SpoolLocked):
+        b.lock()
+    a.unlock()
+    b.lock()
+    # leftovers of an interrupted write and of an old-style claimed/ directory
+    (tmp_path / "tmp" / "half.eml").write_bytes(b"partial")
+    (tmp_path / "claimed" / "old.eml").write_bytes(b"old")
+    (tmp_path / "claimed" / "old.json").write_bytes(Envelope(source="smtp").to_json())
+    assert b.recover() == 1
+    assert not list((tmp_path / "tmp").iterdir())
+    assert [e.name for e in b.claim(5)] == ["old"]
