@@ -1,0 +1,149 @@
+"""APScheduler inside the daemon: every sweep once a minute, and at once on start.
+
+The sweeps are pure functions of the clock and the database (see sweeps.py), so there is
+nothing to remember between runs: a daemon that was down for days catches up on its first
+run, and two daemons on one database do each change once. Each sweep runs in its own
+transaction, in a worker thread, never two runs at a time in one process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy import Connection, Engine
+
+from mailgate import schedule_models  # noqa: F401 - registers ticket_sla with Base.metadata
+from mailgate.config import Config, ConfigError
+from mailgate.sla import sla_problems
+from mailgate.sweeps import (
+    sweep_close,
+    sweep_priority,
+    sweep_reminders,
+    sweep_shift_notes,
+    sweep_sla,
+    sweep_track,
+)
+from mailgate.worker import Clock, utcnow
+
+log = logging.getLogger(__name__)
+
+Sweep = Callable[[Connection, Config, datetime], int]
+ConfigSource = Config | Callable[[], Config]
+INTERVAL_SECONDS = 60.0
+
+# the order matters: bookkeeping first, then what reads it
+SWEEPS: tuple[tuple[str, Sweep], ...] = (
+    ("track", sweep_track),
+    ("priority", sweep_priority),
+    ("sla", sweep_sla),
+    ("reminders", sweep_reminders),
+    ("shift_notes", sweep_shift_notes),
+    ("close", sweep_close),
+)
+
+
+def run_all_sweeps(
+    engine: Engine, config: Config, now: datetime, *, strict: bool = True
+) -> dict[str, int]:
+    """Run every sweep once at `now` (aware UTC), each in its own transaction.
+
+    Returns what each changed. strict: a failing sweep raises; otherwise it is logged,
+    counted as -1, and the others still run (the daemon's mode).
+    """
+    if now.tzinfo is None:
+        raise ValueError("run_all_sweeps needs an aware datetime")
+    problems = sla_problems(config)
+    if problems:
+        raise ConfigError(problems)
+    counts: dict[str, int] = {}
+    for name, sweep in SWEEPS:
+        try:
+            with engine.begin() as conn:
+                counts[name] = sweep(conn, config, now)
+        except Exception:
+            if strict:
+                raise
+            log.exception("sweep %s failed; its changes were rolled back", name)
+            counts[name] = -1
+    return counts
+
+
+class _Configs:
+    """The current config, or the last one whose [sla] tables were valid."""
+
+    def __init__(self, source: ConfigSource):
+        self.source = source
+        first = self._read()
+        problems = sla_problems(first)
+        if problems:
+            raise ConfigError(problems)
+        self.good = first
+        self.rejected: Config | None = None
+
+    def _read(self) -> Config:
+        return self.source() if callable(self.source) else self.source
+
+    def current(self) -> Config:
+        cfg = self._read()
+        if cfg is self.good or cfg is self.rejected:
+            return self.good
+        problems = sla_problems(cfg)
+        if problems:
+            for p in problems:
+                log.error("scheduler keeps the last good [sla] settings: %s", p)
+            self.rejected = cfg
+            return self.good
+        self.good = cfg
+        return cfg
+
+
+async def run_scheduler(
+    config: ConfigSource,
+    engine: Engine,
+    stop: asyncio.Event,
+    clock: Clock = utcnow,
+    *,
+    interval_seconds: float = INTERVAL_SECONDS,
+) -> None:
+    """Run the sweeps every `interval_seconds` until `stop` is set.
+
+    `config` is a Config or a callable returning the current one (so a SIGHUP reload is
+    seen at the next run; a reload with a broken [sla] keeps the last good settings).
+    Raises ConfigError at once when the starting config has a broken [sla] table.
+    """
+    configs = _Configs(config)
+    running = asyncio.Lock()
+
+    async def tick() -> None:
+        async with running:
+            cfg = configs.current()
+            now = clock()
+            counts = await asyncio.to_thread(run_all_sweeps, engine, cfg, now, strict=False)
+            changed = {k: v for k, v in counts.items() if v}
+            if changed:
+                log.info("sweeps at %s: %s", now.isoformat(timespec="seconds"), changed)
+
+    scheduler = AsyncIOScheduler(timezone=UTC, event_loop=asyncio.get_running_loop())
+    scheduler.add_job(
+        tick,
+        "interval",
+        seconds=interval_seconds,
+        id="sweeps",
+        next_run_time=datetime.now(UTC),  # catch up at once after downtime
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=None,
+    )
+    scheduler.start()
+    log.info("scheduler running: sweeps every %.0f s", interval_seconds)
+    try:
+        await stop.wait()
+    finally:
+        scheduler.shutdown(wait=False)
+        async with running:  # a sweep in progress finishes its transaction first
+            pass
+        log.info("scheduler stopped")
