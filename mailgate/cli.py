@@ -36,6 +36,9 @@ def _setup_logging(level: str) -> None:
         level=getattr(logging, level.upper()),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    quiet = max(logging.WARNING, logging.getLogger().level)
+    for chatty in ("alembic", "mail.log", "gnupg"):  # protocol-level chatter, not our story
+        logging.getLogger(chatty).setLevel(quiet)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
