@@ -620,6 +620,7 @@ def test_bad_mailboxes_do_not_stop_a_good_one(
     stop = loop_thread.event()
     pollers = make_pollers(cfg, spool, engine, stop, **fast_kwargs())
     caplog.set_level(logging.INFO, logger="mailgate.pollers.imap")
+    t0 = time.monotonic()
     futs = [loop_thread.start(p.run()) for p in pollers]
     try:
         for i in range(3):
@@ -631,6 +632,7 @@ def test_bad_mailboxes_do_not_stop_a_good_one(
         loop_thread.set(stop)
         for f in futs:
             f.result(timeout=10)
+    elapsed = time.monotonic() - t0
     assert sorted(spool_message_ids(spool)) == [f"<m-{i}@customer.example>" for i in range(3)]
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     auth = [m for m in errors if m.startswith("queue billing: ")]
@@ -642,11 +644,12 @@ def test_bad_mailboxes_do_not_stop_a_good_one(
     assert refused and "refused (server down or wrong port?); retrying in" in refused[0]
     # slow retries, not a hot loop: auth every 1 s (test setting); refused backs off
     # exponentially with jitter up to its cap (0.5 s here, 5 min by default)
-    assert 2 <= len(auth) <= 6, auth
+    assert 2 <= len(auth) <= elapsed / 1.0 + 2, (elapsed, auth)
     delays = [float(re.findall(r"retrying in ([0-9.]+)s", m)[0]) for m in refused]
     print(f"\nconnection refused: {len(delays)} retries, delays {delays}")
     assert len(delays) >= 5 and max(delays) <= 0.5
-    assert delays[0] <= 0.05 and min(delays[5:]) >= 0.25  # grown to the cap, jitter in [cap/2, cap]
+    # (printed with one decimal) first 0.025-0.05 s, then grown to the cap: jitter in [cap/2, cap]
+    assert delays[0] <= 0.1 and min(delays[5:]) >= 0.2
     billing = {p.queue.name: p for p in pollers}["billing"]
     assert billing.taken == 0 and billing.last_error.startswith("imap login to billing@")
 
