@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from mailgate.config import ADDRESS_RE, Agent
 from mailgate.tokens import contains_token
@@ -600,8 +600,8 @@ def plan(reply: ReplyText, ctx: PlanContext) -> Plan:
     ]
     ok = all(r.ok for r in results)
     commands = tuple((r, c) for (r0, c), r in zip(parsed, results, strict=False) if c is not None)
-    if not ok:
-        return Plan(lines=tuple(results))
+    if not ok:  # all or nothing: a line that was fine is not applied either
+        return Plan(lines=tuple(_not_applied(r) for r in results))
     return Plan(
         lines=tuple(results),
         change=planner.change(),
@@ -613,6 +613,12 @@ def plan(reply: ReplyText, ctx: PlanContext) -> Plan:
         events=tuple(planner.events),
         commands=commands,
     )
+
+
+def _not_applied(r: LineResult) -> LineResult:
+    if not r.ok:
+        return r
+    return replace(r, message="not sent" if r.line == 0 else "fine, but not applied")
 
 
 class _Planner:
@@ -827,15 +833,16 @@ class _Planner:
     def text_line(self) -> LineResult:
         """The pseudo-line for the text below the commands: answer, note, or an error."""
         text = self.reply.text.strip()
-        lines = len(text.split("\n")) if text else 0
+        n = len(text.split("\n")) if text else 0
+        lines = f"{n} line" + ("" if n == 1 else "s")
         if self.reply.noted:
-            return LineResult(0, f"(internal note, {lines} lines)", True, "ok, not sent")
+            return LineResult(0, f"(internal note, {lines})", True, "ok, not sent")
         t = self.ctx.ticket
         if not text:
             if not self.reply.command_lines:
                 return LineResult(0, "(no text)", False, "error: no command and no answer text")
             return LineResult(0, "(no answer text)", True, "ok, nothing sent to the customer")
-        label = f"(answer, {lines} lines)"
+        label = f"(answer, {lines})"
         if contains_token(text):
             return LineResult(
                 0,
