@@ -13,7 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 ADDRESS_RE = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
@@ -108,6 +115,27 @@ class CloseSettings(_Strict):
     reopen_window_days: Annotated[int, Field(ge=-1)] = 30
 
 
+class AgentMailSettings(_Strict):
+    """[agent_mail] in a queue file: agent notifications and commands by mail (docs/agents.md)."""
+
+    notify: bool = False  # mail the queue's agents about new tickets and customer replies
+    latest_tickets: Annotated[int, Field(ge=0, le=50)] = 5  # the customer's other tickets
+    history_articles: Annotated[int, Field(ge=0, le=50)] = 5  # recent articles per mail
+    max_command_age_hours: Annotated[float, Field(gt=0)] = 72.0
+    max_command_future_minutes: Annotated[float, Field(ge=0)] = 15.0
+    require_signed_commands: bool = False
+    agent_keyring: str = ""  # GnuPG home with the agents' public keys (relative to this file)
+
+    @model_validator(mode="after")
+    def _keyring_for_signatures(self) -> AgentMailSettings:
+        if self.require_signed_commands and not self.agent_keyring:
+            raise ValueError(
+                "require_signed_commands needs agent_keyring "
+                "(a GnuPG home holding the agents' public keys)"
+            )
+        return self
+
+
 class QueueFile(_Strict):
     name: str
     addresses: list[str]
@@ -121,6 +149,7 @@ class QueueFile(_Strict):
     imap: dict[str, Any] | None = None
     pgp: dict[str, Any] | None = None
     sla: dict[str, Any] | None = None
+    agent_mail: AgentMailSettings = AgentMailSettings()
 
     @field_validator("name")
     @classmethod
@@ -196,6 +225,7 @@ class Queue:
     imap: dict[str, Any] | None = None
     pgp: dict[str, Any] | None = None
     sla: dict[str, Any] | None = None
+    agent_mail: AgentMailSettings = AgentMailSettings()
 
     @property
     def address(self) -> str:
@@ -300,6 +330,7 @@ def _load_queue(path: Path, problems: list[str]) -> Queue | None:
         imap=qf.imap,
         pgp=qf.pgp,
         sla=qf.sla,
+        agent_mail=qf.agent_mail,
     )
 
 
@@ -414,6 +445,12 @@ def _load_agents(
         if a.name in seen:
             problems.append(f"{path}: agents.{i}.name: {a.name!r} is already agents.{seen[a.name]}")
         seen[a.name] = i
+        signed = [q.name for q in queues if q.agent_mail.require_signed_commands]
+        if not a.pgp_fingerprint and set(a.queues) & set(signed):
+            problems.append(
+                f"{path}: agents.{i}.pgp_fingerprint: required, queue(s) "
+                f"{', '.join(sorted(set(a.queues) & set(signed)))} require signed commands"
+            )
         if a.address in owners:
             problems.append(
                 f"{path}: agents.{i}.address: {a.address} is a queue address "

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
-from mailgate import store
+from mailgate import agent_mail, store
 from mailgate.autoresponse.policy import should_respond
 from mailgate.autoresponse.render import render
 from mailgate.classify import classify
@@ -126,6 +126,9 @@ class Pipeline:
         if not queues:
             rcpts = ", ".join(entry.envelope.rcpt_tos) or "none"
             raise Rejected("route", f"no queue for recipients ({rcpts}) or To/Cc headers")
+        by_agent = agent_mail.handle(conn, cfg, entry.envelope, p, raw, now)
+        if by_agent is not None:  # an authenticated agent reply: commands, answer, notes
+            return Outcome(by_agent.ticket_id, by_agent.article_id, by_agent.action, queues, False)
         primary = cfg.queue(queues[0])
         assert primary is not None
         verdict = classify(p, self.ours, cfg.main.hostname)
@@ -169,6 +172,16 @@ class Pipeline:
             acked = store.add_outbox(conn, out, now, deadline)
             if acked:
                 store.record_autoresponse(conn, primary.name, p.from_addr, now)
+        if applied.article_id is not None and d.customer_activity:
+            agent_mail.notify_customer_mail(
+                conn,
+                cfg,
+                applied.ticket_id,
+                created=applied.created,
+                sender=p.from_addr,
+                cause=d.dedupe_key,
+                now=now,
+            )
         action = "duplicate" if applied.article_id is None else d.action
         return Outcome(applied.ticket_id, applied.article_id, action, queues, acked)
 
