@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
@@ -92,7 +93,9 @@ class Daemon:
             asyncio.create_task(self._worker_loop(work_wake, send_wake), name="worker"),
             asyncio.create_task(self._sender.run(self.stop, send_wake), name="sender"),
         ]
-        tasks += self._optional_tasks()
+        tasks += self._optional_tasks(spooled)
+        for t in tasks:
+            t.add_done_callback(self._task_ended)
         server = None
         if cfg.listener.enabled:
             server, self._handler = await start_listener(cfg, self.spool, spooled)
@@ -126,20 +129,41 @@ class Daemon:
         self.engine.dispose()
         log.info("mailgate stopped")
 
+    def _task_ended(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled() or self.stop.is_set():
+            return
+        exc = task.exception()
+        log.error(
+            "%s stopped unexpectedly: %r; stopping the daemon", task.get_name(), exc, exc_info=exc
+        )
+        # a half-working daemon hides failures: stop, and let the supervisor restart us
+        self.stop.set()
+
     async def _worker_loop(self, wake: asyncio.Event, send_wake: asyncio.Event) -> None:
         assert self._worker is not None
         w = self._worker
         await w.run(self.stop, wake, on_batch=send_wake.set)
 
-    def _optional_tasks(self) -> list[asyncio.Task[None]]:
-        tasks: list[asyncio.Task[None]] = []
+    def _optional_tasks(self, spooled: Callable[[], None]) -> list[asyncio.Task[None]]:
+        from mailgate.scheduler import run_scheduler
+
+        assert self.engine is not None
+        tasks: list[asyncio.Task[None]] = [
+            asyncio.create_task(
+                run_scheduler(lambda: self.config, self.engine, self.stop, self.clock),
+                name="scheduler",
+            )
+        ]
         if any(q.imap for q in self.config.queues):
             from mailgate.pollers.imap import run_pollers
 
             assert self.spool is not None and self.engine is not None
             tasks.append(
                 asyncio.create_task(
-                    run_pollers(self.config, self.spool, self.engine, self.stop), name="imap"
+                    run_pollers(
+                        self.config, self.spool, self.engine, self.stop, on_spooled=spooled
+                    ),
+                    name="imap",
                 )
             )
         return tasks

@@ -140,6 +140,9 @@ class QueueFile(_Strict):
     name: str
     addresses: list[str]
     subject_tag: str = ""
+    # a follow-up from the requester's own company domain joins the ticket (public mail
+    # providers never count); false: only the requester, CCs and agents
+    colleagues_may_follow_up: bool = True
     from_name: str = ""
     description: str = ""
     autoresponse: AutoResponseSettings = AutoResponseSettings()
@@ -222,6 +225,7 @@ class Queue:
     priority: PrioritySettings
     close: CloseSettings
     source: Path
+    colleagues_may_follow_up: bool = True
     imap: dict[str, Any] | None = None
     pgp: dict[str, Any] | None = None
     sla: dict[str, Any] | None = None
@@ -327,6 +331,7 @@ def _load_queue(path: Path, problems: list[str]) -> Queue | None:
         priority=qf.priority,
         close=qf.close,
         source=path,
+        colleagues_may_follow_up=qf.colleagues_may_follow_up,
         imap=qf.imap,
         pgp=qf.pgp,
         sla=qf.sla,
@@ -406,7 +411,7 @@ def load(path: str | os.PathLike[str]) -> Config:
     templates_dir = (base / main.templates_dir).resolve()
     outbox_maildir = (data_dir / mf.relay.maildir).resolve()
     secret = _load_secret(main, base, data_dir, path)
-    return Config(
+    config = Config(
         path=path,
         main=main,
         listener=mf.listener,
@@ -421,6 +426,24 @@ def load(path: str | os.PathLike[str]) -> Config:
         secret=secret,
         agents=tuple(agents),
     )
+    section_problems = _section_problems(config)
+    if section_problems:
+        raise ConfigError(section_problems)
+    return config
+
+
+def _section_problems(config: Config) -> list[str]:
+    """Problems in the queue sections other modules own ([imap], [sla], [pgp])."""
+    # imported here: those modules build on this one
+    from mailgate.pollers.imap_settings import imap_problems
+    from mailgate.sla import sla_problems
+
+    problems = imap_problems(config) + sla_problems(config)
+    try:
+        from mailgate.pgp_stage import pgp_problems
+    except ImportError:
+        return problems
+    return problems + pgp_problems(config)
 
 
 def _load_agents(

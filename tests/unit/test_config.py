@@ -74,6 +74,23 @@ def test_errors_name_file_key_and_reason(tmp_path, file, content, expect):
     assert any(expect in p for p in e.value.problems), e.value.problems
 
 
+@pytest.mark.parametrize(
+    ("section", "expect"),
+    [
+        (
+            '[imap]\nhost = "imap.example.com"\nport = "x"\n',
+            "queues/support.toml: imap.port: Input should be a valid integer",
+        ),
+        ("[sla]\nbogus = 1\n", "queues/support.toml: sla.bogus: unknown key"),
+    ],
+)
+def test_sections_owned_by_other_modules_are_validated_at_load(tmp_path, section, expect):
+    path = write_config(tmp_path, queue_extra={"support": section})
+    with pytest.raises(ConfigError) as e:
+        load(path)
+    assert any(expect in p for p in e.value.problems), e.value.problems
+
+
 def test_check_config_command_exit_codes(tmp_path, capsys):
     path = write_config(tmp_path)
     assert main(["--config", str(path), "check-config"]) == 0
