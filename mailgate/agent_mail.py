@@ -421,12 +421,13 @@ class _AgentMail:
         if sig.fingerprint.upper() != want:
             raise _Refusal(f"signed by key {sig.fingerprint}, not by your registered key")
         body = self.raw.split(b"\r\n\r\n", 1)[-1] if b"\r\n\r\n" in self.raw else self.raw
-        self.content_key = hashlib.sha256(b"signed\x1f" + body).hexdigest()
+        content_key = hashlib.sha256(b"signed\x1f" + body).hexdigest()
         replayed = self.conn.execute(
-            select(agent_mails.c.id).where(agent_mails.c.content_key == self.content_key)
+            select(agent_mails.c.id).where(agent_mails.c.content_key == content_key)
         ).first()
         if replayed is not None:
             raise _Refusal("this signed text was already processed (a replay)")
+        self.content_key = content_key  # recorded with the mail: accepted once
 
     def _plan(self) -> Plan:
         config, agent = self.config, self.agent
