@@ -45,7 +45,7 @@ from sqlalchemy import (
     update,
 )
 
-from mailgate import commands, notify, store, tokens
+from mailgate import commands, crypto, notify, pgp_store, store, tokens
 from mailgate.autoresponse.render import render
 from mailgate.classify import classify
 from mailgate.commands import Plan, PlanContext, TicketView
@@ -257,6 +257,8 @@ def notify_customer_mail(
     now: datetime,
 ) -> int:
     """Queue notifications for a new ticket or a customer reply; the number queued."""
+    if not config.agents or not any(q.agent_mail.notify for q in config.queues):
+        return 0  # the common case costs no query
     row = _ticket_row(conn, ticket_id)
     if row is None:
         return 0
@@ -403,8 +405,6 @@ class _AgentMail:
             self._check_signature(signed[0])
 
     def _check_signature(self, queue: Queue) -> None:
-        from mailgate import crypto  # gpg only where a queue asks for it
-
         want = self.agent.pgp_fingerprint.replace(" ", "").upper()
         if not want:
             raise _Refusal(f"queue {queue.name} requires signed commands; no key registered")
@@ -873,6 +873,15 @@ class _AgentMail:
                 )
             elif isinstance(q, commands.Show):
                 sections.append(self._show(q.ticket_id))
+            elif isinstance(q, commands.Secret):
+                sent = pgp_store.secret_for_agent(
+                    self.conn, config, q.ticket_id, agent, self.now, cause=self.key
+                )
+                if isinstance(sent, str):
+                    sections.append(sent)
+                else:
+                    self._queue([sent])
+                    sections.append(f"#secret {q.ticket_id}: sent to you in a separate mail.")
         return tuple(sections)
 
     def _list(self, condition: Any) -> tuple[notify.ListedTicket, ...]:
@@ -1000,13 +1009,11 @@ def compose_answer(
     return out, body
 
 
-_keyrings: dict[Path, Any] = {}
+_keyrings: dict[Path, crypto.Keyring] = {}
 
 
-def _keyring(home: Path) -> Any:
+def _keyring(home: Path) -> crypto.Keyring:
     """One crypto.Keyring per GnuPG home (starting gnupg.GPG runs gpg once)."""
-    from mailgate import crypto
-
     ring = _keyrings.get(home)
     if ring is None:
         ring = _keyrings[home] = crypto.Keyring(home)

@@ -160,6 +160,11 @@ class Show:
     ticket_id: int
 
 
+@dataclass(frozen=True)
+class Secret:
+    ticket_id: int  # mail me its decrypted PGP content, encrypted to my key (pgp_store)
+
+
 Command = (
     Assign
     | Pickup
@@ -181,9 +186,10 @@ Command = (
     | ListMine
     | ListUnassigned
     | Show
+    | Secret
 )
-Query = Help | ListMine | ListUnassigned | Show
-QUERY_TYPES = (Help, ListMine, ListUnassigned, Show)
+Query = Help | ListMine | ListUnassigned | Show | Secret
+QUERY_TYPES = (Help, ListMine, ListUnassigned, Show, Secret)
 
 # one line each for #help and for the error transcript
 GRAMMAR: tuple[tuple[str, str], ...] = (
@@ -206,6 +212,7 @@ GRAMMAR: tuple[tuple[str, str], ...] = (
     ("#list", "your open tickets, highest priority then oldest"),
     ("#unassigned", "unassigned open tickets in your queues"),
     ("#show <N>", "a ticket's details and history"),
+    ("#secret <N>", "a ticket's decrypted PGP content, encrypted to your key"),
     ("#help", "this list"),
 )
 _NAMES = {
@@ -229,6 +236,7 @@ _NAMES = {
     "list",
     "unassigned",
     "show",
+    "secret",
 }
 _KNOWN_COMMAND_LINE_RE = re.compile(r"^\s*#(" + "|".join(sorted(_NAMES)) + r")\b", re.I)
 
@@ -320,11 +328,11 @@ def parse_line(text: str) -> Command:
         return no_argument(ListMine())
     if name == "unassigned":
         return no_argument(ListUnassigned())
-    if name == "show":
+    if name in ("show", "secret"):
         value = one_word("ticket number").lstrip("#")
         if not re.fullmatch(r"[1-9][0-9]{0,11}", value):
-            raise CommandSyntaxError("#show needs a ticket number")
-        return Show(int(value))
+            raise CommandSyntaxError(f"#{name} needs a ticket number")
+        return Show(int(value)) if name == "show" else Secret(int(value))
     raise CommandSyntaxError(f"unknown command #{name} (#help lists the commands)")
 
 
@@ -577,7 +585,6 @@ def next_tier(tier: str) -> str | None:
     return TIERS[i + 1] if i + 1 < len(TIERS) else None
 
 
-_TICKETLESS = (NewTicket, Help, ListMine, ListUnassigned, Show)
 _NOT_WITH_NEW = (Release, MoveQueue, Escalate, Requester)
 _GROUPS = {Assign: "assignment", Pickup: "assignment", Release: "assignment"}
 _GROUPS |= {Status: "status", Close: "status"}
@@ -855,6 +862,8 @@ class _Planner:
             return LineResult(0, label, False, "error: no ticket to answer here (use #new)")
         if t is not None and not can_see(self.ctx.agent, t):
             return LineResult(0, label, False, f"refused: ticket #{t.id} is not in your queues")
+        if t is not None and not t.requester and "requester" not in self.values:
+            return LineResult(0, label, False, "error: the ticket has no requester (#requester)")
         self.answer = text
         return LineResult(0, label, True, "ok, sent to the customer")
 

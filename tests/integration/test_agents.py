@@ -394,6 +394,14 @@ def test_help_list_unassigned_show_and_new(desk: Desk):
     assert "opened by Bob Example" in text_of(n)
 
 
+def test_secret_is_answered_through_pgp_store(desk: Desk):
+    t, _ = desk.new_ticket()
+    desk.agent("bob", 0, f"#secret {t.id}\n", subject="secret")
+    (m,) = desk.wait_mail("bob@example.test", "Done: secret")
+    assert f"#secret {t.id}: no decrypted PGP content" in text_of(m)
+    assert [e.detail["reason"] for e in desk.audit("secret-refused")]
+
+
 def test_new_on_a_ticket_address_is_refused(desk: Desk):
     t, _ = desk.new_ticket()
     desk.agent("bob", t.id, "#new dan@example.com\n")
@@ -433,3 +441,34 @@ def test_stale_date_is_refused_with_a_reason(desk: Desk):
     (m,) = desk.wait_mail("bob@example.test", "Not applied")
     assert "more than 72 h ago" in text_of(m)
     assert desk.ticket(t.id).assignee is None
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+
+def test_agent_flow_on_postgresql(tmp_path, smtp_sink: SmtpSink, pg_url: str):
+    queue_extra = {name: NOTIFY for name in ("support", "billing", "sales")}
+    cfg = load(
+        write_config(
+            tmp_path,
+            relay_port=smtp_sink.port,
+            agents_toml=AGENTS_TOML,
+            queue_extra=queue_extra,
+            database_url=pg_url,
+        )
+    )
+    with running(cfg) as d:
+        desk = Desk(d, smtp_sink, cfg)
+        t, mid = desk.new_ticket(subject="On PostgreSQL")
+        desk.wait_mail("bob@example.test", "New")
+        desk.agent("bob", t.id, "#pickup\n#tag +pg\n#cc +dan@example.com\nHello from PG.\n")
+        (m,) = desk.wait_mail("customer@example.com", f"#{t.id}]", n=2)[1:]
+        assert m["In-Reply-To"] == mid and m["Cc"] == "dan@example.com"
+        assert desk.ticket(t.id).status == "answered" and desk.tags(t.id) == {"pg"}
+        desk.agent("bob", t.id, "#frobnicate\n")
+        desk.wait_mail("bob@example.test", "Not applied")
+        replayed = desk.agent("bob", 0, "#list\n", subject="list")
+        desk.wait_mail("bob@example.test", "Done: list")
+        desk.agent("bob", 0, "#list\n", subject="list", message_id=replayed)
+        wait_until(lambda: desk.audit("agent-mail-replayed"))
+        assert len(desk.wait_mail("bob@example.test", "Done: list")) == 1

@@ -82,6 +82,7 @@ def run(text: str, **kw) -> c.Plan:
         ("#unassigned", c.ListUnassigned()),
         ("#show 12", c.Show(12)),
         ("#show #12", c.Show(12)),
+        ("#secret 12", c.Secret(12)),
     ],
 )
 def test_parse_line(line, expected):
@@ -311,3 +312,8 @@ def test_agent_sees_only_their_queues_unless_admin():
     assert c.can_see(ALICE, billing)
     mine = replace(billing, assignee="bob")
     assert c.can_see(BOB, mine)
+
+
+def test_answer_needs_a_requester():
+    assert not run("Hello", ticket=ticket(requester="")).ok
+    assert run("#requester dan@example.com\nHello", ticket=ticket(requester="")).ok
