@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -25,10 +26,21 @@ class KeysCliError(Exception):
     """A problem to print as `mailgate keys: ...` with exit status 1."""
 
 
-def _load(path: str) -> Config:
+_NO_HOME = re.compile(r": pgp\.gnupg_home: (/.+) is not a directory$")
+
+
+def _load(path: str, *, make_homes: bool = False) -> Config:
+    """The configuration; `make_homes`: create missing [pgp] GnuPG homes (mode 700) first,
+    so `keys create` / `keys import` can start from an empty directory."""
     try:
         return config_mod.load(path)
     except ConfigError as e:
+        missing = [m.group(1) for m in map(_NO_HOME.search, e.problems) if m]
+        if make_homes and missing and len(missing) == len(e.problems):
+            for home in missing:
+                keymgmt.ensure_home(home)
+                print(f"created GnuPG home {home} (mode 700)", file=sys.stderr)
+            return _load(path)
         for problem in e.problems:
             print(f"config error: {problem}", file=sys.stderr)
         raise SystemExit(EX_CONFIG) from e
@@ -57,13 +69,11 @@ def queue_home(queue: Queue) -> Path:
 def _passphrase(queue: Queue) -> str | None:
     from mailgate import pgp_stage
 
-    raw = dict(queue.pgp or {})
-    raw.setdefault("key", "0" * 40)  # only the passphrase is wanted here
     try:
-        settings = pgp_stage.PgpSettings.model_validate({**raw, "base": queue.source.parent})
-    except ValueError:
+        settings = pgp_stage.parse_pgp(queue, check_secrets=False)
+    except ConfigError:
         return None
-    return settings.passphrase()
+    return settings.passphrase() if settings else None
 
 
 def _settings(queue: Queue) -> Any:
@@ -75,6 +85,8 @@ def _settings(queue: Queue) -> Any:
         raise KeysCliError("; ".join(e.problems)) from e
     if settings is None:
         raise KeysCliError(f"queue {queue.name} has no [pgp] table")
+    if not settings.key:
+        raise KeysCliError(f"{queue.source}: pgp.key: not set (see `mailgate keys list`)")
     return settings
 
 
@@ -218,7 +230,7 @@ COMMANDS = {"create": cmd_create, "import": cmd_import, "export": cmd_export, "l
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
-    cfg = _load(args.config)
+    cfg = _load(args.config, make_homes=args.keys_action in ("create", "import"))
     try:
         return COMMANDS[args.keys_action](cfg, args)
     except (KeysCliError, keymgmt.KeyManagementError) as e:

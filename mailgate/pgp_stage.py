@@ -34,14 +34,18 @@ from email.policy import SMTP, compat32
 from email.policy import default as default_policy
 from email.utils import getaddresses, parseaddr
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
-from sqlalchemy import Engine, select
 
-from mailgate import crypto
 from mailgate import keys as keymgmt
 from mailgate.config import Config, ConfigError, Queue
-from mailgate.parse import Parsed
+
+if TYPE_CHECKING:  # config.load validates [pgp] through this module: keep its import light
+    from sqlalchemy import Engine
+
+    from mailgate import crypto
+    from mailgate.parse import Parsed
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +57,7 @@ MIN_LEAK_TEXT = 8
 _HEX = re.compile(r"^[0-9A-F]{40}$|^[0-9A-F]{64}$")
 _QUOTE = re.compile(r"^[ \t>|]*", re.M)
 _SPACE = re.compile(r"\s+")
+_ARMOR = b"-----BEGIN PGP MESSAGE-----"
 
 
 class PgpSettings(BaseModel):
@@ -61,7 +66,7 @@ class PgpSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     gnupg_home: str
-    key: str
+    key: str = ""  # needed to sign and to publish; gpg finds the decryption key by itself
     passphrase_file: str | None = None
     passphrase_env: str | None = None
     sign_outgoing: bool = False
@@ -81,7 +86,7 @@ class PgpSettings(BaseModel):
     @classmethod
     def _fingerprint(cls, v: str) -> str:
         fpr = v.replace(" ", "").upper()
-        if not _HEX.match(fpr):
+        if fpr and not _HEX.match(fpr):
             raise ValueError(
                 "must be the queue key's full fingerprint (40 or 64 hex digits), "
                 "see `mailgate keys list QUEUE`"
@@ -92,6 +97,12 @@ class PgpSettings(BaseModel):
     def _one_passphrase(self) -> PgpSettings:
         if self.passphrase_file and self.passphrase_env:
             raise ValueError("give only one of passphrase_file and passphrase_env")
+        needs = [k for k in ("sign_outgoing", "publish_key_hint") if getattr(self, k)]
+        if needs and not self.key:
+            raise ValueError(
+                f"{' and '.join(needs)} need key (the queue key's fingerprint; "
+                "`mailgate keys create QUEUE` prints it)"
+            )
         return self
 
     @property
@@ -170,10 +181,15 @@ def pgp_problems(config: Config, *, check_keys: bool = False) -> list[str]:
         if s is None or not check_keys:
             continue
         try:
-            info = next((k for k in keymgmt.list_keys(s.home) if k.fingerprint == s.key), None)
+            found = keymgmt.list_keys(s.home)
         except keymgmt.KeyManagementError as e:
             problems.append(f"{q.source}: pgp.gnupg_home: {e}")
             continue
+        if not s.key:
+            if not any(k.secret and k.usable for k in found):
+                problems.append(f"{q.source}: pgp.gnupg_home: no usable secret key in {s.home}")
+            continue
+        info = next((k for k in found if k.fingerprint == s.key), None)
         if info is None:
             problems.append(f"{q.source}: pgp.key: {s.key} is not in {s.home}")
         elif not info.secret:
@@ -191,6 +207,8 @@ _rings_lock = threading.Lock()
 
 def keyring(settings: PgpSettings) -> crypto.Keyring:
     """One crypto.Keyring per (home, passphrase), shared by the worker and the sender."""
+    from mailgate import crypto
+
     key = (str(settings.home), settings.passphrase())
     with _rings_lock:
         ring = _rings.get(key)
@@ -232,9 +250,16 @@ def _pgp_queue(config: Config, queue_names: Iterable[str]) -> Queue | None:
 
 def _unopened(p: Parsed, raw: bytes, reason: str) -> crypto.CryptoResult:
     """No keyring to open the message with: hide the ciphertext anyway and say why."""
+    from mailgate import crypto
+
     visible = crypto.SECURED if b"multipart/encrypted" in raw.lower() else crypto.redact(p.text)
     failure = crypto.DecryptedPart("message", False, "", (), raw, reason, None)
     return crypto.CryptoResult(visible, (failure,), None)
+
+
+def _armored_attachment(p: Parsed) -> bool:
+    """Armor the raw bytes hide: inside a base64 attachment (an Autocrypt setup message)."""
+    return any(_ARMOR in a.data for a in p.attachments)
 
 
 def open_incoming(
@@ -246,8 +271,10 @@ def open_incoming(
     Opened to store after the article (None: no PGP, or no queue with `[pgp]`: the message
     goes on untouched). Never raises for bad PGP input.
     """
+    from mailgate import crypto
+
     queue = _pgp_queue(config, queue_names)
-    if queue is None or not crypto.scan(raw, p.text):
+    if queue is None or not (crypto.scan(raw, p.text) or _armored_attachment(p)):
         return p, None
     started = time.perf_counter()
     try:
@@ -373,6 +400,8 @@ def leaked_secret(raw: bytes, secret_texts: Iterable[str]) -> bool:
 
 
 def _ticket_secrets(engine: Engine, ticket_id: int) -> list[str]:
+    from sqlalchemy import select
+
     from mailgate.pgp_store import pgp_secrets  # pgp_store imports this module
 
     with engine.connect() as conn:
@@ -404,6 +433,8 @@ def prepare_outgoing(
     was meant to be encrypted. A customer-facing mail that carries decrypted content of its
     ticket is refused for good (a system note on the ticket says so).
     """
+    from mailgate import crypto
+
     if kind not in CUSTOMER_KINDS or not any(q.pgp is not None for q in config.queues):
         return Prepared(raw)
     if ticket_id is not None:

@@ -19,8 +19,11 @@ original sender's secret never joins the replayer's ticket.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -69,9 +72,9 @@ class PgpSecret(Base):
     text: Mapped[str] = mapped_column(Text, default="")  # decrypted text ("" if not ok)
     reason: Mapped[str] = mapped_column(Text, default="")  # why not decrypted
     source_name: Mapped[str] = mapped_column(String(255), default="")  # encrypted file name
-    ciphertext_sha256: Mapped[str | None] = mapped_column(
-        ForeignKey("blobs.sha256"), nullable=True, index=True
-    )
+    ciphertext_sha256: Mapped[str | None] = mapped_column(ForeignKey("blobs.sha256"), nullable=True)
+    # sha256 of the OpenPGP packets (armor removed): finds the same ciphertext re-wrapped
+    packet_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     # decrypted attachments: [{"filename", "content_type", "sha256", "size"}]
     attachments: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     signature: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
@@ -174,11 +177,30 @@ class Saved:
     failed: int
 
 
-def _replayed_from(conn: Connection, sha: str, sender: str) -> tuple[int, str] | None:
+_ARMOR_LINE = re.compile(
+    r"^(-----(BEGIN|END) PGP [A-Z ,/0-9]+-----|[A-Za-z-]+: .*|=[A-Za-z0-9+/]{4})$"
+)
+
+
+def packet_digest(ciphertext: bytes) -> str:
+    """sha256 of the OpenPGP packets: the same for any armor wrapping, quoting or line ends."""
+    if b"-----BEGIN PGP" in ciphertext[:200]:
+        lines = [ln.strip(" \t>") for ln in ciphertext.decode("latin-1").splitlines()]
+        b64 = "".join(ln for ln in lines if ln and not _ARMOR_LINE.match(ln))
+        try:
+            data = base64.b64decode(b64 + "=" * (-len(b64) % 4))
+        except (binascii.Error, ValueError):
+            data = re.sub(rb"\s+", b"", ciphertext)
+    else:
+        data = ciphertext
+    return hashlib.sha256(data).hexdigest()
+
+
+def _replayed_from(conn: Connection, digest: str, sender: str) -> tuple[int, str] | None:
     """(ticket, sender) of an earlier arrival of this ciphertext from someone else."""
     row = conn.execute(
         select(pgp_secrets.c.ticket_id, pgp_secrets.c.sender)
-        .where(pgp_secrets.c.ciphertext_sha256 == sha, pgp_secrets.c.sender != sender)
+        .where(pgp_secrets.c.packet_sha256 == digest, pgp_secrets.c.sender != sender)
         .order_by(pgp_secrets.c.id)
         .limit(1)
     ).first()
@@ -217,8 +239,9 @@ def save(
         if sha is not None:
             store.put_blob(conn, sha, part.ciphertext)
         ok, text, reason, files = part.ok, part.text, part.reason, part.attachments
-        if ok and sha is not None:
-            earlier = _replayed_from(conn, sha, sender)
+        digest = packet_digest(part.ciphertext) if part.ciphertext else None
+        if ok and digest is not None:
+            earlier = _replayed_from(conn, digest, sender)
             if earlier is not None:
                 ok, text, files = False, "", ()
                 reason = (
@@ -278,6 +301,7 @@ def save(
                 "reason": reason,
                 "source_name": part.source_name[:255],
                 "ciphertext_sha256": sha,
+                "packet_sha256": digest,
                 "attachments": meta,
                 "signature": signature_dict(part.signature),
                 "created_at": now,

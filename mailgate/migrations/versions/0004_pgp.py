@@ -32,6 +32,7 @@ def upgrade() -> None:
         sa.Column("reason", sa.Text(), nullable=False),
         sa.Column("source_name", sa.String(length=255), nullable=False),
         sa.Column("ciphertext_sha256", sa.String(length=64), nullable=True),
+        sa.Column("packet_sha256", sa.String(length=64), nullable=True),
         sa.Column("attachments", sa.JSON(), nullable=False),
         sa.Column("signature", sa.JSON(), nullable=True),
         sa.Column("created_at", mailgate.models.UtcDateTime(), nullable=False),
@@ -43,14 +44,12 @@ def upgrade() -> None:
     with op.batch_alter_table("pgp_secrets", schema=None) as batch_op:
         batch_op.create_index("ix_pgp_secrets_ticket_id", ["ticket_id"], unique=False)
         batch_op.create_index("ix_pgp_secrets_article_id", ["article_id"], unique=False)
-        batch_op.create_index(
-            "ix_pgp_secrets_ciphertext_sha256", ["ciphertext_sha256"], unique=False
-        )
+        batch_op.create_index("ix_pgp_secrets_packet_sha256", ["packet_sha256"], unique=False)
 
 
 def downgrade() -> None:
     with op.batch_alter_table("pgp_secrets", schema=None) as batch_op:
-        batch_op.drop_index("ix_pgp_secrets_ciphertext_sha256")
+        batch_op.drop_index("ix_pgp_secrets_packet_sha256")
         batch_op.drop_index("ix_pgp_secrets_article_id")
         batch_op.drop_index("ix_pgp_secrets_ticket_id")
     op.drop_table("pgp_secrets")
