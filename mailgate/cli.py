@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from mailgate import config as config_mod
+from mailgate import keys_cli
 from mailgate.config import Config, ConfigError
 
 EX_OK, EX_USAGE, EX_DATAERR, EX_SOFTWARE, EX_TEMPFAIL, EX_CONFIG = 0, 64, 65, 70, 75, 78
@@ -253,6 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("stats", help="counts of tickets, spool, shunt and outbox").set_defaults(
         func=cmd_stats
     )
+    keys_cli.register(sub)
     return p
 
 

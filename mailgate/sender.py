@@ -23,7 +23,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, select, update
 
-from mailgate import store
+from mailgate import pgp_stage, store
 from mailgate.config import Config
 from mailgate.worker import Clock, utcnow
 
@@ -135,6 +135,7 @@ class Sender:
                     outbox.c.attempts,
                     outbox.c.deadline,
                     outbox.c.ticket_id,
+                    outbox.c.kind,
                 )
                 .where(outbox.c.status == "pending", outbox.c.next_attempt_at <= now)
                 .order_by(outbox.c.next_attempt_at, outbox.c.id)
@@ -150,10 +151,21 @@ class Sender:
         sent = deferred = failed = 0
         try:
             for row in rows:
-                if relay is None:
-                    res = deliver_maildir(self.config.outbox_maildir, row.message_id, row.raw)
+                # PGP/MIME to customers whose key the queue holds; refuses decrypted content
+                wire = pgp_stage.prepare_outgoing(
+                    self.config,
+                    self.engine,
+                    kind=row.kind,
+                    rcpt_tos=row.rcpt_tos,
+                    raw=row.raw,
+                    ticket_id=row.ticket_id,
+                )
+                if wire.error:
+                    res = DeliveryResult(False, wire.permanent, wire.error)
+                elif relay is None:
+                    res = deliver_maildir(self.config.outbox_maildir, row.message_id, wire.raw)
                 else:
-                    res = relay.send(row.mail_from, list(row.rcpt_tos), row.raw)
+                    res = relay.send(row.mail_from, list(row.rcpt_tos), wire.raw)
                 outcome = self._record(row, res)
                 sent += outcome == "sent"
                 deferred += outcome == "deferred"

@@ -43,20 +43,26 @@ def print_ticket_list(engine: Engine, queue: str | None, status: str | None, lim
 
 
 def print_ticket(engine: Engine, ticket_id: int, show_secrets: bool = False) -> int:
+    from mailgate import pgp_store
+
     with Session(engine) as s:
         t = s.get(Ticket, ticket_id)
         if t is None:
             console.print(f"no ticket #{ticket_id}")
             return 1
+        secrets: dict[int, list] = {}
+        for row in pgp_store.secrets_of(s.connection(), t.id):
+            secrets.setdefault(row.article_id, []).append(row)
         queues = ", ".join(sorted({tq.queue for tq in t.queues}))
-        console.print(f"[bold]#{t.id} {t.title}[/bold]")
+        console.print(f"#{t.id} {t.title}", style="bold", markup=False)
         console.print(
             f"requester {t.requester_name} <{t.requester_addr}>  queue {t.queue} "
             f"(visible in {queues})  status {t.status}  priority {t.priority}  "
-            f"assignee {t.assignee or '-'}  sticky {t.sticky}  tier {t.tier}"
+            f"assignee {t.assignee or '-'}  sticky {t.sticky}  tier {t.tier}",
+            markup=False,
         )
         if t.ccs:
-            console.print("cc " + ", ".join(c.address for c in t.ccs))
+            console.print("cc " + ", ".join(c.address for c in t.ccs), markup=False)
         console.print(
             f"created {t.created_at:%Y-%m-%d %H:%M:%S}  updated {t.updated_at:%Y-%m-%d %H:%M:%S}"
         )
@@ -65,21 +71,44 @@ def print_ticket(engine: Engine, ticket_id: int, show_secrets: bool = False) -> 
             flag = " (automatic)" if a.auto else ""
             console.rule(f"{a.kind} #{a.id} {a.created_at:%Y-%m-%d %H:%M} {who}{flag}")
             if a.subject:
-                console.print(f"Subject: {a.subject}")
-            console.print(a.body_text.rstrip() or "(no text)")
+                console.print(f"Subject: {a.subject}", markup=False)
+            console.print(a.body_text.rstrip() or "(no text)", markup=False)
+            hidden = 0
             for att in a.attachments:
-                console.print(f"  attachment: {att.filename} ({att.content_type})")
-            reasons = (a.verdict or {}).get("reasons")
+                if att.agent_only and not show_secrets:
+                    hidden += 1
+                    continue
+                mark = " [agent-only, decrypted]" if att.agent_only else ""
+                console.print(
+                    f"  attachment: {att.filename} ({att.content_type}){mark}", markup=False
+                )
+            verdict = a.verdict or {}
+            for line in pgp_store.verdict_signature_lines(verdict):
+                console.print("  " + line, markup=False)
+            parts = secrets.get(a.id, [])
+            if parts and not show_secrets:
+                ok = sum(1 for r in parts if r.ok)
+                console.print(
+                    f"  PGP: {len(parts)} encrypted part(s), {ok} decrypted, {len(parts) - ok} not"
+                    + (f", {hidden} agent-only file(s)" if hidden else "")
+                    + f" (mailgate tickets show {t.id} --secrets)",
+                    markup=False,
+                )
+            for r in parts if show_secrets else ():
+                for line in pgp_store.secret_lines(r, with_text=True):
+                    console.print(line, markup=False)
+            reasons = verdict.get("reasons")
             if reasons:
-                console.print("  why: " + "; ".join(reasons), style="dim")
+                console.print("  why: " + "; ".join(reasons), style="dim", markup=False)
             if a.defects:
-                console.print("  defects: " + "; ".join(a.defects[:5]), style="dim")
+                console.print("  defects: " + "; ".join(a.defects[:5]), style="dim", markup=False)
         out = s.scalars(select(OutboxRow).where(OutboxRow.ticket_id == t.id).order_by(OutboxRow.id))
         for o in out:
             console.print(
                 f"outbox {o.kind} to {', '.join(o.rcpt_tos)}: {o.status}"
                 + (f" ({o.last_error})" if o.last_error else ""),
                 style="dim",
+                markup=False,
             )
         events = s.scalars(
             select(AuditEvent).where(AuditEvent.ticket_id == t.id).order_by(AuditEvent.id)
@@ -89,6 +118,23 @@ def print_ticket(engine: Engine, ticket_id: int, show_secrets: bool = False) -> 
                 f"audit {e.at:%Y-%m-%d %H:%M:%S} {e.actor} {e.action} "
                 f"{json.dumps(e.detail, ensure_ascii=False)}",
                 style="dim",
+                markup=False,
+            )
+    if show_secrets:  # every look at decrypted content is on the record
+        import getpass
+        import os
+        from datetime import UTC, datetime
+
+        from mailgate import store
+
+        try:
+            actor = os.getlogin()
+        except OSError:
+            actor = os.environ.get("USER") or getpass.getuser()
+        ids = [r.id for rows in secrets.values() for r in rows if r.ok]
+        with engine.begin() as conn:
+            store.audit(
+                conn, ticket_id, actor[:320], "secret-viewed", datetime.now(UTC), secrets=ids
             )
     return 0
 

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
-from mailgate import agent_mail, store
+from mailgate import agent_mail, pgp_stage, pgp_store, store
 from mailgate.autoresponse.policy import should_respond
 from mailgate.autoresponse.render import render
 from mailgate.classify import classify
@@ -87,6 +87,7 @@ def build_ack(
             "requester_name": p.from_name,
             "queue_name": queue.from_name,
             "queue_address": queue.address,
+            **pgp_stage.ack_context(queue),  # pgp_fingerprint, pgp_public_key
         },
     )
     mid = stable_message_id(config.main.hostname, "ack", d.dedupe_key)
@@ -126,6 +127,7 @@ class Pipeline:
         if not queues:
             rcpts = ", ".join(entry.envelope.rcpt_tos) or "none"
             raise Rejected("route", f"no queue for recipients ({rcpts}) or To/Cc headers")
+        p, opened = pgp_stage.open_incoming(cfg, queues, p, raw)  # text: ciphertext hidden
         by_agent = agent_mail.handle(conn, cfg, entry.envelope, p, raw, now)
         if by_agent is not None:  # an authenticated agent reply: commands, answer, notes
             return Outcome(by_agent.ticket_id, by_agent.article_id, by_agent.action, queues, False)
@@ -165,6 +167,7 @@ class Pipeline:
             our_addresses=self.ours,
         )
         applied = store.apply(conn, d, p, raw, now)
+        pgp_store.save(conn, opened, applied, p.from_addr, now)  # decrypted parts, agent-only
         acked = False
         if applied.created and d.acknowledge.send:
             out = build_ack(cfg, primary, applied.ticket_id, p, d, now)
