@@ -36,6 +36,7 @@ class DeliveryResult:
     ok: bool
     permanent: bool
     detail: str
+    relay_unreachable: bool = False  # the relay itself failed, not this message
 
 
 def backoff_seconds(attempts: int, initial: float, cap: float, rng: random.Random) -> float:
@@ -170,10 +171,36 @@ class Sender:
                 sent += outcome == "sent"
                 deferred += outcome == "deferred"
                 failed += outcome == "failed"
+                if res.relay_unreachable:
+                    # one connect timeout per pass, not one per waiting row
+                    deferred += self._postpone(rows[rows.index(row) + 1 :], res.detail)
+                    break
         finally:
             if relay is not None:
                 relay.close()
         return sent, deferred, failed
+
+    def _postpone(self, rows: list, why: str) -> int:
+        """Give rows not tried in this pass the backoff of a first failure (attempts kept)."""
+        if not rows:
+            return 0
+        now = self.clock()
+        delay = backoff_seconds(
+            1,
+            self.config.relay.retry_initial_seconds,
+            self.config.relay.retry_max_seconds,
+            self.rng,
+        )
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(outbox)
+                .where(outbox.c.id.in_([r.id for r in rows]), outbox.c.status == "pending")
+                .values(
+                    next_attempt_at=now + timedelta(seconds=delay),
+                    last_error=f"not tried: relay unreachable ({why})"[:2000],
+                )
+            )
+        return len(rows)
 
     def _record(self, row, res: DeliveryResult) -> str:  # type: ignore[no-untyped-def]
         now = self.clock()

@@ -150,8 +150,10 @@ class Spool:
         for p in self._dir("tmp").iterdir():
             # never acknowledged: the source still has the message
             p.unlink(missing_ok=True)
+        stale = time.time() - 300
         for p in inc.glob("*.json"):
-            if not p.with_suffix(".eml").exists():
+            # an envelope lands before its message: a young orphan may be a put() under way
+            if not p.with_suffix(".eml").exists() and p.stat().st_mtime < stale:
                 p.unlink(missing_ok=True)
         if n:
             _fsync_dir(inc)
@@ -246,6 +248,7 @@ class Spool:
         os.rename(self._dir("tmp") / f"{entry.name}.json", target / f"{entry.name}.json")
         if target is not inc:
             os.rename(inc / f"{entry.name}.eml", target / f"{entry.name}.eml")
+            (inc / f"{entry.name}.json").unlink(missing_ok=True)
         _fsync_dir(target)
         return target is not inc
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 from sqlalchemy import Engine, case, func, select
 from sqlalchemy.orm import Session
 
@@ -140,8 +140,13 @@ def print_ticket(engine: Engine, ticket_id: int, show_secrets: bool = False) -> 
 
 
 def print_shunt(spool: Spool) -> None:
-    table = Table("name", "source", "attempts", "stage", "reason")
-    for e in spool.shunted():
+    entries = spool.shunted()
+    width = max((len(e.name) for e in entries), default=4)
+    # names are what `shunt show/retry/discard` take: never cut them, even in a pipe
+    table = Table(
+        Column("name", no_wrap=True, min_width=width), "source", "attempts", "stage", "reason"
+    )
+    for e in entries:
         last = e.envelope.failures[-1] if e.envelope.failures else {}
         reason = str(last.get("reason", "")).splitlines()[0][:80] if last else ""
         table.add_row(
