@@ -28,7 +28,7 @@ from mailgate.decide import Decision, decide
 from mailgate.parse import Parsed, ParseRejected, parse
 from mailgate.queues.routing import route
 from mailgate.spool import Spool, SpoolEntry
-from mailgate.thread import choose
+from mailgate.thread import ThreadLookups, choose
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
@@ -36,6 +36,10 @@ Clock = Callable[[], datetime]
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class _NeedsIsolation(Exception):
+    """A message failed in an optimistic batch: redo the batch with savepoints."""
 
 
 class Rejected(Exception):
@@ -107,6 +111,14 @@ def build_ack(
     return Outgoing("ack", "", (p.from_addr,), mid, raw, ticket_id)
 
 
+def _ticket_queue(lookups: ThreadLookups, d: Decision) -> str:
+    """The queue of the ticket a follow-up joins, when the lookups already know it."""
+    for t in (lookups.tagged, *lookups.referenced):
+        if t is not None and t.id == d.ticket_id:
+            return t.queue
+    return ""
+
+
 class Pipeline:
     """The per-message stages, run on one connection inside a savepoint."""
 
@@ -142,6 +154,7 @@ class Pipeline:
             self.agents,
             now,
             None if window < 0 else timedelta(days=window),
+            colleagues=primary.colleagues_may_follow_up,
         )
         last = (
             store.last_autoresponse(conn, primary.name, p.from_addr)
@@ -166,7 +179,7 @@ class Pipeline:
             initial_priority=primary.priority.initial,
             our_addresses=self.ours,
         )
-        applied = store.apply(conn, d, p, raw, now)
+        applied = store.apply(conn, d, p, raw, now, ticket_queue=_ticket_queue(lookups, d))
         pgp_store.save(conn, opened, applied, p.from_addr, now)  # decrypted parts, agent-only
         acked = False
         if applied.created and d.acknowledge.send:
@@ -202,27 +215,12 @@ class Worker:
         result = BatchResult()
         if not entries:
             return result
-        committed: list[SpoolEntry] = []
-        failed: list[tuple[SpoolEntry, str, str, bool]] = []
-        outcomes: list[tuple[SpoolEntry, Outcome]] = []
         try:
-            with self.engine.begin() as conn:
-                for entry in entries:
-                    stage = "read"
-                    try:
-                        raw = self.spool.read(entry)
-                        stage = "pipeline"
-                        with conn.begin_nested():
-                            outcome = self.pipeline.process(conn, entry, raw)
-                        committed.append(entry)
-                        outcomes.append((entry, outcome))
-                    except Rejected as e:
-                        failed.append((entry, e.stage, e.reason, True))
-                    except OperationalError:
-                        raise  # the database itself is in trouble: give the whole batch back
-                    except Exception as e:  # noqa: BLE001 - a bug must not stop the worker
-                        tb = traceback.format_exc(limit=8)
-                        failed.append((entry, stage, f"{type(e).__name__}: {e}\n{tb}", False))
+            try:
+                committed, failed, outcomes = self._transaction(entries, isolate=False)
+            except _NeedsIsolation:
+                # something failed: redo the batch with each message in its own savepoint
+                committed, failed, outcomes = self._transaction(entries, isolate=True)
         except Exception:
             log.exception(
                 "worker: batch of %d not committed; messages stay in the spool", len(entries)
@@ -263,12 +261,51 @@ class Worker:
                 )
         return result
 
+    def _transaction(
+        self, entries: list[SpoolEntry], isolate: bool
+    ) -> tuple[list[SpoolEntry], list[tuple[SpoolEntry, str, str, bool]], list]:
+        """Process a batch in one transaction.
+
+        Optimistically (isolate=False) without savepoints: two statements fewer per
+        message. Any failure then rolls the whole batch back (_NeedsIsolation) and the
+        caller redoes it with a SAVEPOINT per message, so one bad message never takes the
+        others' work with it.
+        """
+        committed: list[SpoolEntry] = []
+        failed: list[tuple[SpoolEntry, str, str, bool]] = []
+        outcomes: list[tuple[SpoolEntry, Outcome]] = []
+        with self.engine.begin() as conn:
+            for entry in entries:
+                stage = "read"
+                try:
+                    raw = self.spool.read(entry)
+                    stage = "pipeline"
+                    if isolate:
+                        with conn.begin_nested():
+                            outcome = self.pipeline.process(conn, entry, raw)
+                    else:
+                        outcome = self.pipeline.process(conn, entry, raw)
+                    committed.append(entry)
+                    outcomes.append((entry, outcome))
+                except OperationalError:
+                    raise  # the database itself is in trouble: give the whole batch back
+                except Exception as e:  # noqa: BLE001 - a bug must not stop the worker
+                    if not isolate:
+                        raise _NeedsIsolation from e
+                    if isinstance(e, Rejected):
+                        failed.append((entry, e.stage, e.reason, True))
+                    else:
+                        tb = traceback.format_exc(limit=8)
+                        failed.append((entry, stage, f"{type(e).__name__}: {e}\n{tb}", False))
+        return committed, failed, outcomes
+
     def drain(self) -> BatchResult:
         """Process until the spool is empty (tests, `mailgate process`, the bench)."""
         total = BatchResult()
         while True:
             r = self.process_batch()
             if r.handled == 0:
+                self.spool.flush()
                 return total
             total.stored += r.stored
             total.duplicates += r.duplicates
