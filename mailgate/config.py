@@ -435,15 +435,11 @@ def load(path: str | os.PathLike[str]) -> Config:
 def _section_problems(config: Config) -> list[str]:
     """Problems in the queue sections other modules own ([imap], [sla], [pgp])."""
     # imported here: those modules build on this one
+    from mailgate.pgp_stage import pgp_problems
     from mailgate.pollers.imap_settings import imap_problems
     from mailgate.sla import sla_problems
 
-    problems = imap_problems(config) + sla_problems(config)
-    try:
-        from mailgate.pgp_stage import pgp_problems
-    except ImportError:
-        return problems
-    return problems + pgp_problems(config)
+    return imap_problems(config) + sla_problems(config) + pgp_problems(config)
 
 
 def _load_agents(
