@@ -9,6 +9,7 @@ transaction, in a worker thread, never two runs at a time in one process.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -16,7 +17,10 @@ from datetime import UTC, datetime
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import Connection, Engine
 
-from mailgate import schedule_models  # noqa: F401 - registers ticket_sla with Base.metadata
+from mailgate import (
+    schedule_models,  # noqa: F401 - registers ticket_sla with Base.metadata
+    sweeps,
+)
 from mailgate.config import Config, ConfigError
 from mailgate.sla import sla_problems
 from mailgate.sweeps import (
@@ -44,16 +48,26 @@ SWEEPS: tuple[tuple[str, Sweep], ...] = (
     ("shift_notes", sweep_shift_notes),
     ("close", sweep_close),
 )
+# sweeps that act on at most BATCH tickets per statement: run again while they were full
+CAPPED = frozenset({"sla", "reminders", "shift_notes", "close"})
+MAX_ROUNDS = 10_000
 
 
 def run_all_sweeps(
-    engine: Engine, config: Config, now: datetime, *, strict: bool = True
+    engine: Engine,
+    config: Config,
+    now: datetime,
+    *,
+    strict: bool = True,
+    full_sync: bool | None = None,
 ) -> dict[str, int]:
     """Run every sweep once at `now` (aware UTC), each in its own transaction.
 
     Returns what each changed. strict: a failing sweep raises; otherwise it is logged,
-    counted as -1, and the others still run (the daemon's mode).
+    counted as -1, and the others still run (the daemon's mode). full_sync: re-read every
+    open ticket, not only the changed ones; by default in the first minute of each hour.
     """
+    full = now.minute == 0 if full_sync is None else full_sync
     if now.tzinfo is None:
         raise ValueError("run_all_sweeps needs an aware datetime")
     problems = sla_problems(config)
@@ -62,14 +76,27 @@ def run_all_sweeps(
     counts: dict[str, int] = {}
     for name, sweep in SWEEPS:
         try:
-            with engine.begin() as conn:
-                counts[name] = sweep(conn, config, now)
+            if name == "track":
+                sweep = functools.partial(sweep_track, full=full)
+            counts[name] = _run_sweep(engine, config, now, name, sweep)
         except Exception:
             if strict:
                 raise
             log.exception("sweep %s failed; its changes were rolled back", name)
             counts[name] = -1
     return counts
+
+
+def _run_sweep(engine: Engine, config: Config, now: datetime, name: str, sweep: Sweep) -> int:
+    """One transaction, or several short ones while a capped sweep finds full batches."""
+    total = 0
+    for _ in range(MAX_ROUNDS):
+        with engine.begin() as conn:
+            changed = sweep(conn, config, now)
+        total += changed
+        if name not in CAPPED or changed < sweeps.BATCH:
+            break
+    return total
 
 
 class _Configs:
@@ -118,11 +145,17 @@ async def run_scheduler(
     configs = _Configs(config)
     running = asyncio.Lock()
 
+    started = [False]
+
     async def tick() -> None:
         async with running:
             cfg = configs.current()
             now = clock()
-            counts = await asyncio.to_thread(run_all_sweeps, engine, cfg, now, strict=False)
+            full = None if started[0] else True  # the first run re-reads every ticket
+            counts = await asyncio.to_thread(
+                functools.partial(run_all_sweeps, strict=False, full_sync=full), engine, cfg, now
+            )
+            started[0] = True
             changed = {k: v for k, v in counts.items() if v}
             if changed:
                 log.info("sweeps at %s: %s", now.isoformat(timespec="seconds"), changed)

@@ -13,7 +13,7 @@ refuses a duplicate. Python touches one ticket at a time only for tickets that c
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -38,6 +38,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.sql import Select
 from sqlalchemy.sql.dml import Update
 
 from mailgate import store
@@ -69,6 +70,12 @@ PAUSED = ("answered", "on-hold", "resolved", "closed")  # the clocks stand still
 REMINDED = ("new", "open", "reopened", "on-hold")
 WORKED = ("open", "reopened", "on-hold")
 CHUNK = 500
+# at most this many tickets get mail per statement and run: a catch-up after days of
+# downtime becomes several short transactions (run_all_sweeps repeats), not one long lock
+BATCH = 500
+# the sync reads tickets changed since the newest change it saw, less this (late commits)
+SYNC_SLACK = timedelta(minutes=10)
+NO_GROWTH = 98  # steps_done of a ticket that grows no more (capped, or not waiting)
 ACTOR = "mailgate"
 
 
@@ -108,94 +115,175 @@ def _joined() -> ColumnElement[bool]:
     return ticket_sla.c.ticket_id == tickets.c.id
 
 
+Pick = Callable[[Any], list[ColumnElement[bool]]]  # conditions on ticket_sla (the mirror)
+Live = Callable[[Any, Any], list[ColumnElement[bool]]]  # conditions on (ticket_sla, tickets)
+
+
+def capped_sla_update(pick: Pick, live: Live) -> Update:
+    """UPDATE ticket_sla ... FROM tickets for at most BATCH rows.
+
+    Candidates come from the mirror (`pick`, on the indexed ticket_sla alone); the outer
+    WHERE repeats them and checks the live ticket (`live`) for those candidates only. On
+    PostgreSQL a concurrent sweep that waited for our row locks re-checks the outer WHERE
+    on the new row versions and skips what we changed.
+    """
+    sa = ticket_sla.alias("sla_pick")
+    chosen = select(sa.c.ticket_id).where(*pick(sa.c)).limit(BATCH)
+    s, t = ticket_sla.c, tickets.c
+    return update(ticket_sla).where(_joined(), *pick(s), *live(s, t), s.ticket_id.in_(chosen))
+
+
+def capped_ticket_update(pick: Pick, live: Callable[[Any], list[ColumnElement[bool]]]) -> Update:
+    """UPDATE tickets for at most BATCH tickets (see capped_sla_update)."""
+    sa = ticket_sla.alias("sla_pick")
+    chosen = select(sa.c.ticket_id).where(*pick(sa.c)).limit(BATCH)
+    return update(tickets).where(*live(tickets.c), tickets.c.id.in_(chosen))
+
+
+def _waiting_live(t: Any) -> ColumnElement[bool]:
+    """Waiting for an answer: a customer wrote after the last answer, and it is on us."""
+    return and_(
+        t.status.in_(RUNNING),
+        t.last_customer_at.is_not(None),
+        or_(t.last_answer_at.is_(None), t.last_answer_at < t.last_customer_at),
+    )
+
+
 # -- bookkeeping ---------------------------------------------------------------------------
-def sweep_track(conn: Connection, config: Config, now: datetime) -> int:
-    """Keep ticket_sla in step with tickets: new rows, manual priority and tier changes,
-    pauses starting and ending. Runs before the other SLA sweeps."""
-    pols = policies(config)
-    if not pols:
-        return 0
-    names = list(pols)
-    n = _add_rows(conn, names)
-    n += _rebase_manual_priority(conn, names, now)
-    n += _note_tier_changes(conn, names, now)
-    n += _start_pauses(conn, names, now)
-    n += _end_pauses(conn, pols, now)
+def sweep_track(conn: Connection, config: Config, now: datetime, *, full: bool = False) -> int:
+    """Keep ticket_sla in step with tickets: rows for new and reopened tickets, the mirror,
+    hand-made priority and tier changes, pauses starting and ending. Runs first.
+
+    Every writer bumps tickets.updated_at, so only tickets changed since the last sync (with
+    some slack for late commits) are read, through their index; `full` reads every open
+    ticket (at start and once an hour: a safety net for a writer that forgot)."""
+    n = _sync(conn, now, _changed_scope(conn, now, full))
+    if _uncovered(conn):
+        added, woken = _add_and_wake(conn)
+        n += added
+        for chunk in _chunks(woken):
+            n += _sync(conn, now, ticket_sla.c.ticket_id.in_(chunk))
+    n += _end_pauses(conn, policies(config), now)
     return n
 
 
-def _add_rows(conn: Connection, names: list[str]) -> int:
-    t = tickets.c
-    source = select(
-        t.id,
-        t.priority.label("p1"),
-        t.priority.label("p2"),
-        t.priority.label("p3"),
-        t.last_customer_at.label("w1"),
-        t.last_customer_at.label("w2"),
-        t.created_at.label("c1"),
-        t.created_at.label("c2"),
-        t.tier,
-        t.created_at.label("c3"),
-        case((t.status.in_(PAUSED), t.updated_at), else_=null()).label("paused"),
-    ).where(
-        t.queue.in_(names),
-        t.status.in_(OPEN_STATUSES),
-        ~exists().where(ticket_sla.c.ticket_id == t.id),
-    )
-    cols = [
-        "ticket_id",
-        "class_priority",
-        "base_priority",
-        "set_priority",
-        "wait_since",
-        "grow_from",
-        "resp_start",
-        "res_start",
-        "tier_seen",
-        "tier_start",
-        "paused_since",
-    ]
+def _changed_scope(conn: Connection, now: datetime, full: bool) -> ColumnElement[bool]:
+    s, t = ticket_sla.c, tickets.c
+    seen = None if full else conn.execute(select(func.max(s.m_updated_at))).scalar()
+    if seen is None:
+        return s.m_status.in_(OPEN_STATUSES)
+    since = min(seen, now) - SYNC_SLACK
+    return s.ticket_id.in_(select(t.id).where(t.updated_at >= since))
+
+
+def _uncovered(conn: Connection) -> bool:
+    """Are there open tickets without an active row? After a sync the active rows are a
+    subset of the open tickets, so equal counts (two index-only counts) mean no."""
+    t, s = tickets.c, ticket_sla.c
+    open_tickets = select(func.count()).where(t.status.in_(OPEN_STATUSES)).scalar_subquery()
+    active = select(func.count()).where(s.m_status.in_(OPEN_STATUSES)).scalar_subquery()
+    return bool(conn.execute(select(open_tickets != active)).scalar())
+
+
+_ROW_SOURCE = (
+    ("ticket_id", "id"),
+    ("m_queue", "queue"),
+    ("m_status", "status"),
+    ("m_updated_at", "updated_at"),
+    ("m_customer_at", "last_customer_at"),
+    ("m_answer_at", "last_answer_at"),
+    ("m_first_response_at", "first_response_at"),
+    ("m_assignee", "assignee"),
+    ("tier_seen", "tier"),
+    ("set_priority", "priority"),
+    ("class_priority", "priority"),
+    ("base_priority", "priority"),
+    ("steps_done", None),
+    ("wait_since", "last_customer_at"),
+    ("grow_from", "last_customer_at"),
+    ("resp_start", "created_at"),
+    ("res_start", "created_at"),
+    ("tier_start", "created_at"),
+)
+
+
+def _add_and_wake(conn: Connection) -> tuple[int, list[int]]:
+    """Open tickets without a row get one; rows of reopened tickets take part again (their
+    ids are returned, for a sync). Finding them reads only the status index of tickets."""
+    t, s = tickets.c, ticket_sla.c
+    found = conn.execute(
+        select(t.id, s.ticket_id)
+        .select_from(tickets.outerjoin(ticket_sla, _joined()))
+        .where(t.status.in_(OPEN_STATUSES))
+        .where(or_(s.ticket_id.is_(None), s.m_status.not_in(OPEN_STATUSES)))
+    ).all()
+    new = [tid for tid, row in found if row is None]
+    dormant = [tid for tid, row in found if row is not None]
     ins = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    stmt = ins(ticket_sla).from_select(cols, source).on_conflict_do_nothing()
-    return max(conn.execute(stmt).rowcount, 0)
-
-
-def _rebase_manual_priority(conn: Connection, names: list[str], now: datetime) -> int:
-    """An agent set the priority: it becomes the class priority and growth starts there."""
-    s, t = ticket_sla.c, tickets.c
-    stmt = (
-        update(ticket_sla)
-        .where(_joined(), t.queue.in_(names), t.status.in_(OPEN_STATUSES))
-        .where(s.set_priority != t.priority)
-        .values(
-            class_priority=t.priority,
-            base_priority=t.priority,
-            set_priority=t.priority,
-            grow_from=now,
+    cols = [target for target, _ in _ROW_SOURCE] + ["paused_since"]
+    for chunk in _chunks(new):
+        source = select(
+            *[
+                (getattr(t, col) if col else _int(0)).label(f"c{i}")
+                for i, (_, col) in enumerate(_ROW_SOURCE)
+            ],
+            case((t.status.in_(PAUSED), t.updated_at), else_=null()).label("paused"),
+        ).where(t.id.in_(chunk))
+        conn.execute(ins(ticket_sla).from_select(cols, source).on_conflict_do_nothing())
+    for chunk in _chunks(dormant):
+        # any open status will do: the sync then copies the real one and what changed
+        conn.execute(
+            update(ticket_sla)
+            .where(s.ticket_id.in_(chunk), s.m_status.not_in(OPEN_STATUSES))
+            .values(m_status="reopened")
         )
-    )
-    return conn.execute(stmt).rowcount
+    return len(new), dormant
 
 
-def _note_tier_changes(conn: Connection, names: list[str], now: datetime) -> int:
-    """An agent moved the ticket to another tier: that tier's clock starts now."""
+def _sync(conn: Connection, now: datetime, scope: ColumnElement[bool]) -> int:
+    """Copy what changed into the mirror for the rows in `scope`, and note what the change
+    means: a hand-set priority (new class, growth from there), a new wait, a new tier (its
+    clock starts), a pause (the clocks stop)."""
     s, t = ticket_sla.c, tickets.c
+    at = _at(now)
+    by_hand = s.set_priority != t.priority
+    new_wait = and_(_waiting_live(t), s.wait_since.is_distinct_from(t.last_customer_at))
+    new_tier = s.tier_seen != t.tier
+    pausing = and_(s.paused_since.is_(None), t.status.in_(PAUSED))
+    mirror = {
+        "m_queue": t.queue,
+        "m_status": t.status,
+        "m_updated_at": t.updated_at,
+        "m_customer_at": t.last_customer_at,
+        "m_answer_at": t.last_answer_at,
+        "m_first_response_at": t.first_response_at,
+        "m_assignee": t.assignee,
+        "tier_seen": t.tier,
+        "set_priority": t.priority,
+    }
+    changed = or_(*[getattr(s, k).is_distinct_from(v) for k, v in mirror.items()])
     stmt = (
         update(ticket_sla)
-        .where(_joined(), t.queue.in_(names), t.status.in_(OPEN_STATUSES))
-        .where(s.tier_seen != t.tier)
-        .values(tier_seen=t.tier, tier_start=now, tier_breached_at=None)
-    )
-    return conn.execute(stmt).rowcount
-
-
-def _start_pauses(conn: Connection, names: list[str], now: datetime) -> int:
-    s, t = ticket_sla.c, tickets.c
-    stmt = (
-        update(ticket_sla)
-        .where(_joined(), t.queue.in_(names), t.status.in_(PAUSED), s.paused_since.is_(None))
-        .values(paused_since=case((t.updated_at <= now, t.updated_at), else_=_at(now)))
+        .where(_joined(), scope, changed)
+        .values(
+            **mirror,
+            class_priority=case((by_hand, t.priority), else_=s.class_priority),
+            base_priority=case((or_(by_hand, new_wait), t.priority), else_=s.base_priority),
+            # a ticket that is on us but not waiting for an answer grows no more (98)
+            steps_done=case(
+                (or_(by_hand, new_wait), _int(0)),
+                (and_(t.status.in_(RUNNING), ~_waiting_live(t)), _int(NO_GROWTH)),
+                else_=s.steps_done,
+            ),
+            wait_since=case((new_wait, t.last_customer_at), else_=s.wait_since),
+            grow_from=case((new_wait, t.last_customer_at), (by_hand, at), else_=s.grow_from),
+            tier_start=case((new_tier, at), else_=s.tier_start),
+            tier_breached_at=case((new_tier, null()), else_=s.tier_breached_at),
+            paused_since=case(
+                (pausing, case((t.updated_at <= now, t.updated_at), else_=at)),
+                else_=s.paused_since,
+            ),
+        )
     )
     return conn.execute(stmt).rowcount
 
@@ -213,7 +301,7 @@ def _resumed(
 def _end_pauses(conn: Connection, pols: dict[str, Policy], now: datetime) -> int:
     """Clocks resume: move their starts past the pause (per resumed ticket: the business
     time before the pause is a per-ticket quantity, but only resumed tickets need it)."""
-    s, t = ticket_sla.c, tickets.c
+    s = ticket_sla.c
     rows = conn.execute(
         select(
             s.ticket_id,
@@ -222,16 +310,16 @@ def _end_pauses(conn: Connection, pols: dict[str, Policy], now: datetime) -> int
             s.res_start,
             s.tier_start,
             s.grow_from,
-            t.updated_at,
-            t.queue,
-        ).where(_joined(), t.status.in_(RUNNING), s.paused_since.is_not(None))
+            s.m_updated_at,
+            s.m_queue,
+        ).where(s.m_status.in_(RUNNING), s.paused_since.is_not(None))
     ).all()
     if not rows:
         return 0
     params = []
     for r in rows:
-        until = min(max(r.updated_at, r.paused_since), now)
-        pol = pols.get(r.queue)
+        until = min(max(r.m_updated_at, r.paused_since), now)
+        pol = pols.get(r.m_queue)
         starts = (r.resp_start, r.res_start, r.tier_start, r.grow_from)
         if pol is not None:
             starts = tuple(_resumed(pol.calendar, x, r.paused_since, until) for x in starts)
@@ -255,17 +343,6 @@ def _end_pauses(conn: Connection, pols: dict[str, Policy], now: datetime) -> int
 
 
 # -- priority growth -----------------------------------------------------------------------
-def _waiting(queue: str | ColumnElement[str]) -> ColumnElement[bool]:
-    """Waiting for an answer: a customer wrote after the last answer, and it is on us."""
-    t = tickets.c
-    return and_(
-        t.queue == queue,
-        t.status.in_(RUNNING),
-        t.last_customer_at.is_not(None),
-        or_(t.last_answer_at.is_(None), t.last_answer_at < t.last_customer_at),
-    )
-
-
 def steps_expr(start: ColumnElement[datetime], growth: Sequence[Any]) -> ColumnElement[int]:
     """How many steps a ticket has grown: the number of k with start <= growth[k-1]
     (growth is descending), as a balanced CASE tree: about 7 comparisons per row."""
@@ -296,42 +373,62 @@ def sweep_priority(conn: Connection, config: Config, now: datetime) -> int:
 
 
 def _grow(conn: Connection, pol: Policy, th: Thresholds) -> int:
-    restart, grow, remember = _growth_statements(len(th.growth))
+    due, remember = _growth_statements(len(th.growth))
     params: dict[str, Any] = {"q": pol.queue.name}
     params.update((f"g{k}", at) for k, at in enumerate(th.growth))
-    conn.execute(restart, params)
-    grown = conn.execute(grow, params).rowcount
+    rows = conn.execute(due, params).all()
+    grown = 0
+    if rows:
+        grown = conn.execute(
+            _SET_PRIORITY, [{"b_id": i, "b_old": o, "b_new": n} for i, o, n in rows]
+        ).rowcount
+    # remember what we wrote (a priority set by hand differs: sweep_track) and the steps
     conn.execute(remember, params)
-    return grown
+    return max(grown, 0)
+
+
+# the live checks: still waiting, and nobody changed the priority since the sync
+_SET_PRIORITY = (
+    update(tickets)
+    .where(tickets.c.id == bindparam("b_id"), tickets.c.priority == bindparam("b_old"))
+    .where(or_(*[tickets.c.status == st for st in RUNNING]))  # not IN: executemany
+    .where(tickets.c.last_customer_at.is_not(None))
+    .where(
+        or_(
+            tickets.c.last_answer_at.is_(None),
+            tickets.c.last_answer_at < tickets.c.last_customer_at,
+        )
+    )
+    .values(priority=bindparam("b_new"))
+)
 
 
 @lru_cache(maxsize=4)
-def _growth_statements(steps: int) -> tuple[Update, Update, Update]:
-    """Built once: the curve is a few hundred nodes, too many to build on every sweep."""
-    s, t = ticket_sla.c, tickets.c
-    waiting = _waiting(bindparam("q"))
-    curve = curve_expr([_when(f"g{k}") for k in range(steps)])
-    # a new customer message starts a new wait, growing from the priority it has now
-    restart = (
-        update(ticket_sla)
-        .where(_joined(), waiting, s.wait_since.is_distinct_from(t.last_customer_at))
-        .values(
-            wait_since=t.last_customer_at, grow_from=t.last_customer_at, base_priority=t.priority
-        )
+def _growth_statements(steps: int) -> tuple[Select[Any], Update]:
+    """Built once: the curve is a few hundred nodes, too many to build on every sweep.
+
+    Only rows that reached their next step are looked at: for each k one index range
+    (steps_done = k, grow_from <= the instant of step k+1), about a hundred short probes.
+    Running means not paused; a running ticket that is not waiting has steps_done 98."""
+    s = ticket_sla.c
+    at = [_when(f"g{k}") for k in range(steps)]
+    q = bindparam("q")
+    reached = or_(
+        *[
+            and_(s.m_queue == q, s.paused_since.is_(None), s.steps_done == k, s.grow_from <= at[k])
+            for k in range(steps)
+        ]
     )
-    grow = (
-        update(tickets)
-        .where(_joined(), waiting, s.paused_since.is_(None))
-        .where(t.priority == s.set_priority, t.priority != curve)
-        .values(priority=curve)
-    )
-    # remember what we wrote, so a hand-set priority can be told apart (sweep_track)
+    curve = curve_expr(at)
+    taken = steps_expr(s.grow_from, at)
+    capped = or_(s.base_priority >= 99, s.base_priority + taken >= 99)
+    due = select(s.ticket_id, s.set_priority, curve).where(reached, s.set_priority != curve)
     remember = (
         update(ticket_sla)
-        .where(_joined(), waiting, s.set_priority != t.priority, t.priority == curve)
-        .values(set_priority=t.priority)
+        .where(reached)
+        .values(set_priority=curve, steps_done=case((capped, _int(NO_GROWTH)), else_=taken))
     )
-    return restart, grow, remember
+    return due, remember
 
 
 # -- mail ----------------------------------------------------------------------------------
@@ -483,60 +580,80 @@ def _class_of(column: ColumnElement[int], s: SlaSettings, cls: str) -> ColumnEle
 
 
 def _breached(
-    s: SlaSettings, start: ColumnElement[datetime], limits: dict[str, datetime]
+    s: SlaSettings,
+    class_priority: ColumnElement[int],
+    start: ColumnElement[datetime],
+    limits: dict[str, datetime],
 ) -> ColumnElement[bool]:
     """The clock started at or before its class's threshold: the target is used up."""
     terms = [
-        and_(_class_of(ticket_sla.c.class_priority, s, cls), start <= limits[cls])
+        and_(_class_of(class_priority, s, cls), start <= limits[cls])
         for cls in CLASSES
         if cls in limits
     ]
-    return or_(*terms) if terms else false()
+    if not terms:
+        return false()
+    # the latest threshold bounds an index range scan; the classes are checked in it
+    return and_(start <= max(limits.values()), or_(*terms))
 
 
 def _mark_class_breaches(
     conn: Connection, pol: Policy, th: Thresholds, now: datetime
 ) -> list[Escalation]:
     """First-response and resolution targets: the clocks of Tier 1."""
-    s, t = ticket_sla.c, tickets.c
-    base = and_(
-        _joined(),
-        t.queue == pol.queue.name,
-        t.status.in_(RUNNING),
-        t.tier == "L1",
-        s.paused_since.is_(None),
-    )
+    q, sla = pol.queue.name, pol.sla
+
+    def tier1(s: Any) -> list[ColumnElement[bool]]:
+        return [
+            s.m_queue == q,
+            s.m_status.in_(RUNNING),
+            s.tier_seen == "L1",
+            s.paused_since.is_(None),
+        ]
+
+    def first_response(s: Any) -> list[ColumnElement[bool]]:
+        return [
+            *tier1(s),
+            s.m_first_response_at.is_(None),
+            s.fr_breached_at.is_(None),
+            _breached(sla, s.class_priority, s.resp_start, th.first_response),
+        ]
+
+    def resolution(s: Any) -> list[ColumnElement[bool]]:
+        return [
+            *tier1(s),
+            s.res_breached_at.is_(None),
+            _breached(sla, s.class_priority, s.res_start, th.resolution),
+        ]
+
+    def live(s: Any, t: Any) -> list[ColumnElement[bool]]:
+        return [t.queue == q, t.status.in_(RUNNING), t.tier == "L1"]
+
+    def live_unanswered(s: Any, t: Any) -> list[ColumnElement[bool]]:
+        return [*live(s, t), t.first_response_at.is_(None)]
+
+    s = ticket_sla.c
     fr = conn.execute(
-        update(ticket_sla)
-        .where(base, t.first_response_at.is_(None), s.fr_breached_at.is_(None))
-        .where(_breached(pol.sla, s.resp_start, th.first_response))
+        capped_sla_update(first_response, live_unanswered)
         .values(fr_breached_at=now)
         .returning(s.ticket_id, s.class_priority)
     ).all()
     res = conn.execute(
-        update(ticket_sla)
-        .where(base, s.res_breached_at.is_(None))
-        .where(_breached(pol.sla, s.res_start, th.resolution))
+        capped_sla_update(resolution, live)
         .values(res_breached_at=now)
         .returning(s.ticket_id, s.class_priority)
     ).all()
     found: dict[int, Escalation] = {}
     for rows, cause, targets in (
-        (res, "resolution", pol.sla.resolution),
-        (fr, "first_response", pol.sla.first_response),
+        (res, "resolution", sla.resolution),
+        (fr, "first_response", sla.first_response),
     ):
         for tid, prio in rows:
-            cls = pol.sla.classes.class_of(prio)
+            cls = sla.classes.class_of(prio)
             minutes = getattr(targets, cls)
             what = cause.replace("_", " ")
-            found[tid] = Escalation(
-                tid,
-                "L1",
-                "L2",
-                cause,
-                cause,
-                f"{what} target of {describe_minutes(minutes)} ({cls} priority) missed",
-            )
+            reason = f"{what} target of {describe_minutes(minutes)} ({cls} priority) missed"
+            found[tid] = Escalation(tid, "L1", "L2", cause, cause, reason)
     return list(found.values())
 
 
@@ -546,16 +663,30 @@ def _mark_tier_breaches(
     """Tier budgets: Tier 2 has `tiers.L2` minutes before Tier 3 takes over, and so on."""
     if not th.tiers:
         return []
-    s, t = ticket_sla.c, tickets.c
-    used = or_(*[and_(s.tier_seen == tier, s.tier_start <= at) for tier, at in th.tiers.items()])
-    rows = conn.execute(
-        update(ticket_sla)
-        .where(_joined(), t.queue == pol.queue.name, t.status.in_(RUNNING))
-        .where(t.tier == s.tier_seen, s.paused_since.is_(None), s.tier_breached_at.is_(None))
-        .where(used)
-        .values(tier_breached_at=now)
-        .returning(s.ticket_id, s.tier_seen, s.tier_start)
-    ).all()
+    q = pol.queue.name
+
+    def live(s: Any, t: Any) -> list[ColumnElement[bool]]:
+        return [t.queue == q, t.status.in_(RUNNING), t.tier == s.tier_seen]
+
+    s = ticket_sla.c
+    rows: list[Any] = []
+    for tier, at in th.tiers.items():
+
+        def used(s: Any, tier: str = tier, at: datetime = at) -> list[ColumnElement[bool]]:
+            return [
+                s.m_queue == q,
+                s.paused_since.is_(None),
+                s.tier_seen == tier,
+                s.tier_breached_at.is_(None),
+                s.tier_start <= at,
+                s.m_status.in_(RUNNING),
+            ]
+
+        rows += conn.execute(
+            capped_sla_update(used, live)
+            .values(tier_breached_at=now)
+            .returning(s.ticket_id, s.tier_seen, s.tier_start)
+        ).all()
     out = []
     for tid, tier, start in rows:
         budget = describe_minutes(getattr(pol.sla.tiers, tier))
@@ -576,8 +707,9 @@ def _raise_tiers(
         to_tier = next_tier(from_tier)
         # updated_at is left alone: it tells when a person last worked on the ticket
         values: dict[str, Any] = {"tier": to_tier}
+        mirror: dict[str, Any] = {"tier_seen": to_tier, "tier_start": now, "tier_breached_at": None}
         if target:
-            values["queue"] = target
+            values["queue"] = mirror["m_queue"] = target
         for chunk in _chunks([e.ticket_id for e in group]):
             done = set(
                 conn.execute(
@@ -590,9 +722,7 @@ def _raise_tiers(
             if not done:
                 continue
             conn.execute(
-                update(ticket_sla)
-                .where(ticket_sla.c.ticket_id.in_(done))
-                .values(tier_seen=to_tier, tier_start=now, tier_breached_at=None)
+                update(ticket_sla).where(ticket_sla.c.ticket_id.in_(done)).values(**mirror)
             )
             if target:
                 store.insert_ignore(
@@ -727,53 +857,73 @@ def _mail_agents_about(
 def sweep_reminders(conn: Connection, config: Config, now: datetime) -> int:
     """Escalated tickets nobody touched for `update_hours`: remind the assignee (or the
     tier's agents), again every `update_hours` until someone does."""
-    s, t = ticket_sla.c, tickets.c
     changed = 0
     for pol in policies(config).values():
-        hours = pol.sla.update_hours
-        if hours <= 0:
-            continue
-        cut = now - timedelta(hours=hours)
-        ids = (
-            conn.execute(
-                update(ticket_sla)
-                .where(_joined(), t.queue == pol.queue.name, t.tier != "L1", t.status.in_(REMINDED))
-                .where(t.updated_at <= cut, s.tier_start <= cut)
-                .where(or_(s.reminded_at.is_(None), s.reminded_at <= cut))
-                .values(reminded_at=now)
-                .returning(s.ticket_id)
-            )
-            .scalars()
-            .all()
-        )
-        changed += _remind(conn, config, pol, ids, now, reason="update", every=hours)
+        if pol.sla.update_hours > 0:
+            changed += _remind_quiet(conn, config, pol, now)
     return changed
+
+
+def _remind_quiet(conn: Connection, config: Config, pol: Policy, now: datetime) -> int:
+    hours = pol.sla.update_hours
+    cut = now - timedelta(hours=hours)
+    q = pol.queue.name
+
+    def quiet(s: Any) -> list[ColumnElement[bool]]:
+        return [
+            s.m_queue == q,
+            s.tier_seen.in_(("L2", "L3")),
+            s.m_status.in_(REMINDED),
+            s.m_updated_at <= cut,
+            s.tier_start <= cut,
+            or_(s.reminded_at.is_(None), s.reminded_at <= cut),
+        ]
+
+    def live(s: Any, t: Any) -> list[ColumnElement[bool]]:
+        return [t.queue == q, t.status.in_(REMINDED), t.tier != "L1", t.updated_at <= cut]
+
+    stmt = capped_sla_update(quiet, live).values(reminded_at=now)
+    ids = conn.execute(stmt.returning(ticket_sla.c.ticket_id)).scalars().all()
+    return _remind(conn, config, pol, ids, now, reason="update", every=hours)
 
 
 def sweep_shift_notes(conn: Connection, config: Config, now: datetime) -> int:
     """At the end of a shift, flag tickets worked on during it that got no internal note."""
-    s, t, a = ticket_sla.c, tickets.c, articles.c
     changed = 0
     for pol in policies(config).values():
-        ends = pol.sla.shift_minutes()
-        if not ends:
-            continue
-        end, start = pol.calendar.shift_ends(now, ends)
-        noted = exists().where(a.ticket_id == t.id, a.kind == "note", a.created_at > start)
-        ids = (
-            conn.execute(
-                update(ticket_sla)
-                .where(_joined(), t.queue == pol.queue.name, t.status.in_(WORKED))
-                .where(t.assignee.is_not(None), t.updated_at > start, t.updated_at <= end, ~noted)
-                .where(or_(s.shift_flagged_at.is_(None), s.shift_flagged_at < end))
-                .values(shift_flagged_at=end)
-                .returning(s.ticket_id)
-            )
-            .scalars()
-            .all()
-        )
-        changed += _remind(conn, config, pol, ids, now, reason="shift_notes", shift_end=end)
+        if pol.sla.shift_ends:
+            changed += _flag_shift(conn, config, pol, now)
     return changed
+
+
+def _flag_shift(conn: Connection, config: Config, pol: Policy, now: datetime) -> int:
+    end, start = pol.calendar.shift_ends(now, pol.sla.shift_minutes())
+    q, a = pol.queue.name, articles.c
+
+    def unnoted(s: Any) -> list[ColumnElement[bool]]:
+        noted = exists().where(a.ticket_id == s.ticket_id, a.kind == "note", a.created_at > start)
+        return [
+            s.m_queue == q,
+            s.m_status.in_(WORKED),
+            s.m_assignee.is_not(None),
+            s.m_updated_at > start,
+            s.m_updated_at <= end,
+            or_(s.shift_flagged_at.is_(None), s.shift_flagged_at < end),
+            ~noted,
+        ]
+
+    def live(s: Any, t: Any) -> list[ColumnElement[bool]]:
+        return [
+            t.queue == q,
+            t.status.in_(WORKED),
+            t.assignee.is_not(None),
+            t.updated_at > start,
+            t.updated_at <= end,
+        ]
+
+    stmt = capped_sla_update(unnoted, live).values(shift_flagged_at=end)
+    ids = conn.execute(stmt.returning(ticket_sla.c.ticket_id)).scalars().all()
+    return _remind(conn, config, pol, ids, now, reason="shift_notes", shift_end=end)
 
 
 def _remind(
@@ -850,15 +1000,27 @@ def sweep_close(conn: Connection, config: Config, now: datetime) -> int:
 def _close_queue(
     conn: Connection, config: Config, queue: Queue, days: int, review_link: str, now: datetime
 ) -> int:
-    t = tickets.c
     cut = now - timedelta(days=days)
+    q = queue.name
+
+    def quiet(s: Any) -> list[ColumnElement[bool]]:
+        when = func.coalesce(s.m_answer_at, s.m_updated_at)
+        return [s.m_status == "answered", s.m_queue == q, when <= cut]
+
+    def live(t: Any) -> list[ColumnElement[bool]]:
+        when = func.coalesce(t.last_answer_at, t.updated_at)
+        return [t.queue == q, t.status == "answered", when <= cut]
+
+    t = tickets.c
     rows = conn.execute(
-        update(tickets)
-        .where(t.queue == queue.name, t.status == "answered")
-        .where(func.coalesce(t.last_answer_at, t.updated_at) <= cut)
+        capped_ticket_update(quiet, live)
         .values(status="closed", closed_at=now, updated_at=now)
         .returning(t.id, t.last_answer_at)
     ).all()
+    for chunk in _chunks([r.id for r in rows]):  # the mirror follows at once
+        conn.execute(
+            update(ticket_sla).where(ticket_sla.c.ticket_id.in_(chunk)).values(m_status="closed")
+        )
     facts = mail_facts(conn, [r.id for r in rows])
     for tid, answered in rows:
         f = facts[tid]

@@ -11,7 +11,7 @@ import email
 import email.policy
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -137,6 +137,10 @@ class Env:
         return tid
 
     def set(self, tid: int, **values: object) -> None:
+        """Change a ticket as the mail path does: updated_at moves with every change (by
+        default to the latest time given)."""
+        if "updated_at" not in values:
+            values["updated_at"] = max(v for v in values.values() if isinstance(v, datetime))
         with self.engine.begin() as conn:
             conn.execute(update(store.tickets).where(T.id == tid).values(**values))
 
@@ -224,7 +228,7 @@ def test_a_priority_set_by_hand_is_kept_and_grows_from_there(env: Env):
     tid = env.ticket(MONDAY)
     env.sweep(berlin(2026, 3, 2, 14))
     assert env.get(tid)["priority"] == 55
-    env.set(tid, priority=30)  # an agent lowers it
+    env.set(tid, priority=30, updated_at=berlin(2026, 3, 2, 14, 10))  # an agent lowers it
     env.sweep(berlin(2026, 3, 2, 14, 30))
     assert env.get(tid)["priority"] == 30
     env.sweep(berlin(2026, 3, 2, 16, 30))
@@ -378,7 +382,7 @@ def test_shift_end_flags_worked_tickets_without_notes(tmp_path: Path):
     idle = env.ticket(MONDAY - timedelta(days=7), status="open", assignee="bob")
     env.set(bare, updated_at=berlin(2026, 3, 2, 14), first_response_at=MONDAY)
     env.set(noted, updated_at=berlin(2026, 3, 2, 14), first_response_at=MONDAY)
-    env.set(idle, first_response_at=MONDAY)
+    env.set(idle, first_response_at=MONDAY - timedelta(days=7))
     with env.engine.begin() as conn:
         conn.execute(
             insert(store.articles),
@@ -501,6 +505,20 @@ def test_catch_up_after_a_72_hour_outage_acts_once(tmp_path: Path):
     assert len({r["message_id"] for r in env.mails()}) == len(env.mails())
 
 
+def test_a_big_catch_up_runs_in_batches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from mailgate import sweeps
+
+    monkeypatch.setattr(sweeps, "BATCH", 4)
+    env = make_env(tmp_path, {"support": SLA + "\n[close]\nafter_days = 1\n"})
+    answered = [env.ticket(MONDAY, answered=MONDAY) for _ in range(10)]
+    breaching = [env.ticket(MONDAY, priority=95) for _ in range(9)]
+    counts = env.sweep(MONDAY + timedelta(days=2))
+    assert (counts["close"], counts["sla"]) == (10, 9)
+    assert {env.get(t)["status"] for t in answered} == {"closed"}
+    assert {env.get(t)["tier"] for t in breaching} == {"L2"}
+    assert len(env.mails("closed")) == 10 and len(env.mails("escalated")) == 9
+
+
 def race(env: Env, url: str, at: datetime) -> None:
     """Two daemons (own engines) sweep the same database at the same moment, twice."""
     other = db.connect(url)
@@ -587,10 +605,47 @@ def test_run_scheduler_sweeps_at_once_and_stops(tmp_path: Path):
 
 
 def test_run_scheduler_refuses_a_broken_sla_table(tmp_path: Path):
-    env = make_env(tmp_path, {"support": "[sla]\nbusiness_hours = ['9-5']\n"})
+    env = make_env(tmp_path)  # config.load validates [sla]: break it behind its back
+    queues = tuple(
+        replace(q, sla={"business_hours": ["9-5"]}) if q.name == "support" else q
+        for q in env.config.queues
+    )
+    broken = replace(env.config, queues=queues)
 
     async def main() -> None:
-        await run_scheduler(env.config, env.engine, asyncio.Event())
+        await run_scheduler(broken, env.engine, asyncio.Event())
 
     with pytest.raises(ConfigError, match=r"support.toml: sla.business_hours: '9-5'"):
         asyncio.run(main())
+
+
+def test_a_broken_reload_keeps_the_last_good_sla_settings(tmp_path: Path):
+    env = make_env(tmp_path, {"support": SLA + "\n[close]\nafter_days = 0\n"})
+    first = env.ticket(MONDAY, answered=MONDAY)
+    queues = tuple(
+        replace(q, sla={"timezone": "Mars/Olympus"}) if q.name == "support" else q
+        for q in env.config.queues
+    )
+    configs = [env.config]
+
+    async def until_closed(tid: int) -> None:
+        for _ in range(200):
+            await asyncio.sleep(0.05)
+            if env.get(tid)["status"] == "closed":
+                return
+
+    async def main() -> int:
+        stop = asyncio.Event()
+        task = asyncio.create_task(
+            run_scheduler(lambda: configs[-1], env.engine, stop, lambda: MONDAY, interval_seconds=1)
+        )
+        await until_closed(first)
+        configs.append(replace(env.config, queues=queues))  # a reload with a broken [sla]
+        second = env.ticket(MONDAY, answered=MONDAY)
+        await until_closed(second)
+        stop.set()
+        await asyncio.wait_for(task, 10)
+        return second
+
+    second = asyncio.run(main())
+    assert env.get(first)["status"] == env.get(second)["status"] == "closed"
