@@ -149,6 +149,38 @@ def agent_display(agent: Agent) -> str:
     return f"{name}, {agent.description}" if agent.description else name
 
 
+def ticket_values(
+    ch: commands.TicketChange, answered: bool, before: Row[Any], now: datetime
+) -> dict[str, Any]:
+    """The tickets columns a plan sets: its changes, the answer's timestamps, the status."""
+    values: dict[str, Any] = {"updated_at": now}
+    if ch.assign:
+        values["assignee"] = ch.assignee
+    elif ch.queue or ch.tier:
+        values["assignee"] = None  # moved or escalated: the new people pick it up
+    for name in ("sticky", "priority", "title", "complexity", "queue", "tier"):
+        value = getattr(ch, name)
+        if value is not None:
+            values[name] = value
+    if ch.requester is not None:
+        values.update(requester_addr=ch.requester, requester_name="")
+    status = ch.status
+    if answered:
+        values["last_answer_at"] = now
+        if before.first_response_at is None:
+            values["first_response_at"] = now
+        status = status or "answered"
+    if status is None and ch.assign and ch.assignee and before.status == "new":
+        status = "open"
+    if status == "closed":
+        values.update(status=status, closed_at=now)
+    elif status == "resolved":
+        values.update(status=status, resolved_at=now, closed_at=None)
+    elif status is not None:
+        values.update(status=status, closed_at=None, resolved_at=None)
+    return values
+
+
 # --------------------------------------------------------------------------- reads
 
 
@@ -163,10 +195,6 @@ def ticket_view(conn: Connection, row: Row[Any]) -> TicketView:
             select(store.ticket_queues.c.queue).where(store.ticket_queues.c.ticket_id == tid)
         ).scalars()
     )
-    ccs = conn.execute(
-        select(store.ticket_ccs.c.address).where(store.ticket_ccs.c.ticket_id == tid)
-    ).scalars()
-    tags = conn.execute(select(ticket_tags.c.tag).where(ticket_tags.c.ticket_id == tid)).scalars()
     return TicketView(
         id=tid,
         queue=row.queue,
@@ -177,17 +205,18 @@ def ticket_view(conn: Connection, row: Row[Any]) -> TicketView:
         sticky=bool(row.sticky),
         tier=row.tier,
         requester=row.requester_addr,
-        ccs=frozenset(ccs),
-        tags=frozenset(tags),
-        title=row.title,
-        complexity=row.complexity,
     )
 
 
-def ticket_digest(conn: Connection, config: Config, ticket_id: int) -> notify.TicketDigest:
-    row = _ticket_row(conn, ticket_id)
-    assert row is not None
-    view = ticket_view(conn, row)
+def ticket_digest(conn: Connection, config: Config, row: Row[Any]) -> notify.TicketDigest:
+    """What a mail to an agent shows about the ticket in `row` (a tickets row)."""
+    ticket_id = row.id
+    ccs = conn.execute(
+        select(store.ticket_ccs.c.address).where(store.ticket_ccs.c.ticket_id == ticket_id)
+    ).scalars()
+    tags = conn.execute(
+        select(ticket_tags.c.tag).where(ticket_tags.c.ticket_id == ticket_id)
+    ).scalars()
     queue = config.queue(row.queue)
     settings = queue.agent_mail if queue else None
     n_history = settings.history_articles if settings else 5
@@ -223,8 +252,8 @@ def ticket_digest(conn: Connection, config: Config, ticket_id: int) -> notify.Ti
         sticky=bool(row.sticky),
         tier=row.tier,
         requester=requester,
-        ccs=tuple(sorted(view.ccs)),
-        tags=tuple(sorted(view.tags)),
+        ccs=tuple(sorted(ccs)),
+        tags=tuple(sorted(tags)),
         complexity=row.complexity,
         created=notify.when(row.created_at),
         history=tuple(
@@ -278,7 +307,7 @@ def notify_customer_mail(
         )
     if not recipients:
         return 0
-    digest = ticket_digest(conn, config, ticket_id)
+    digest = ticket_digest(conn, config, row)
     return _queue_all(
         conn,
         config,
@@ -570,36 +599,9 @@ class _AgentMail:
             self._record("applied", {"queries": len(plan.queries)})
             self._confirm(plan, sections, "Done.")
             return AgentMailResult(0, None, "agent-applied")
-        before = self.row
-        tid = before.id
+        tid = self.row.id
         ch = plan.change
-        values: dict[str, Any] = {"updated_at": now}
-        if ch.assign:
-            values["assignee"] = ch.assignee
-        if (ch.queue or ch.tier) and not ch.assign:
-            values["assignee"] = None
-        for name in ("sticky", "priority", "title", "complexity", "queue", "tier"):
-            value = getattr(ch, name)
-            if value is not None:
-                values[name] = value
-        if ch.requester is not None:
-            values.update(requester_addr=ch.requester, requester_name="")
-        status = ch.status
-        if plan.answer:
-            values["last_answer_at"] = now
-            if before.first_response_at is None:
-                values["first_response_at"] = now
-            status = status or "answered"
-        if status is None and ch.assign and ch.assignee and before.status == "new":
-            status = "open"
-        if status is not None:
-            values["status"] = status
-            if status == "closed":
-                values["closed_at"] = now
-            elif status == "resolved":
-                values.update(resolved_at=now, closed_at=None)
-            else:
-                values.update(closed_at=None, resolved_at=None)
+        values = ticket_values(ch, bool(plan.answer), self.row, now)
         conn.execute(update(tickets).where(tickets.c.id == tid).values(**values))
         if ch.queue:
             store.add_queues(conn, tid, [ch.queue])
@@ -790,7 +792,7 @@ class _AgentMail:
         def get_digest() -> notify.TicketDigest:
             nonlocal digest
             if digest is None:
-                digest = ticket_digest(self.conn, config, row.id)
+                digest = ticket_digest(self.conn, config, row)
             return digest
 
         for event in plan.events:
@@ -924,7 +926,7 @@ class _AgentMail:
         if row is None or not commands.can_see(self.agent, ticket_view(self.conn, row)):
             return f"#show {ticket_id}: no such ticket in your queues."
         queue = self.config.queue(row.queue) or self.reply.queue
-        digest = ticket_digest(self.conn, self.config, ticket_id)
+        digest = ticket_digest(self.conn, self.config, row)
         return notify.show_section(self.config, queue, self.agent, digest)
 
     def _confirm(self, plan: Plan, sections: tuple[str, ...], headline: str) -> None:

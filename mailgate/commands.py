@@ -238,7 +238,7 @@ _NAMES = {
     "show",
     "secret",
 }
-_KNOWN_COMMAND_LINE_RE = re.compile(r"^\s*#(" + "|".join(sorted(_NAMES)) + r")\b", re.I)
+_KNOWN_COMMAND_RE = re.compile(r"^\s*#(" + "|".join(sorted(_NAMES)) + r")\b", re.I)
 
 
 class CommandSyntaxError(ValueError):
@@ -418,21 +418,19 @@ def split_reply(text: str, signature: str = "") -> ReplyText:
         if re.match(r"#note\b", line, re.I):
             noted = True
             break
-    body = _clean_body(lines[i:], signature)
-    stray = ()
-    if not noted:
-        stray = tuple(
-            (i + 1 + n, s.strip())
-            for n, s in enumerate(body.split("\n"))
-            if _KNOWN_COMMAND_LINE_RE.match(s)
-        )
-    return ReplyText(tuple(commands), body, stray, noted)
+    kept = _written_lines(lines, i)
+    stray = (
+        () if noted else tuple((n + 1, s.strip()) for n, s in kept if _KNOWN_COMMAND_RE.match(s))
+    )
+    return ReplyText(tuple(commands), _answer_text([s for _, s in kept], signature), stray, noted)
 
 
-def _clean_body(lines: list[str], signature: str) -> str:
-    """The text an agent wrote: stop at quoted mail or the signature; drop '>' lines."""
-    kept: list[str] = []
-    for n, line in enumerate(lines):
+def _written_lines(lines: list[str], start: int) -> list[tuple[int, str]]:
+    """(index, line) of what the agent wrote below the commands: up to quoted mail or the
+    signature, without '>' lines."""
+    kept: list[tuple[int, str]] = []
+    for n in range(start, len(lines)):
+        line = lines[n]
         if _MARKER_KEY in line.lower():
             break
         if line in ("--", "-- "):  # the signature delimiter (trailing space often lost)
@@ -449,7 +447,12 @@ def _clean_body(lines: list[str], signature: str) -> str:
             break
         if line.lstrip().startswith(">"):
             continue
-        kept.append(line)
+        kept.append((n, line))
+    return kept
+
+
+def _answer_text(kept: list[str], signature: str) -> str:
+    """The written lines as text, without trailing blank lines or the agent's signature."""
     while kept and not kept[-1].strip():
         kept.pop()
     text = "\n".join(kept)
@@ -483,10 +486,6 @@ class TicketView:
     sticky: bool
     tier: str
     requester: str
-    ccs: frozenset[str]
-    tags: frozenset[str]
-    title: str
-    complexity: str = ""
 
 
 @dataclass(frozen=True)

@@ -25,9 +25,6 @@ TICKET = c.TicketView(
     sticky=False,
     tier="L1",
     requester="carla@example.com",
-    ccs=frozenset(),
-    tags=frozenset(),
-    title="Printer broken",
 )
 
 
@@ -183,9 +180,10 @@ def test_clearsigned_reply_is_unwrapped():
 
 
 def test_commands_below_text_are_reported_not_sent():
-    plan = run("Hello Carla\n\n#close\n")
+    plan = run("#pickup\nHello Carla\n\n> quoted\n#close\n")
     assert not plan.ok
-    assert any("must come first" in r.message for r in plan.errors)
+    (stray,) = [r for r in plan.errors if "must come first" in r.message]
+    assert (stray.line, stray.text) == (5, "#close")
 
 
 # --------------------------------------------------------------------------- plan
