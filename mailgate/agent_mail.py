@@ -39,6 +39,7 @@ from sqlalchemy import (
     Row,
     String,
     Table,
+    bindparam,
     delete,
     insert,
     select,
@@ -184,17 +185,39 @@ def ticket_values(
 # --------------------------------------------------------------------------- reads
 
 
+# built once: a notification runs these per customer mail (half the cost of building each time)
+_TID = bindparam("tid", type_=Integer)
+_TICKET = select(tickets).where(tickets.c.id == _TID)
+_QUEUES = select(store.ticket_queues.c.queue).where(store.ticket_queues.c.ticket_id == _TID)
+_CCS = select(store.ticket_ccs.c.address).where(store.ticket_ccs.c.ticket_id == _TID)
+_TAGS = select(ticket_tags.c.tag).where(ticket_tags.c.ticket_id == _TID)
+_HISTORY = (
+    select(
+        articles.c.created_at,
+        articles.c.kind,
+        articles.c.author,
+        articles.c.from_addr,
+        articles.c.body_text,
+    )
+    .where(articles.c.ticket_id == _TID)
+    .order_by(articles.c.id.desc())
+    .limit(bindparam("n", type_=Integer))
+)
+_LATEST = (
+    select(tickets.c.id, tickets.c.status, tickets.c.created_at, tickets.c.title)
+    .where(tickets.c.requester_addr == bindparam("requester"), tickets.c.id != _TID)
+    .order_by(tickets.c.created_at.desc(), tickets.c.id.desc())
+    .limit(bindparam("n", type_=Integer))
+)
+
+
 def _ticket_row(conn: Connection, ticket_id: int) -> Row[Any] | None:
-    return conn.execute(select(tickets).where(tickets.c.id == ticket_id)).first()
+    return conn.execute(_TICKET, {"tid": ticket_id}).first()
 
 
 def ticket_view(conn: Connection, row: Row[Any]) -> TicketView:
     tid = row.id
-    queues = set(
-        conn.execute(
-            select(store.ticket_queues.c.queue).where(store.ticket_queues.c.ticket_id == tid)
-        ).scalars()
-    )
+    queues = set(conn.execute(_QUEUES, {"tid": tid}).scalars())
     return TicketView(
         id=tid,
         queue=row.queue,
@@ -211,33 +234,15 @@ def ticket_view(conn: Connection, row: Row[Any]) -> TicketView:
 def ticket_digest(conn: Connection, config: Config, row: Row[Any]) -> notify.TicketDigest:
     """What a mail to an agent shows about the ticket in `row` (a tickets row)."""
     ticket_id = row.id
-    ccs = conn.execute(
-        select(store.ticket_ccs.c.address).where(store.ticket_ccs.c.ticket_id == ticket_id)
-    ).scalars()
-    tags = conn.execute(
-        select(ticket_tags.c.tag).where(ticket_tags.c.ticket_id == ticket_id)
-    ).scalars()
+    ccs = conn.execute(_CCS, {"tid": ticket_id}).scalars()
+    tags = conn.execute(_TAGS, {"tid": ticket_id}).scalars()
     queue = config.queue(row.queue)
     settings = queue.agent_mail if queue else None
     n_history = settings.history_articles if settings else 5
     n_latest = settings.latest_tickets if settings else 5
-    history = conn.execute(
-        select(
-            articles.c.created_at,
-            articles.c.kind,
-            articles.c.author,
-            articles.c.from_addr,
-            articles.c.body_text,
-        )
-        .where(articles.c.ticket_id == ticket_id)
-        .order_by(articles.c.id.desc())
-        .limit(n_history)
-    ).all()
+    history = conn.execute(_HISTORY, {"tid": ticket_id, "n": n_history}).all()
     latest = conn.execute(
-        select(tickets.c.id, tickets.c.status, tickets.c.created_at, tickets.c.title)
-        .where(tickets.c.requester_addr == row.requester_addr, tickets.c.id != ticket_id)
-        .order_by(tickets.c.created_at.desc(), tickets.c.id.desc())
-        .limit(n_latest)
+        _LATEST, {"tid": ticket_id, "requester": row.requester_addr, "n": n_latest}
     ).all()
     requester = (
         f"{row.requester_name} <{row.requester_addr}>" if row.requester_name else row.requester_addr
@@ -308,15 +313,8 @@ def notify_customer_mail(
     if not recipients:
         return 0
     digest = ticket_digest(conn, config, row)
-    return _queue_all(
-        conn,
-        config,
-        [
-            notify.notification(config, queue, a, event, digest, cause=cause, now=now)
-            for a in recipients
-        ],
-        now,
-    )
+    mails = notify.notifications(config, queue, recipients, event, digest, cause=cause, now=now)
+    return _queue_all(conn, config, mails, now)
 
 
 def _queue_all(conn: Connection, config: Config, mails: list[Outgoing], now: datetime) -> int:
@@ -782,74 +780,48 @@ class _AgentMail:
 
     # -- notifications and replies to the agent
     def _event_notifications(self, plan: Plan, created: bool) -> list[Outgoing]:
+        """Who must hear of the plan's events (each agent once, the actor never)."""
         config, row = self.config, self.row
         assert row is not None
-        digest: notify.TicketDigest | None = None
-        mails: list[Outgoing] = []
-        told: set[str] = set()
         queue = config.queue(row.queue) or self.reply.queue
+        told: set[str] = {self.agent.name}
+        batches: list[tuple[str, list[Agent], str]] = []  # (event, agents, reason)
 
-        def get_digest() -> notify.TicketDigest:
-            nonlocal digest
-            if digest is None:
-                digest = ticket_digest(self.conn, config, row)
-            return digest
+        def newly(agents: list[Agent]) -> list[Agent]:
+            fresh = [a for a in agents if a.name not in told]
+            told.update(a.name for a in fresh)
+            return fresh
 
         for event in plan.events:
             if isinstance(event, commands.Assigned):
                 target = config.agent(event.agent)
-                if target is None or target.name in told:
-                    continue
-                told.add(target.name)
-                mails.append(
-                    notify.notification(
-                        config,
-                        queue,
-                        target,
-                        "assigned",
-                        get_digest(),
-                        cause=self.key,
-                        now=self.now,
-                        actor=agent_display(self.agent),
-                    )
-                )
+                batches.append(("assigned", newly([target] if target else []), ""))
             else:
-                for target in notify.escalation_recipients(
-                    config.agents, event.queue, event.tier, self.agent.name
-                ):
-                    if target.name in told:
-                        continue
-                    told.add(target.name)
-                    mails.append(
-                        notify.notification(
-                            config,
-                            queue,
-                            target,
-                            "escalated",
-                            get_digest(),
-                            cause=self.key,
-                            now=self.now,
-                            actor=agent_display(self.agent),
-                            reason=event.reason,
-                        )
-                    )
+                found = notify.escalation_recipients(config.agents, event.queue, event.tier)
+                batches.append(("escalated", newly(found), event.reason))
         if created and queue.agent_mail.notify:
-            view = ticket_view(self.conn, row)
-            for target in notify.queue_agents(config.agents, view.queues, self.agent.name):
-                if target.name not in told:
-                    mails.append(
-                        notify.notification(
-                            config,
-                            queue,
-                            target,
-                            "new_ticket",
-                            get_digest(),
-                            cause=self.key,
-                            now=self.now,
-                            actor=agent_display(self.agent),
-                        )
-                    )
-        return mails
+            members = notify.queue_agents(config.agents, ticket_view(self.conn, row).queues)
+            batches.append(("new_ticket", newly(members), ""))
+        batches = [b for b in batches if b[1]]
+        if not batches:
+            return []
+        digest = ticket_digest(self.conn, config, row)
+        actor = agent_display(self.agent)
+        return [
+            mail
+            for event, agents, reason in batches
+            for mail in notify.notifications(
+                config,
+                queue,
+                agents,
+                event,
+                digest,
+                cause=self.key,
+                now=self.now,
+                actor=actor,
+                reason=reason,
+            )
+        ]
 
     def _answer_queries(self, plan: Plan) -> tuple[str, ...]:
         config, agent, queue = self.config, self.agent, self.reply.queue

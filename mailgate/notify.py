@@ -147,13 +147,18 @@ def agent_mail(
     reply_ticket: int,
     in_reply_to: str = "",
 ) -> Outgoing:
-    """One mail to an agent: marker line, body, token Reply-To and the command address."""
+    """One mail to an agent: marker line, body, footer, token Reply-To, command address."""
     secret = config.secret
     mid = stable_message_id(config.main.hostname, kind, agent.name, cause)
     reply_to = tokens.reply_address(secret, agent.name, reply_ticket, queue.address)
-    extra = [
-        ("X-Mailgate-Command-Address", tokens.command_address(secret, agent.name, queue.address))
-    ]
+    command_address = tokens.command_address(secret, agent.name, queue.address)
+    footer = render(
+        config.templates_dir,
+        queue.name,
+        "_agent_footer.txt",
+        _context(queue, agent=agent, command_address=command_address),
+    )
+    extra = [("X-Mailgate-Command-Address", command_address)]
     if ticket_id:
         extra.append(("X-Mailgate-Ticket", str(ticket_id)))
     raw = compose(
@@ -161,7 +166,7 @@ def agent_mail(
         from_name=f"{queue.from_name} (mailgate)",
         to=((agent.full_name, agent.address),),
         subject=subject,
-        body=f"{REPLY_MARKER}\n\n{body}",
+        body=f"{REPLY_MARKER}\n\n{body.rstrip()}\n\n{footer}",
         message_id=mid,
         date=now,
         hostname=config.main.hostname,
@@ -174,20 +179,14 @@ def agent_mail(
     return Outgoing(kind, "", (agent.address,), mid, raw, ticket_id or None)
 
 
-def _context(config: Config, queue: Queue, agent: Agent, **more: object) -> dict[str, object]:
-    return {
-        "agent": agent,
-        "queue_name": queue.from_name,
-        "queue_address": queue.address,
-        "command_address": tokens.command_address(config.secret, agent.name, queue.address),
-        **more,
-    }
+def _context(queue: Queue, **more: object) -> dict[str, object]:
+    return {"queue_name": queue.from_name, "queue_address": queue.address, **more}
 
 
-def notification(
+def notifications(
     config: Config,
     queue: Queue,
-    agent: Agent,
+    agents: Iterable[Agent],
     event: str,
     digest: TicketDigest,
     *,
@@ -195,8 +194,11 @@ def notification(
     now: datetime,
     actor: str = "",
     reason: str = "",
-) -> Outgoing:
-    """new_ticket | customer_reply | assigned | escalated, with the ticket's recent history."""
+) -> list[Outgoing]:
+    """new_ticket | customer_reply | assigned | escalated, with the ticket's recent history.
+
+    The body is rendered once for all agents; only headers and footer are per agent.
+    """
     if event not in EVENTS:
         raise ValueError(f"unknown notification event {event!r}")
     tag = queue.tag_for(digest.id)
@@ -204,20 +206,23 @@ def notification(
         config.templates_dir,
         queue.name,
         f"notify_{event}.txt",
-        _context(config, queue, agent, ticket=digest, tag=tag, actor=actor, reason=reason),
+        _context(queue, ticket=digest, tag=tag, actor=actor, reason=reason),
     )
-    return agent_mail(
-        config,
-        queue,
-        agent,
-        kind=f"notify-{event}",
-        subject=f"{tag} {_SUBJECT[event]}: {digest.title}",
-        body=body,
-        cause=f"{event}\x1f{digest.id}\x1f{cause}",
-        now=now,
-        ticket_id=digest.id,
-        reply_ticket=digest.id,
-    )
+    return [
+        agent_mail(
+            config,
+            queue,
+            agent,
+            kind=f"notify-{event}",
+            subject=f"{tag} {_SUBJECT[event]}: {digest.title}",
+            body=body,
+            cause=f"{event}\x1f{digest.id}\x1f{cause}",
+            now=now,
+            ticket_id=digest.id,
+            reply_ticket=digest.id,
+        )
+        for agent in agents
+    ]
 
 
 def result_mail(
@@ -242,9 +247,7 @@ def result_mail(
         config.templates_dir,
         queue.name,
         "agent_result.txt",
-        _context(
-            config, queue, agent, ok=ok, headline=headline, rows=rows, sections=list(sections)
-        ),
+        _context(queue, agent=agent, ok=ok, headline=headline, rows=rows, sections=list(sections)),
     )
     prefix = "Done" if ok else "Not applied"
     clean = subject.strip() or (f"ticket #{ticket_id}" if ticket_id else "your mail")
@@ -272,7 +275,7 @@ def help_section(config: Config, queue: Queue, agent: Agent) -> str:
         config.templates_dir,
         queue.name,
         "agent_help.txt",
-        _context(config, queue, agent, grammar=GRAMMAR),
+        _context(queue, agent=agent, grammar=GRAMMAR),
     )
 
 
@@ -283,7 +286,7 @@ def list_section(
         config.templates_dir,
         queue.name,
         "agent_list.txt",
-        _context(config, queue, agent, title=title, rows=rows),
+        _context(queue, agent=agent, title=title, rows=rows),
     )
 
 
@@ -293,5 +296,5 @@ def show_section(config: Config, queue: Queue, agent: Agent, digest: TicketDiges
         config.templates_dir,
         queue.name,
         "agent_show.txt",
-        _context(config, queue, agent, ticket=digest, reply_address=reply),
+        _context(queue, agent=agent, ticket=digest, reply_address=reply),
     )
