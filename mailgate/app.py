@@ -127,6 +127,9 @@ class Daemon:
                 t.cancel()
         self.spool.unlock()
         self.engine.dispose()
+        from mailgate.pgp_stage import stop_agents
+
+        stop_agents()  # the gpg-agents the queues' keyrings started
         log.info("mailgate stopped")
 
     def _task_ended(self, task: asyncio.Task[None]) -> None:

@@ -114,6 +114,13 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     for q in cfg.queues:
         print(f"  queue {q.name}: {', '.join(q.addresses)} (tag {q.tag_for(1).replace('1', 'N')})")
     print(f"  {len(cfg.agents)} agent(s); database {cfg.database_url}; spool {cfg.spool_dir}")
+    from mailgate.pgp_stage import pgp_problems
+
+    key_problems = pgp_problems(cfg, check_keys=True)  # the queue keys are in their homes
+    for problem in key_problems:
+        print(f"error: {problem}")
+    if key_problems:
+        return 1
     if args.connect:
         from mailgate.pollers.imap import check_mailboxes
 

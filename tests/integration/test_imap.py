@@ -33,7 +33,7 @@ from mailgate.pollers.imap import (
     make_pollers,
     run_pollers,
 )
-from mailgate.pollers.imap_settings import ImapSettings, SecretError, imap_problems, parse_imap
+from mailgate.pollers.imap_settings import ImapSettings, SecretError, parse_imap
 from mailgate.spool import Envelope, Spool
 from tests.servers import Dovecot, free_port
 
@@ -212,16 +212,18 @@ def checkpoints(engine: Engine) -> dict[str, tuple[int, int]]:
 
 # -- settings (no server) ----------------------------------------------------------------
 def test_imap_problems_of_every_queue_are_listed(tmp_path: Path) -> None:
-    cfg = write_config(
-        tmp_path,
-        {
-            "support": {"host": "mail.example.com", "tls": "none", "user": "s"},
-            "billing": {"host": "127.0.0.1", "user": "b", "password_file": "../password"},
-            "sales": {"host": "imap.example.com", "user": "x", "password_env": "X", "bogus": 1},
-        },
-    )
+    # config.load runs imap_problems itself: a bad [imap] table never reaches a poller
+    with pytest.raises(ConfigError) as e:
+        write_config(
+            tmp_path,
+            {
+                "support": {"host": "mail.example.com", "tls": "none", "user": "s"},
+                "billing": {"host": "127.0.0.1", "user": "b", "password_file": "../password"},
+                "sales": {"host": "imap.example.com", "user": "x", "password_env": "X", "bogus": 1},
+            },
+        )
     qdir = tmp_path / "config" / "queues"
-    assert imap_problems(cfg, check_secrets=False) == [
+    assert e.value.problems == [
         f"{qdir / 'sales.toml'}: imap.bogus: unknown key",
         f'{qdir / "support.toml"}: imap: tls = "none" is allowed only for a loopback host, '
         'not \'mail.example.com\': use "implicit" or "starttls"',
@@ -608,6 +610,8 @@ def test_bad_mailboxes_do_not_stop_a_good_one(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Wrong password and a closed port, in the same run as a working mailbox."""
+    (tmp_path / "config").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "config" / "nope").write_text("wrong\n")
     cfg = write_config(
         tmp_path,
         {
@@ -616,7 +620,6 @@ def test_bad_mailboxes_do_not_stop_a_good_one(
             "sales": imap_table(server, "sales@example.test", port=_closed_port()),
         },
     )
-    (tmp_path / "config" / "nope").write_text("wrong\n")
     stop = loop_thread.event()
     pollers = make_pollers(cfg, spool, engine, stop, **fast_kwargs())
     caplog.set_level(logging.INFO, logger="mailgate.pollers.imap")
