@@ -118,7 +118,7 @@ class CloseSettings(_Strict):
 class AgentMailSettings(_Strict):
     """[agent_mail] in a queue file: agent notifications and commands by mail (docs/agents.md)."""
 
-    notify: bool = False  # mail the queue's agents about new tickets and customer replies
+    notify: bool = True  # mail the queue's agents about new tickets and customer replies
     latest_tickets: Annotated[int, Field(ge=0, le=50)] = 5  # the customer's other tickets
     history_articles: Annotated[int, Field(ge=0, le=50)] = 5  # recent articles per mail
     max_command_age_hours: Annotated[float, Field(gt=0)] = 72.0

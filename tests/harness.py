@@ -71,6 +71,9 @@ shutdown_timeout_seconds = 10
     )
     for name, q in QUEUES.items():
         extra = (queue_extra or {}).get(name, "")
+        if "[agent_mail]" not in extra:
+            # tests count what the relay gets: agent notifications only where a test asks
+            extra += "\n[agent_mail]\nnotify = false\n"
         (cfg / "queues" / f"{name}.toml").write_text(
             f"""name = "{name}"
 addresses = ["{name}@example.test"]
