@@ -208,6 +208,25 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_agents(args: argparse.Namespace) -> int:
+    """Print an agent's command address per queue: where `#new`, `#list`, `#help` go."""
+    cfg = load_config(args.config)
+    from mailgate.tokens import command_address
+
+    agent = cfg.agent(args.name)
+    if agent is None:
+        print(f"mailgate agents: no agent named {args.name!r} in the agents file", file=sys.stderr)
+        return 1
+    queues = [args.queue] if args.queue else (agent.queues or [q.name for q in cfg.queues])
+    for name in queues:
+        q = cfg.queue(name)
+        if q is None:
+            print(f"mailgate agents: no queue named {name!r}", file=sys.stderr)
+            return 1
+        print(f"{name}: {command_address(cfg.secret, agent.name, q.address)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mailgate", description=__doc__)
     p.add_argument(
@@ -257,6 +276,13 @@ def build_parser() -> argparse.ArgumentParser:
             "name", help="entry name from `shunt list`" + (" or 'all'" if action == "retry" else "")
         )
     s.set_defaults(func=cmd_shunt)
+
+    ag = sub.add_parser("agents", help="agent helpers")
+    agsub = ag.add_subparsers(dest="action", required=True)
+    addr = agsub.add_parser("address", help="an agent's command address (keep it private)")
+    addr.add_argument("name")
+    addr.add_argument("queue", nargs="?")
+    ag.set_defaults(func=cmd_agents)
 
     sub.add_parser("stats", help="counts of tickets, spool, shunt and outbox").set_defaults(
         func=cmd_stats

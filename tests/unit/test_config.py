@@ -98,3 +98,17 @@ def test_check_config_command_exit_codes(tmp_path, capsys):
     assert main(["--config", str(path), "check-config"]) == 1
     out = capsys.readouterr().out
     assert "billing.toml: addresses: Value error, a queue needs at least one address" in out
+
+
+def test_agents_address_prints_a_verifiable_command_address(tmp_path, capsys):
+    from mailgate.tokens import parse_reply_address, verify
+
+    path = write_config(tmp_path)
+    assert main(["--config", str(path), "agents", "address", "alice"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split(":")[0] for line in lines] == ["support", "billing"]
+    cfg = load(path)
+    addr = parse_reply_address(lines[0].split(": ")[1])
+    assert addr is not None and addr.ticket_id == 0
+    assert verify(cfg.secret, "alice", 0, addr.mac) and not verify(cfg.secret, "bob", 0, addr.mac)
+    assert main(["--config", str(path), "agents", "address", "nobody"]) == 1
