@@ -123,13 +123,20 @@ def generate(engine: Engine, n: int) -> float:
              ELSE {answered} END
     FROM seq
     """
+    if engine.dialect.name == "postgresql":
+        sql = sql.replace("%", "%%")  # psycopg placeholders
     t0 = time.perf_counter()
     with engine.begin() as conn:
         conn.exec_driver_sql(sql)
-    if engine.dialect.name == "postgresql":
-        with engine.connect() as conn:
-            conn.exec_driver_sql("ANALYZE")
+    vacuum(engine)
     return time.perf_counter() - t0
+
+
+def vacuum(engine: Engine) -> None:
+    """PostgreSQL: statistics and the visibility map, as autovacuum keeps them."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("VACUUM ANALYZE")
 
 
 def mark_handled(engine: Engine) -> None:
@@ -143,8 +150,7 @@ def mark_handled(engine: Engine) -> None:
             ),
             {"now": NOW.replace(tzinfo=None), "day": day.replace(tzinfo=None)},
         )
-        if engine.dialect.name == "postgresql":
-            conn.exec_driver_sql("ANALYZE")
+    vacuum(engine)
 
 
 class StatementCounter:

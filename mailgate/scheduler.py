@@ -67,18 +67,19 @@ def run_all_sweeps(
     counted as -1, and the others still run (the daemon's mode). full_sync: re-read every
     open ticket, not only the changed ones; by default in the first minute of each hour.
     """
-    full = now.minute == 0 if full_sync is None else full_sync
     if now.tzinfo is None:
         raise ValueError("run_all_sweeps needs an aware datetime")
     problems = sla_problems(config)
     if problems:
         raise ConfigError(problems)
+    full = now.minute == 0 if full_sync is None else full_sync
+    track: Sweep = functools.partial(sweep_track, full=full)
     counts: dict[str, int] = {}
     for name, sweep in SWEEPS:
         try:
-            if name == "track":
-                sweep = functools.partial(sweep_track, full=full)
-            counts[name] = _run_sweep(engine, config, now, name, sweep)
+            counts[name] = _run_sweep(
+                engine, config, now, name, track if name == "track" else sweep
+            )
         except Exception:
             if strict:
                 raise
@@ -144,18 +145,17 @@ async def run_scheduler(
     """
     configs = _Configs(config)
     running = asyncio.Lock()
-
-    started = [False]
+    first = True
 
     async def tick() -> None:
+        nonlocal first
         async with running:
             cfg = configs.current()
             now = clock()
-            full = None if started[0] else True  # the first run re-reads every ticket
-            counts = await asyncio.to_thread(
-                functools.partial(run_all_sweeps, strict=False, full_sync=full), engine, cfg, now
-            )
-            started[0] = True
+            # the first run re-reads every open ticket; then changed ones (hourly: all)
+            run = functools.partial(run_all_sweeps, strict=False, full_sync=first or None)
+            counts = await asyncio.to_thread(run, engine, cfg, now)
+            first = False
             changed = {k: v for k, v in counts.items() if v}
             if changed:
                 log.info("sweeps at %s: %s", now.isoformat(timespec="seconds"), changed)

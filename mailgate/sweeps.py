@@ -207,6 +207,12 @@ _ROW_SOURCE = (
 )
 
 
+def _first_steps(t: Any) -> ColumnElement[int]:
+    """steps_done of a new row: a ticket that is on us but not waiting does not grow."""
+    not_waiting = and_(t.status.in_(RUNNING), ~_waiting_live(t))
+    return case((not_waiting, _int(NO_GROWTH)), else_=_int(0))
+
+
 def _add_and_wake(conn: Connection) -> tuple[int, list[int]]:
     """Open tickets without a row get one; rows of reopened tickets take part again (their
     ids are returned, for a sync). Finding them reads only the status index of tickets."""
@@ -224,7 +230,7 @@ def _add_and_wake(conn: Connection) -> tuple[int, list[int]]:
     for chunk in _chunks(new):
         source = select(
             *[
-                (getattr(t, col) if col else _int(0)).label(f"c{i}")
+                (getattr(t, col) if col else _first_steps(t)).label(f"c{i}")
                 for i, (_, col) in enumerate(_ROW_SOURCE)
             ],
             case((t.status.in_(PAUSED), t.updated_at), else_=null()).label("paused"),
@@ -419,13 +425,19 @@ def _growth_statements(steps: int) -> tuple[Select[Any], Update]:
             for k in range(steps)
         ]
     )
+    # still waiting as last seen (no index on these: the probes above stay the plan)
+    waiting = and_(
+        s.m_customer_at.is_not(None),
+        or_(s.m_answer_at.is_(None), s.m_answer_at < s.m_customer_at),
+    )
     curve = curve_expr(at)
     taken = steps_expr(s.grow_from, at)
     capped = or_(s.base_priority >= 99, s.base_priority + taken >= 99)
-    due = select(s.ticket_id, s.set_priority, curve).where(reached, s.set_priority != curve)
+    due = select(s.ticket_id, s.set_priority, curve).where(reached, waiting)
+    due = due.where(s.set_priority != curve)
     remember = (
         update(ticket_sla)
-        .where(reached)
+        .where(reached, waiting)
         .values(set_priority=curve, steps_done=case((capped, _int(NO_GROWTH)), else_=taken))
     )
     return due, remember

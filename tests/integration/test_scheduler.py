@@ -23,6 +23,7 @@ from mailgate import db, store
 from mailgate.config import Config, ConfigError
 from mailgate.scheduler import run_all_sweeps, run_scheduler
 from mailgate.spool import Envelope, Spool
+from mailgate.sweeps import ticket_sla
 from mailgate.worker import Worker
 from tests.harness import load, message, write_config
 
@@ -351,6 +352,38 @@ def test_escalation_into_a_queue(tmp_path: Path):
         assert "billing" in set(seen)
     assert [r["rcpt_tos"] for r in env.mails("escalation")] == [["alice@example.test"]]
     assert parsed(env.mails("escalated")[0])["From"] == "Example Support <support@example.test>"
+
+
+def test_a_tier_set_by_hand_starts_that_tiers_clock(env: Env):
+    tid = env.ticket(MONDAY, priority=20)
+    env.sweep(berlin(2026, 3, 2, 9, 30))
+    env.set(tid, tier="L2", updated_at=berlin(2026, 3, 2, 10))  # an agent escalates
+    env.sweep(berlin(2026, 3, 2, 10, 1))
+    env.sweep(berlin(2026, 3, 3, 14, 0))  # 12 business hours from 10:01 end at 14:01
+    assert env.get(tid)["tier"] == "L2"
+    env.sweep(berlin(2026, 3, 3, 14, 1))
+    assert env.get(tid)["tier"] == "L3"
+    assert env.audits("escalated")[0]["detail"]["cause"] == "tier"
+
+
+def test_changes_are_found_by_updated_at_and_all_once_an_hour(env: Env):
+    tid = env.ticket(MONDAY)
+    env.sweep(berlin(2026, 3, 2, 9, 5))
+    env.ticket(berlin(2026, 3, 2, 10, 20))  # the newest change the sync has seen
+    env.sweep(berlin(2026, 3, 2, 10, 25))
+    with env.engine.begin() as conn:  # a writer that forgets to bump updated_at
+        conn.execute(update(store.tickets).where(T.id == tid).values(status="on-hold"))
+    env.sweep(berlin(2026, 3, 2, 10, 30))
+    assert paused_since(env, tid) is None  # older than the sync's slack: not seen yet
+    env.sweep(berlin(2026, 3, 2, 11, 0))  # the first minute of the hour re-reads everything
+    assert paused_since(env, tid) == MONDAY
+
+
+def paused_since(env: Env, tid: int) -> datetime | None:
+    with env.engine.connect() as conn:
+        return conn.execute(
+            select(ticket_sla.c.paused_since).where(ticket_sla.c.ticket_id == tid)
+        ).scalar_one()
 
 
 # -- reminders -----------------------------------------------------------------------------
