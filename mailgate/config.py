@@ -285,11 +285,13 @@ class Config:
         return frozenset(a for q in self.queues for a in q.addresses)
 
 
-def _format_validation(path: Path, err: ValidationError) -> list[str]:
+def format_validation(path: object, err: ValidationError, section: str = "") -> list[str]:
+    """pydantic errors as `FILE: KEY: reason` lines; `section` prefixes the key (e.g. "imap")."""
     out = []
     for e in err.errors():
-        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        msg = e["msg"]
+        loc = (section, *e["loc"]) if section else e["loc"]
+        key = ".".join(str(p) for p in loc) or "(top level)"
+        msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             msg = "unknown key"
         elif e["type"] == "missing":
@@ -319,7 +321,7 @@ def _load_queue(path: Path, problems: list[str]) -> Queue | None:
     try:
         qf = QueueFile.model_validate(data)
     except ValidationError as e:
-        problems.extend(_format_validation(path, e))
+        problems.extend(format_validation(path, e))
         return None
     return Queue(
         name=qf.name,
@@ -370,7 +372,7 @@ def load(path: str | os.PathLike[str]) -> Config:
     try:
         mf = MailgateFile.model_validate(raw)
     except ValidationError as e:
-        raise ConfigError(_format_validation(path, e)) from e
+        raise ConfigError(format_validation(path, e)) from e
     main = mf.mailgate
     problems: list[str] = []
 
@@ -453,7 +455,7 @@ def _load_agents(
         problems.extend(e.problems)
         return []
     except ValidationError as e:
-        problems.extend(_format_validation(path, e))
+        problems.extend(format_validation(path, e))
         return []
     known = {q.name for q in queues}
     seen: dict[str, int] = {}

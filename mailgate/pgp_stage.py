@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from mailgate import keys as keymgmt
-from mailgate.config import Config, ConfigError, Queue
+from mailgate.config import Config, ConfigError, Queue, format_validation
 
 if TYPE_CHECKING:  # config.load validates [pgp] through this module: keep its import light
     from sqlalchemy import Engine
@@ -124,19 +124,6 @@ class PgpSettings(BaseModel):
         return None
 
 
-def _format(path: Path, err: ValidationError) -> list[str]:
-    out = []
-    for e in err.errors():
-        key = ".".join(str(p) for p in ("pgp", *e["loc"]))
-        msg = e["msg"].removeprefix("Value error, ")
-        if e["type"] == "extra_forbidden":
-            msg = "unknown key"
-        elif e["type"] == "missing":
-            msg = "required key is missing"
-        out.append(f"{path}: {key}: {msg}")
-    return out
-
-
 def parse_pgp(queue: Queue, *, check_secrets: bool = True) -> PgpSettings | None:
     """The queue's validated `[pgp]`, None when it has none; else ConfigError."""
     if queue.pgp is None:
@@ -147,7 +134,7 @@ def parse_pgp(queue: Queue, *, check_secrets: bool = True) -> PgpSettings | None
     try:
         settings = PgpSettings.model_validate({**queue.pgp, "base": path.parent})
     except ValidationError as e:
-        raise ConfigError(_format(path, e)) from e
+        raise ConfigError(format_validation(path, e, "pgp")) from e
     if check_secrets:
         problems = _secret_problems(path, settings)
         if problems:

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from mailgate.config import Config, ConfigError, Queue
+from mailgate.config import Config, ConfigError, Queue, format_validation
 
 log = logging.getLogger(__name__)
 
@@ -201,19 +201,6 @@ class SlaSettings(_Strict):
 
 
 # -- loading ------------------------------------------------------------------------------
-def _format(path: object, err: ValidationError) -> list[str]:
-    out = []
-    for e in err.errors():
-        key = ".".join(str(p) for p in ("sla", *e["loc"]))
-        msg = e["msg"].removeprefix("Value error, ")
-        if e["type"] == "extra_forbidden":
-            msg = "unknown key"
-        elif e["type"] == "missing":
-            msg = "required key is missing"
-        out.append(f"{path}: {key}: {msg}")
-    return out
-
-
 def parse_sla(queue: Queue) -> SlaSettings | None:
     """The queue's validated `[sla]` table, None when it has none; else ConfigError."""
     if queue.sla is None:
@@ -221,7 +208,7 @@ def parse_sla(queue: Queue) -> SlaSettings | None:
     try:
         return SlaSettings.model_validate(queue.sla)
     except ValidationError as e:
-        raise ConfigError(_format(queue.source, e)) from e
+        raise ConfigError(format_validation(queue.source, e, "sla")) from e
 
 
 def sla_problems(config: Config) -> list[str]:

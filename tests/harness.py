@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import smtplib
 import textwrap
 import threading
@@ -71,16 +72,15 @@ shutdown_timeout_seconds = 10
     )
     for name, q in QUEUES.items():
         extra = (queue_extra or {}).get(name, "")
-        if "[agent_mail]" not in extra:
-            # tests count what the relay gets: agent notifications only where a test asks
-            extra += "\n[agent_mail]\nnotify = false\n"
+        # tests count what the relay gets: agent notifications only where a test asks
+        quiet = "" if "[agent_mail]" in extra else "[agent_mail]\nnotify = false\n\n"
         (cfg / "queues" / f"{name}.toml").write_text(
             f"""name = "{name}"
 addresses = ["{name}@example.test"]
 subject_tag = "{q["tag"]}"
 from_name = "Example {name.capitalize()}"
 
-[autoresponse]
+{quiet}[autoresponse]
 enabled = true
 period_hours = {period_hours}
 
@@ -106,10 +106,11 @@ role = "admin"
     return cfg / "mailgate.toml"
 
 
-def load(path: Path) -> Config:
-    import os
+# the test configs take the HMAC secret from this variable (child processes inherit it)
+os.environ.setdefault("MG_TEST_SECRET_UNSET_OK", "test-secret-0123456789abcdef")
 
-    os.environ.setdefault("MG_TEST_SECRET_UNSET_OK", "test-secret-0123456789abcdef")
+
+def load(path: Path) -> Config:
     return config_mod.load(path)
 
 

@@ -16,7 +16,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from mailgate.config import Config, ConfigError, Queue
+from mailgate.config import Config, ConfigError, Queue, format_validation
 
 TlsMode = Literal["implicit", "starttls", "none"]
 After = Literal["move", "seen"]
@@ -184,19 +184,6 @@ def _read_secret_file(path: Path, key: str) -> str:
     return value
 
 
-def _format(path: Path, err: ValidationError) -> list[str]:
-    out = []
-    for e in err.errors():
-        key = ".".join(str(p) for p in ("imap", *e["loc"]))
-        msg = e["msg"].removeprefix("Value error, ")
-        if e["type"] == "extra_forbidden":
-            msg = "unknown key"
-        elif e["type"] == "missing":
-            msg = "required key is missing"
-        out.append(f"{path}: {key}: {msg}")
-    return out
-
-
 def _secret_problems(path: Path, s: ImapSettings) -> list[str]:
     """Problems a config check can see without the network: missing files, unset variables."""
     problems = []
@@ -219,7 +206,7 @@ def parse_imap(queue: Queue, *, check_secrets: bool = True) -> ImapSettings | No
     try:
         settings = ImapSettings.model_validate({**queue.imap, "base": path.parent})
     except ValidationError as e:
-        raise ConfigError(_format(path, e)) from e
+        raise ConfigError(format_validation(path, e, "imap")) from e
     if check_secrets:
         problems = _secret_problems(path, settings)
         if problems:

@@ -26,7 +26,7 @@ def test_shipped_example_config_is_valid():
         (
             "queues/support.toml",
             'name = "support"\naddresses = ["not-an-address"]\n',
-            "queues/support.toml: addresses: Value error, 'not-an-address' is not an email",
+            "queues/support.toml: addresses: 'not-an-address' is not an email",
         ),
         (
             "queues/support.toml",
@@ -97,7 +97,7 @@ def test_check_config_command_exit_codes(tmp_path, capsys):
     (path.parent / "queues" / "billing.toml").write_text('name = "billing"\naddresses = []\n')
     assert main(["--config", str(path), "check-config"]) == 1
     out = capsys.readouterr().out
-    assert "billing.toml: addresses: Value error, a queue needs at least one address" in out
+    assert "billing.toml: addresses: a queue needs at least one address" in out
 
 
 def test_agents_address_prints_a_verifiable_command_address(tmp_path, capsys):
