@@ -70,3 +70,28 @@ def test_sigterm_style_stop_finishes_what_was_acknowledged(tmp_path):
     with running(cfg) as d:
         wait_until(lambda: len(tickets(d.engine)) == 20)
         assert d.daemon.spool.pending() == 0
+
+
+def test_reload_keeps_the_last_good_config_and_takes_a_good_one(tmp_path, caplog):
+    path = write_config(tmp_path)
+    cfg = load(path)
+    sales = path.parent / "queues" / "sales.toml"
+    good = sales.read_text()
+    with running(cfg) as d:
+        sales.write_text(good.replace('addresses = ["sales@example.test"]', "addresses = 7"))
+        assert d.daemon.reload() is False
+        assert "sales.toml: addresses: Input should be a valid list" in caplog.text
+        d.send(message(to="sales@example.test"), rcpts=["sales@example.test"])  # still served
+        sales.write_text(
+            good.replace(
+                '["sales@example.test"]', '["sales@example.test", "vertrieb@example.test"]'
+            )
+        )
+        assert d.daemon.reload() is True
+        d.send(
+            message(to="vertrieb@example.test", sender="kunde@example.de"),
+            rcpts=["vertrieb@example.test"],
+            sender="kunde@example.de",
+        )
+        wait_until(lambda: len(tickets(d.engine)) == 2)
+        assert {t.queue for t in tickets(d.engine)} == {"sales"}
