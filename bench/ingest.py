@@ -63,7 +63,13 @@ def setup(db_url: str, agents: bool = False):  # type: ignore[no-untyped-def]
     # the yardstick's work per message is parse, thread, store, one ack row: no agents to
     # notify unless asked (--agents adds one notification row per message)
     cfg = load(
-        write_config(tmp, database_url=db_url, period_hours=24, agents_toml=None if agents else "")
+        write_config(
+            tmp,
+            database_url=db_url,
+            period_hours=24,
+            agents_toml=None if agents else "",
+            queue_extra={"support": "[agent_mail]\nnotify = true\n"} if agents else None,
+        )
     )
     return offline(cfg)
 
