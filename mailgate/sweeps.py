@@ -41,7 +41,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.sql import Select
 from sqlalchemy.sql.dml import Update
 
-from mailgate import store
+from mailgate import store, tokens
 from mailgate.autoresponse.render import TemplateError, render
 from mailgate.compose import Outgoing, compose, reply_subject, stable_message_id
 from mailgate.config import Agent, Config, Queue
@@ -531,6 +531,7 @@ def _mail(
     context: dict[str, Any],
     cause: tuple[object, ...],
     now: datetime,
+    reply_to: str = "",
 ) -> Outgoing:
     body = render(config.templates_dir, queue.name, template, context)
     mid = stable_message_id(config.main.hostname, kind, f.id, *cause)
@@ -546,9 +547,41 @@ def _mail(
         hostname=config.main.hostname,
         in_reply_to=f.last_mid,
         references=refs,
+        reply_to=reply_to,
         auto_submitted="auto-generated",
     )
     return Outgoing(kind, "", (to[1],), mid, raw, f.id)
+
+
+def _agent_mail(
+    config: Config,
+    queue: Queue,
+    f: MailFacts,
+    agent: Agent,
+    *,
+    kind: str,
+    subject: str,
+    template: str,
+    context: dict[str, Any],
+    cause: tuple[object, ...],
+    now: datetime,
+) -> Outgoing:
+    """Mail to an agent: its Reply-To carries the agent's token for this ticket, so a reply
+    with command tags is authenticated like any other agent reply (tokens.py)."""
+    reply = tokens.reply_address(config.secret, agent.name, f.id, queue.address)
+    return _mail(
+        config,
+        queue,
+        f,
+        kind=kind,
+        to=(agent.full_name, agent.address),
+        subject=subject,
+        template=template,
+        context={**context, "agent_name": agent.full_name or agent.name, "reply_address": reply},
+        cause=(*cause, agent.name),
+        now=now,
+        reply_to=reply,
+    )
 
 
 def _queue_mail(conn: Connection, config: Config, out: Outgoing, now: datetime) -> bool:
@@ -840,7 +873,6 @@ def _mail_agents_about(
             config,
             home,
             f,
-            agent_name=agent.full_name or agent.name,
             team_lead=agent in leads,
             from_tier=e.from_tier,
             from_tier_name=TIER_NAMES[e.from_tier],
@@ -850,16 +882,16 @@ def _mail_agents_about(
             due=due,
             priority_class=pol.sla.classes.class_of(f.priority),
         )
-        out = _mail(
+        out = _agent_mail(
             config,
             home,
             f,
+            agent,
             kind="escalation",
-            to=(agent.full_name, agent.address),
             subject=subject,
             template="escalation_agent.txt",
             context=ctx,
-            cause=(e.key, agent.name),
+            cause=(e.key,),
             now=now,
         )
         _queue_mail(conn, config, out, now)
@@ -968,22 +1000,21 @@ def _remind(
                 config,
                 pol.queue,
                 f,
-                agent_name=agent.full_name or agent.name,
                 reason=reason,
                 idle=idle,
                 last_update=_local_text(f.updated_at, pol.calendar),
                 shift_end=_local_text(shift_end, pol.calendar) if shift_end else "",
             )
-            out = _mail(
+            out = _agent_mail(
                 config,
                 pol.queue,
                 f,
+                agent,
                 kind="reminder",
-                to=(agent.full_name, agent.address),
                 subject=f"{pol.queue.tag_for(f.id)} Reminder, {what}: {f.title}",
                 template="reminder.txt",
                 context=ctx,
-                cause=(*cause, agent.name),
+                cause=cause,
                 now=now,
             )
             _queue_mail(conn, config, out, now)

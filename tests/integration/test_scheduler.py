@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import Engine, func, insert, select, update
 
-from mailgate import db, store
+from mailgate import db, store, tokens
 from mailgate.config import Config, ConfigError
 from mailgate.scheduler import run_all_sweeps, run_scheduler
 from mailgate.spool import Envelope, Spool
@@ -311,7 +311,12 @@ def test_escalation_chain_l1_l2_l3_tells_tier_agents_leads_and_customer(tmp_path
     assert m["Auto-Submitted"] == "auto-generated"
     body = m.get_content()
     assert "Tier 2" in body and "2026-03-03 10:15 CET" in body  # news within 24 h
-    agent_body = parsed(env.mails("escalation")[0]).get_content()
+    first_agent = parsed(env.mails("escalation")[0])
+    reply = tokens.parse_reply_address(first_agent["Reply-To"])
+    assert reply is not None and reply.ticket_id == tid
+    agent = first_agent["To"].addresses[0].username  # alice, lena: names as addresses
+    assert reply.mac == tokens.token_mac(env.config.secret, agent, tid)
+    agent_body = first_agent.get_content()
     assert "first response target of 15 min (critical priority) missed" in agent_body
     assert "2026-03-03 14:15 CET" in agent_body  # Tier 2 has 12 business hours
 
