@@ -32,6 +32,8 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 SUBDIRS = ("tmp", "incoming", "claimed", "shunt")
+# how long a message may wait for its envelope before it counts as left by a dead writer
+ORPHAN_GRACE_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -115,9 +117,10 @@ class Spool:
         tmp, inc = self._dir("tmp"), self._dir("incoming")
         _write_durable(tmp / f"{name}.json", envelope.to_json())
         _write_durable(tmp / f"{name}.eml", raw)
-        # the .json lands first: the worker only looks for .eml files
-        os.rename(tmp / f"{name}.json", inc / f"{name}.json")
+        # the message lands first, its envelope right after: a crash in between leaves a
+        # message the worker can still route by its headers, never an envelope alone
         os.rename(tmp / f"{name}.eml", inc / f"{name}.eml")
+        os.rename(tmp / f"{name}.json", inc / f"{name}.json")
         _fsync_dir(inc)
         return name
 
@@ -150,11 +153,11 @@ class Spool:
         for p in self._dir("tmp").iterdir():
             # never acknowledged: the source still has the message
             p.unlink(missing_ok=True)
-        stale = time.time() - 300
-        for p in inc.glob("*.json"):
-            # an envelope lands before its message: a young orphan may be a put() under way
-            if not p.with_suffix(".eml").exists() and p.stat().st_mtime < stale:
-                p.unlink(missing_ok=True)
+        for d in (inc, self._dir("shunt")):
+            for p in d.glob("*.json"):
+                # a message always lands before its envelope: this one's message is gone
+                if not p.with_suffix(".eml").exists():
+                    p.unlink(missing_ok=True)
         if n:
             _fsync_dir(inc)
             log.info("spool: recovered %d claimed message(s)", n)
@@ -181,9 +184,9 @@ class Spool:
             try:
                 env = Envelope.from_json((inc / f"{name}.json").read_bytes())
             except FileNotFoundError:
-                if not (inc / f"{name}.eml").exists():
-                    continue  # moved away meanwhile (shunt administration)
-                env = Envelope(source="unknown")
+                env = self._without_envelope(inc / f"{name}.eml")
+                if env is None:
+                    continue
             except (OSError, ValueError, TypeError) as e:
                 log.warning(
                     "spool: %s has an unreadable envelope (%s); using an empty one", name, e
@@ -191,6 +194,18 @@ class Spool:
                 env = Envelope(source="unknown")
             out.append(SpoolEntry(name, env))
         return out
+
+    def _without_envelope(self, eml: Path) -> Envelope | None:
+        """A message whose envelope is missing: wait while a put() may be finishing; after
+        that its writer died before acknowledging, and the message is routed by headers."""
+        try:
+            age = time.time() - eml.stat().st_ctime  # ctime: when it was renamed in
+        except FileNotFoundError:
+            return None  # moved away meanwhile (shunt administration)
+        if age < ORPHAN_GRACE_SECONDS:
+            return None  # looked at again on the next listing
+        log.warning("spool: %s has no envelope (its writer died); routing by headers", eml.name)
+        return Envelope(source="recovered")
 
     def read(self, entry: SpoolEntry) -> bytes:
         return (self._dir("incoming") / f"{entry.name}.eml").read_bytes()

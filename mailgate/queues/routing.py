@@ -10,7 +10,8 @@ from mailgate.spool import Envelope
 def route(envelope: Envelope, parsed: Parsed, config: Config) -> tuple[str, ...]:
     """Queue names, primary first: the source's queue, then envelope recipients, then headers.
 
-    Headers are used only for the pipe without --queue, whose envelope we do not know.
+    Headers are used only where the envelope is unknown: the pipe without --queue, and a
+    spooled message whose envelope its dying writer never wrote.
     """
     names: dict[str, None] = {}
     if envelope.queue and config.queue(envelope.queue):
@@ -19,7 +20,7 @@ def route(envelope: Envelope, parsed: Parsed, config: Config) -> tuple[str, ...]
         q = config.queue_for_address(rcpt)
         if q:
             names.setdefault(q.name, None)
-    if not names and envelope.source == "pipe":
+    if not names and envelope.source in ("pipe", "recovered"):
         for addr in (*parsed.header_all("delivered-to"), *parsed.to, *parsed.cc):
             q = config.queue_for_address(addr.strip())
             if q:

@@ -60,3 +60,33 @@ def test_one_worker_per_spool_and_recovery(tmp_path):
     assert b.recover() == 1
     assert not list((tmp_path / "tmp").iterdir())
     assert [e.name for e in b.claim(5)] == ["old"]
+
+
+def test_a_message_whose_writer_died_before_its_envelope_is_routed_by_headers(
+    tmp_path, monkeypatch
+):
+    from mailgate import spool as spool_mod
+    from tests.harness import load, message, offline, tickets, write_config
+
+    cfg = load(write_config(tmp_path))
+    engine, s, worker = offline(cfg)
+    # put() died after the message landed, before its envelope did: never acknowledged
+    (cfg.spool_dir / "incoming" / "00000000000000000001-1-abc.eml").write_bytes(
+        message(to="billing@example.test")
+    )
+    assert s.claim(10) == []  # young: a put() may still be finishing
+    monkeypatch.setattr(spool_mod, "ORPHAN_GRACE_SECONDS", 0.0)
+    (entry,) = s.claim(10)
+    assert entry.envelope.source == "recovered"
+    s._backlog.appendleft(entry.name)  # give it back to the worker
+    assert worker.drain().stored == 1
+    assert [t.queue for t in tickets(engine)] == ["billing"]
+
+
+def test_envelopes_without_their_message_are_removed_at_start(tmp_path):
+    s = Spool(tmp_path)
+    (tmp_path / "incoming" / "x.json").write_bytes(Envelope(source="smtp").to_json())
+    (tmp_path / "shunt" / "y.json").write_bytes(Envelope(source="smtp").to_json())
+    s.recover()
+    assert not list((tmp_path / "incoming").iterdir())
+    assert not list((tmp_path / "shunt").iterdir())
