@@ -34,8 +34,8 @@ from sqlalchemy import (
     Column,
     Connection,
     ForeignKey,
+    Index,
     Integer,
-    MetaData,
     Row,
     String,
     Table,
@@ -53,17 +53,16 @@ from mailgate.commands import Plan, PlanContext, TicketView
 from mailgate.compose import Outgoing, compose, reply_subject, stable_message_id
 from mailgate.config import Agent, Config, Queue
 from mailgate.decide import dedupe_key
-from mailgate.models import OPEN_STATUSES, TicketTag, UtcDateTime
+from mailgate.models import OPEN_STATUSES, Base, TicketTag, UtcDateTime
 from mailgate.parse import Parsed
 from mailgate.spool import Envelope
 
 log = logging.getLogger(__name__)
 
-metadata = MetaData()
 # created by migration 0002; every authenticated agent mail, whatever came of it
 agent_mails = Table(
     "agent_mails",
-    metadata,
+    Base.metadata,
     Column("id", Integer, primary_key=True),
     Column("message_key", String(64), nullable=False, unique=True),
     Column("content_key", String(64), nullable=True, unique=True),
@@ -74,6 +73,8 @@ agent_mails = Table(
     Column("outcome", String(16), nullable=False),
     Column("raw_sha256", String(64), ForeignKey("blobs.sha256"), nullable=True),
     Column("detail", JSON, nullable=False),
+    Index("ix_agent_mails_agent_received", "agent", "received_at"),
+    Index("ix_agent_mails_ticket_id", "ticket_id"),
 )
 ticket_tags: Table = TicketTag.__table__  # type: ignore[assignment]
 tickets = store.tickets

@@ -67,7 +67,7 @@ class Ticket(Base):
     category: Mapped[str] = mapped_column(String(100), default="")
     complexity: Mapped[str] = mapped_column(String(10), default="")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
-    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)  # 0003 creates it
     first_response_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     last_customer_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     last_answer_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
