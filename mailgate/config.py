@@ -38,6 +38,12 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _valid_name(v: str) -> str:
+    if not NAME_RE.match(v):
+        raise ValueError("must be lowercase letters, digits, '-' or '_' (at most 40)")
+    return v
+
+
 class SecretRef(_Strict):
     """A secret given by file or environment variable, never inline in a file admins share."""
 
@@ -157,9 +163,7 @@ class QueueFile(_Strict):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        if not NAME_RE.match(v):
-            raise ValueError("must be lowercase letters, digits, '-' or '_' (at most 40)")
-        return v
+        return _valid_name(v)
 
     @field_validator("addresses")
     @classmethod
@@ -198,9 +202,7 @@ class Agent(_Strict):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        if not NAME_RE.match(v):
-            raise ValueError("must be lowercase letters, digits, '-' or '_' (at most 40)")
-        return v
+        return _valid_name(v)
 
     @field_validator("address")
     @classmethod

@@ -25,7 +25,7 @@ from sqlalchemy import Engine, select, update
 
 from mailgate import pgp_stage, store
 from mailgate.config import Config
-from mailgate.worker import Clock, utcnow
+from mailgate.worker import Clock, utcnow, wait_for_wake
 
 log = logging.getLogger(__name__)
 outbox = store.outbox
@@ -259,6 +259,7 @@ class Sender:
 
     async def run(self, stop: asyncio.Event, wake: asyncio.Event, idle_poll: float = 1.0) -> None:
         while not stop.is_set():
+            wake.clear()  # before the work: a wake-up during it is not lost
             try:
                 sent, _deferred, failed = await asyncio.to_thread(self.send_due)
             except Exception:  # noqa: BLE001 - the database may be briefly unavailable
@@ -266,11 +267,4 @@ class Sender:
                 sent = failed = 0
             if sent or failed:
                 continue
-            wake.clear()
-            waiter = asyncio.ensure_future(wake.wait())
-            stopper = asyncio.ensure_future(stop.wait())
-            await asyncio.wait(
-                {waiter, stopper}, timeout=idle_poll, return_when=asyncio.FIRST_COMPLETED
-            )
-            waiter.cancel()
-            stopper.cancel()
+            await wait_for_wake(wake, stop, idle_poll)

@@ -38,6 +38,17 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+async def wait_for_wake(wake: asyncio.Event, stop: asyncio.Event, timeout: float) -> None:
+    """Until `wake` or `stop` is set, or `timeout` seconds passed."""
+    waiter = asyncio.ensure_future(wake.wait())
+    stopper = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({waiter, stopper}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+        stopper.cancel()
+
+
 class _NeedsIsolation(Exception):
     """A message failed in an optimistic batch: redo the batch with savepoints."""
 
@@ -323,6 +334,7 @@ class Worker:
         """Process batches until `stop`; `wake` is set by sources after a spool write."""
         backoff = 1.0
         while not stop.is_set():
+            wake.clear()  # before the work: a wake-up during it is not lost
             try:
                 r = await asyncio.to_thread(self.process_batch)
                 backoff = 1.0
@@ -334,12 +346,5 @@ class Worker:
                 if on_batch is not None:
                     on_batch()
                 continue
-            wake.clear()
-            waiter = asyncio.ensure_future(wake.wait())
-            stopper = asyncio.ensure_future(stop.wait())
             # the pipe and other processes write without waking us: look again after a while
-            await asyncio.wait(
-                {waiter, stopper}, timeout=idle_poll, return_when=asyncio.FIRST_COMPLETED
-            )
-            waiter.cancel()
-            stopper.cancel()
+            await wait_for_wake(wake, stop, idle_poll)
