@@ -131,7 +131,7 @@ def _ticket_queue(lookups: ThreadLookups, d: Decision) -> str:
 
 
 class Pipeline:
-    """The per-message stages, run on one connection inside a savepoint."""
+    """The per-message stages, run on the batch's connection and transaction."""
 
     def __init__(self, config: Config, clock: Clock = utcnow):
         self.config = config
