@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from tests.pgp_keys import homes  # noqa: F401 - a fixture: GnuPG homes from the test keys
 from tests.servers import Dovecot, GnuPGHome, Postgres, SmtpSink, require
 
 

@@ -36,15 +36,10 @@ from mailgate.crypto import (
     signed_region,
     status_lines,
 )
+from tests.pgp_keys import FPR, KEYS
 
 DATA = Path(__file__).resolve().parents[1] / "data"
-KEYS = DATA / "keys"
 CORPUS = DATA / "pgp_corpus"
-FPR = {
-    line.split()[0]: line.split()[2]
-    for line in (KEYS / "FINGERPRINTS.txt").read_text().splitlines()
-    if line.strip()
-}
 CUSTOMER = "Carla Customer <customer@example.com>"
 SUPPORT = "support@example.test"
 SIGNED_CTYPE = (

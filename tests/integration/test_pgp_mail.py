@@ -11,9 +11,7 @@ import email
 import hashlib
 import io
 import shutil
-import subprocess
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.policy import SMTP, default
@@ -39,16 +37,11 @@ from tests.harness import (
     wait_until,
     write_config,
 )
+from tests.pgp_keys import FPR, KEYS
 from tests.servers import SmtpSink
 
 DATA = Path(__file__).resolve().parents[1] / "data"
-KEYS = DATA / "keys"
 CORPUS = DATA / "pgp_corpus"
-FPR = {
-    line.split()[0]: line.split()[2]
-    for line in (KEYS / "FINGERPRINTS.txt").read_text().splitlines()
-    if line.strip()
-}
 SECRET = "Root password: hunter2-Zebra-42 for the DNS box, please fix."
 OTHER = "Second block: the VPN key is Q7-walrus-Ladder-9."
 SECURED = crypto.SECURED
@@ -72,40 +65,6 @@ queues = ["sales"]
 
 
 # --------------------------------------------------------------------------- fixtures
-
-
-def _drop_home(home: Path) -> None:
-    subprocess.run(
-        ["gpgconf", "--homedir", str(home), "--kill", "all"],
-        capture_output=True,
-        timeout=30,
-        check=False,
-    )
-    shutil.rmtree(home, ignore_errors=True)
-
-
-@pytest.fixture
-def homes() -> Iterator[Callable[..., Path]]:
-    """Make short GnuPG homes filled from tests/data/keys; agents killed afterwards."""
-    made: list[Path] = []
-
-    def make(*key_files: str) -> Path:
-        home = Path(tempfile.mkdtemp(prefix="mg-", dir="/tmp"))
-        home.chmod(0o700)
-        (home / "gpg-agent.conf").write_text("allow-loopback-pinentry\n")
-        made.append(home)
-        for name in key_files:
-            subprocess.run(
-                ["gpg", "--homedir", str(home), "--batch", "--import", str(KEYS / name)],
-                capture_output=True,
-                check=True,
-            )
-        return home
-
-    yield make
-    pgp_stage.stop_agents()  # the keyrings the mail path cached
-    for home in made:
-        _drop_home(home)
 
 
 @pytest.fixture

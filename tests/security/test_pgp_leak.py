@@ -22,10 +22,7 @@ from __future__ import annotations
 import base64
 import email
 import quopri
-import shutil
-import subprocess
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.policy import SMTP, default
@@ -33,22 +30,16 @@ from email.utils import format_datetime, make_msgid, parseaddr
 from pathlib import Path
 
 import gnupg
-import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mailgate import crypto, pgp_stage, pgp_store, store
+from mailgate import crypto, pgp_store, store
 from mailgate.models import Article, OutboxRow
 from tests.harness import load, message, outbox, running, tickets, wait_until, write_config
+from tests.pgp_keys import FPR
 from tests.security.leakscan import assert_no_canary, canary_forms, find_canary
 from tests.servers import SmtpSink
 
-KEYS = Path(__file__).resolve().parents[1] / "data" / "keys"
-FPR = {
-    line.split()[0]: line.split()[2]
-    for line in (KEYS / "FINGERPRINTS.txt").read_text().splitlines()
-    if line.strip()
-}
 CANARY = "CANARY-4f1d2c9e-Zebra-Quartz-7731-secret"
 FILE_CANARY = "FILECANARY-8b3e-Walrus-Ladder-0042-bytes"
 AGENTS = f"""[[agents]]
@@ -61,32 +52,6 @@ tier = "L2"
 role = "admin"
 pgp_fingerprint = "{FPR["agent"]}"
 """
-
-
-@pytest.fixture
-def homes() -> Iterator[Callable[..., Path]]:
-    made: list[Path] = []
-
-    def make(*key_files: str) -> Path:
-        home = Path(tempfile.mkdtemp(prefix="mg-", dir="/tmp"))
-        home.chmod(0o700)
-        (home / "gpg-agent.conf").write_text("allow-loopback-pinentry\n")
-        made.append(home)
-        for name in key_files:
-            subprocess.run(
-                ["gpg", "--homedir", str(home), "--batch", "--import", str(KEYS / name)],
-                capture_output=True,
-                check=True,
-            )
-        return home
-
-    yield make
-    pgp_stage.stop_agents()
-    for home in made:
-        subprocess.run(
-            ["gpgconf", "--homedir", str(home), "--kill", "all"], capture_output=True, check=False
-        )
-        shutil.rmtree(home, ignore_errors=True)
 
 
 def test_the_scanner_finds_every_encoding() -> None:
