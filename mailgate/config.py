@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -300,6 +301,33 @@ def format_validation(path: object, err: ValidationError, section: str = "") -> 
             msg = "required key is missing"
         out.append(f"{path}: {key}: {msg}")
     return out
+
+
+def parse_section(
+    queue: Queue,
+    section: str,
+    model: type[BaseModel],
+    secret_problems: Callable[[Path, Any], list[str]] | None = None,
+) -> Any:
+    """Validate a queue's `[section]` table with `model` (paths relative to the queue file).
+
+    None when the queue has no such table; ConfigError naming file, key and reason, also
+    for secrets `secret_problems` finds missing (files, environment variables).
+    """
+    table = getattr(queue, section)
+    if table is None:
+        return None
+    path = queue.source
+    if "base" in table:
+        raise ConfigError([f"{path}: {section}.base: unknown key"])
+    try:
+        settings = model.model_validate({**table, "base": path.parent})
+    except ValidationError as e:
+        raise ConfigError(format_validation(path, e, section)) from e
+    problems = secret_problems(path, settings) if secret_problems else []
+    if problems:
+        raise ConfigError(problems)
+    return settings
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

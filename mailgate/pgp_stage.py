@@ -36,10 +36,10 @@ from email.utils import getaddresses, parseaddr
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from mailgate import keys as keymgmt
-from mailgate.config import Config, ConfigError, Queue, format_validation
+from mailgate.config import Config, ConfigError, Queue, parse_section
 
 if TYPE_CHECKING:  # config.load validates [pgp] through this module: keep its import light
     from sqlalchemy import Engine
@@ -126,20 +126,8 @@ class PgpSettings(BaseModel):
 
 def parse_pgp(queue: Queue, *, check_secrets: bool = True) -> PgpSettings | None:
     """The queue's validated `[pgp]`, None when it has none; else ConfigError."""
-    if queue.pgp is None:
-        return None
-    path = queue.source
-    if "base" in queue.pgp:
-        raise ConfigError([f"{path}: pgp.base: unknown key"])
-    try:
-        settings = PgpSettings.model_validate({**queue.pgp, "base": path.parent})
-    except ValidationError as e:
-        raise ConfigError(format_validation(path, e, "pgp")) from e
-    if check_secrets:
-        problems = _secret_problems(path, settings)
-        if problems:
-            raise ConfigError(problems)
-    return settings
+    checks = _secret_problems if check_secrets else None
+    return parse_section(queue, "pgp", PgpSettings, checks)
 
 
 def _secret_problems(path: Path, s: PgpSettings) -> list[str]:

@@ -18,6 +18,14 @@ FPR = {
 }
 
 
+def fresh_home() -> Path:
+    """An empty GnuPG home with a short path (the agent's socket lives in it)."""
+    home = Path(tempfile.mkdtemp(prefix="mg-", dir="/tmp"))
+    home.chmod(0o700)
+    (home / "gpg-agent.conf").write_text("allow-loopback-pinentry\n")
+    return home
+
+
 def drop_home(home: Path) -> None:
     """Stop the home's gpg-agent (else one stays per test) and delete it."""
     subprocess.run(
@@ -37,9 +45,7 @@ def homes() -> Iterator[Callable[..., Path]]:
     made: list[Path] = []
 
     def make(*key_files: str) -> Path:
-        home = Path(tempfile.mkdtemp(prefix="mg-", dir="/tmp"))
-        home.chmod(0o700)
-        (home / "gpg-agent.conf").write_text("allow-loopback-pinentry\n")
+        home = fresh_home()
         made.append(home)
         for name in key_files:
             subprocess.run(

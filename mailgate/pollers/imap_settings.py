@@ -14,9 +14,9 @@ import subprocess
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from mailgate.config import Config, ConfigError, Queue, format_validation
+from mailgate.config import Config, ConfigError, Queue, parse_section
 
 TlsMode = Literal["implicit", "starttls", "none"]
 After = Literal["move", "seen"]
@@ -198,20 +198,8 @@ def _secret_problems(path: Path, s: ImapSettings) -> list[str]:
 
 def parse_imap(queue: Queue, *, check_secrets: bool = True) -> ImapSettings | None:
     """The queue's validated IMAP settings, None when it has no [imap]; else ConfigError."""
-    if queue.imap is None:
-        return None
-    path = queue.source
-    if "base" in queue.imap:
-        raise ConfigError([f"{path}: imap.base: unknown key"])
-    try:
-        settings = ImapSettings.model_validate({**queue.imap, "base": path.parent})
-    except ValidationError as e:
-        raise ConfigError(format_validation(path, e, "imap")) from e
-    if check_secrets:
-        problems = _secret_problems(path, settings)
-        if problems:
-            raise ConfigError(problems)
-    return settings
+    checks = _secret_problems if check_secrets else None
+    return parse_section(queue, "imap", ImapSettings, checks)
 
 
 def imap_problems(config: Config, *, check_secrets: bool = True) -> list[str]:

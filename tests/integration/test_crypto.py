@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import email
 import re
-import shutil
 import stat
 import subprocess
-import tempfile
 from collections.abc import Callable, Iterator
 from email.message import EmailMessage
 from email.policy import SMTP, default
@@ -36,7 +34,7 @@ from mailgate.crypto import (
     signed_region,
     status_lines,
 )
-from tests.pgp_keys import FPR, KEYS
+from tests.pgp_keys import FPR, KEYS, drop_home, fresh_home
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 CORPUS = DATA / "pgp_corpus"
@@ -52,29 +50,12 @@ SECRET = "My root password is hunter2-Zebra-42, please fix the DNS. Ümlaut."
 # --------------------------------------------------------------------------- fixtures
 
 
-def _fresh_home() -> Path:
-    home = Path(tempfile.mkdtemp(prefix="mg-", dir="/tmp"))  # short: the agent socket lives here
-    home.chmod(0o700)
-    (home / "gpg-agent.conf").write_text("allow-loopback-pinentry\n")
-    return home
-
-
-def _drop_home(home: Path) -> None:
-    subprocess.run(
-        ["gpgconf", "--homedir", str(home), "--kill", "all"],
-        capture_output=True,
-        timeout=30,
-        check=False,
-    )
-    shutil.rmtree(home, ignore_errors=True)
-
-
 @pytest.fixture
 def homes() -> Iterator[Callable[..., Path]]:
     made: list[Path] = []
 
     def make(*key_files: str) -> Path:
-        home = _fresh_home()
+        home = fresh_home()
         made.append(home)
         for name in key_files:
             keys.import_key(home, KEYS / name)
@@ -82,7 +63,7 @@ def homes() -> Iterator[Callable[..., Path]]:
 
     yield make
     for home in made:
-        _drop_home(home)
+        drop_home(home)
 
 
 QUEUE_RING = (
@@ -701,4 +682,4 @@ def test_keys_create_import_export_list(homes: Callable[..., Path]) -> None:
     ):
         with pytest.raises(keys.KeyManagementError):
             bad_call()
-    _drop_home(home)
+    drop_home(home)
