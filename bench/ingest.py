@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import select  # noqa: E402
 
-from mailgate.models import Article, OutboxRow  # noqa: E402
+from mailgate.db.models import Article, OutboxRow  # noqa: E402
 from mailgate.spool import Envelope  # noqa: E402
 from tests.harness import load, offline, write_config  # noqa: E402
 

@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from mailgate.parse import ParseRejected, parse  # noqa: E402
+from mailgate.parse.message import ParseRejected, parse  # noqa: E402
 
 DEFAULT_DIRS = [ROOT / "tests" / "data" / "corpus", Path("/work/shared/corpus")]
 
@@ -88,7 +88,7 @@ def main() -> None:
     """Measure every corpus given."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("dirs", nargs="*", type=Path, help="extra corpus directories")
-    ap.add_argument("--no-compare", action="store_true", help="only measure mailgate.parse")
+    ap.add_argument("--no-compare", action="store_true", help="only measure mailgate.parse.message")
     args = ap.parse_args()
     logging.disable(logging.CRITICAL)  # mail-parser logs warnings on hostile input
     dirs = [d for d in DEFAULT_DIRS if d.is_dir()]
@@ -99,7 +99,7 @@ def main() -> None:
         if not files:
             continue
         print(f"{directory} ({len(files)} files, {sum(len(b) for _, b in files) / 1e6:.1f} MB)")
-        report("mailgate.parse", files, ours)
+        report("mailgate.parse.message", files, ours)
         if not args.no_compare:
             report("stdlib compat32", files, stdlib_compat32)
             report("mail-parser", files, mail_parser)

@@ -1,3 +1,3 @@
-from mailgate.cli import main
+from mailgate.cli.main import main
 
 raise SystemExit(main())

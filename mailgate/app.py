@@ -17,13 +17,14 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 
-from mailgate import config as config_mod
-from mailgate import db
-from mailgate.config import Config, ConfigError
+from mailgate.config import load as config_mod
+from mailgate.config.load import Config, ConfigError
+from mailgate.db import engine as db
+from mailgate.outgoing.sender import Sender
+from mailgate.pipeline.worker import Pipeline, Worker
 from mailgate.pollers.smtp import IntakeHandler, start_listener
-from mailgate.sender import Sender
+from mailgate.runtime import Clock, utcnow
 from mailgate.spool import Spool
-from mailgate.worker import Clock, Pipeline, Worker, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ class Daemon:
                 t.cancel()
         self.spool.unlock()
         self.engine.dispose()
-        from mailgate.pgp_stage import stop_agents
+        from mailgate.pgp.stage import stop_agents
 
         stop_agents()  # the gpg-agents the queues' keyrings started
         log.info("mailgate stopped")
@@ -148,7 +149,7 @@ class Daemon:
         await w.run(self.stop, wake, on_batch=send_wake.set)
 
     def _optional_tasks(self, spooled: Callable[[], None]) -> list[asyncio.Task[None]]:
-        from mailgate.scheduler import run_scheduler
+        from mailgate.scheduler.runner import run_scheduler
 
         assert self.engine is not None
         tasks: list[asyncio.Task[None]] = [

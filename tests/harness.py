@@ -17,13 +17,13 @@ from pathlib import Path
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from mailgate import config as config_mod
-from mailgate import db
 from mailgate.app import Daemon
-from mailgate.config import Config
-from mailgate.models import Article, OutboxRow, Ticket
+from mailgate.config import load as config_mod
+from mailgate.config.load import Config
+from mailgate.db import engine as db
+from mailgate.db.models import Article, OutboxRow, Ticket
+from mailgate.pipeline.worker import Worker
 from mailgate.spool import Spool
-from mailgate.worker import Worker
 
 QUEUES = {
     "support": {"tag": "support", "priority": 50},

@@ -40,7 +40,7 @@ def drop_home(home: Path) -> None:
 @pytest.fixture
 def homes() -> Iterator[Callable[..., Path]]:
     """Make short GnuPG homes filled from tests/data/keys; agents killed afterwards."""
-    from mailgate import pgp_stage
+    from mailgate.pgp import stage as pgp_stage
 
     made: list[Path] = []
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from mailgate.classify import Verdict
+from mailgate.pipeline.classify import Verdict
 
 
 @dataclass(frozen=True)

@@ -35,8 +35,8 @@ from imapclient import IMAPClient, SocketTimeout
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
 from sqlalchemy import Engine, insert, select, update
 
-from mailgate.config import Config, ConfigError, Queue
-from mailgate.models import ImapCheckpoint
+from mailgate.config.load import Config, ConfigError, Queue
+from mailgate.db.models import ImapCheckpoint
 from mailgate.pollers.imap_settings import ImapSettings, SecretError, imap_settings, parse_imap
 from mailgate.spool import Envelope, Spool
 

@@ -16,7 +16,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from mailgate.config import Config, ConfigError, Queue, parse_section
+from mailgate.config.load import Config, ConfigError, Queue, parse_section
 
 TlsMode = Literal["implicit", "starttls", "none"]
 After = Literal["move", "seen"]

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from mailgate.config import Config
-from mailgate.parse import Parsed
+from mailgate.config.load import Config
+from mailgate.parse.message import Parsed
 from mailgate.spool import Envelope
 
 

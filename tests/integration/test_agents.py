@@ -16,10 +16,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mailgate import tokens
-from mailgate.commands import REPLY_MARKER
-from mailgate.config import Config
-from mailgate.models import Article, AuditEvent, Ticket, TicketCc, TicketTag
+from mailgate.agents import tokens
+from mailgate.agents.commands import REPLY_MARKER
+from mailgate.config.load import Config
+from mailgate.db.models import Article, AuditEvent, Ticket, TicketCc, TicketTag
 from tests.harness import RunningDaemon, load, message, running, tickets, wait_until, write_config
 from tests.servers import CapturedMessage, SmtpSink
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from mailgate.models import Article
+from mailgate.db.models import Article
 from mailgate.spool import Envelope
 from tests.harness import load, offline, write_config
 

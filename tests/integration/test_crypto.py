@@ -1,4 +1,4 @@
-"""mailgate.crypto and mailgate.keys against the real gpg: no mocks.
+"""mailgate.pgp.crypto and mailgate.pgp.keys against the real gpg: no mocks.
 
 Each test gets fresh, short GnuPG homes under /tmp filled from the armored fixture keys in
 tests/data/keys/; their gpg-agents are killed and the homes removed afterwards.
@@ -18,8 +18,8 @@ from pathlib import Path
 import gnupg
 import pytest
 
-from mailgate import keys
-from mailgate.crypto import (
+from mailgate.pgp import keys
+from mailgate.pgp.crypto import (
     MAX_BLOCKS,
     SECURED,
     CryptoError,

@@ -22,10 +22,10 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select
 
-from mailgate import config as config_mod
-from mailgate import db
-from mailgate.config import Config, ConfigError
-from mailgate.models import ImapCheckpoint
+from mailgate.config import load as config_mod
+from mailgate.config.load import Config, ConfigError
+from mailgate.db import engine as db
+from mailgate.db.models import ImapCheckpoint
 from mailgate.pollers.imap import (
     MailboxCheck,
     Poller,
@@ -747,7 +747,7 @@ def test_uidvalidity_rescan_adds_no_duplicate_articles(
     tmp_path: Path, server: Dovecot, engine: Engine, spool: Spool
 ) -> None:
     """After a re-scan the spool holds the old messages again; the worker stores them once."""
-    from mailgate.worker import Worker
+    from mailgate.pipeline.worker import Worker
     from tests import harness
 
     user = "support@example.test"

@@ -14,8 +14,8 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mailgate import db
-from mailgate.models import Ticket
+from mailgate.db import engine as db
+from mailgate.db.models import Ticket
 from tests.harness import load, message, tickets, write_config
 from tests.reliability.daemon_proc import mailgate
 

@@ -153,7 +153,7 @@ def test_customer_subject_cannot_inject_headers(cfg, smtp_sink: SmtpSink):
 def test_reply_to_closed_ticket_reopens_it(cfg, smtp_sink: SmtpSink):
     from sqlalchemy import update
 
-    from mailgate.models import Ticket
+    from mailgate.db.models import Ticket
 
     with running(cfg) as d:
         d.send(message())

@@ -22,11 +22,16 @@ import gnupg
 import pytest
 from sqlalchemy import Engine, select
 
-from mailgate import cli, crypto, pgp_stage, pgp_store, store, views
-from mailgate.config import Config, ConfigError
-from mailgate.models import Article, Attachment, AuditEvent, OutboxRow
-from mailgate.sender import Sender
+from mailgate.cli import main as cli
+from mailgate.cli import views
+from mailgate.config.load import Config, ConfigError
+from mailgate.db.models import Article, Attachment, AuditEvent, OutboxRow
+from mailgate.outgoing.sender import Sender
+from mailgate.pgp import crypto
+from mailgate.pgp import stage as pgp_stage
+from mailgate.pgp import store as pgp_store
 from mailgate.spool import Envelope
+from mailgate.store import tickets as store
 from tests.harness import (
     load,
     message,
@@ -650,7 +655,7 @@ def test_outgoing_mail_with_decrypted_content_is_refused(
     Sender(cfg, engine).send_due()
     smtp_sink.clear()
     now = datetime.now(UTC)
-    from mailgate.compose import Outgoing, compose
+    from mailgate.outgoing.compose import Outgoing, compose
 
     raw = compose(
         from_addr=SUPPORT,
@@ -675,7 +680,7 @@ def test_outgoing_mail_with_decrypted_content_is_refused(
 
 
 def test_leak_guard_is_pure_and_sees_through_encodings() -> None:
-    from mailgate.compose import compose
+    from mailgate.outgoing.compose import compose
 
     now = datetime.now(UTC)
     for body in (f"x {SECRET} y", f"caf\u00e9\n> {SECRET}\n"):  # 7bit, quoted-printable
@@ -769,7 +774,7 @@ def test_keys_cli_create_import_export_list(
 def test_messages_without_pgp_never_reach_gpg(
     tmp_path: Path, queue_home: Path, monkeypatch: Any
 ) -> None:
-    from mailgate.parse import parse
+    from mailgate.parse.message import parse
 
     def no_gpg(*_: object) -> None:
         raise AssertionError("gpg used for a message without PGP")

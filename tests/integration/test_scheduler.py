@@ -19,12 +19,14 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import Engine, func, insert, select, update
 
-from mailgate import db, store, tokens
-from mailgate.config import Config, ConfigError
-from mailgate.scheduler import run_all_sweeps, run_scheduler
+from mailgate.agents import tokens
+from mailgate.config.load import Config, ConfigError
+from mailgate.db import engine as db
+from mailgate.pipeline.worker import Worker
+from mailgate.scheduler.runner import run_all_sweeps, run_scheduler
+from mailgate.scheduler.sweeps import ticket_sla
 from mailgate.spool import Envelope, Spool
-from mailgate.sweeps import ticket_sla
-from mailgate.worker import Worker
+from mailgate.store import tickets as store
 from tests.harness import load, message, write_config
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -544,7 +546,7 @@ def test_catch_up_after_a_72_hour_outage_acts_once(tmp_path: Path):
 
 
 def test_a_big_catch_up_runs_in_batches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    from mailgate import sweeps
+    from mailgate.scheduler import sweeps
 
     monkeypatch.setattr(sweeps, "BATCH", 4)
     env = make_env(tmp_path, {"support": SLA + "\n[close]\nafter_days = 1\n"})

@@ -26,10 +26,10 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
-from mailgate import db
+from mailgate.db import engine as db
+from mailgate.pipeline.worker import Worker
 from mailgate.pollers.imap import Poller, make_pollers
 from mailgate.spool import Envelope, Spool
-from mailgate.worker import Worker
 from tests import harness
 from tests.integration.test_imap import (
     PASSWORD,
@@ -209,7 +209,8 @@ def test_stop_mid_drain_leaves_nothing_half_taken(
 
 CRASHY_POLLER = """
 import sys, time
-from mailgate import config, db
+from mailgate.config import load as config
+from mailgate.db import engine as db
 from mailgate.pollers.imap import make_pollers
 from mailgate.spool import Spool
 import asyncio

@@ -15,7 +15,7 @@ from collections import Counter
 import pytest
 from sqlalchemy import Engine, func, select
 
-from mailgate.models import OutboxRow, Ticket
+from mailgate.db.models import OutboxRow, Ticket
 from tests.harness import load, message, outbox, running, tickets, wait_until, write_config
 from tests.servers import SmtpSink
 

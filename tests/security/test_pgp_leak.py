@@ -33,8 +33,10 @@ import gnupg
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mailgate import crypto, pgp_store, store
-from mailgate.models import Article, OutboxRow
+from mailgate.db.models import Article, OutboxRow
+from mailgate.pgp import crypto
+from mailgate.pgp import store as pgp_store
+from mailgate.store import tickets as store
 from tests.harness import load, message, outbox, running, tickets, wait_until, write_config
 from tests.pgp_keys import FPR
 from tests.security.leakscan import assert_no_canary, canary_forms, find_canary

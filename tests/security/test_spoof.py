@@ -22,9 +22,10 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from mailgate import keys, tokens
-from mailgate.agent_mail import agent_mails
-from mailgate.models import Article, AuditEvent
+from mailgate.agents import tokens
+from mailgate.agents.handle import agent_mails
+from mailgate.db.models import Article, AuditEvent
+from mailgate.pgp import keys
 from tests.harness import load, message, running, tickets, wait_until, write_config
 from tests.integration.test_agents import NOTIFY, Desk, agents_config
 from tests.servers import SmtpSink, require

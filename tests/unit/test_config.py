@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from mailgate.cli import main
-from mailgate.config import ConfigError
+from mailgate.cli.main import main
+from mailgate.config.load import ConfigError
 from tests.harness import load, write_config
 
 REPO_CONFIG = Path(__file__).resolve().parents[2] / "config" / "mailgate.toml"
@@ -101,7 +101,7 @@ def test_check_config_command_exit_codes(tmp_path, capsys):
 
 
 def test_agents_address_prints_a_verifiable_command_address(tmp_path, capsys):
-    from mailgate.tokens import parse_reply_address, verify
+    from mailgate.agents.tokens import parse_reply_address, verify
 
     path = write_config(tmp_path)
     assert main(["--config", str(path), "agents", "address", "alice"]) == 0

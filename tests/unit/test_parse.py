@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from mailgate import parse as parse_module
-from mailgate.parse import Attachment, Parsed, ParseLimits, ParseRejected, parse
+from mailgate.parse import message as parse_module
+from mailgate.parse.message import Attachment, Parsed, ParseLimits, ParseRejected, parse
 
 CORPUS = Path(__file__).resolve().parent.parent / "data" / "corpus"
 

@@ -8,13 +8,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from mailgate.config import ConfigError, Queue
-from mailgate.sla import (
+from mailgate.config.load import ConfigError, Queue
+from mailgate.scheduler.sla import (
     FAR_PAST,
     ClassBounds,
     SlaSettings,
     describe_minutes,
-    next_tier,
     parse_range,
     parse_sla,
     thresholds,
@@ -37,7 +36,7 @@ CAL = settings().calendar()  # Mon-Fri 09:00-17:00 Berlin, Wednesday 4 March 202
 
 
 def queue(sla: dict | None, source: str = "/etc/mailgate/queues/support.toml") -> Queue:
-    from mailgate.config import AutoResponseSettings, CloseSettings, PrioritySettings
+    from mailgate.config.load import AutoResponseSettings, CloseSettings, PrioritySettings
 
     return Queue(
         name="support",
@@ -93,7 +92,7 @@ def test_errors_name_file_key_and_reason(table: dict, message: str):
 
 
 def test_escalate_queue_must_exist():
-    from mailgate.sla import sla_problems
+    from mailgate.scheduler.sla import sla_problems
 
     class FakeConfig:
         queues = (queue({"escalate_queue": "escalated"}),)
@@ -237,7 +236,6 @@ def test_thresholds_for_one_queue():
 
 
 def test_small_helpers():
-    assert [next_tier(t) for t in ("L1", "L2", "L3")] == ["L2", "L3", "L3"]
     assert describe_minutes(15) == "15 min"
     assert describe_minutes(240) == "4 h"
     assert describe_minutes(90) == "1 h 30 min"

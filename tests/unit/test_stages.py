@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from mailgate.autoresponse.policy import should_respond
-from mailgate.classify import classify
-from mailgate.compose import compose, header_text, reply_subject, stable_message_id
-from mailgate.decide import body_digest, ccs_of, dedupe_key
-from mailgate.parse import parse
-from mailgate.thread import ThreadLookups, TicketFacts, choose, referenced_ids, tag_number
+from mailgate.outgoing.compose import compose, header_text, reply_subject, stable_message_id
+from mailgate.parse.message import parse
+from mailgate.pipeline.classify import classify
+from mailgate.pipeline.decide import body_digest, ccs_of, dedupe_key
+from mailgate.pipeline.thread import ThreadLookups, TicketFacts, choose, referenced_ids, tag_number
 from tests.harness import message
 
 OURS = frozenset({"support@example.test", "billing@example.test"})

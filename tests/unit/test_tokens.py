@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mailgate import tokens
+from mailgate.agents import tokens
 
 SECRET = b"test-secret-0123456789abcdef"
 

@@ -1,0 +1,133 @@
+"""Turn a parsed, classified, threaded message into a Decision for the store. Pure."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Literal
+
+from mailgate.autoresponse.policy import ResponseDecision
+from mailgate.parse.message import Parsed
+from mailgate.pipeline.classify import Verdict
+from mailgate.pipeline.thread import ThreadChoice
+
+
+@dataclass(frozen=True)
+class NewTicket:
+    title: str
+    requester_addr: str
+    requester_name: str
+    queue: str
+    priority: int
+    ccs: tuple[str, ...]
+    linked_to: int | None
+    link_reason: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Literal["new", "follow-up"]
+    dedupe_key: str
+    queues: tuple[str, ...]  # every queue the message was addressed to, primary first
+    ticket_id: int | None  # the ticket a follow-up joins
+    new_ticket: NewTicket | None
+    reopen: bool
+    new_ccs: tuple[str, ...]  # people the follow-up brings into the conversation
+    customer_activity: bool  # a human wrote: touches state, timestamps and assignment
+    acknowledge: ResponseDecision
+    reasons: tuple[str, ...]
+
+
+def body_digest(raw: bytes) -> str:
+    """Digest of the body with line ends and trailing blanks normalized.
+
+    Two deliveries of one message (two mailboxes, an MTA retry, SMTP vs IMAP) differ in
+    their trace headers and line ends, never in the body.
+    """
+    cut = raw.find(b"\n\n")
+    crlf = raw.find(b"\r\n\r\n")
+    if crlf != -1 and (cut == -1 or crlf < cut):
+        cut = crlf
+    body = raw[cut:] if cut != -1 else b""
+    body = body.replace(b"\r\n", b"\n").replace(b"\r", b"\n").strip()
+    return hashlib.sha256(body).hexdigest()
+
+
+def dedupe_key(p: Parsed, raw: bytes) -> str:
+    """One article per (Message-ID, sender, body); without a Message-ID, per raw bytes.
+
+    The body is part of the key so a reused Message-ID with other content is never
+    dropped as a duplicate.
+    """
+    if p.message_id:
+        basis = f"mid\x1f{p.message_id}\x1f{p.from_addr}\x1f{body_digest(raw)}"
+    else:
+        basis = f"raw\x1f{p.raw_sha256}"
+    return hashlib.sha256(basis.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def ccs_of(p: Parsed, ours: frozenset[str]) -> tuple[str, ...]:
+    """Customers copied on the mail (To and Cc minus our own addresses and the sender)."""
+    out: dict[str, None] = {}
+    for a in (*p.to, *p.cc):
+        local, _, domain = a.partition("@")
+        base = local.split("+", 1)[0] + "@" + domain
+        if a and a not in ours and base not in ours and a != p.from_addr:
+            out.setdefault(a, None)
+    return tuple(out)
+
+
+def decide(
+    *,
+    parsed: Parsed,
+    raw: bytes,
+    queues: tuple[str, ...],
+    verdict: Verdict,
+    choice: ThreadChoice,
+    acknowledge: ResponseDecision,
+    initial_priority: int,
+    our_addresses: frozenset[str],
+) -> Decision:
+    reasons = (*verdict.reasons, f"thread: {choice.reason}", f"ack: {acknowledge.reason}")
+    key = dedupe_key(parsed, raw)
+    if choice.ticket_id is not None:
+        return Decision(
+            action="follow-up",
+            dedupe_key=key,
+            queues=queues,
+            ticket_id=choice.ticket_id,
+            new_ticket=None,
+            reopen=choice.reopen and not verdict.automatic,
+            new_ccs=()
+            if verdict.automatic
+            else tuple(
+                dict.fromkeys(
+                    (*([choice.new_cc] if choice.new_cc else []), *ccs_of(parsed, our_addresses))
+                )
+            ),
+            customer_activity=not verdict.automatic,
+            acknowledge=ResponseDecision(False, "follow-ups get no acknowledgement"),
+            reasons=reasons,
+        )
+    ticket = NewTicket(
+        title=(parsed.subject or "(no subject)")[:500],
+        requester_addr=parsed.from_addr,
+        requester_name=parsed.from_name[:200],
+        queue=queues[0],
+        priority=initial_priority,
+        ccs=ccs_of(parsed, our_addresses),
+        linked_to=choice.linked_to,
+        link_reason=choice.reason if choice.linked_to else "",
+    )
+    return Decision(
+        action="new",
+        dedupe_key=key,
+        queues=queues,
+        ticket_id=None,
+        new_ticket=ticket,
+        reopen=False,
+        new_ccs=(),
+        customer_activity=not verdict.automatic,
+        acknowledge=acknowledge,
+        reasons=reasons,
+    )

@@ -1,0 +1,180 @@
+"""APScheduler inside the daemon: every sweep once a minute, and at once on start.
+
+The sweeps are pure functions of the clock and the database (see sweeps.py), so there is
+nothing to remember between runs: a daemon that was down for days catches up on its first
+run, and two daemons on one database do each change once. Each sweep runs in its own
+transaction, in a worker thread, never two runs at a time in one process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy import Connection, Engine
+
+from mailgate.config.load import Config, ConfigError
+from mailgate.db import schedule_models  # noqa: F401 - registers ticket_sla with Base.metadata
+from mailgate.runtime import Clock, utcnow
+from mailgate.scheduler import sweeps
+from mailgate.scheduler.sla import sla_problems
+from mailgate.scheduler.sweeps import (
+    sweep_close,
+    sweep_priority,
+    sweep_reminders,
+    sweep_shift_notes,
+    sweep_sla,
+    sweep_track,
+)
+
+log = logging.getLogger(__name__)
+
+Sweep = Callable[[Connection, Config, datetime], int]
+ConfigSource = Config | Callable[[], Config]
+INTERVAL_SECONDS = 60.0
+
+# the order matters: bookkeeping first, then what reads it
+SWEEPS: tuple[tuple[str, Sweep], ...] = (
+    ("track", sweep_track),
+    ("priority", sweep_priority),
+    ("sla", sweep_sla),
+    ("reminders", sweep_reminders),
+    ("shift_notes", sweep_shift_notes),
+    ("close", sweep_close),
+)
+# sweeps that act on at most BATCH tickets per statement: run again while they were full
+CAPPED = frozenset({"sla", "reminders", "shift_notes", "close"})
+MAX_ROUNDS = 10_000
+
+
+def run_all_sweeps(
+    engine: Engine,
+    config: Config,
+    now: datetime,
+    *,
+    strict: bool = True,
+    full_sync: bool | None = None,
+) -> dict[str, int]:
+    """Run every sweep once at `now` (aware UTC), each in its own transaction.
+
+    Returns what each changed. strict: a failing sweep raises; otherwise it is logged,
+    counted as -1, and the others still run (the daemon's mode). full_sync: re-read every
+    open ticket, not only the changed ones; by default in the first minute of each hour.
+    """
+    if now.tzinfo is None:
+        raise ValueError("run_all_sweeps needs an aware datetime")
+    problems = sla_problems(config)
+    if problems:
+        raise ConfigError(problems)
+    full = now.minute == 0 if full_sync is None else full_sync
+    track: Sweep = functools.partial(sweep_track, full=full)
+    counts: dict[str, int] = {}
+    for name, sweep in SWEEPS:
+        try:
+            counts[name] = _run_sweep(
+                engine, config, now, name, track if name == "track" else sweep
+            )
+        except Exception:
+            if strict:
+                raise
+            log.exception("sweep %s failed; its changes were rolled back", name)
+            counts[name] = -1
+    return counts
+
+
+def _run_sweep(engine: Engine, config: Config, now: datetime, name: str, sweep: Sweep) -> int:
+    """One transaction, or several short ones while a capped sweep finds full batches."""
+    total = 0
+    for _ in range(MAX_ROUNDS):
+        with engine.begin() as conn:
+            changed = sweep(conn, config, now)
+        total += changed
+        if name not in CAPPED or changed < sweeps.BATCH:
+            break
+    return total
+
+
+class _Configs:
+    """The current config, or the last one whose [sla] tables were valid."""
+
+    def __init__(self, source: ConfigSource):
+        self.source = source
+        first = self._read()
+        problems = sla_problems(first)
+        if problems:
+            raise ConfigError(problems)
+        self.good = first
+        self.rejected: Config | None = None
+
+    def _read(self) -> Config:
+        return self.source() if callable(self.source) else self.source
+
+    def current(self) -> Config:
+        cfg = self._read()
+        if cfg is self.good or cfg is self.rejected:
+            return self.good
+        problems = sla_problems(cfg)
+        if problems:
+            for p in problems:
+                log.error("scheduler keeps the last good [sla] settings: %s", p)
+            self.rejected = cfg
+            return self.good
+        self.good = cfg
+        return cfg
+
+
+async def run_scheduler(
+    config: ConfigSource,
+    engine: Engine,
+    stop: asyncio.Event,
+    clock: Clock = utcnow,
+    *,
+    interval_seconds: float = INTERVAL_SECONDS,
+) -> None:
+    """Run the sweeps every `interval_seconds` until `stop` is set.
+
+    `config` is a Config or a callable returning the current one (so a SIGHUP reload is
+    seen at the next run; a reload with a broken [sla] keeps the last good settings).
+    Raises ConfigError at once when the starting config has a broken [sla] table.
+    """
+    configs = _Configs(config)
+    running = asyncio.Lock()
+    first = True
+
+    async def tick() -> None:
+        nonlocal first
+        async with running:
+            cfg = configs.current()
+            now = clock()
+            # the first run re-reads every open ticket; then changed ones (hourly: all)
+            run = functools.partial(run_all_sweeps, strict=False, full_sync=first or None)
+            counts = await asyncio.to_thread(run, engine, cfg, now)
+            first = False
+            changed = {k: v for k, v in counts.items() if v}
+            if changed:
+                log.info("sweeps at %s: %s", now.isoformat(timespec="seconds"), changed)
+
+    scheduler = AsyncIOScheduler(timezone=UTC, event_loop=asyncio.get_running_loop())
+    scheduler.add_job(
+        tick,
+        "interval",
+        seconds=interval_seconds,
+        id="sweeps",
+        next_run_time=datetime.now(UTC),  # catch up at once after downtime
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=None,
+    )
+    scheduler.start()
+    log.info("scheduler running: sweeps every %.0f s", interval_seconds)
+    try:
+        await stop.wait()
+    finally:
+        scheduler.shutdown(wait=False)
+        async with running:  # a sweep in progress finishes its transaction first
+            pass
+        log.info("scheduler stopped")
