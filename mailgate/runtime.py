@@ -1,10 +1,16 @@
-"""Time and waiting: the clock the daemon runs on and the helpers its loops wait with."""
+"""Time, waiting and retrying: the clock the daemon runs on, the helpers its loops wait
+with, the one backoff every retry uses, and chunking for bounded statements."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import random
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TypeVar
+
+T = TypeVar("T")
 
 Clock = Callable[[], datetime]
 
@@ -22,3 +28,34 @@ async def wait_for_wake(wake: asyncio.Event, stop: asyncio.Event, timeout: float
     finally:
         waiter.cancel()
         stopper.cancel()
+
+
+def backoff_delay(attempt: int, initial: float, cap: float, rng: random.Random) -> float:
+    """Capped exponential backoff with jitter: the n-th retry (0-based) waits a random time
+    in [base/2, base], base = min(cap, initial * 2**n)."""
+    base = min(cap, initial * 2 ** max(0, attempt))
+    return base / 2 + rng.random() * base / 2
+
+
+@dataclass
+class Backoff:
+    """`backoff_delay` with its attempt counter, for loops that retry until it works."""
+
+    initial: float = 1.0
+    maximum: float = 300.0
+    rng: random.Random = field(default_factory=random.Random)
+    attempt: int = 0
+
+    def next(self) -> float:
+        delay = backoff_delay(self.attempt, self.initial, self.maximum, self.rng)
+        self.attempt += 1
+        return delay
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+def chunks(items: Sequence[T], n: int) -> Iterator[list[T]]:
+    """`items` in lists of at most `n` (bounded IN lists, bounded IMAP commands)."""
+    for i in range(0, len(items), n):
+        yield list(items[i : i + n])

@@ -5,7 +5,7 @@ One copy of each rule, used by agent commands, `#secret`, notifications and the 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 from mailgate.config.load import Agent
 
@@ -33,15 +33,19 @@ def queue_agents(agents: Iterable[Agent], queues: Iterable[str], exclude: str = 
 
 
 def escalation_recipients(
-    agents: Iterable[Agent], queue: str, tier: str, exclude: str = ""
+    agents: Iterable[Agent], queue: str, tier: str, exclude: Collection[str] = ()
 ) -> list[Agent]:
-    """The agents responsible for a ticket at `tier`: the queue's agents at that tier or
-    above (any tier if ""); if the queue has none, the admins, so a ticket never goes
-    unheard because a tier is not staffed."""
-    agents = list(agents)
+    """Who hears that a ticket reached `tier`: the queue's agents of that tier; if none
+    (not counting `exclude`, names who already know), the next staffed tier above; if none,
+    the admins. So a ticket is never unheard, and Tier 2's escalation does not page Tier 3."""
+    agents = [a for a in agents if a.name not in exclude]
+    members = queue_agents(agents, [queue])
     floor = TIERS.index(tier) if tier in TIERS else 0
-    found = [a for a in queue_agents(agents, [queue], exclude) if TIERS.index(a.tier) >= floor]
-    return found or [a for a in agents if a.role == "admin" and a.name != exclude]
+    for t in TIERS[floor:]:
+        found = [a for a in members if a.tier == t]
+        if found:
+            return found
+    return [a for a in agents if a.role == "admin"]
 
 
 def team_leads(agents: Iterable[Agent], queue: str) -> list[Agent]:

@@ -30,14 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
-    Column,
     Connection,
-    ForeignKey,
-    Index,
     Integer,
     Row,
-    String,
     Table,
     bindparam,
     delete,
@@ -50,7 +45,7 @@ from mailgate.agents import access, commands, tokens
 from mailgate.agents.commands import Plan, PlanContext, TicketView
 from mailgate.autoresponse.render import render
 from mailgate.config.load import Agent, Config, Queue
-from mailgate.db.models import OPEN_STATUSES, Base, TicketTag, UtcDateTime
+from mailgate.db.models import OPEN_STATUSES, TicketTag, agent_mails
 from mailgate.outgoing import notify
 from mailgate.outgoing.compose import Outgoing, compose, reply_subject, stable_message_id
 from mailgate.parse.message import Parsed
@@ -63,23 +58,6 @@ from mailgate.store import tickets as store
 
 log = logging.getLogger(__name__)
 
-# created by migration 0002; every authenticated agent mail, whatever came of it
-agent_mails = Table(
-    "agent_mails",
-    Base.metadata,
-    Column("id", Integer, primary_key=True),
-    Column("message_key", String(64), nullable=False, unique=True),
-    Column("content_key", String(64), nullable=True, unique=True),
-    Column("message_id", String(998), nullable=False),
-    Column("agent", String(40), nullable=False),
-    Column("ticket_id", Integer, nullable=True),
-    Column("received_at", UtcDateTime(), nullable=False),
-    Column("outcome", String(16), nullable=False),
-    Column("raw_sha256", String(64), ForeignKey("blobs.sha256"), nullable=True),
-    Column("detail", JSON, nullable=False),
-    Index("ix_agent_mails_agent_received", "agent", "received_at"),
-    Index("ix_agent_mails_ticket_id", "ticket_id"),
-)
 ticket_tags: Table = TicketTag.__table__  # type: ignore[assignment]
 tickets = store.tickets
 articles = store.articles
@@ -802,7 +780,9 @@ class _AgentMail:
                 target = config.agent(event.agent)
                 batches.append(("assigned", newly([target] if target else []), ""))
             else:
-                found = access.escalation_recipients(config.agents, event.queue, event.tier)
+                found = access.escalation_recipients(
+                    config.agents, event.queue, event.tier, exclude=told
+                )
                 batches.append(("escalated", newly(found), event.reason))
         if created and queue.agent_mail.notify:
             members = access.queue_agents(config.agents, ticket_view(self.conn, row).queues)

@@ -1,23 +1,27 @@
-"""SQLAlchemy models: tickets, articles, blobs, attachments, audit, outbox, history.
+"""SQLAlchemy models, every table: tickets, articles, blobs, attachments, audit, outbox,
+auto-response history, IMAP checkpoints, PGP secrets and the scheduler's per-ticket state.
 
 Portable across SQLite and PostgreSQL: no dialect-specific types. The hot path in
-`store.py` uses these tables through Core; the CLI reads them through the ORM.
+`mailgate.store` uses these tables through Core; the CLI reads them through the ORM.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Column,
     DateTime,
     ForeignKey,
     Index,
     Integer,
     LargeBinary,
     String,
+    Table,
     Text,
     TypeDecorator,
     UniqueConstraint,
@@ -230,3 +234,130 @@ class ImapCheckpoint(Base):
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
     __table_args__ = (UniqueConstraint("mailbox"),)
+
+
+class PgpSecret(Base):
+    """One encrypted part of an inbound message: decrypted (agent-only) or why not."""
+
+    __tablename__ = "pgp_secrets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)  # 1-based position in the message
+    queue: Mapped[str] = mapped_column(String(40))  # whose keyring opened it
+    sender: Mapped[str] = mapped_column(String(320))  # From addr-spec of the message
+    kind: Mapped[str] = mapped_column(String(16))  # inline | pgp-mime | attachment | message
+    ok: Mapped[bool] = mapped_column(Boolean)
+    text: Mapped[str] = mapped_column(Text, default="")  # decrypted text ("" if not ok)
+    reason: Mapped[str] = mapped_column(Text, default="")  # why not decrypted
+    source_name: Mapped[str] = mapped_column(String(255), default="")  # encrypted file name
+    ciphertext_sha256: Mapped[str | None] = mapped_column(ForeignKey("blobs.sha256"), nullable=True)
+    # sha256 of the OpenPGP packets (armor removed): finds the same ciphertext re-wrapped
+    packet_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    # decrypted attachments: [{"filename", "content_type", "sha256", "size"}]
+    attachments: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    signature: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+pgp_secrets: Table = PgpSecret.__table__  # type: ignore[assignment]
+
+
+class TicketSla(Base):
+    """The scheduler's bookkeeping per ticket.
+
+    One row per ticket the sweeps have seen open. `m_*` columns mirror the ticket as the last
+    sync saw it: the sweeps find candidates on this narrow, indexed table and re-check the live
+    ticket only for the few they act on, so a minute's work does not read every ticket row
+    again. The clock starts are instants, moved forward past every pause (on hold, answered,
+    closed), so an SLA test is one comparison against an instant computed once per queue.
+    """
+
+    __tablename__ = "ticket_sla"
+
+    ticket_id: Mapped[int] = mapped_column(
+        ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True
+    )
+    # the ticket as the last sync saw it
+    m_queue: Mapped[str] = mapped_column(String(40))
+    m_status: Mapped[str] = mapped_column(String(16))
+    m_updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    m_customer_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    m_answer_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    m_first_response_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    m_assignee: Mapped[str | None] = mapped_column(String(40))
+    tier_seen: Mapped[str] = mapped_column(String(2))
+    set_priority: Mapped[int] = mapped_column(Integer)  # seen, or last written by the sweep
+    # priority without automatic growth: picks the SLA class
+    class_priority: Mapped[int] = mapped_column(Integer)
+    # growth: priority = min(99, base + steps(business time since grow_from)) while waiting
+    base_priority: Mapped[int] = mapped_column(Integer)
+    steps_done: Mapped[int] = mapped_column(Integer)  # growth applied; 98: grows no more
+    wait_since: Mapped[datetime | None] = mapped_column(UtcDateTime())  # the wait's message
+    grow_from: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # clock starts, shifted past pauses
+    resp_start: Mapped[datetime] = mapped_column(UtcDateTime())
+    res_start: Mapped[datetime] = mapped_column(UtcDateTime())
+    tier_start: Mapped[datetime] = mapped_column(UtcDateTime())
+    paused_since: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # what already happened (each fires once)
+    fr_breached_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    res_breached_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    tier_breached_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    reminded_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    shift_flagged_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+    # each sweep's candidates are one index range: what is running, not yet done, near due
+    __table_args__ = (
+        Index("ix_ticket_sla_state", "m_status", "m_queue"),
+        Index(
+            "ix_ticket_sla_fr",
+            "m_queue",
+            "paused_since",
+            "tier_seen",
+            "fr_breached_at",
+            "m_first_response_at",
+            "resp_start",
+        ),
+        Index(
+            "ix_ticket_sla_res",
+            "m_queue",
+            "paused_since",
+            "tier_seen",
+            "res_breached_at",
+            "res_start",
+        ),
+        Index(
+            "ix_ticket_sla_tier",
+            "m_queue",
+            "paused_since",
+            "tier_seen",
+            "tier_breached_at",
+            "tier_start",
+        ),
+        Index("ix_ticket_sla_escalated", "tier_seen", "m_queue", "m_updated_at"),
+        Index("ix_ticket_sla_touched", "m_queue", "m_updated_at"),
+        Index("ix_ticket_sla_resume", "m_status", "paused_since"),
+        Index("ix_ticket_sla_growth", "m_queue", "paused_since", "steps_done", "grow_from"),
+    )
+
+
+# every authenticated agent mail, whatever came of it (a Core table: the agent path
+# writes it with INSERT ... ON CONFLICT, never through the ORM)
+agent_mails = Table(
+    "agent_mails",
+    Base.metadata,
+    Column("id", Integer, primary_key=True),
+    Column("message_key", String(64), nullable=False, unique=True),
+    Column("content_key", String(64), nullable=True, unique=True),
+    Column("message_id", String(998), nullable=False),
+    Column("agent", String(40), nullable=False),
+    Column("ticket_id", Integer, nullable=True),
+    Column("received_at", UtcDateTime(), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("raw_sha256", String(64), ForeignKey("blobs.sha256"), nullable=True),
+    Column("detail", JSON, nullable=False),
+    Index("ix_agent_mails_agent_received", "agent", "received_at"),
+    Index("ix_agent_mails_ticket_id", "ticket_id"),
+)

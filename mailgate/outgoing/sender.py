@@ -25,7 +25,7 @@ from sqlalchemy import Engine, select, update
 
 from mailgate.config.load import Config
 from mailgate.pgp import stage as pgp_stage
-from mailgate.runtime import Clock, utcnow, wait_for_wake
+from mailgate.runtime import Clock, backoff_delay, utcnow, wait_for_wake
 from mailgate.store import tickets as store
 
 log = logging.getLogger(__name__)
@@ -38,12 +38,6 @@ class DeliveryResult:
     permanent: bool
     detail: str
     relay_unreachable: bool = False  # the relay itself failed, not this message
-
-
-def backoff_seconds(attempts: int, initial: float, cap: float, rng: random.Random) -> float:
-    """Capped exponential backoff with full jitter in the upper half."""
-    base = min(cap, initial * (2 ** max(0, attempts - 1)))
-    return base / 2 + rng.random() * base / 2
 
 
 def deliver_maildir(root: Path, message_id: str, raw: bytes) -> DeliveryResult:
@@ -186,8 +180,8 @@ class Sender:
         if not rows:
             return 0
         now = self.clock()
-        delay = backoff_seconds(
-            1,
+        delay = backoff_delay(
+            0,
             self.config.relay.retry_initial_seconds,
             self.config.relay.retry_max_seconds,
             self.rng,
@@ -240,8 +234,8 @@ class Sender:
                     )
                 log.warning("outbox %d: permanent failure: %s", row.id, why)
                 return "failed"
-            delay = backoff_seconds(
-                attempts,
+            delay = backoff_delay(
+                attempts - 1,
                 self.config.relay.retry_initial_seconds,
                 self.config.relay.retry_max_seconds,
                 self.rng,

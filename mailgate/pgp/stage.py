@@ -377,7 +377,7 @@ def leaked_secret(raw: bytes, secret_texts: Iterable[str]) -> bool:
 def _ticket_secrets(engine: Engine, ticket_id: int) -> list[str]:
     from sqlalchemy import select
 
-    from mailgate.pgp.store import pgp_secrets  # pgp_store imports this module
+    from mailgate.db.models import pgp_secrets
 
     with engine.connect() as conn:
         return list(

@@ -33,23 +33,15 @@ from email.utils import format_datetime, formataddr
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
-    Boolean,
     Connection,
-    ForeignKey,
-    Integer,
-    String,
-    Table,
-    Text,
     insert,
     select,
     update,
 )
-from sqlalchemy.orm import Mapped, mapped_column
 
 from mailgate.agents.access import can_see
 from mailgate.config.load import Agent, Config, ConfigError
-from mailgate.db.models import Base, UtcDateTime
+from mailgate.db.models import pgp_secrets
 from mailgate.outgoing.compose import LOOP_HEADER, Outgoing, header_text, stable_message_id
 from mailgate.pgp import crypto
 from mailgate.pgp import stage as pgp_stage
@@ -59,32 +51,6 @@ from mailgate.store.tickets import Applied
 log = logging.getLogger(__name__)
 
 
-class PgpSecret(Base):
-    """One encrypted part of an inbound message: decrypted (agent-only) or why not."""
-
-    __tablename__ = "pgp_secrets"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
-    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id"), index=True)
-    seq: Mapped[int] = mapped_column(Integer)  # 1-based position in the message
-    queue: Mapped[str] = mapped_column(String(40))  # whose keyring opened it
-    sender: Mapped[str] = mapped_column(String(320))  # From addr-spec of the message
-    kind: Mapped[str] = mapped_column(String(16))  # inline | pgp-mime | attachment | message
-    ok: Mapped[bool] = mapped_column(Boolean)
-    text: Mapped[str] = mapped_column(Text, default="")  # decrypted text ("" if not ok)
-    reason: Mapped[str] = mapped_column(Text, default="")  # why not decrypted
-    source_name: Mapped[str] = mapped_column(String(255), default="")  # encrypted file name
-    ciphertext_sha256: Mapped[str | None] = mapped_column(ForeignKey("blobs.sha256"), nullable=True)
-    # sha256 of the OpenPGP packets (armor removed): finds the same ciphertext re-wrapped
-    packet_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
-    # decrypted attachments: [{"filename", "content_type", "sha256", "size"}]
-    attachments: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
-    signature: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
-
-
-pgp_secrets: Table = PgpSecret.__table__  # type: ignore[assignment]
 articles = store.articles
 attachments = store.attachments
 tickets = store.tickets
@@ -567,9 +533,7 @@ def secret_for_agent(
 
 
 __all__ = [
-    "PgpSecret",
     "Saved",
-    "pgp_secrets",
     "save",
     "secret_for_agent",
     "secret_lines",

@@ -30,7 +30,7 @@ from mailgate.pipeline.classify import classify
 from mailgate.pipeline.decide import Decision, decide
 from mailgate.pipeline.thread import ThreadLookups, choose
 from mailgate.queues.routing import route
-from mailgate.runtime import Clock, utcnow, wait_for_wake
+from mailgate.runtime import Backoff, Clock, utcnow, wait_for_wake
 from mailgate.spool import Spool, SpoolEntry
 from mailgate.store import tickets as store
 
@@ -320,15 +320,14 @@ class Worker:
         idle_poll: float = 1.0,
     ) -> None:
         """Process batches until `stop`; `wake` is set by sources after a spool write."""
-        backoff = 1.0
+        backoff = Backoff(1.0, 60.0)
         while not stop.is_set():
             wake.clear()  # before the work: a wake-up during it is not lost
             try:
                 r = await asyncio.to_thread(self.process_batch)
-                backoff = 1.0
+                backoff.reset()
             except Exception:  # noqa: BLE001 - logged in process_batch; wait and retry
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 60.0)
+                await asyncio.sleep(backoff.next())
                 continue
             if r.handled:
                 if on_batch is not None:

@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,6 +38,7 @@ from sqlalchemy import Engine, insert, select, update
 from mailgate.config.load import Config, ConfigError, Queue
 from mailgate.db.models import ImapCheckpoint
 from mailgate.pollers.imap_settings import ImapSettings, SecretError, imap_settings, parse_imap
+from mailgate.runtime import Backoff, chunks
 from mailgate.spool import Envelope, Spool
 
 log = logging.getLogger(__name__)
@@ -215,31 +216,6 @@ class CheckpointStore:
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-# -- backoff -----------------------------------------------------------------------------
-@dataclass
-class Backoff:
-    """Capped exponential backoff with jitter: each delay is in [base/2, base]."""
-
-    initial: float = 1.0
-    maximum: float = 300.0
-    factor: float = 2.0
-    rng: random.Random = field(default_factory=random.Random)
-    attempt: int = 0
-
-    def next(self) -> float:
-        base = min(self.maximum, self.initial * self.factor**self.attempt)
-        self.attempt += 1
-        return base / 2 + self.rng.uniform(0, base / 2)
-
-    def reset(self) -> None:
-        self.attempt = 0
-
-
-def _chunks(items: list[int], n: int) -> Iterator[list[int]]:
-    for i in range(0, len(items), n):
-        yield items[i : i + n]
 
 
 def _group_by_bytes(uids: list[int], sizes: dict[int, int], limit: int) -> Iterator[list[int]]:
@@ -461,7 +437,7 @@ class Poller:
             uids = self._search_new(client)
             if not uids:
                 return
-            for chunk in _chunks(uids, self.settings.batch_size):
+            for chunk in chunks(uids, self.settings.batch_size):
                 if self.halt.is_set():
                     return
                 self._take_chunk(client, chunk)

@@ -18,7 +18,6 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import Connection, Engine
 
 from mailgate.config.load import Config, ConfigError
-from mailgate.db import schedule_models  # noqa: F401 - registers ticket_sla with Base.metadata
 from mailgate.runtime import Clock, utcnow
 from mailgate.scheduler import sweeps
 from mailgate.scheduler.sla import sla_problems

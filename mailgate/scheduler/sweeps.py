@@ -13,7 +13,7 @@ refuses a duplicate. Python touches one ticket at a time only for tickets that c
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -45,9 +45,9 @@ from mailgate.agents import tokens
 from mailgate.agents.access import TIER_NAMES, escalation_recipients, next_tier, team_leads
 from mailgate.autoresponse.render import TemplateError, render
 from mailgate.config.load import Agent, Config, Queue
-from mailgate.db.models import OPEN_STATUSES, UtcDateTime
-from mailgate.db.schedule_models import TicketSla
+from mailgate.db.models import OPEN_STATUSES, TicketSla, UtcDateTime
 from mailgate.outgoing.compose import Outgoing, compose, reply_subject, stable_message_id
+from mailgate.runtime import chunks
 from mailgate.scheduler.sla import (
     CLASSES,
     BusinessCalendar,
@@ -96,11 +96,6 @@ def policies(config: Config) -> dict[str, Policy]:
         if s.enabled and queue is not None:
             out[name] = Policy(queue, s, s.calendar())
     return out
-
-
-def _chunks(ids: Sequence[int]) -> Iterator[list[int]]:
-    for i in range(0, len(ids), CHUNK):
-        yield list(ids[i : i + CHUNK])
 
 
 def _at(value: datetime) -> ColumnElement[datetime]:
@@ -161,7 +156,7 @@ def sweep_track(conn: Connection, config: Config, now: datetime, *, full: bool =
     if _uncovered(conn):
         added, woken = _add_and_wake(conn)
         n += added
-        for chunk in _chunks(woken):
+        for chunk in chunks(woken, CHUNK):
             n += _sync(conn, now, ticket_sla.c.ticket_id.in_(chunk))
     n += _end_pauses(conn, policies(config), now)
     return n
@@ -227,7 +222,7 @@ def _add_and_wake(conn: Connection) -> tuple[int, list[int]]:
     dormant = [tid for tid, row in found if row is not None]
     ins = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
     cols = [target for target, _ in _ROW_SOURCE] + ["paused_since"]
-    for chunk in _chunks(new):
+    for chunk in chunks(new, CHUNK):
         source = select(
             *[
                 (getattr(t, col) if col else _first_steps(t)).label(f"c{i}")
@@ -236,7 +231,7 @@ def _add_and_wake(conn: Connection) -> tuple[int, list[int]]:
             case((t.status.in_(PAUSED), t.updated_at), else_=null()).label("paused"),
         ).where(t.id.in_(chunk))
         conn.execute(ins(ticket_sla).from_select(cols, source).on_conflict_do_nothing())
-    for chunk in _chunks(dormant):
+    for chunk in chunks(dormant, CHUNK):
         # any open status will do: the sync then copies the real one and what changed
         conn.execute(
             update(ticket_sla)
@@ -465,7 +460,7 @@ class MailFacts:
 def mail_facts(conn: Connection, ids: Iterable[int]) -> dict[int, MailFacts]:
     t, a = tickets.c, articles.c
     out: dict[int, MailFacts] = {}
-    for chunk in _chunks(sorted(set(ids))):
+    for chunk in chunks(sorted(set(ids)), CHUNK):
         bounds = conn.execute(
             select(a.ticket_id, func.min(a.id), func.max(a.id))
             .where(a.ticket_id.in_(chunk), a.message_id != "")
@@ -747,7 +742,7 @@ def _raise_tiers(
         mirror: dict[str, Any] = {"tier_seen": to_tier, "tier_start": now, "tier_breached_at": None}
         if target:
             values["queue"] = mirror["m_queue"] = target
-        for chunk in _chunks([e.ticket_id for e in group]):
+        for chunk in chunks([e.ticket_id for e in group], CHUNK):
             done = set(
                 conn.execute(
                     update(tickets)
@@ -1052,7 +1047,7 @@ def _close_queue(
         .values(status="closed", closed_at=now, updated_at=now)
         .returning(t.id, t.last_answer_at)
     ).all()
-    for chunk in _chunks([r.id for r in rows]):  # the mirror follows at once
+    for chunk in chunks([r.id for r in rows], CHUNK):  # the mirror follows at once
         conn.execute(
             update(ticket_sla).where(ticket_sla.c.ticket_id.in_(chunk)).values(m_status="closed")
         )

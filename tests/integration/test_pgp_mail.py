@@ -25,7 +25,7 @@ from sqlalchemy import Engine, select
 from mailgate.cli import main as cli
 from mailgate.cli import views
 from mailgate.config.load import Config, ConfigError
-from mailgate.db.models import Article, Attachment, AuditEvent, OutboxRow
+from mailgate.db.models import Article, Attachment, AuditEvent, OutboxRow, pgp_secrets
 from mailgate.outgoing.sender import Sender
 from mailgate.pgp import crypto
 from mailgate.pgp import stage as pgp_stage
@@ -143,9 +143,9 @@ def deliver(cfg: Config, *raws: bytes, queue: str = "") -> Engine:
 
 def secrets(engine: Engine, ticket_id: int | None = None) -> list[Any]:
     with engine.connect() as conn:
-        q = select(pgp_store.pgp_secrets).order_by(pgp_store.pgp_secrets.c.id)
+        q = select(pgp_secrets).order_by(pgp_secrets.c.id)
         if ticket_id is not None:
-            q = q.where(pgp_store.pgp_secrets.c.ticket_id == ticket_id)
+            q = q.where(pgp_secrets.c.ticket_id == ticket_id)
         return list(conn.execute(q).all())
 
 

@@ -33,7 +33,7 @@ import gnupg
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mailgate.db.models import Article, OutboxRow
+from mailgate.db.models import Article, OutboxRow, pgp_secrets
 from mailgate.pgp import crypto
 from mailgate.pgp import store as pgp_store
 from mailgate.store import tickets as store
@@ -182,7 +182,7 @@ def test_an_encrypted_canary_never_leaves_in_clear(
 
     # the canary was really decrypted and stored (agent-only) ...
     with Session(engine) as s:
-        stored = [r.text for r in s.execute(select(pgp_store.pgp_secrets)).all()]
+        stored = [r.text for r in s.execute(select(pgp_secrets)).all()]
         articles = list(s.scalars(select(Article)))
         raws = [(f"outbox {o.kind} {o.message_id}", o.raw) for o in s.scalars(select(OutboxRow))]
     assert CANARY in stored

@@ -42,13 +42,19 @@ def test_can_see(agent: Agent, queues: set[str], assignee: str, seen: bool):
     assert can_see(agent, queues, assignee) is seen
 
 
-def test_escalation_goes_to_the_tier_and_above_never_to_nobody():
-    # The SLA sweep used the exact tier, notifications the tier and above with an admin
-    # fallback. The latter won: an escalation to an unstaffed L2 must reach L3, not vanish.
+def test_escalation_reaches_the_lowest_staffed_tier_never_nobody():
+    # The SLA sweep told the exact tier only (nobody, when that tier was unstaffed);
+    # notifications told the tier and everyone above, with an admin fallback. One rule
+    # now: the tier itself, else the next staffed tier above, else the admins.
+    two = Agent(name="dos", address="dos@example.test", queues=["support"], tier="L2")
     assert [a.name for a in escalation_recipients(ALL, "support", "L2")] == ["tres"]
-    assert [a.name for a in escalation_recipients(ALL, "support", "L1")] == ["una", "tres", "lea"]
+    assert [a.name for a in escalation_recipients([*ALL, two], "support", "L2")] == ["dos"]
+    assert [a.name for a in escalation_recipients(ALL, "support", "L1")] == ["una", "lea"]
+    assert [a.name for a in escalation_recipients(ALL, "support", "")] == ["una", "lea"]
     assert [a.name for a in escalation_recipients(ALL, "sales", "L1")] == ["root"]
-    assert escalation_recipients(ALL, "sales", "L1", exclude="root") == []
+    assert escalation_recipients(ALL, "sales", "L1", exclude={"root"}) == []
+    # those who already know do not count as staffing the tier
+    assert [a.name for a in escalation_recipients(ALL, "support", "L1", {"una", "lea"})] == ["tres"]
 
 
 def test_queue_agents_and_team_leads():

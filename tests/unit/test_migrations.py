@@ -5,13 +5,10 @@ from __future__ import annotations
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from mailgate.agents import handle as agent_mail  # noqa: F401
 from mailgate.db import engine as db  # noqa: F401
 from mailgate.db import (
     models,  # noqa: F401
-    schedule_models,  # noqa: F401
 )
-from mailgate.pgp import store as pgp_store  # noqa: F401
 
 
 def _drift(url: str) -> list:
