@@ -11,6 +11,7 @@ import email
 import hashlib
 import io
 import shutil
+import subprocess
 from collections.abc import Callable
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -22,6 +23,7 @@ import gnupg
 import pytest
 from sqlalchemy import Engine, select
 
+from mailgate.agents import tokens
 from mailgate.cli import main as cli
 from mailgate.cli import views
 from mailgate.config.load import Config, ConfigError
@@ -800,3 +802,72 @@ def test_messages_without_pgp_never_reach_gpg(
     assert same is p and opened is None
     engine = deliver(cfg, raw)
     assert len(tickets(engine)) == 1 and secrets(engine) == []
+
+
+# --------------------------------------------------------------------------- keyring lifecycle
+
+
+def agent_running(home: Path) -> bool:
+    """Is a gpg-agent serving this GnuPG home (its socket lives in the short home)?"""
+    found = subprocess.run(
+        ["gpgconf", "--homedir", str(home), "--list-dirs", "agent-socket"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return Path(found.stdout.strip()).exists()
+
+
+def stop_agent(home: Path) -> None:
+    subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], check=True)
+
+
+def test_the_daemon_stops_the_gpg_agents_of_every_keyring_it_used(
+    tmp_path: Path, queue_home: Path, customer: gnupg.GPG, homes: Callable[..., Path]
+) -> None:
+    """One Keyrings for the queue keyrings and the agents' keyring, closed at shutdown.
+
+    Before, the agent path kept its own keyring cache that nothing stopped: the agent
+    keyring's gpg-agent outlived the daemon.
+    """
+    agent_ring = homes("agent.pub.asc")  # the queue verifies signed commands with it
+    alice = gnupg.GPG(gnupghome=str(homes("agent.sec.asc")))
+    signed = f'require_signed_commands = true\nagent_keyring = "{agent_ring}"\n'
+    path = write_config(
+        tmp_path,
+        queue_extra={"support": pgp_table(queue_home) + NOTIFY + signed},
+        agents_toml=AGENTS,
+    )
+    cfg = load(path)
+    for home in (queue_home, agent_ring):
+        stop_agent(home)  # importing the test keys started one
+        assert not agent_running(home)
+    with running(cfg) as d:
+        d.send(message(body=f"x\n{encrypt(customer, SECRET, FPR['queue'])}\n"))
+        wait_until(lambda: len(secrets(d.engine)) == 1)
+        reply_to = tokens.reply_address(cfg.secret, "alice", 1, SUPPORT)
+        command = str(alice.sign("#priority 60\n", keyid=FPR["agent"], clearsign=True))
+        raw = message(sender="alice@example.test", name="Alice", to=reply_to, body=command)
+        d.send(raw, rcpts=[reply_to], sender="alice@example.test")
+        wait_until(lambda: tickets(d.engine)[0].priority == 60)
+        assert agent_running(queue_home) and agent_running(agent_ring)
+    assert not agent_running(queue_home)
+    assert not agent_running(agent_ring)
+
+
+def test_keyrings_share_a_keyring_per_home_and_passphrase_until_closed(
+    homes: Callable[..., Path],
+) -> None:
+    home = homes("queue.sec.asc")
+    stop_agent(home)
+    with Keyrings() as rings:
+        ring = rings.get(home)
+        assert rings.get(home) is ring
+        assert rings.get(home, "rotated passphrase") is not ring  # read anew on every use
+        armored = ring.encrypt(SECRET.encode(), [FPR["queue"]])
+        assert ring.decrypt(armored.encode()).data == SECRET.encode()
+        assert agent_running(home)  # the secret key's operations started it
+        rings.close()
+        assert not agent_running(home)
+        assert rings.get(home) is not ring  # a closed cache starts afresh
+    assert not agent_running(home)
