@@ -53,7 +53,6 @@ class Span:
     end: int
     prefix: str  # what stood before the BEGIN marker on its line ("> " when quoted)
     armored: str  # the block with quote prefixes removed, LF line ends
-    terminated: bool
 
 
 def _lines(s: str) -> Iterable[tuple[int, str]]:
@@ -84,13 +83,13 @@ def message_spans(s: str) -> list[Span]:
         if col >= 0:
             body.append(END_MESSAGE)
             start, prefix = inside
-            spans.append(Span(start, pos + col + len(END_MESSAGE), prefix, _join(body), True))
+            spans.append(Span(start, pos + col + len(END_MESSAGE), prefix, _join(body)))
             inside = None
             continue
         body.append(_QUOTE_PREFIX.sub("", line).rstrip())
     if inside is not None:
         start, prefix = inside
-        spans.append(Span(start, len(s), prefix, _join(body), False))
+        spans.append(Span(start, len(s), prefix, _join(body)))
     return spans
 
 
@@ -111,7 +110,7 @@ def clearsigned_spans(s: str) -> list[Span]:
             seen_sig = True
         elif bare == _END_SIG and seen_sig:
             end = pos + len(line.rstrip("\r\n"))
-            spans.append(Span(start, end, "", s[start:end], True))
+            spans.append(Span(start, end, "", s[start:end]))
             start = None
     return spans
 
