@@ -822,6 +822,11 @@ def stop_agent(home: Path) -> None:
     subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], check=True)
 
 
+def agent_stopped(home: Path) -> bool:
+    """Wait for the agent to exit: it removes its socket when it is gone."""
+    return wait_until(lambda: not agent_running(home), timeout=10)
+
+
 def test_the_daemon_stops_the_gpg_agents_of_every_keyring_it_used(
     tmp_path: Path, queue_home: Path, customer: gnupg.GPG, homes: Callable[..., Path]
 ) -> None:
@@ -841,7 +846,7 @@ def test_the_daemon_stops_the_gpg_agents_of_every_keyring_it_used(
     cfg = load(path)
     for home in (queue_home, agent_ring):
         stop_agent(home)  # importing the test keys started one
-        assert not agent_running(home)
+        assert agent_stopped(home)
     with running(cfg) as d:
         d.send(message(body=f"x\n{encrypt(customer, SECRET, FPR['queue'])}\n"))
         wait_until(lambda: len(secrets(d.engine)) == 1)
@@ -851,8 +856,8 @@ def test_the_daemon_stops_the_gpg_agents_of_every_keyring_it_used(
         d.send(raw, rcpts=[reply_to], sender="alice@example.test")
         wait_until(lambda: tickets(d.engine)[0].priority == 60)
         assert agent_running(queue_home) and agent_running(agent_ring)
-    assert not agent_running(queue_home)
-    assert not agent_running(agent_ring)
+    assert agent_stopped(queue_home)
+    assert agent_stopped(agent_ring)
 
 
 def test_keyrings_share_a_keyring_per_home_and_passphrase_until_closed(
@@ -860,6 +865,7 @@ def test_keyrings_share_a_keyring_per_home_and_passphrase_until_closed(
 ) -> None:
     home = homes("queue.sec.asc")
     stop_agent(home)
+    assert agent_stopped(home)
     with Keyrings() as rings:
         ring = rings.get(home)
         assert rings.get(home) is ring
@@ -868,6 +874,5 @@ def test_keyrings_share_a_keyring_per_home_and_passphrase_until_closed(
         assert ring.decrypt(armored.encode()).data == SECRET.encode()
         assert agent_running(home)  # the secret key's operations started it
         rings.close()
-        assert not agent_running(home)
+        assert agent_stopped(home)
         assert rings.get(home) is not ring  # a closed cache starts afresh
-    assert not agent_running(home)
