@@ -21,6 +21,7 @@ from mailgate.config import load as config_mod
 from mailgate.config.load import Config, ConfigError
 from mailgate.db import engine as db
 from mailgate.outgoing.sender import Sender
+from mailgate.pgp.keyring import Keyrings
 from mailgate.pipeline.worker import Pipeline, Worker
 from mailgate.pollers.smtp import IntakeHandler, start_listener
 from mailgate.runtime import Clock, utcnow
@@ -38,6 +39,7 @@ class Daemon:
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     listen_port: int | None = None
+    keyrings: Keyrings = field(default_factory=Keyrings)  # closed when serve() ends
     _handler: IntakeHandler | None = None
     _worker: Worker | None = None
     _sender: Sender | None = None
@@ -56,7 +58,7 @@ class Daemon:
                 part.config = new
         if self._worker is not None:
             self._worker.config = new
-            self._worker.pipeline = Pipeline(new, self.clock)
+            self._worker.pipeline = Pipeline(new, self.clock, keyrings=self.keyrings)
         log.info("config reloaded from %s: %d queue(s)", new.path, len(new.queues))
         return True
 
@@ -84,8 +86,8 @@ class Daemon:
         self.spool.lock()
         self.spool.recover()
         work_wake, send_wake = asyncio.Event(), asyncio.Event()
-        self._worker = Worker(cfg, self.engine, self.spool, self.clock)
-        self._sender = Sender(cfg, self.engine, self.clock)
+        self._worker = Worker(cfg, self.engine, self.spool, self.clock, keyrings=self.keyrings)
+        self._sender = Sender(cfg, self.engine, self.clock, keyrings=self.keyrings)
 
         def spooled() -> None:
             work_wake.set()
@@ -128,9 +130,7 @@ class Daemon:
                 t.cancel()
         self.spool.unlock()
         self.engine.dispose()
-        from mailgate.pgp.stage import stop_agents
-
-        stop_agents()  # the gpg-agents the queues' keyrings started
+        self.keyrings.close()  # the gpg-agents the queues' keyrings started
         log.info("mailgate stopped")
 
     def _task_ended(self, task: asyncio.Task[None]) -> None:

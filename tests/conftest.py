@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.pgp_keys import homes  # noqa: F401 - a fixture: GnuPG homes from the test keys
+from tests.pgp_keys import homes, keyrings  # noqa: F401 - fixtures: GnuPG homes, keyring cache
 from tests.servers import Dovecot, GnuPGHome, Postgres, SmtpSink, require
 
 

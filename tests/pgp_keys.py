@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from mailgate.pgp.keyring import Keyrings
+
 KEYS = Path(__file__).resolve().parent / "data" / "keys"
 FPR = {
     line.split()[0]: line.split()[2]
@@ -40,8 +42,6 @@ def drop_home(home: Path) -> None:
 @pytest.fixture
 def homes() -> Iterator[Callable[..., Path]]:
     """Make short GnuPG homes filled from tests/data/keys; agents killed afterwards."""
-    from mailgate.pgp import stage as pgp_stage
-
     made: list[Path] = []
 
     def make(*key_files: str) -> Path:
@@ -56,6 +56,12 @@ def homes() -> Iterator[Callable[..., Path]]:
         return home
 
     yield make
-    pgp_stage.stop_agents()  # the keyrings the mail path cached
     for home in made:
         drop_home(home)
+
+
+@pytest.fixture
+def keyrings() -> Iterator[Keyrings]:
+    """The keyring cache the daemon owns, for tests that drive the stages themselves."""
+    with Keyrings() as rings:
+        yield rings

@@ -162,7 +162,7 @@ class Show:
 
 @dataclass(frozen=True)
 class Secret:
-    ticket_id: int  # mail me its decrypted PGP content, encrypted to my key (pgp_store)
+    ticket_id: int  # mail me its decrypted PGP content, encrypted to my key (pgp/secrets.py)
 
 
 Command = (

@@ -26,7 +26,6 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -49,8 +48,9 @@ from mailgate.db.models import OPEN_STATUSES, TicketTag, agent_mails
 from mailgate.outgoing import notify
 from mailgate.outgoing.compose import Outgoing, compose, reply_subject, stable_message_id
 from mailgate.parse.message import Parsed
-from mailgate.pgp import crypto
-from mailgate.pgp import store as pgp_store
+from mailgate.pgp.keyring import Keyrings
+from mailgate.pgp.opener import open_message
+from mailgate.pgp.secrets import secret_for_agent
 from mailgate.pipeline.classify import classify
 from mailgate.pipeline.decide import dedupe_key
 from mailgate.spool import Envelope
@@ -315,13 +315,19 @@ class _Refusal(Exception):
 
 
 def handle(
-    conn: Connection, config: Config, envelope: Envelope, p: Parsed, raw: bytes, now: datetime
+    conn: Connection,
+    config: Config,
+    envelope: Envelope,
+    p: Parsed,
+    raw: bytes,
+    now: datetime,
+    keyrings: Keyrings,
 ) -> AgentMailResult | None:
     """Run an authenticated agent mail; None if the mail is not one (customer path)."""
     reply = find_agent_reply(config, envelope, p)
     if reply is None:
         return None
-    return _AgentMail(conn, config, reply, p, raw, now).run()
+    return _AgentMail(conn, config, reply, p, raw, now, keyrings).run()
 
 
 class _AgentMail:
@@ -335,8 +341,10 @@ class _AgentMail:
         p: Parsed,
         raw: bytes,
         now: datetime,
+        keyrings: Keyrings,
     ):
         self.conn = conn
+        self.keyrings = keyrings
         self.config = config
         self.agent = reply.agent
         self.reply = reply
@@ -419,7 +427,7 @@ class _AgentMail:
         if not want:
             raise _Refusal(f"queue {queue.name} requires signed commands; no key registered")
         home = (queue.source.parent / queue.agent_mail.agent_keyring).resolve()
-        result = crypto.open_message(self.raw, self.p.text, _keyring(home), self.p.from_addr)
+        result = open_message(self.raw, self.p.text, self.keyrings.get(home), self.p.from_addr)
         sig = result.signature
         if sig is None:
             raise _Refusal(
@@ -833,8 +841,8 @@ class _AgentMail:
             elif isinstance(q, commands.Show):
                 sections.append(self._show(q.ticket_id))
             elif isinstance(q, commands.Secret):
-                sent = pgp_store.secret_for_agent(
-                    self.conn, config, q.ticket_id, agent, self.now, cause=self.key
+                sent = secret_for_agent(
+                    self.conn, config, q.ticket_id, agent, self.now, self.keyrings, cause=self.key
                 )
                 if isinstance(sent, str):
                     sections.append(sent)
@@ -970,17 +978,6 @@ def compose_answer(
     )
     out = Outgoing("answer", queue.address, (requester[1], *ccs), mid, raw, ticket_id)
     return out, body
-
-
-_keyrings: dict[Path, crypto.Keyring] = {}
-
-
-def _keyring(home: Path) -> crypto.Keyring:
-    """One crypto.Keyring per GnuPG home (starting gnupg.GPG runs gpg once)."""
-    ring = _keyrings.get(home)
-    if ring is None:
-        ring = _keyrings[home] = crypto.Keyring(home)
-    return ring
 
 
 __all__ = [

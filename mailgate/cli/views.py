@@ -43,7 +43,8 @@ def print_ticket_list(engine: Engine, queue: str | None, status: str | None, lim
 
 
 def print_ticket(engine: Engine, ticket_id: int, show_secrets: bool = False) -> int:
-    from mailgate.pgp import store as pgp_store
+    from mailgate.pgp.secrets import secret_lines, secrets_of
+    from mailgate.pgp.verdicts import verdict_signature_lines
 
     with Session(engine) as s:
         t = s.get(Ticket, ticket_id)
@@ -51,7 +52,7 @@ def print_ticket(engine: Engine, ticket_id: int, show_secrets: bool = False) -> 
             console.print(f"no ticket #{ticket_id}")
             return 1
         secrets: dict[int, list] = {}
-        for row in pgp_store.secrets_of(s.connection(), t.id):
+        for row in secrets_of(s.connection(), t.id):
             secrets.setdefault(row.article_id, []).append(row)
         queues = ", ".join(sorted({tq.queue for tq in t.queues}))
         console.print(f"#{t.id} {t.title}", style="bold", markup=False)
@@ -83,7 +84,7 @@ def print_ticket(engine: Engine, ticket_id: int, show_secrets: bool = False) -> 
                     f"  attachment: {att.filename} ({att.content_type}){mark}", markup=False
                 )
             verdict = a.verdict or {}
-            for line in pgp_store.verdict_signature_lines(verdict):
+            for line in verdict_signature_lines(verdict):
                 console.print("  " + line, markup=False)
             parts = secrets.get(a.id, [])
             if parts and not show_secrets:
@@ -95,7 +96,7 @@ def print_ticket(engine: Engine, ticket_id: int, show_secrets: bool = False) -> 
                     markup=False,
                 )
             for r in parts if show_secrets else ():
-                for line in pgp_store.secret_lines(r, with_text=True):
+                for line in secret_lines(r, with_text=True):
                     console.print(line, markup=False)
             reasons = verdict.get("reasons")
             if reasons:

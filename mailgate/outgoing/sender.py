@@ -24,7 +24,8 @@ from pathlib import Path
 from sqlalchemy import Engine, select, update
 
 from mailgate.config.load import Config
-from mailgate.pgp import stage as pgp_stage
+from mailgate.pgp.keyring import Keyrings
+from mailgate.pgp.outgoing import prepare_outgoing
 from mailgate.runtime import Clock, backoff_delay, utcnow, wait_for_wake
 from mailgate.store import tickets as store
 
@@ -113,9 +114,12 @@ class Sender:
         engine: Engine,
         clock: Clock = utcnow,
         rng: random.Random | None = None,
+        *,
+        keyrings: Keyrings,
     ):
         self.config = config
         self.engine = engine
+        self.keyrings = keyrings
         self.clock = clock
         self.rng = rng or random.Random()
 
@@ -148,9 +152,10 @@ class Sender:
         try:
             for row in rows:
                 # PGP/MIME to customers whose key the queue holds; refuses decrypted content
-                wire = pgp_stage.prepare_outgoing(
+                wire = prepare_outgoing(
                     self.config,
                     self.engine,
+                    self.keyrings,
                     kind=row.kind,
                     rcpt_tos=row.rcpt_tos,
                     raw=row.raw,

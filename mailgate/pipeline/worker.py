@@ -24,14 +24,16 @@ from mailgate.autoresponse.render import render
 from mailgate.config.load import Config, Queue
 from mailgate.outgoing.compose import Outgoing, compose, reply_subject, stable_message_id
 from mailgate.parse.message import Parsed, ParseRejected, parse
-from mailgate.pgp import stage as pgp_stage
-from mailgate.pgp import store as pgp_store
+from mailgate.pgp.incoming import open_incoming
+from mailgate.pgp.keyring import Keyrings
+from mailgate.pgp.outgoing import ack_context
 from mailgate.pipeline.classify import classify
 from mailgate.pipeline.decide import Decision, decide
 from mailgate.pipeline.thread import ThreadLookups, choose
 from mailgate.queues.routing import route
 from mailgate.runtime import Backoff, Clock, utcnow, wait_for_wake
 from mailgate.spool import Spool, SpoolEntry
+from mailgate.store import pgp_secrets
 from mailgate.store import tickets as store
 
 log = logging.getLogger(__name__)
@@ -90,7 +92,7 @@ def build_ack(
             "requester_name": p.from_name,
             "queue_name": queue.from_name,
             "queue_address": queue.address,
-            **pgp_stage.ack_context(queue),  # pgp_fingerprint, pgp_public_key
+            **ack_context(queue),  # pgp_fingerprint, pgp_public_key
         },
     )
     mid = stable_message_id(config.main.hostname, "ack", d.dedupe_key)
@@ -121,9 +123,10 @@ def _ticket_queue(lookups: ThreadLookups, d: Decision) -> str:
 class Pipeline:
     """The per-message stages, run on the batch's connection and transaction."""
 
-    def __init__(self, config: Config, clock: Clock = utcnow):
+    def __init__(self, config: Config, clock: Clock = utcnow, *, keyrings: Keyrings):
         self.config = config
         self.clock = clock
+        self.keyrings = keyrings
         self.ours = config.our_addresses
         self.agents = config.agent_addresses
 
@@ -138,8 +141,8 @@ class Pipeline:
         if not queues:
             rcpts = ", ".join(entry.envelope.rcpt_tos) or "none"
             raise Rejected("route", f"no queue for recipients ({rcpts}) or To/Cc headers")
-        p, opened = pgp_stage.open_incoming(cfg, queues, p, raw)  # text: ciphertext hidden
-        by_agent = agent_mail.handle(conn, cfg, entry.envelope, p, raw, now)
+        p, opened = open_incoming(cfg, queues, p, raw, self.keyrings)  # text: ciphertext hidden
+        by_agent = agent_mail.handle(conn, cfg, entry.envelope, p, raw, now, self.keyrings)
         if by_agent is not None:  # an authenticated agent reply: commands, answer, notes
             return Outcome(by_agent.ticket_id, by_agent.article_id, by_agent.action, queues, False)
         primary = cfg.queue(queues[0])
@@ -179,7 +182,7 @@ class Pipeline:
             our_addresses=self.ours,
         )
         applied = store.apply(conn, d, p, raw, now, ticket_queue=_ticket_queue(lookups, d))
-        pgp_store.save(conn, opened, applied, p.from_addr, now)  # decrypted parts, agent-only
+        pgp_secrets.save(conn, opened, applied, p.from_addr, now)  # decrypted parts, agent-only
         acked = False
         if applied.created and d.acknowledge.send:
             out = build_ack(cfg, primary, applied.ticket_id, p, d, now)
@@ -202,11 +205,19 @@ class Pipeline:
 
 
 class Worker:
-    def __init__(self, config: Config, engine: Engine, spool: Spool, clock: Clock = utcnow):
+    def __init__(
+        self,
+        config: Config,
+        engine: Engine,
+        spool: Spool,
+        clock: Clock = utcnow,
+        *,
+        keyrings: Keyrings,
+    ):
         self.config = config
         self.engine = engine
         self.spool = spool
-        self.pipeline = Pipeline(config, clock)
+        self.pipeline = Pipeline(config, clock, keyrings=keyrings)
 
     def process_batch(self, limit: int | None = None) -> BatchResult:
         """Claim up to `limit` messages and process them in one transaction."""

@@ -1,4 +1,4 @@
-"""mailgate.pgp.crypto and mailgate.pgp.keys against the real gpg: no mocks.
+"""mailgate.pgp (armor, verdicts, keyring, opener, outgoing, keys) against the real gpg: no mocks.
 
 Each test gets fresh, short GnuPG homes under /tmp filled from the armored fixture keys in
 tests/data/keys/; their gpg-agents are killed and the homes removed afterwards.
@@ -19,21 +19,13 @@ import gnupg
 import pytest
 
 from mailgate.pgp import keys
-from mailgate.pgp.crypto import (
-    MAX_BLOCKS,
-    SECURED,
-    CryptoError,
-    CryptoResult,
-    Keyring,
-    decryption_verdict,
-    encrypt_mime,
-    encrypt_text,
-    open_message,
-    redact,
-    scan,
-    signed_region,
-    status_lines,
-)
+from mailgate.pgp.armor import SECURED, redact, scan
+from mailgate.pgp.keyring import CryptoError, Keyring
+from mailgate.pgp.mime import signed_region
+from mailgate.pgp.opener import MAX_BLOCKS, open_message
+from mailgate.pgp.outgoing import encrypt_mime, encrypt_text
+from mailgate.pgp.results import CryptoResult
+from mailgate.pgp.verdicts import decryption_verdict, status_lines
 from tests.pgp_keys import FPR, KEYS, drop_home, fresh_home
 
 DATA = Path(__file__).resolve().parents[1] / "data"

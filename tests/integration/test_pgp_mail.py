@@ -11,6 +11,7 @@ import email
 import hashlib
 import io
 import shutil
+import subprocess
 from collections.abc import Callable
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -22,14 +23,20 @@ import gnupg
 import pytest
 from sqlalchemy import Engine, select
 
+from mailgate.agents import tokens
 from mailgate.cli import main as cli
 from mailgate.cli import views
 from mailgate.config.load import Config, ConfigError
 from mailgate.db.models import Article, Attachment, AuditEvent, OutboxRow, pgp_secrets
 from mailgate.outgoing.sender import Sender
-from mailgate.pgp import crypto
+from mailgate.pgp import incoming
 from mailgate.pgp import stage as pgp_stage
-from mailgate.pgp import store as pgp_store
+from mailgate.pgp.armor import SECURED
+from mailgate.pgp.keyring import Keyring, Keyrings
+from mailgate.pgp.leaks import leaked_secret
+from mailgate.pgp.opener import open_message
+from mailgate.pgp.outgoing import ack_context
+from mailgate.pgp.secrets import secret_for_agent
 from mailgate.spool import Envelope
 from mailgate.store import tickets as store
 from tests.harness import (
@@ -49,7 +56,6 @@ DATA = Path(__file__).resolve().parents[1] / "data"
 CORPUS = DATA / "pgp_corpus"
 SECRET = "Root password: hunter2-Zebra-42 for the DNS box, please fix."
 OTHER = "Second block: the VPN key is Q7-walrus-Ladder-9."
-SECURED = crypto.SECURED
 SUPPORT = "support@example.test"
 NOTIFY = "\n[agent_mail]\nnotify = true\n"
 AGENTS = f"""[[agents]]
@@ -242,7 +248,7 @@ def test_check_keys_finds_a_missing_secret_key(tmp_path: Path, homes: Callable[.
 
 
 def test_inline_block_is_secured_stored_apart_and_the_ack_is_encrypted(
-    tmp_path: Path, queue_home: Path, customer: gnupg.GPG, smtp_sink: SmtpSink
+    tmp_path: Path, queue_home: Path, customer: gnupg.GPG, smtp_sink: SmtpSink, keyrings: Keyrings
 ) -> None:
     cfg = make_config(tmp_path, queue_home, smtp_sink.port, publish_key_hint=True)
     armored = encrypt(customer, SECRET, FPR["queue"], sign=FPR["customer"])
@@ -264,14 +270,18 @@ def test_inline_block_is_secured_stored_apart_and_the_ack_is_encrypted(
     no_secret_outside(engine, SECRET)
 
     # the ack goes out PGP/MIME encrypted to the customer (signed by the queue)
-    assert Sender(cfg, engine).send_due() == (2, 0, 0)  # ack + alice's notification
+    assert Sender(cfg, engine, keyrings=keyrings).send_due() == (
+        2,
+        0,
+        0,
+    )  # ack + alice's notification
     by_rcpt = {m.rcpt_tos[0]: m for m in smtp_sink.messages}
     ack = email.message_from_bytes(by_rcpt["customer@example.com"].data, policy=default)
     assert ack.get_content_type() == "multipart/encrypted"
     assert ack["Subject"] == "[support #1] Printer is broken"
     assert ack["Message-ID"] and ack["In-Reply-To"] and ack["Auto-Submitted"] == "auto-replied"
-    side = crypto.Keyring(Path(customer.gnupghome))
-    opened = crypto.open_message(by_rcpt["customer@example.com"].data, "", side, SUPPORT)
+    side = Keyring(Path(customer.gnupghome))
+    opened = open_message(by_rcpt["customer@example.com"].data, "", side, SUPPORT)
     (part,) = opened.secrets
     assert part.ok and "is now ticket support #1" in part.text
     assert opened.signature and opened.signature.valid
@@ -543,7 +553,11 @@ def test_tickets_show_secrets_only_on_request_and_audited(
 
 
 def test_secret_for_agent_is_encrypted_to_the_agents_key(
-    tmp_path: Path, queue_home: Path, customer: gnupg.GPG, homes: Callable[..., Path]
+    tmp_path: Path,
+    queue_home: Path,
+    customer: gnupg.GPG,
+    homes: Callable[..., Path],
+    keyrings: Keyrings,
 ) -> None:
     cfg = make_config(tmp_path, queue_home)
     engine = deliver(cfg, message(body=f"x\n{encrypt(customer, SECRET, FPR['queue'])}\n"))
@@ -551,15 +565,15 @@ def test_secret_for_agent_is_encrypted_to_the_agents_key(
     assert alice is not None and bob is not None
     now = datetime.now(UTC)
     with engine.begin() as conn:
-        out = pgp_store.secret_for_agent(conn, cfg, 1, alice, now, cause="k1")
+        out = secret_for_agent(conn, cfg, 1, alice, now, keyrings, cause="k1")
         assert not isinstance(out, str), out
         assert store.add_outbox(conn, out, now, now.replace(year=now.year + 1))
-        refused = pgp_store.secret_for_agent(conn, cfg, 1, bob, now)
+        refused = secret_for_agent(conn, cfg, 1, bob, now, keyrings)
     assert isinstance(refused, str) and "no such ticket in your queues" in refused
     assert out.kind == "secret" and out.rcpt_tos == ("alice@example.test",)
     assert SECRET.encode() not in out.raw and b"multipart/encrypted" in out.raw
-    side = crypto.Keyring(homes("agent.sec.asc", "queue.pub.asc"))
-    opened = crypto.open_message(out.raw, "", side, SUPPORT)
+    side = Keyring(homes("agent.sec.asc", "queue.pub.asc"))
+    opened = open_message(out.raw, "", side, SUPPORT)
     (part,) = opened.secrets
     assert part.ok and SECRET in part.text
     assert opened.signature and opened.signature.valid  # sign_outgoing = true
@@ -572,7 +586,7 @@ def test_secret_for_agent_is_encrypted_to_the_agents_key(
 
 @pytest.mark.parametrize("allow", [False, True])
 def test_secret_for_an_agent_without_a_key(
-    tmp_path: Path, queue_home: Path, customer: gnupg.GPG, allow: bool
+    tmp_path: Path, queue_home: Path, customer: gnupg.GPG, allow: bool, keyrings: Keyrings
 ) -> None:
     cfg = make_config(tmp_path, queue_home, allow_plaintext_secrets_to_agents=allow)
     engine = deliver(cfg, message(body=f"x\n{encrypt(customer, SECRET, FPR['queue'])}\n"))
@@ -581,7 +595,7 @@ def test_secret_for_an_agent_without_a_key(
     keyless = alice.model_copy(update={"pgp_fingerprint": ""})
     now = datetime.now(UTC)
     with engine.begin() as conn:
-        out = pgp_store.secret_for_agent(conn, cfg, 1, keyless, now)
+        out = secret_for_agent(conn, cfg, 1, keyless, now, keyrings)
     if allow:
         assert not isinstance(out, str) and SECRET.encode() in out.raw
         assert b"multipart/encrypted" not in out.raw
@@ -589,9 +603,9 @@ def test_secret_for_an_agent_without_a_key(
         assert isinstance(out, str) and "only encrypted" in out
     with engine.begin() as conn:
         stranger_key = alice.model_copy(update={"pgp_fingerprint": FPR["customer"]})
-        wrong = pgp_store.secret_for_agent(conn, cfg, 1, stranger_key, now)
+        wrong = secret_for_agent(conn, cfg, 1, stranger_key, now, keyrings)
         assert isinstance(wrong, str) and "no user id for alice@example.test" in wrong
-        none = pgp_store.secret_for_agent(conn, cfg, 99, alice, now)
+        none = secret_for_agent(conn, cfg, 99, alice, now, keyrings)
         assert isinstance(none, str) and "no such ticket" in none
 
 
@@ -616,8 +630,8 @@ def test_the_daemon_round_trip_encrypts_to_the_customer_and_threads(
         for name in ("Message-ID", "In-Reply-To", "References", "Subject", "From", "To"):
             assert wire[name] == plain[name], name
         assert wire["In-Reply-To"] == "<rt-1@example.com>"
-        side = crypto.Keyring(Path(customer.gnupghome))
-        (part,) = crypto.open_message(got.data, "", side, SUPPORT).secrets
+        side = Keyring(Path(customer.gnupghome))
+        (part,) = open_message(got.data, "", side, SUPPORT).secrets
         expect = plain.get_content().replace("\r\n", "\n").strip()
         assert part.ok and expect in part.text.replace("\r\n", "\n")
         # the customer answers the encrypted ack: it threads by In-Reply-To and the tag
@@ -637,22 +651,22 @@ def test_the_daemon_round_trip_encrypts_to_the_customer_and_threads(
 
 
 def test_no_key_for_a_recipient_sends_in_clear_and_never_to_a_foreign_key(
-    tmp_path: Path, queue_home: Path, smtp_sink: SmtpSink
+    tmp_path: Path, queue_home: Path, smtp_sink: SmtpSink, keyrings: Keyrings
 ) -> None:
     cfg = make_config(tmp_path, queue_home, smtp_sink.port)
     # a sender whose address is not on any key's uid (the customer key is for customer@...)
     engine = deliver(cfg, message(sender="customer@example.com.evil.test", body="hi\n"))
-    Sender(cfg, engine).send_due()
+    Sender(cfg, engine, keyrings=keyrings).send_due()
     got = next(m for m in smtp_sink.messages if m.rcpt_tos == ["customer@example.com.evil.test"])
     assert b"multipart/encrypted" not in got.data and b"is now ticket" in got.data
 
 
 def test_outgoing_mail_with_decrypted_content_is_refused(
-    tmp_path: Path, queue_home: Path, customer: gnupg.GPG, smtp_sink: SmtpSink
+    tmp_path: Path, queue_home: Path, customer: gnupg.GPG, smtp_sink: SmtpSink, keyrings: Keyrings
 ) -> None:
     cfg = make_config(tmp_path, queue_home, smtp_sink.port)
     engine = deliver(cfg, message(body=f"x\n{encrypt(customer, SECRET, FPR['queue'])}\n"))
-    Sender(cfg, engine).send_due()
+    Sender(cfg, engine, keyrings=keyrings).send_due()
     smtp_sink.clear()
     now = datetime.now(UTC)
     from mailgate.outgoing.compose import Outgoing, compose
@@ -670,7 +684,7 @@ def test_outgoing_mail_with_decrypted_content_is_refused(
     with engine.begin() as conn:
         out = Outgoing("answer", SUPPORT, ("customer@example.com",), "<answer-1@x>", raw, 1)
         store.add_outbox(conn, out, now, now.replace(year=now.year + 1))
-    assert Sender(cfg, engine).send_due() == (0, 0, 1)
+    assert Sender(cfg, engine, keyrings=keyrings).send_due() == (0, 0, 1)
     assert smtp_sink.messages == []
     row = next(o for o in outbox(engine) if o.kind == "answer")
     assert row.status == "failed" and "decrypted PGP content" in row.last_error
@@ -694,9 +708,9 @@ def test_leak_guard_is_pure_and_sees_through_encodings() -> None:
             date=now,
             hostname="h",
         )
-        assert pgp_stage.leaked_secret(raw, [SECRET])
-        assert not pgp_stage.leaked_secret(raw, ["something else entirely, long enough"])
-    assert not pgp_stage.leaked_secret(b"Subject: x\r\n\r\nok\r\n", ["short"])
+        assert leaked_secret(raw, [SECRET])
+        assert not leaked_secret(raw, ["something else entirely, long enough"])
+    assert not leaked_secret(b"Subject: x\r\n\r\nok\r\n", ["short"])
 
 
 # --------------------------------------------------------------------------- ack hint, CLI
@@ -706,13 +720,13 @@ def test_ack_context_publishes_the_fingerprint_and_key(tmp_path: Path, queue_hom
     cfg = make_config(tmp_path, queue_home, publish_key_hint=True)
     support, sales = cfg.queue("support"), cfg.queue("sales")
     assert support is not None and sales is not None
-    ctx = pgp_stage.ack_context(support)
+    ctx = ack_context(support)
     assert ctx["pgp_fingerprint"].replace(" ", "") == FPR["queue"]
     assert ctx["pgp_public_key"].startswith("-----BEGIN PGP PUBLIC KEY BLOCK-----")
     empty = {"pgp_fingerprint": "", "pgp_public_key": ""}
-    assert pgp_stage.ack_context(sales) == empty
+    assert ack_context(sales) == empty
     off = make_config(tmp_path / "off", queue_home).queue("support")
-    assert off is not None and pgp_stage.ack_context(off) == empty
+    assert off is not None and ack_context(off) == empty
 
 
 def test_passphrase_protected_queue_key_from_the_environment(
@@ -772,19 +786,93 @@ def test_keys_cli_create_import_export_list(
 
 
 def test_messages_without_pgp_never_reach_gpg(
-    tmp_path: Path, queue_home: Path, monkeypatch: Any
+    tmp_path: Path, queue_home: Path, monkeypatch: Any, keyrings: Keyrings
 ) -> None:
     from mailgate.parse.message import parse
 
     def no_gpg(*_: object) -> None:
         raise AssertionError("gpg used for a message without PGP")
 
-    monkeypatch.setattr(pgp_stage, "keyring", no_gpg)
-    monkeypatch.setattr(crypto, "open_message", no_gpg)
+    monkeypatch.setattr(Keyrings, "get", no_gpg)
+    monkeypatch.setattr(incoming, "open_message", no_gpg)
     cfg = make_config(tmp_path, queue_home)
     raw = message(body="plain text, nothing to decrypt\n")
     p = parse(raw)
-    same, opened = pgp_stage.open_incoming(cfg, ("support",), p, raw)
+    same, opened = incoming.open_incoming(cfg, ("support",), p, raw, keyrings)
     assert same is p and opened is None
     engine = deliver(cfg, raw)
     assert len(tickets(engine)) == 1 and secrets(engine) == []
+
+
+# --------------------------------------------------------------------------- keyring lifecycle
+
+
+def agent_running(home: Path) -> bool:
+    """Is a gpg-agent serving this GnuPG home (its socket lives in the short home)?"""
+    found = subprocess.run(
+        ["gpgconf", "--homedir", str(home), "--list-dirs", "agent-socket"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return Path(found.stdout.strip()).exists()
+
+
+def stop_agent(home: Path) -> None:
+    subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], check=True)
+
+
+def agent_stopped(home: Path) -> bool:
+    """Wait for the agent to exit: it removes its socket when it is gone."""
+    return wait_until(lambda: not agent_running(home), timeout=10)
+
+
+def test_the_daemon_stops_the_gpg_agents_of_every_keyring_it_used(
+    tmp_path: Path, queue_home: Path, customer: gnupg.GPG, homes: Callable[..., Path]
+) -> None:
+    """One Keyrings for the queue keyrings and the agents' keyring, closed at shutdown.
+
+    Before, the agent path kept its own keyring cache that nothing stopped: the agent
+    keyring's gpg-agent outlived the daemon.
+    """
+    agent_ring = homes("agent.pub.asc")  # the queue verifies signed commands with it
+    alice = gnupg.GPG(gnupghome=str(homes("agent.sec.asc")))
+    signed = f'require_signed_commands = true\nagent_keyring = "{agent_ring}"\n'
+    path = write_config(
+        tmp_path,
+        queue_extra={"support": pgp_table(queue_home) + NOTIFY + signed},
+        agents_toml=AGENTS,
+    )
+    cfg = load(path)
+    for home in (queue_home, agent_ring):
+        stop_agent(home)  # importing the test keys started one
+        assert agent_stopped(home)
+    with running(cfg) as d:
+        d.send(message(body=f"x\n{encrypt(customer, SECRET, FPR['queue'])}\n"))
+        wait_until(lambda: len(secrets(d.engine)) == 1)
+        reply_to = tokens.reply_address(cfg.secret, "alice", 1, SUPPORT)
+        command = str(alice.sign("#priority 60\n", keyid=FPR["agent"], clearsign=True))
+        raw = message(sender="alice@example.test", name="Alice", to=reply_to, body=command)
+        d.send(raw, rcpts=[reply_to], sender="alice@example.test")
+        wait_until(lambda: tickets(d.engine)[0].priority == 60)
+        assert agent_running(queue_home) and agent_running(agent_ring)
+    assert agent_stopped(queue_home)
+    assert agent_stopped(agent_ring)
+
+
+def test_keyrings_share_a_keyring_per_home_and_passphrase_until_closed(
+    homes: Callable[..., Path],
+) -> None:
+    home = homes("queue.sec.asc")
+    stop_agent(home)
+    assert agent_stopped(home)
+    with Keyrings() as rings:
+        ring = rings.get(home)
+        assert rings.get(home) is ring
+        assert rings.get(home, "rotated passphrase") is not ring  # read anew on every use
+        armored = ring.encrypt(SECRET.encode(), [FPR["queue"]])
+        assert ring.decrypt(armored.encode()).data == SECRET.encode()
+        assert agent_running(home)  # the secret key's operations started it
+        rings.close()
+        assert agent_stopped(home)
+        assert rings.get(home) is not ring  # a closed cache starts afresh

@@ -1,4 +1,4 @@
-"""Design invariant 7: a canary sent encrypted never leaves in clear.
+"""Decrypted PGP content is agent-only (docs/pgp.md): a canary sent encrypted never leaves in clear.
 
 A realistic flow through the real SMTP listener, the worker, the agent path and the sender
 against an SMTP sink, with the committed fixture keys and the real gpg:
@@ -34,8 +34,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailgate.db.models import Article, OutboxRow, pgp_secrets
-from mailgate.pgp import crypto
-from mailgate.pgp import store as pgp_store
+from mailgate.pgp.keyring import Keyring
+from mailgate.pgp.opener import open_message
+from mailgate.pgp.secrets import secret_for_agent, secrets_of
 from mailgate.store import tickets as store
 from tests.harness import load, message, outbox, running, tickets, wait_until, write_config
 from tests.pgp_keys import FPR
@@ -169,7 +170,7 @@ def test_an_encrypted_canary_never_leaves_in_clear(
         assert alice is not None
         now = datetime.now(UTC)
         with engine.begin() as conn:
-            out = pgp_store.secret_for_agent(conn, cfg, 1, alice, now, cause="leak-test")
+            out = secret_for_agent(conn, cfg, 1, alice, now, d.daemon.keyrings, cause="leak-test")
             assert not isinstance(out, str), out
             assert store.add_outbox(conn, out, now, now + timedelta(hours=1))
         wait_until(lambda: all(o.status != "pending" for o in outbox(engine)), timeout=30)
@@ -207,12 +208,12 @@ def test_an_encrypted_canary_never_leaves_in_clear(
     # the replay got no plaintext; mallory's ticket is separate
     mallory = next(t for t in tickets(engine) if t.requester_addr == "mallory@example.net")
     with engine.connect() as conn:
-        (replayed,) = pgp_store.secrets_of(conn, mallory.id)
+        (replayed,) = secrets_of(conn, mallory.id)
     assert not replayed.ok and replayed.reason.startswith("replayed")
 
     # the secret mail reached alice encrypted to her key, and she can read it
     secret_mail = next(m for m in smtp_sink.messages if b"Secured information" in m.data)
-    side = crypto.Keyring(homes("agent.sec.asc", "queue.pub.asc"))
-    (part,) = crypto.open_message(secret_mail.data, "", side, "support@example.test").secrets
+    side = Keyring(homes("agent.sec.asc", "queue.pub.asc"))
+    (part,) = open_message(secret_mail.data, "", side, "support@example.test").secrets
     assert part.ok and CANARY in part.text
     assert any(data == FILE_CANARY.encode() for _, _, data in part.attachments)
