@@ -24,7 +24,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from mailgate.parse.message import ParseRejected, parse  # noqa: E402
+from mailgate.parse.limits import ParseRejected  # noqa: E402
+from mailgate.parse.message import parse  # noqa: E402
 
 DEFAULT_DIRS = [ROOT / "tests" / "data" / "corpus", Path("/work/shared/corpus")]
 

@@ -5,21 +5,15 @@ from __future__ import annotations
 import re
 from email.message import Message
 
+from mailgate.parse.filenames import safe_filename
 from mailgate.pgp.armor import BEGIN_MESSAGE, binary_openpgp_encrypted
 
 ENCRYPTED_SUFFIXES = (".pgp", ".gpg", ".asc")
 
 
-def sanitize_filename(name: str, fallback: str = "attachment") -> str:
-    """A file name safe to store and to show: no directories, controls or leading dots."""
-    name = name.replace("\\", "/").rsplit("/", 1)[-1]
-    name = re.sub(r"[\x00-\x1f\x7f]", "", name).strip().lstrip(".").strip()
-    return name[:200] or fallback
-
-
 def filename(part: Message) -> str:
     name = part.get_filename() or part.get_param("name") or ""
-    return sanitize_filename(name, "") if isinstance(name, str) else ""
+    return safe_filename(name, "") if isinstance(name, str) else ""
 
 
 def looks_encrypted(part: Message, payload: bytes) -> bool:

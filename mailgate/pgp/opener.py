@@ -14,6 +14,7 @@ from email import message_from_bytes
 from email.message import Message
 from email.policy import compat32
 
+from mailgate.parse.filenames import safe_filename
 from mailgate.pgp.armor import (
     BEGIN_MESSAGE,
     SECURED,
@@ -32,7 +33,6 @@ from mailgate.pgp.mime import (
     is_pgp_protocol,
     looks_encrypted,
     part_text,
-    sanitize_filename,
     signed_region,
 )
 from mailgate.pgp.results import CryptoResult, DecryptedPart, unopened
@@ -145,7 +145,7 @@ class _Opener:
         text = decode_text(result.data, charset)
         attachments: tuple[tuple[str, str, bytes], ...] = ()
         if text is None:
-            name = sanitize_filename(result.literal_name, "secret.bin")
+            name = safe_filename(result.literal_name, "secret.bin")
             ctype = mimetypes.guess_type(name)[0] or "application/octet-stream"
             attachments, text = ((name, ctype, result.data),), ""
         self.secrets.append(
@@ -176,7 +176,7 @@ class _Opener:
             if out.lower().endswith(suffix):
                 out = out[: -len(suffix)]
                 break
-        out = sanitize_filename(out or result.literal_name, "decrypted.bin")
+        out = safe_filename(out or result.literal_name, "decrypted.bin")
         ctype = mimetypes.guess_type(out)[0] or "application/octet-stream"
         self.secrets.append(
             DecryptedPart(
@@ -263,7 +263,7 @@ class _Opener:
         data = part.get_payload(decode=True) or b""
         raw_name = part.get_filename() or part.get_param("name") or ""
         ext = mimetypes.guess_extension(ctype) or ".bin"
-        name = sanitize_filename(raw_name if isinstance(raw_name, str) else "", f"part{ext}")
+        name = safe_filename(raw_name if isinstance(raw_name, str) else "", f"part{ext}")
         attachments.append((name, ctype, data if isinstance(data, bytes) else b""))
 
     def verify_signed(self, part: Message, source: bytes) -> SignatureCheck:

@@ -23,7 +23,8 @@ from mailgate.autoresponse.policy import should_respond
 from mailgate.autoresponse.render import render
 from mailgate.config.load import Config, Queue
 from mailgate.outgoing.compose import Outgoing, compose, reply_subject, stable_message_id
-from mailgate.parse.message import Parsed, ParseRejected, parse
+from mailgate.parse.limits import ParseRejected
+from mailgate.parse.message import Parsed, parse
 from mailgate.pgp.incoming import open_incoming
 from mailgate.pgp.keyring import Keyrings
 from mailgate.pgp.outgoing import ack_context

@@ -12,8 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from mailgate.parse import message as parse_module
-from mailgate.parse.message import Attachment, Parsed, ParseLimits, ParseRejected, parse
+from mailgate.parse import message as message_module
+from mailgate.parse import mime, prescan
+from mailgate.parse.attachments import Attachment
+from mailgate.parse.limits import ParseLimits, ParseRejected
+from mailgate.parse.message import Parsed, parse
 
 CORPUS = Path(__file__).resolve().parent.parent / "data" / "corpus"
 
@@ -679,7 +682,7 @@ def test_header_block_line_cap() -> None:
 
 
 def test_total_line_cap(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(parse_module, "_MIN_LINE_CAP", 100)
+    monkeypatch.setattr(prescan, "MIN_LINE_CAP", 100)
     raw = b"From: a@example.org\n\n" + b"line\n" * 1000
     p = parse(raw, ParseLimits(max_bytes=len(raw)))  # cap: max(100, 5021 // 50) = 100 lines
     assert p.text == "line\n" * 98
@@ -752,7 +755,7 @@ def test_mail_parser_fallback_when_walk_fails(monkeypatch: pytest.MonkeyPatch) -
     def broken(self: object, root: object) -> None:
         raise RuntimeError("simulated bug")
 
-    monkeypatch.setattr(parse_module._Body, "walk", broken)
+    monkeypatch.setattr(mime.Body, "walk", broken)
     p = parse(mail(ALTERNATIVE))
     assert p.subject == "alt"
     assert p.text.startswith("Plain version")
@@ -762,10 +765,10 @@ def test_mail_parser_fallback_when_walk_fails(monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_header_stage_failure_keeps_body(monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(msg: object, defects: object) -> dict:
+    def broken(msg: object, defects: object) -> object:
         raise ValueError("simulated")
 
-    monkeypatch.setattr(parse_module, "_envelope", broken)
+    monkeypatch.setattr(message_module, "read_envelope", broken)
     p = parse(mail(PLAIN))
     assert p.subject == "" and p.headers == ()
     assert p.text.startswith("Hello")
