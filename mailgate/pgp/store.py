@@ -45,15 +45,11 @@ from mailgate.db.models import pgp_secrets
 from mailgate.outgoing.compose import LOOP_HEADER, Outgoing, header_text, stable_message_id
 from mailgate.pgp import crypto
 from mailgate.pgp import stage as pgp_stage
-from mailgate.store import tickets as store
-from mailgate.store.tickets import Applied
+from mailgate.store.articles import articles, attachments, blobs, put_blob, system_article
+from mailgate.store.audit import audit
+from mailgate.store.tickets import Applied, ticket_queues, tickets
 
 log = logging.getLogger(__name__)
-
-
-articles = store.articles
-attachments = store.attachments
-tickets = store.tickets
 
 
 # --------------------------------------------------------------------------- pure helpers
@@ -206,7 +202,7 @@ def save(
     for seq, part in enumerate(result.secrets, 1):
         sha = hashlib.sha256(part.ciphertext).hexdigest() if part.ciphertext else None
         if sha is not None:
-            store.put_blob(conn, sha, part.ciphertext)
+            put_blob(conn, sha, part.ciphertext)
         ok, text, reason, files = part.ok, part.text, part.reason, part.attachments
         digest = packet_digest(part.ciphertext) if part.ciphertext else None
         if ok and digest is not None:
@@ -221,7 +217,7 @@ def save(
         meta: list[dict[str, Any]] = []
         for name, ctype, data in files:
             fsha = hashlib.sha256(data).hexdigest()
-            store.put_blob(conn, fsha, data)
+            put_blob(conn, fsha, data)
             conn.execute(
                 insert(attachments),
                 {
@@ -307,8 +303,8 @@ def save(
             f"or `#secret {tid}` by mail (encrypted to your key)."
         )
         sig = _overall_signature(whole, partial)
-        store.system_article(conn, tid, "\n".join([head, *lines, sig, how]), now)
-    store.audit(
+        system_article(conn, tid, "\n".join([head, *lines, sig, how]), now)
+    audit(
         conn,
         tid,
         "mailgate",
@@ -371,14 +367,14 @@ def secret_lines(row: Any, *, with_text: bool) -> list[str]:
 def _visible_to(conn: Connection, agent: Agent, ticket: Any) -> bool:
     queues = set(
         conn.execute(
-            select(store.ticket_queues.c.queue).where(store.ticket_queues.c.ticket_id == ticket.id)
+            select(ticket_queues.c.queue).where(ticket_queues.c.ticket_id == ticket.id)
         ).scalars()
     )
     return can_see(agent, queues | {ticket.queue}, ticket.assignee or "")
 
 
 def _refuse(conn: Connection, ticket_id: int | None, agent: Agent, now: datetime, why: str) -> str:
-    store.audit(conn, ticket_id, agent.name, "secret-refused", now, reason=why)
+    audit(conn, ticket_id, agent.name, "secret-refused", now, reason=why)
     return why
 
 
@@ -398,7 +394,7 @@ def secret_for_agent(
     the queue sets allow_plaintext_secrets_to_agents and the agent has no key. Otherwise, or
     when the agent may not see the ticket, an error text for the agent's transcript.
     Audited either way (secret-sent / secret-refused). The caller queues the Outgoing
-    (store.add_outbox); `cause` (e.g. the agent mail's replay key) makes its Message-ID
+    (store.outbox.add_outbox); `cause` (e.g. the agent mail's replay key) makes its Message-ID
     stable.
     """
     ticket = conn.execute(select(tickets).where(tickets.c.id == ticket_id)).first()
@@ -473,9 +469,7 @@ def secret_for_agent(
         if r.text:
             body += [r.text.rstrip(), ""]
         for a in r.attachments:
-            data = conn.execute(
-                select(store.blobs.c.data).where(store.blobs.c.sha256 == a["sha256"])
-            ).scalar()
+            data = conn.execute(select(blobs.c.data).where(blobs.c.sha256 == a["sha256"])).scalar()
             if data is not None:
                 files.append((a["filename"], a["content_type"], data))
                 body.append(f"    file: {a['filename']} (attached)")
@@ -518,7 +512,7 @@ def secret_for_agent(
                 conn, ticket_id, agent, now, f"#secret {ticket_id}: encryption failed: {e}"
             )
     raw = msg.as_bytes(policy=SMTP)
-    store.audit(
+    audit(
         conn,
         ticket_id,
         agent.name,

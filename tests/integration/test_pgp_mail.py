@@ -31,7 +31,8 @@ from mailgate.pgp import crypto
 from mailgate.pgp import stage as pgp_stage
 from mailgate.pgp import store as pgp_store
 from mailgate.spool import Envelope
-from mailgate.store import tickets as store
+from mailgate.store.articles import blobs
+from mailgate.store.outbox import add_outbox
 from tests.harness import (
     load,
     message,
@@ -160,7 +161,7 @@ def attachments(engine: Engine, article_id: int) -> list[Attachment]:
 
 def blob(engine: Engine, sha: str) -> bytes:
     with engine.connect() as conn:
-        return conn.execute(select(store.blobs.c.data).where(store.blobs.c.sha256 == sha)).scalar()
+        return conn.execute(select(blobs.c.data).where(blobs.c.sha256 == sha)).scalar()
 
 
 def audits(engine: Engine, action: str) -> list[AuditEvent]:
@@ -553,7 +554,7 @@ def test_secret_for_agent_is_encrypted_to_the_agents_key(
     with engine.begin() as conn:
         out = pgp_store.secret_for_agent(conn, cfg, 1, alice, now, cause="k1")
         assert not isinstance(out, str), out
-        assert store.add_outbox(conn, out, now, now.replace(year=now.year + 1))
+        assert add_outbox(conn, out, now, now.replace(year=now.year + 1))
         refused = pgp_store.secret_for_agent(conn, cfg, 1, bob, now)
     assert isinstance(refused, str) and "no such ticket in your queues" in refused
     assert out.kind == "secret" and out.rcpt_tos == ("alice@example.test",)
@@ -669,7 +670,7 @@ def test_outgoing_mail_with_decrypted_content_is_refused(
     )
     with engine.begin() as conn:
         out = Outgoing("answer", SUPPORT, ("customer@example.com",), "<answer-1@x>", raw, 1)
-        store.add_outbox(conn, out, now, now.replace(year=now.year + 1))
+        add_outbox(conn, out, now, now.replace(year=now.year + 1))
     assert Sender(cfg, engine).send_due() == (0, 0, 1)
     assert smtp_sink.messages == []
     row = next(o for o in outbox(engine) if o.kind == "answer")
