@@ -17,6 +17,7 @@ from mailgate.config.load import Agent, Config, Queue
 from mailgate.outgoing.builders import (
     MailTicket,
     Thread,
+    TicketMail,
     agent_mail,
     queue_context,
     ticket_context,
@@ -151,9 +152,8 @@ def escalation_alert(
         priority_class=priority_class,
     )
     subject = f"{queue.tag_for(t.id)} {verb} {TIER_NAMES[to_tier]}: {t.title}"
-    return _about_ticket(
-        config, queue, t, agent, "escalation", subject, "escalation_agent.txt", context, (key,), now
-    )
+    mail = TicketMail("escalation", subject, "escalation_agent.txt", context, (key,))
+    return _about_ticket(config, queue, t, agent, mail, now)
 
 
 def reminder(
@@ -182,33 +182,29 @@ def reminder(
     )
     subject = f"{queue.tag_for(t.id)} Reminder, {REMINDERS[reason]}: {t.title}"
     return _about_ticket(
-        config, queue, t, agent, "reminder", subject, "reminder.txt", context, cause, now
+        config,
+        queue,
+        t,
+        agent,
+        TicketMail("reminder", subject, "reminder.txt", context, cause),
+        now,
     )
 
 
 def _about_ticket(
-    config: Config,
-    queue: Queue,
-    t: MailTicket,
-    agent: Agent,
-    kind: str,
-    subject: str,
-    template: str,
-    context: dict[str, object],
-    cause: tuple[object, ...],
-    now: datetime,
+    config: Config, queue: Queue, t: MailTicket, agent: Agent, mail: TicketMail, now: datetime
 ) -> Outgoing:
     """A scheduler mail to one agent, threaded under the ticket's mail."""
     reply = tokens.reply_address(config.secret, agent.name, t.id, queue.address)
-    context = {**context, "agent_name": agent.full_name or agent.name, "reply_address": reply}
+    context = {**mail.context, "agent_name": agent.full_name or agent.name, "reply_address": reply}
     return agent_mail(
         config,
         queue,
         agent,
-        kind=kind,
-        subject=subject,
-        body=render(config.templates_dir, queue.name, template, context),
-        cause=(t.id, *cause, agent.name),
+        kind=mail.kind,
+        subject=mail.subject,
+        body=render(config.templates_dir, queue.name, mail.template, context),
+        cause=(t.id, *mail.cause, agent.name),
         now=now,
         ticket_id=t.id,
         reply_ticket=t.id,

@@ -48,24 +48,27 @@ class Thread:
 
 
 class MailTicket(Protocol):
-    """What the scheduler's mails say about a ticket (scheduler MailFacts has these)."""
+    """What the scheduler's mails say about a ticket (the scheduler's MailFacts has it)."""
 
-    @property
-    def id(self) -> int: ...
-    @property
-    def title(self) -> str: ...
-    @property
-    def requester_addr(self) -> str: ...
-    @property
-    def requester_name(self) -> str: ...
-    @property
-    def priority(self) -> int: ...
-    @property
-    def tier(self) -> str: ...
-    @property
-    def first_mid(self) -> str: ...
-    @property
-    def last_mid(self) -> str: ...
+    id: int
+    title: str
+    requester_addr: str
+    requester_name: str
+    priority: int
+    tier: str
+    first_mid: str  # the ticket's first and latest Message-IDs: where its mail threads
+    last_mid: str
+
+
+@dataclass(frozen=True)
+class TicketMail:
+    """A scheduler mail about one ticket, before it is addressed."""
+
+    kind: str
+    subject: str
+    template: str
+    context: dict[str, Any]
+    cause: tuple[object, ...]  # with the ticket id, what makes the Message-ID
 
 
 def queue_context(queue: Queue, **more: object) -> dict[str, object]:
@@ -73,23 +76,32 @@ def queue_context(queue: Queue, **more: object) -> dict[str, object]:
     return {"queue_name": queue.from_name, "queue_address": queue.address, **more}
 
 
+def ticket_vars(
+    queue: Queue, ticket_id: int, title: str, requester: str, requester_name: str
+) -> dict[str, object]:
+    """Template variables of every mail about one ticket (the ack's too)."""
+    tag = queue.tag_for(ticket_id)
+    return {
+        **queue_context(queue),
+        "ticket_id": ticket_id,
+        "ticket_ref": tag.strip("[]"),
+        "tag": tag,
+        "title": title,
+        "requester": requester,
+        "requester_name": requester_name,
+    }
+
+
 def ticket_context(config: Config, queue: Queue, t: MailTicket, **more: Any) -> dict[str, Any]:
-    """Template variables of a mail about one ticket (closing, escalation, reminder)."""
-    tag = queue.tag_for(t.id)
-    return queue_context(
-        queue,
-        ticket_id=t.id,
-        ticket_ref=tag.strip("[]"),
-        tag=tag,
-        title=t.title,
-        requester=t.requester_addr,
-        requester_name=t.requester_name,
-        priority=t.priority,
-        tier=t.tier,
-        tier_name=TIER_NAMES.get(t.tier, t.tier),
-        hostname=config.main.hostname,
+    """Template variables of a scheduler mail about one ticket (closing, escalation, reminder)."""
+    return {
+        **ticket_vars(queue, t.id, t.title, t.requester_addr, t.requester_name),
+        "priority": t.priority,
+        "tier": t.tier,
+        "tier_name": TIER_NAMES.get(t.tier, t.tier),
+        "hostname": config.main.hostname,
         **more,
-    )
+    }
 
 
 def customer_mail(
@@ -114,20 +126,15 @@ def customer_mail(
     a person's answer with the queue address.
     """
     mid = stable_message_id(config.main.hostname, kind, *cause)
-    raw = compose(
-        from_addr=queue.address,
-        from_name=from_name or queue.from_name,
-        to=(to,),
-        cc=cc,
-        subject=subject,
-        body=body,
-        message_id=mid,
-        date=now,
-        hostname=config.main.hostname,
-        in_reply_to=thread.in_reply_to,
-        references=thread.references,
-        auto_submitted=auto_submitted,
-    )
+    fields = {
+        "from_name": from_name or queue.from_name,
+        "to": (to,),
+        "cc": cc,
+        "subject": subject,
+        "body": body,
+        "auto_submitted": auto_submitted,
+    }
+    raw = _compose(config, queue, mid, now, thread, fields)
     mail_from = queue.address if auto_submitted == "no" else ""
     return Outgoing(kind, mail_from, (to[1], *cc), mid, raw, ticket_id)
 
@@ -163,19 +170,34 @@ def agent_mail(
     extra = [("X-Mailgate-Command-Address", command_address)]
     if ticket_id:
         extra.append(("X-Mailgate-Ticket", str(ticket_id)))
-    raw = compose(
+    fields = {
+        "from_name": f"{queue.from_name} (mailgate)",
+        "to": ((agent.full_name, agent.address),),
+        "subject": subject,
+        "body": f"{REPLY_MARKER}\n\n{body.rstrip()}\n\n{footer}",
+        "reply_to": reply_to,
+        "auto_submitted": "auto-generated",
+        "extra": tuple(extra),
+    }
+    raw = _compose(config, queue, mid, now, thread, fields)
+    return Outgoing(kind, "", (agent.address,), mid, raw, ticket_id or None)
+
+
+def _compose(
+    config: Config,
+    queue: Queue,
+    message_id: str,
+    now: datetime,
+    thread: Thread,
+    fields: dict[str, Any],
+) -> bytes:
+    """`compose` with what every mail of a queue shares: sender, date, host, threading."""
+    return compose(
         from_addr=queue.address,
-        from_name=f"{queue.from_name} (mailgate)",
-        to=((agent.full_name, agent.address),),
-        subject=subject,
-        body=f"{REPLY_MARKER}\n\n{body.rstrip()}\n\n{footer}",
-        message_id=mid,
+        message_id=message_id,
         date=now,
         hostname=config.main.hostname,
         in_reply_to=thread.in_reply_to,
         references=thread.references,
-        reply_to=reply_to,
-        auto_submitted="auto-generated",
-        extra=tuple(extra),
+        **fields,
     )
-    return Outgoing(kind, "", (agent.address,), mid, raw, ticket_id or None)

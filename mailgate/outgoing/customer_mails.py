@@ -9,7 +9,14 @@ from mailgate.agents import tokens
 from mailgate.agents.access import TIER_NAMES
 from mailgate.autoresponse.render import render
 from mailgate.config.load import Agent, Config, Queue
-from mailgate.outgoing.builders import MailTicket, Thread, customer_mail, ticket_context
+from mailgate.outgoing.builders import (
+    MailTicket,
+    Thread,
+    TicketMail,
+    customer_mail,
+    ticket_context,
+    ticket_vars,
+)
 from mailgate.outgoing.compose import Outgoing, reply_subject
 from mailgate.parse.message import Parsed
 from mailgate.pgp import stage as pgp_stage
@@ -27,22 +34,12 @@ def ack(
 ) -> Outgoing:
     """The auto-response to a new ticket (RFC 3834 auto-replied, under the customer's mail)."""
     tag = queue.tag_for(ticket_id)
-    body = render(
-        config.templates_dir,
-        queue.name,
-        queue.autoresponse.template,
-        {
-            "ticket_id": ticket_id,
-            "ticket_ref": tag.strip("[]"),
-            "tag": tag,
-            "title": d.new_ticket.title if d.new_ticket else p.subject,
-            "requester": p.from_addr,
-            "requester_name": p.from_name,
-            "queue_name": queue.from_name,
-            "queue_address": queue.address,
-            **pgp_stage.ack_context(queue),  # pgp_fingerprint, pgp_public_key
-        },
-    )
+    title = d.new_ticket.title if d.new_ticket else p.subject
+    context = {
+        **ticket_vars(queue, ticket_id, title, p.from_addr, p.from_name),
+        **pgp_stage.ack_context(queue),  # pgp_fingerprint, pgp_public_key
+    }
+    body = render(config.templates_dir, queue.name, queue.autoresponse.template, context)
     return customer_mail(
         config,
         queue,
@@ -127,7 +124,9 @@ def escalation_notice(
     context = ticket_context(
         config, queue, t, tier=tier, tier_name=TIER_NAMES[tier], reason=reason, expect_by=expect_by
     )
-    return _about_ticket(config, queue, t, "escalated", "escalated.txt", context, (key,), now)
+    subject = reply_subject(t.title, queue.tag_for(t.id))
+    mail = TicketMail("escalated", subject, "escalated.txt", context, (key,))
+    return _about_ticket(config, queue, t, mail, now)
 
 
 def closing(
@@ -150,27 +149,24 @@ def closing(
         reopen_days=queue.close.reopen_window_days,
     )
     cause = (answered_at.isoformat() if answered_at else "",)
-    return _about_ticket(config, queue, t, "closed", "closed.txt", context, cause, now)
+    subject = reply_subject(t.title, queue.tag_for(t.id))
+    return _about_ticket(
+        config, queue, t, TicketMail("closed", subject, "closed.txt", context, cause), now
+    )
 
 
 def _about_ticket(
-    config: Config,
-    queue: Queue,
-    t: MailTicket,
-    kind: str,
-    template: str,
-    context: dict[str, object],
-    cause: tuple[object, ...],
-    now: datetime,
+    config: Config, queue: Queue, t: MailTicket, mail: TicketMail, now: datetime
 ) -> Outgoing:
+    """A scheduler mail to the requester, threaded under the ticket's mail."""
     return customer_mail(
         config,
         queue,
-        kind=kind,
+        kind=mail.kind,
         to=(t.requester_name, t.requester_addr),
-        subject=reply_subject(t.title, queue.tag_for(t.id)),
-        body=render(config.templates_dir, queue.name, template, context),
-        cause=(t.id, *cause),
+        subject=mail.subject,
+        body=render(config.templates_dir, queue.name, mail.template, mail.context),
+        cause=(t.id, *mail.cause),
         now=now,
         ticket_id=t.id,
         thread=Thread.of_ticket(t.first_mid, t.last_mid),
