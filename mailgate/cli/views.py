@@ -126,7 +126,7 @@ def print_ticket(engine: Engine, ticket_id: int, show_secrets: bool = False) -> 
         import os
         from datetime import UTC, datetime
 
-        from mailgate.store import tickets as store
+        from mailgate.store.audit import audit
 
         try:
             actor = os.getlogin()
@@ -134,9 +134,7 @@ def print_ticket(engine: Engine, ticket_id: int, show_secrets: bool = False) -> 
             actor = os.environ.get("USER") or getpass.getuser()
         ids = [r.id for rows in secrets.values() for r in rows if r.ok]
         with engine.begin() as conn:
-            store.audit(
-                conn, ticket_id, actor[:320], "secret-viewed", datetime.now(UTC), secrets=ids
-            )
+            audit(conn, ticket_id, actor[:320], "secret-viewed", datetime.now(UTC), secrets=ids)
     return 0
 
 

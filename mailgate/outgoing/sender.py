@@ -27,10 +27,11 @@ from mailgate.config.load import Config
 from mailgate.pgp.keyring import Keyrings
 from mailgate.pgp.outgoing import prepare_outgoing
 from mailgate.runtime import Clock, backoff_delay, utcnow, wait_for_wake
-from mailgate.store import tickets as store
+from mailgate.store.articles import system_article
+from mailgate.store.audit import audit
+from mailgate.store.outbox import outbox
 
 log = logging.getLogger(__name__)
-outbox = store.outbox
 
 
 @dataclass(frozen=True)
@@ -222,13 +223,13 @@ class Sender:
                     .values(status="failed", attempts=attempts, last_error=why[:2000])
                 )
                 if row.ticket_id is not None:
-                    store.system_article(
+                    system_article(
                         conn,
                         row.ticket_id,
                         f"Delivery of {row.message_id} to {', '.join(row.rcpt_tos)} failed: {why}",
                         now,
                     )
-                    store.audit(
+                    audit(
                         conn,
                         row.ticket_id,
                         "mailgate",

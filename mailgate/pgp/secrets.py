@@ -25,7 +25,9 @@ from mailgate.pgp.keyring import CryptoError, Keyrings
 from mailgate.pgp.outgoing import encrypt_mime
 from mailgate.pgp.stage import PgpSettings, parse_pgp
 from mailgate.pgp.verdicts import signature_text
-from mailgate.store import tickets as store
+from mailgate.store.articles import blobs
+from mailgate.store.audit import audit
+from mailgate.store.tickets import ticket_queues, tickets
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +68,7 @@ def secret_lines(row: Any, *, with_text: bool) -> list[str]:
 def _visible_to(conn: Connection, agent: Agent, ticket: Any) -> bool:
     queues = set(
         conn.execute(
-            select(store.ticket_queues.c.queue).where(store.ticket_queues.c.ticket_id == ticket.id)
+            select(ticket_queues.c.queue).where(ticket_queues.c.ticket_id == ticket.id)
         ).scalars()
     )
     return can_see(agent, queues | {ticket.queue}, ticket.assignee or "")
@@ -138,9 +140,7 @@ def _secret_mail(
         if r.text:
             body += [r.text.rstrip(), ""]
         for a in r.attachments:
-            data = conn.execute(
-                select(store.blobs.c.data).where(store.blobs.c.sha256 == a["sha256"])
-            ).scalar()
+            data = conn.execute(select(blobs.c.data).where(blobs.c.sha256 == a["sha256"])).scalar()
             if data is not None:
                 files.append((a["filename"], a["content_type"], data))
                 body.append(f"    file: {a['filename']} (attached)")
@@ -168,7 +168,7 @@ def _secret_mail(
 
 
 def _refuse(conn: Connection, ticket_id: int | None, agent: Agent, now: datetime, why: str) -> str:
-    store.audit(conn, ticket_id, agent.name, "secret-refused", now, reason=why)
+    audit(conn, ticket_id, agent.name, "secret-refused", now, reason=why)
     return why
 
 
@@ -189,10 +189,10 @@ def secret_for_agent(
     the queue sets allow_plaintext_secrets_to_agents and the agent has no key. Otherwise, or
     when the agent may not see the ticket, an error text for the agent's transcript.
     Audited either way (secret-sent / secret-refused). The caller queues the Outgoing
-    (store.add_outbox); `cause` (e.g. the agent mail's replay key) makes its Message-ID
+    (store.outbox.add_outbox); `cause` (e.g. the agent mail's replay key) makes its Message-ID
     stable.
     """
-    ticket = conn.execute(select(store.tickets).where(store.tickets.c.id == ticket_id)).first()
+    ticket = conn.execute(select(tickets).where(tickets.c.id == ticket_id)).first()
     if ticket is None:
         return _refuse(conn, None, agent, now, f"#secret {ticket_id}: no such ticket")
     try:
@@ -221,7 +221,7 @@ def secret_for_agent(
                 raise _Refused(f"#secret {ticket_id}: encryption failed: {e}") from e
     except _Refused as refused:
         return _refuse(conn, ticket_id, agent, now, str(refused))
-    store.audit(
+    audit(
         conn,
         ticket_id,
         agent.name,

@@ -13,21 +13,20 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
 from mailgate.agents import handle as agent_mail
+from mailgate.agents.notifications import notify_customer_mail
 from mailgate.autoresponse.policy import should_respond
-from mailgate.autoresponse.render import render
-from mailgate.config.load import Config, Queue
-from mailgate.outgoing.compose import Outgoing, compose, reply_subject, stable_message_id
+from mailgate.config.load import Config
+from mailgate.outgoing import customer_mails
 from mailgate.parse.limits import ParseRejected
-from mailgate.parse.message import Parsed, parse
+from mailgate.parse.message import parse
 from mailgate.pgp.incoming import open_incoming
 from mailgate.pgp.keyring import Keyrings
-from mailgate.pgp.outgoing import ack_context
 from mailgate.pipeline.classify import classify
 from mailgate.pipeline.decide import Decision, decide
 from mailgate.pipeline.thread import ThreadLookups, choose
@@ -36,6 +35,9 @@ from mailgate.runtime import Backoff, Clock, utcnow, wait_for_wake
 from mailgate.spool import Spool, SpoolEntry
 from mailgate.store import pgp_secrets
 from mailgate.store import tickets as store
+from mailgate.store.autoresponses import last_autoresponse, record_autoresponse
+from mailgate.store.lookups import thread_lookups
+from mailgate.store.outbox import add_outbox
 
 log = logging.getLogger(__name__)
 
@@ -75,44 +77,6 @@ class Outcome:
     ack: bool
 
 
-def build_ack(
-    config: Config, queue: Queue, ticket_id: int, p: Parsed, d: Decision, now: datetime
-) -> Outgoing:
-    tag = queue.tag_for(ticket_id)
-    title = d.new_ticket.title if d.new_ticket else p.subject
-    body = render(
-        config.templates_dir,
-        queue.name,
-        queue.autoresponse.template,
-        {
-            "ticket_id": ticket_id,
-            "ticket_ref": tag.strip("[]"),
-            "tag": tag,
-            "title": title,
-            "requester": p.from_addr,
-            "requester_name": p.from_name,
-            "queue_name": queue.from_name,
-            "queue_address": queue.address,
-            **ack_context(queue),  # pgp_fingerprint, pgp_public_key
-        },
-    )
-    mid = stable_message_id(config.main.hostname, "ack", d.dedupe_key)
-    refs = tuple(r for r in (*p.references, p.message_id) if r)
-    raw = compose(
-        from_addr=queue.address,
-        from_name=queue.from_name,
-        to=((p.from_name, p.from_addr),),
-        subject=reply_subject(p.subject, tag),
-        body=body,
-        message_id=mid,
-        date=now,
-        hostname=config.main.hostname,
-        in_reply_to=p.message_id,
-        references=refs,
-    )
-    return Outgoing("ack", "", (p.from_addr,), mid, raw, ticket_id)
-
-
 def _ticket_queue(lookups: ThreadLookups, d: Decision) -> str:
     """The queue of the ticket a follow-up joins, when the lookups already know it."""
     for t in (lookups.tagged, *lookups.referenced):
@@ -149,7 +113,7 @@ class Pipeline:
         primary = cfg.queue(queues[0])
         assert primary is not None
         verdict = classify(p, self.ours, cfg.main.hostname)
-        lookups = store.thread_lookups(conn, p)
+        lookups = thread_lookups(conn, p)
         window = primary.close.reopen_window_days
         choice = choose(
             p.from_addr,
@@ -160,7 +124,7 @@ class Pipeline:
             colleagues=primary.colleagues_may_follow_up,
         )
         last = (
-            store.last_autoresponse(conn, primary.name, p.from_addr)
+            last_autoresponse(conn, primary.name, p.from_addr)
             if (choice.ticket_id is None and p.from_addr)
             else None
         )
@@ -186,13 +150,13 @@ class Pipeline:
         pgp_secrets.save(conn, opened, applied, p.from_addr, now)  # decrypted parts, agent-only
         acked = False
         if applied.created and d.acknowledge.send:
-            out = build_ack(cfg, primary, applied.ticket_id, p, d, now)
+            out = customer_mails.ack(cfg, primary, applied.ticket_id, p, d, now)
             deadline = now + timedelta(hours=cfg.relay.give_up_after_hours)
-            acked = store.add_outbox(conn, out, now, deadline)
+            acked = add_outbox(conn, out, now, deadline)
             if acked:
-                store.record_autoresponse(conn, primary.name, p.from_addr, now)
+                record_autoresponse(conn, primary.name, p.from_addr, now)
         if applied.article_id is not None and d.customer_activity:
-            agent_mail.notify_customer_mail(
+            notify_customer_mail(
                 conn,
                 cfg,
                 applied.ticket_id,

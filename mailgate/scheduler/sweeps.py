@@ -57,12 +57,14 @@ from mailgate.scheduler.sla import (
     sla_settings,
     thresholds,
 )
-from mailgate.store import tickets as store
+from mailgate.store.articles import articles
+from mailgate.store.audit import audit
+from mailgate.store.outbox import add_outbox
+from mailgate.store.sql import insert_ignore
+from mailgate.store.tickets import ticket_queues, tickets
 
 log = logging.getLogger(__name__)
 
-tickets = store.tickets
-articles = store.articles
 ticket_sla: Table = TicketSla.__table__  # type: ignore[assignment]
 
 RUNNING = ("new", "open", "reopened")  # waiting on us: the SLA clocks run
@@ -581,7 +583,7 @@ def _agent_mail(
 
 def _queue_mail(conn: Connection, config: Config, out: Outgoing, now: datetime) -> bool:
     deadline = now + timedelta(hours=config.relay.give_up_after_hours)
-    return store.add_outbox(conn, out, now, deadline)
+    return add_outbox(conn, out, now, deadline)
 
 
 def _unique(agents: Iterable[Agent]) -> list[Agent]:
@@ -757,8 +759,8 @@ def _raise_tiers(
                 update(ticket_sla).where(ticket_sla.c.ticket_id.in_(done)).values(**mirror)
             )
             if target:
-                store.insert_ignore(
-                    conn, store.ticket_queues, [{"ticket_id": i, "queue": target} for i in done]
+                insert_ignore(
+                    conn, ticket_queues, [{"ticket_id": i, "queue": target} for i in done]
                 )
             moved += [e for e in group if e.ticket_id in done]
     return moved + [e for e in events if e.to_tier == e.from_tier]
@@ -790,7 +792,7 @@ def _announce_escalations(
     for e in events:
         f = facts[e.ticket_id]
         action = "escalated" if e.to_tier != e.from_tier else "sla_breach"
-        store.audit(
+        audit(
             conn,
             e.ticket_id,
             ACTOR,
@@ -979,7 +981,7 @@ def _remind(
         else:
             cause = (reason, shift_end.isoformat() if shift_end else "")
         action = "reminded" if reason == "update" else "notes_missing"
-        store.audit(conn, tid, ACTOR, action, now, agents=[a.name for a in agents])
+        audit(conn, tid, ACTOR, action, now, agents=[a.name for a in agents])
         idle = describe_minutes((now - f.updated_at).total_seconds() / 60)
         what = "no update" if reason == "update" else "no shift notes"
         for agent in agents:
@@ -1054,7 +1056,7 @@ def _close_queue(
     facts = mail_facts(conn, [r.id for r in rows])
     for tid, answered in rows:
         f = facts[tid]
-        store.audit(conn, tid, ACTOR, "closed", now, reason="auto-close", after_days=days)
+        audit(conn, tid, ACTOR, "closed", now, reason="auto-close", after_days=days)
         if not f.requester_addr:
             continue
         ctx = _context(

@@ -27,13 +27,11 @@ from mailgate.db.models import pgp_secrets
 from mailgate.pgp.armor import SECURED, packet_digest
 from mailgate.pgp.results import DecryptedPart, Opened
 from mailgate.pgp.verdicts import overall_signature, short_verdict, signature_dict
-from mailgate.store import tickets as store
+from mailgate.store.articles import articles, attachments, put_blob, system_article
+from mailgate.store.audit import audit
 from mailgate.store.tickets import Applied
 
 log = logging.getLogger(__name__)
-
-articles = store.articles
-attachments = store.attachments
 
 
 @dataclass(frozen=True)
@@ -129,13 +127,13 @@ def _save_part(
     """(secret id, the part as stored, where its ciphertext is kept) for one part."""
     sha = hashlib.sha256(part.ciphertext).hexdigest() if part.ciphertext else None
     if sha is not None:
-        store.put_blob(conn, sha, part.ciphertext)
+        put_blob(conn, sha, part.ciphertext)
     digest = packet_digest(part.ciphertext) if part.ciphertext else None
     stored = _as_stored(conn, part, digest, sender, article.ticket_id)
     meta: list[dict[str, Any]] = []
     for name, ctype, data in stored.attachments:
         fsha = hashlib.sha256(data).hexdigest()
-        store.put_blob(conn, fsha, data)
+        put_blob(conn, fsha, data)
         _attach(conn, article.article_id, fsha, name, ctype, True)
         meta.append({"filename": name, "content_type": ctype, "sha256": fsha, "size": len(data)})
     kept = ""
@@ -202,7 +200,7 @@ def save(
 ) -> Saved | None:
     """Store what the crypto stage found for the article `applied` just wrote.
 
-    The worker calls this right after store.apply, in the same transaction, so the system
+    The worker calls this right after store.tickets.apply, in the same transaction, so the system
     note (failures) is in the history the agent notification shows. No-op for messages
     without PGP and for duplicates.
     """
@@ -236,8 +234,8 @@ def save(
             f"or `#secret {tid}` by mail (encrypted to your key)."
         )
         sig = overall_signature(whole, partial)
-        store.system_article(conn, tid, "\n".join([head, *lines, sig, how]), now)
-    store.audit(
+        system_article(conn, tid, "\n".join([head, *lines, sig, how]), now)
+    audit(
         conn,
         tid,
         "mailgate",

@@ -1,51 +1,32 @@
-"""Database operations on one connection inside the caller's transaction (SQLAlchemy Core).
+"""Tickets and what hangs on them (queues, CCs, tags, links); `apply` stores a Decision.
 
+Everything runs on one connection inside the caller's transaction (SQLAlchemy Core).
 `apply()` writes everything a Decision implies — ticket, article, blobs, attachments,
-thread references, audit event — in the caller's transaction; outbox rows are added in
-the same transaction, so a commit makes the change and the mail it causes durable at once.
+thread references, audit event — so a commit makes the change and the mail it causes
+(queued in the same transaction) durable at once.
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, case, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Connection, Table, bindparam, case, delete, insert, update
 
-from mailgate.db.models import (
-    Article,
-    Attachment,
-    AuditEvent,
-    AutoResponseLog,
-    Blob,
-    OutboxRow,
-    ThreadRef,
-    Ticket,
-    TicketCc,
-    TicketLink,
-    TicketQueue,
-)
-from mailgate.outgoing.compose import Outgoing
+from mailgate.db.models import Ticket, TicketCc, TicketLink, TicketQueue, TicketTag
 from mailgate.parse.message import Parsed
 from mailgate.pipeline.decide import Decision
-from mailgate.pipeline.thread import ThreadLookups, TicketFacts, referenced_ids, tag_number
+from mailgate.store.articles import add_article, add_attachments, find_duplicate, put_blob
+from mailgate.store.audit import audit
+from mailgate.store.sql import insert_ignore
 
 tickets: Table = Ticket.__table__  # type: ignore[assignment]
 ticket_queues: Table = TicketQueue.__table__  # type: ignore[assignment]
 ticket_ccs: Table = TicketCc.__table__  # type: ignore[assignment]
 ticket_links: Table = TicketLink.__table__  # type: ignore[assignment]
-articles: Table = Article.__table__  # type: ignore[assignment]
-attachments: Table = Attachment.__table__  # type: ignore[assignment]
-blobs: Table = Blob.__table__  # type: ignore[assignment]
-thread_refs: Table = ThreadRef.__table__  # type: ignore[assignment]
-audit_events: Table = AuditEvent.__table__  # type: ignore[assignment]
-outbox: Table = OutboxRow.__table__  # type: ignore[assignment]
-autoresponse_log: Table = AutoResponseLog.__table__  # type: ignore[assignment]
+ticket_tags: Table = TicketTag.__table__  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)
@@ -55,127 +36,30 @@ class Applied:
     created: bool
 
 
-@functools.cache
-def _insert_ignore_stmt(dialect: str, table: Table) -> Any:
-    ins = pg_insert if dialect == "postgresql" else sqlite_insert
-    return ins(table).on_conflict_do_nothing()
-
-
-def insert_ignore(
-    conn: Connection, table: Table, rows: list[dict[str, Any]] | dict[str, Any]
-) -> Any:
-    """INSERT ... ON CONFLICT DO NOTHING on SQLite and PostgreSQL; returns the result."""
-    if not rows:
-        return None
-    return conn.execute(_insert_ignore_stmt(conn.dialect.name, table), rows)
-
-
-def put_blob(conn: Connection, sha256: str, data: bytes) -> None:
-    insert_ignore(conn, blobs, {"sha256": sha256, "size": len(data), "data": data})
-
-
-def audit(
-    conn: Connection, ticket_id: int | None, actor: str, action: str, now: datetime, **detail: Any
-) -> None:
-    conn.execute(
-        insert(audit_events),
-        {"ticket_id": ticket_id, "at": now, "actor": actor, "action": action, "detail": detail},
-    )
-
-
-# -- lookups ------------------------------------------------------------------------------
-_DUPLICATE = select(articles.c.ticket_id).where(articles.c.dedupe_key == bindparam("key"))
-
-
-def find_duplicate(conn: Connection, key: str) -> int | None:
-    """The ticket that already holds this message, if any."""
-    return conn.execute(_DUPLICATE, {"key": key}).scalar()
-
-
-_FACTS = (
-    select(
-        tickets.c.id,
-        tickets.c.requester_addr,
-        tickets.c.status,
-        tickets.c.queue,
-        tickets.c.closed_at,
-        ticket_ccs.c.address,
-    )
-    .select_from(tickets.outerjoin(ticket_ccs, ticket_ccs.c.ticket_id == tickets.c.id))
-    .where(tickets.c.id.in_(bindparam("ids", expanding=True)))
-)
-
-
-def ticket_facts(conn: Connection, ids: Iterable[int]) -> dict[int, TicketFacts]:
-    ids = list(dict.fromkeys(ids))
-    if not ids:
-        return {}
-    rows: dict[int, Any] = {}
-    ccs: dict[int, set[str]] = {}
-    for r in conn.execute(_FACTS, {"ids": ids}):
-        rows[r.id] = r
-        if r.address:
-            ccs.setdefault(r.id, set()).add(r.address)
-    return {
-        tid: TicketFacts(
-            id=tid,
-            requester=r.requester_addr,
-            ccs=frozenset(ccs.get(tid, ())),
-            status=r.status,
-            queue=r.queue,
-            closed_at=r.closed_at,
-        )
-        for tid, r in rows.items()
-    }
-
-
-_REFS = select(thread_refs.c.message_id, thread_refs.c.ticket_id).where(
-    thread_refs.c.message_id.in_(bindparam("mids", expanding=True))
-)
-
-
-def thread_lookups(conn: Connection, p: Parsed) -> ThreadLookups:
-    tag = tag_number(p.subject)
-    # its own Message-ID first: a known id re-sent with other content joins that ticket
-    refs = referenced_ids((p.message_id, *p.in_reply_to), p.references)
-    ref_tickets: list[int] = []
-    if refs:
-        found = dict(conn.execute(_REFS, {"mids": list(refs[:100])}).all())
-        ref_tickets = [found[m] for m in refs if m in found]
-    facts = ticket_facts(conn, ([tag] if tag else []) + ref_tickets)
-    return ThreadLookups(
-        tagged=facts.get(tag) if tag else None,
-        referenced=tuple(facts[t] for t in dict.fromkeys(ref_tickets) if t in facts),
-    )
-
-
-_LAST_AUTORESPONSE = select(autoresponse_log.c.last_sent_at).where(
-    autoresponse_log.c.queue == bindparam("queue"), autoresponse_log.c.sender == bindparam("sender")
-)
-
-
-def last_autoresponse(conn: Connection, queue: str, sender: str) -> datetime | None:
-    return conn.execute(_LAST_AUTORESPONSE, {"queue": queue, "sender": sender}).scalar()
-
-
-# -- writes -------------------------------------------------------------------------------
-def add_queues(conn: Connection, ticket_id: int, queues: Iterable[str]) -> None:
-    insert_ignore(conn, ticket_queues, [{"ticket_id": ticket_id, "queue": q} for q in queues])
-
-
-def _create_ticket(conn: Connection, d: Decision, now: datetime) -> int:
-    t = d.new_ticket
-    assert t is not None
+def insert_ticket(
+    conn: Connection,
+    *,
+    title: str,
+    requester_addr: str,
+    requester_name: str,
+    queues: Iterable[str],  # the first is the ticket's queue
+    type: str,  # email | agent
+    priority: int,
+    now: datetime,
+    last_customer_at: datetime | None = None,
+) -> int:
+    """A new ticket (status new, tier L1, unassigned) in its queues; its id."""
+    queues = list(dict.fromkeys(queues))
     tid = conn.execute(
         insert(tickets).returning(tickets.c.id),
         {
-            "title": t.title,
-            "requester_addr": t.requester_addr,
-            "requester_name": t.requester_name,
-            "queue": t.queue,
+            "title": title,
+            "requester_addr": requester_addr,
+            "requester_name": requester_name,
+            "queue": queues[0],
             "status": "new",
-            "type": "email",
-            "priority": t.priority,
+            "type": type,
+            "priority": priority,
             "sticky": False,
             "assignee": None,
             "tier": "L1",
@@ -183,12 +67,55 @@ def _create_ticket(conn: Connection, d: Decision, now: datetime) -> int:
             "complexity": "",
             "created_at": now,
             "updated_at": now,
-            "last_customer_at": now if d.customer_activity else None,
+            "last_customer_at": last_customer_at,
         },
     ).scalar_one()
-    add_queues(conn, tid, d.queues)
+    add_queues(conn, tid, queues)
+    return int(tid)
+
+
+def update_ticket(conn: Connection, ticket_id: int, values: Mapping[str, Any]) -> None:
+    conn.execute(update(tickets).where(tickets.c.id == ticket_id).values(**values))
+
+
+def add_queues(conn: Connection, ticket_id: int, queues: Iterable[str]) -> None:
+    insert_ignore(conn, ticket_queues, [{"ticket_id": ticket_id, "queue": q} for q in queues])
+
+
+def add_ccs(conn: Connection, ticket_id: int, addresses: Iterable[str]) -> None:
+    insert_ignore(conn, ticket_ccs, [{"ticket_id": ticket_id, "address": a} for a in addresses])
+
+
+def remove_ccs(conn: Connection, ticket_id: int, addresses: Iterable[str]) -> None:
+    c = ticket_ccs.c
+    conn.execute(delete(ticket_ccs).where(c.ticket_id == ticket_id, c.address.in_(addresses)))
+
+
+def add_tags(conn: Connection, ticket_id: int, tags: Iterable[str]) -> None:
+    insert_ignore(conn, ticket_tags, [{"ticket_id": ticket_id, "tag": t} for t in tags])
+
+
+def remove_tags(conn: Connection, ticket_id: int, tags: Iterable[str]) -> None:
+    c = ticket_tags.c
+    conn.execute(delete(ticket_tags).where(c.ticket_id == ticket_id, c.tag.in_(tags)))
+
+
+def _create_ticket(conn: Connection, d: Decision, now: datetime) -> int:
+    t = d.new_ticket
+    assert t is not None
+    tid = insert_ticket(
+        conn,
+        title=t.title,
+        requester_addr=t.requester_addr,
+        requester_name=t.requester_name,
+        queues=(t.queue, *d.queues),
+        type="email",
+        priority=t.priority,
+        now=now,
+        last_customer_at=now if d.customer_activity else None,
+    )
     if t.ccs:
-        insert_ignore(conn, ticket_ccs, [{"ticket_id": tid, "address": a} for a in t.ccs])
+        add_ccs(conn, tid, t.ccs)
     if t.linked_to:
         conn.execute(
             insert(ticket_links),
@@ -230,6 +157,7 @@ _TOUCH = update(tickets).where(tickets.c.id == bindparam("tid")).values(updated_
 
 def _customer_follow_up(conn: Connection, d: Decision, primary_queue: str, now: datetime) -> None:
     tid = d.ticket_id
+    assert tid is not None
     if not d.customer_activity:
         stmt = _TOUCH  # automatic mail is kept but changes no state
     elif d.reopen:
@@ -241,7 +169,7 @@ def _customer_follow_up(conn: Connection, d: Decision, primary_queue: str, now: 
     if d.queues != (primary_queue,):
         add_queues(conn, tid, d.queues)
     if d.new_ccs:
-        insert_ignore(conn, ticket_ccs, [{"ticket_id": tid, "address": a} for a in d.new_ccs])
+        add_ccs(conn, tid, d.new_ccs)
 
 
 def apply(
@@ -259,117 +187,23 @@ def apply(
         tid = d.ticket_id
         _customer_follow_up(conn, d, ticket_queue, now)
     put_blob(conn, p.raw_sha256, raw)
-    aid = conn.execute(
-        insert(articles).returning(articles.c.id),
-        {
-            "ticket_id": tid,
-            "kind": "inbound",
-            "dedupe_key": d.dedupe_key,
-            "message_id": p.message_id[:998],
-            "raw_sha256": p.raw_sha256,
-            "from_addr": p.from_addr[:320],
-            "from_name": p.from_name[:200],
-            "to_addrs": list(p.to),
-            "cc_addrs": list(p.cc),
-            "subject": p.subject,
-            "body_text": p.text,
-            "author": "",
-            "auto": not d.customer_activity,
-            "verdict": {"reasons": list(d.reasons)},
-            "defects": list(p.defects),
-            "created_at": now,
-        },
-    ).scalar_one()
-    if p.attachments:
-        for a in p.attachments:
-            put_blob(conn, a.sha256, a.data)
-        conn.execute(
-            insert(attachments),
-            [
-                {
-                    "article_id": aid,
-                    "blob_sha256": a.sha256,
-                    "filename": a.filename,
-                    "content_type": a.content_type[:255],
-                    "inline": a.inline,
-                    "agent_only": False,
-                }
-                for a in p.attachments
-            ],
-        )
-    if p.message_id:
-        insert_ignore(conn, thread_refs, {"message_id": p.message_id[:998], "ticket_id": tid})
-    return Applied(tid, aid, d.action == "new")
-
-
-def add_outbox(conn: Connection, out: Outgoing, now: datetime, deadline: datetime) -> bool:
-    """Queue a message; False if one with this Message-ID is already queued (idempotent)."""
-    res = insert_ignore(
+    aid = add_article(
         conn,
-        outbox,
-        {
-            "created_at": now,
-            "ticket_id": out.ticket_id,
-            "kind": out.kind,
-            "mail_from": out.mail_from,
-            "rcpt_tos": list(out.rcpt_tos),
-            "message_id": out.message_id,
-            "raw": out.raw,
-            "status": "pending",
-            "attempts": 0,
-            "next_attempt_at": now,
-            "deadline": deadline,
-            "last_error": "",
-        },
+        ticket_id=tid,
+        kind="inbound",
+        body=p.text,
+        now=now,
+        dedupe_key=d.dedupe_key,
+        message_id=p.message_id,
+        raw_sha256=p.raw_sha256,
+        from_addr=p.from_addr,
+        from_name=p.from_name,
+        to=p.to,
+        cc=p.cc,
+        subject=p.subject,
+        auto=not d.customer_activity,
+        verdict={"reasons": list(d.reasons)},
+        defects=p.defects,
     )
-    if res.rowcount == 0:
-        return False
-    if out.ticket_id is not None:
-        insert_ignore(conn, thread_refs, {"message_id": out.message_id, "ticket_id": out.ticket_id})
-    return True
-
-
-@functools.cache
-def _autoresponse_upsert(dialect: str) -> Any:
-    ins = pg_insert if dialect == "postgresql" else sqlite_insert
-    stmt = ins(autoresponse_log)
-    return stmt.on_conflict_do_update(
-        index_elements=["queue", "sender"],
-        set_={"last_sent_at": stmt.excluded.last_sent_at, "count": autoresponse_log.c.count + 1},
-    )
-
-
-def record_autoresponse(conn: Connection, queue: str, sender: str, now: datetime) -> None:
-    conn.execute(
-        _autoresponse_upsert(conn.dialect.name),
-        {"queue": queue, "sender": sender, "last_sent_at": now, "count": 1},
-    )
-
-
-def system_article(conn: Connection, ticket_id: int, text: str, now: datetime) -> None:
-    """A visible note on the ticket written by mailgate itself (e.g. a delivery failure)."""
-    conn.execute(
-        insert(articles),
-        {
-            "ticket_id": ticket_id,
-            "kind": "system",
-            "dedupe_key": None,
-            "message_id": "",
-            "raw_sha256": None,
-            "from_addr": "",
-            "from_name": "mailgate",
-            "to_addrs": [],
-            "cc_addrs": [],
-            "subject": "",
-            "body_text": text,
-            "author": "mailgate",
-            "auto": True,
-            "verdict": {},
-            "defects": [],
-            "created_at": now,
-        },
-    )
-
-
-def outbox_deadline(now: datetime, hours: float) -> datetime:
-    return now + timedelta(hours=hours)
+    add_attachments(conn, aid, p.attachments, agent_only=False)
+    return Applied(tid, aid, d.action == "new")

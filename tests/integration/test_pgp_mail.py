@@ -38,7 +38,8 @@ from mailgate.pgp.opener import open_message
 from mailgate.pgp.outgoing import ack_context
 from mailgate.pgp.secrets import secret_for_agent
 from mailgate.spool import Envelope
-from mailgate.store import tickets as store
+from mailgate.store.articles import blobs
+from mailgate.store.outbox import add_outbox
 from tests.harness import (
     load,
     message,
@@ -166,7 +167,7 @@ def attachments(engine: Engine, article_id: int) -> list[Attachment]:
 
 def blob(engine: Engine, sha: str) -> bytes:
     with engine.connect() as conn:
-        return conn.execute(select(store.blobs.c.data).where(store.blobs.c.sha256 == sha)).scalar()
+        return conn.execute(select(blobs.c.data).where(blobs.c.sha256 == sha)).scalar()
 
 
 def audits(engine: Engine, action: str) -> list[AuditEvent]:
@@ -567,7 +568,7 @@ def test_secret_for_agent_is_encrypted_to_the_agents_key(
     with engine.begin() as conn:
         out = secret_for_agent(conn, cfg, 1, alice, now, keyrings, cause="k1")
         assert not isinstance(out, str), out
-        assert store.add_outbox(conn, out, now, now.replace(year=now.year + 1))
+        assert add_outbox(conn, out, now, now.replace(year=now.year + 1))
         refused = secret_for_agent(conn, cfg, 1, bob, now, keyrings)
     assert isinstance(refused, str) and "no such ticket in your queues" in refused
     assert out.kind == "secret" and out.rcpt_tos == ("alice@example.test",)
@@ -683,7 +684,7 @@ def test_outgoing_mail_with_decrypted_content_is_refused(
     )
     with engine.begin() as conn:
         out = Outgoing("answer", SUPPORT, ("customer@example.com",), "<answer-1@x>", raw, 1)
-        store.add_outbox(conn, out, now, now.replace(year=now.year + 1))
+        add_outbox(conn, out, now, now.replace(year=now.year + 1))
     assert Sender(cfg, engine, keyrings=keyrings).send_due() == (0, 0, 1)
     assert smtp_sink.messages == []
     row = next(o for o in outbox(engine) if o.kind == "answer")

@@ -27,11 +27,14 @@ from mailgate.pipeline.worker import Worker
 from mailgate.scheduler.runner import run_all_sweeps, run_scheduler
 from mailgate.scheduler.sweeps import ticket_sla
 from mailgate.spool import Envelope, Spool
-from mailgate.store import tickets as store
+from mailgate.store.articles import articles
+from mailgate.store.audit import audit_events
+from mailgate.store.outbox import outbox
+from mailgate.store.tickets import ticket_links, ticket_queues, tickets
 from tests.harness import load, message, write_config
 
 BERLIN = ZoneInfo("Europe/Berlin")
-T = store.tickets.c
+T = tickets.c
 
 AGENTS = """
 [[agents]]
@@ -105,7 +108,7 @@ class Env:
         self.seq += 1
         with self.engine.begin() as conn:
             tid = conn.execute(
-                insert(store.tickets).returning(T.id),
+                insert(tickets).returning(T.id),
                 {
                     "title": f"Problem {self.seq}",
                     "requester_addr": f"customer{self.seq}@example.com",
@@ -127,7 +130,7 @@ class Env:
                 },
             ).scalar_one()
             conn.execute(
-                insert(store.articles),
+                insert(articles),
                 {
                     "ticket_id": tid,
                     "kind": "inbound",
@@ -146,23 +149,23 @@ class Env:
         if "updated_at" not in values:
             values["updated_at"] = max(v for v in values.values() if isinstance(v, datetime))
         with self.engine.begin() as conn:
-            conn.execute(update(store.tickets).where(T.id == tid).values(**values))
+            conn.execute(update(tickets).where(T.id == tid).values(**values))
 
     def get(self, tid: int) -> dict:
         with self.engine.connect() as conn:
-            return dict(conn.execute(select(store.tickets).where(T.id == tid)).one()._mapping)
+            return dict(conn.execute(select(tickets).where(T.id == tid)).one()._mapping)
 
     def mails(self, kind: str | None = None) -> list[dict]:
-        q = select(store.outbox).order_by(store.outbox.c.id)
+        q = select(outbox).order_by(outbox.c.id)
         if kind:
-            q = q.where(store.outbox.c.kind == kind)
+            q = q.where(outbox.c.kind == kind)
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(q)]
 
     def audits(self, action: str) -> list[dict]:
-        a = store.audit_events.c
+        a = audit_events.c
         with self.engine.connect() as conn:
-            q = select(store.audit_events).where(a.action == action).order_by(a.id)
+            q = select(audit_events).where(a.action == action).order_by(a.id)
             return [dict(r._mapping) for r in conn.execute(q)]
 
 
@@ -355,7 +358,7 @@ def test_escalation_into_a_queue(tmp_path: Path):
     assert (t["queue"], t["tier"]) == ("billing", "L2")
     with env.engine.connect() as conn:
         seen = conn.execute(
-            select(store.ticket_queues.c.queue).where(store.ticket_queues.c.ticket_id == tid)
+            select(ticket_queues.c.queue).where(ticket_queues.c.ticket_id == tid)
         ).scalars()
         assert "billing" in set(seen)
     assert [r["rcpt_tos"] for r in env.mails("escalation")] == [["alice@example.test"]]
@@ -380,7 +383,7 @@ def test_changes_are_found_by_updated_at_and_all_once_an_hour(env: Env):
     env.ticket(berlin(2026, 3, 2, 10, 20))  # the newest change the sync has seen
     env.sweep(berlin(2026, 3, 2, 10, 25))
     with env.engine.begin() as conn:  # a writer that forgets to bump updated_at
-        conn.execute(update(store.tickets).where(T.id == tid).values(status="on-hold"))
+        conn.execute(update(tickets).where(T.id == tid).values(status="on-hold"))
     env.sweep(berlin(2026, 3, 2, 10, 30))
     assert paused_since(env, tid) is None  # older than the sync's slack: not seen yet
     env.sweep(berlin(2026, 3, 2, 11, 0))  # the first minute of the hour re-reads everything
@@ -426,7 +429,7 @@ def test_shift_end_flags_worked_tickets_without_notes(tmp_path: Path):
     env.set(idle, first_response_at=MONDAY - timedelta(days=7))
     with env.engine.begin() as conn:
         conn.execute(
-            insert(store.articles),
+            insert(articles),
             {"ticket_id": noted, "kind": "note", "body_text": "tried X, next: Y",
              "created_at": berlin(2026, 3, 2, 15)},
         )  # fmt: skip
@@ -514,7 +517,7 @@ def test_a_reply_reopens_within_the_window_and_opens_a_new_ticket_after(tmp_path
     customer_writes(f"Re: [support #{tid}] Printer is broken", berlin(2026, 3, 14, 12))
     with env.engine.connect() as conn:
         ids = conn.execute(select(T.id).order_by(T.id)).scalars().all()
-        links = conn.execute(select(store.ticket_links)).all()
+        links = conn.execute(select(ticket_links)).all()
     assert len(ids) == 2 and env.get(tid)["status"] == "closed"
     assert [(r.ticket_id, r.linked_id) for r in links] == [(ids[1], tid)]
 
@@ -594,8 +597,8 @@ def check_race(env: Env, answered: list[int], breaching: list[int]) -> None:
     assert len(env.mails("escalation")) == 2 * len(breaching)  # alice and lena
     with env.engine.connect() as conn:
         per_ticket = conn.execute(
-            select(store.outbox.c.ticket_id, store.outbox.c.kind, func.count())
-            .group_by(store.outbox.c.ticket_id, store.outbox.c.kind)
+            select(outbox.c.ticket_id, outbox.c.kind, func.count())
+            .group_by(outbox.c.ticket_id, outbox.c.kind)
             .having(func.count() > 2)
         ).all()
     assert per_ticket == []

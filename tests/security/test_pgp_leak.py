@@ -37,7 +37,8 @@ from mailgate.db.models import Article, OutboxRow, pgp_secrets
 from mailgate.pgp.keyring import Keyring
 from mailgate.pgp.opener import open_message
 from mailgate.pgp.secrets import secret_for_agent, secrets_of
-from mailgate.store import tickets as store
+from mailgate.store.articles import attachments, blobs
+from mailgate.store.outbox import add_outbox
 from tests.harness import load, message, outbox, running, tickets, wait_until, write_config
 from tests.pgp_keys import FPR
 from tests.security.leakscan import assert_no_canary, canary_forms, find_canary
@@ -172,7 +173,7 @@ def test_an_encrypted_canary_never_leaves_in_clear(
         with engine.begin() as conn:
             out = secret_for_agent(conn, cfg, 1, alice, now, d.daemon.keyrings, cause="leak-test")
             assert not isinstance(out, str), out
-            assert store.add_outbox(conn, out, now, now + timedelta(hours=1))
+            assert add_outbox(conn, out, now, now + timedelta(hours=1))
         wait_until(lambda: all(o.status != "pending" for o in outbox(engine)), timeout=30)
 
     rows = outbox(engine)
@@ -193,9 +194,9 @@ def test_an_encrypted_canary_never_leaves_in_clear(
     # ... the decrypted file is an agent-only attachment
     with Session(engine) as s:
         agent_only = s.execute(
-            select(store.blobs.c.data)
-            .join(store.attachments, store.attachments.c.blob_sha256 == store.blobs.c.sha256)
-            .where(store.attachments.c.agent_only.is_(True))
+            select(blobs.c.data)
+            .join(attachments, attachments.c.blob_sha256 == blobs.c.sha256)
+            .where(attachments.c.agent_only.is_(True))
         ).scalars()
         assert FILE_CANARY.encode() in list(agent_only)
     # ... but is in no article body, no outbox row, no delivered message, in no encoding

@@ -23,8 +23,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mailgate.agents import tokens
-from mailgate.agents.handle import agent_mails
-from mailgate.db.models import Article, AuditEvent
+from mailgate.db.models import Article, AuditEvent, agent_mails
 from mailgate.pgp import keys
 from tests.harness import load, message, running, tickets, wait_until, write_config
 from tests.integration.test_agents import NOTIFY, Desk, agents_config

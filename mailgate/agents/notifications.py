@@ -1,0 +1,120 @@
+"""Who hears of a ticket's events, and the notifications queued for them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import Connection, Row
+
+from mailgate.agents import access, commands
+from mailgate.agents.queries import ticket_digest, ticket_row, ticket_view
+from mailgate.config.load import Agent, Config, Queue
+from mailgate.outgoing import agent_mails
+from mailgate.outgoing.compose import Outgoing
+from mailgate.store.outbox import queue_mails
+
+
+def customer_reply_recipients(
+    agents: Iterable[Agent], queues: Iterable[str], assignee: str, sticky: bool, exclude: str = ""
+) -> list[Agent]:
+    """Sticky and assigned: the assignee alone; otherwise the ticket is back in the queue."""
+    agents = list(agents)
+    if sticky and assignee:
+        return [a for a in agents if a.name == assignee and a.name != exclude]
+    return access.queue_agents(agents, queues, exclude)
+
+
+def notify_customer_mail(
+    conn: Connection,
+    config: Config,
+    ticket_id: int,
+    *,
+    created: bool,
+    sender: str,
+    cause: str,
+    now: datetime,
+) -> int:
+    """Queue notifications for a new ticket or a customer reply; the number queued."""
+    if not config.agents or not any(q.agent_mail.notify for q in config.queues):
+        return 0  # the common case costs no query
+    row = ticket_row(conn, ticket_id)
+    if row is None:
+        return 0
+    queue = config.queue(row.queue)
+    if queue is None or not queue.agent_mail.notify:
+        return 0
+    view = ticket_view(conn, row)
+    sender_agent = config.agent_by_address(sender) if sender else None
+    exclude = sender_agent.name if sender_agent else ""
+    if created:
+        event = "new_ticket"
+        recipients = access.queue_agents(config.agents, view.queues, exclude)
+    else:
+        event = "customer_reply"
+        recipients = customer_reply_recipients(
+            config.agents, view.queues, row.assignee or "", bool(row.sticky), exclude
+        )
+    if not recipients:
+        return 0
+    digest = ticket_digest(conn, config, row)
+    mails = agent_mails.notifications(
+        config, queue, recipients, event, digest, cause=cause, now=now
+    )
+    return queue_mails(conn, mails, now, config.relay.give_up_after_hours)
+
+
+def event_notifications(
+    conn: Connection,
+    config: Config,
+    queue: Queue,
+    row: Row,
+    events: Iterable[commands.Event],
+    *,
+    actor: Agent,
+    actor_display: str,
+    created: bool,
+    cause: str,
+    now: datetime,
+) -> list[Outgoing]:
+    """Who must hear of an agent's events on the ticket `row` (each agent once, the actor
+    never): assignees, the escalation's tier, and the queue for a ticket opened by #new."""
+    told: set[str] = {actor.name}
+    batches: list[tuple[str, list[Agent], str]] = []  # (event, agents, reason)
+
+    def newly(agents: list[Agent]) -> list[Agent]:
+        fresh = [a for a in agents if a.name not in told]
+        told.update(a.name for a in fresh)
+        return fresh
+
+    for event in events:
+        if isinstance(event, commands.Assigned):
+            target = config.agent(event.agent)
+            batches.append(("assigned", newly([target] if target else []), ""))
+        else:
+            found = access.escalation_recipients(
+                config.agents, event.queue, event.tier, exclude=told
+            )
+            batches.append(("escalated", newly(found), event.reason))
+    if created and queue.agent_mail.notify:
+        members = access.queue_agents(config.agents, ticket_view(conn, row).queues)
+        batches.append(("new_ticket", newly(members), ""))
+    batches = [b for b in batches if b[1]]
+    if not batches:
+        return []
+    digest = ticket_digest(conn, config, row)
+    return [
+        mail
+        for event, agents, reason in batches
+        for mail in agent_mails.notifications(
+            config,
+            queue,
+            agents,
+            event,
+            digest,
+            cause=cause,
+            now=now,
+            actor=actor_display,
+            reason=reason,
+        )
+    ]

@@ -1,0 +1,204 @@
+"""What an agent mail reads: a ticket, its digest, and the answers to `#list`, `#unassigned`,
+`#show`, `#help` and `#secret`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Integer, Row, bindparam, select
+
+from mailgate.agents import access, commands, tokens
+from mailgate.agents.commands import TicketView
+from mailgate.config.load import Agent, Config, Queue
+from mailgate.db.models import OPEN_STATUSES
+from mailgate.outgoing import digest as dg
+from mailgate.outgoing.compose import Outgoing
+from mailgate.pgp.keyring import Keyrings
+from mailgate.pgp.secrets import secret_for_agent
+from mailgate.store.articles import articles
+from mailgate.store.tickets import ticket_ccs, ticket_queues, ticket_tags, tickets
+
+LIST_LIMIT = 50
+
+# built once: a notification runs these per customer mail (half the cost of building each time)
+_TID = bindparam("tid", type_=Integer)
+_TICKET = select(tickets).where(tickets.c.id == _TID)
+_QUEUES = select(ticket_queues.c.queue).where(ticket_queues.c.ticket_id == _TID)
+_CCS = select(ticket_ccs.c.address).where(ticket_ccs.c.ticket_id == _TID)
+_TAGS = select(ticket_tags.c.tag).where(ticket_tags.c.ticket_id == _TID)
+_HISTORY = (
+    select(
+        articles.c.created_at,
+        articles.c.kind,
+        articles.c.author,
+        articles.c.from_addr,
+        articles.c.body_text,
+    )
+    .where(articles.c.ticket_id == _TID)
+    .order_by(articles.c.id.desc())
+    .limit(bindparam("n", type_=Integer))
+)
+_LATEST = (
+    select(tickets.c.id, tickets.c.status, tickets.c.created_at, tickets.c.title)
+    .where(tickets.c.requester_addr == bindparam("requester"), tickets.c.id != _TID)
+    .order_by(tickets.c.created_at.desc(), tickets.c.id.desc())
+    .limit(bindparam("n", type_=Integer))
+)
+
+
+def ticket_row(conn: Connection, ticket_id: int) -> Row[Any] | None:
+    return conn.execute(_TICKET, {"tid": ticket_id}).first()
+
+
+def ticket_ccs_of(conn: Connection, ticket_id: int) -> tuple[str, ...]:
+    return tuple(sorted(conn.execute(_CCS, {"tid": ticket_id}).scalars()))
+
+
+def ticket_view(conn: Connection, row: Row[Any]) -> TicketView:
+    tid = row.id
+    queues = set(conn.execute(_QUEUES, {"tid": tid}).scalars())
+    return TicketView(
+        id=tid,
+        queue=row.queue,
+        queues=frozenset(queues | {row.queue}),
+        status=row.status,
+        priority=row.priority,
+        assignee=row.assignee,
+        sticky=bool(row.sticky),
+        tier=row.tier,
+        requester=row.requester_addr,
+    )
+
+
+def ticket_digest(conn: Connection, config: Config, row: Row[Any]) -> dg.TicketDigest:
+    """What a mail to an agent shows about the ticket in `row` (a tickets row)."""
+    ticket_id = row.id
+    tags = conn.execute(_TAGS, {"tid": ticket_id}).scalars()
+    queue = config.queue(row.queue)
+    settings = queue.agent_mail if queue else None
+    n_history = settings.history_articles if settings else 5
+    n_latest = settings.latest_tickets if settings else 5
+    history = conn.execute(_HISTORY, {"tid": ticket_id, "n": n_history}).all()
+    latest = conn.execute(
+        _LATEST, {"tid": ticket_id, "requester": row.requester_addr, "n": n_latest}
+    ).all()
+    requester = (
+        f"{row.requester_name} <{row.requester_addr}>" if row.requester_name else row.requester_addr
+    )
+    return dg.TicketDigest(
+        id=ticket_id,
+        title=row.title,
+        queue=row.queue,
+        status=row.status,
+        priority=row.priority,
+        assignee=row.assignee or "",
+        sticky=bool(row.sticky),
+        tier=row.tier,
+        requester=requester,
+        ccs=ticket_ccs_of(conn, ticket_id),
+        tags=tuple(sorted(tags)),
+        complexity=row.complexity,
+        created=dg.when(row.created_at),
+        history=tuple(
+            dg.ArticleSummary(
+                when=dg.when(a.created_at),
+                kind=a.kind,
+                who=a.author or a.from_addr or "mailgate",
+                text=dg.shorten(a.body_text),
+            )
+            for a in reversed(history)
+        ),
+        latest=tuple(
+            dg.OtherTicket(t.id, t.status, dg.when(t.created_at)[:10], t.title) for t in latest
+        ),
+    )
+
+
+def answer_queries(
+    conn: Connection,
+    config: Config,
+    agent: Agent,
+    queue: Queue,
+    queries: tuple[commands.Query, ...],
+    *,
+    now: datetime,
+    cause: str,
+    keyrings: Keyrings,
+) -> tuple[tuple[str, ...], list[Outgoing]]:
+    """The sections answering the queries, and the mails they send (`#secret`)."""
+    sections: list[str] = []
+    mails: list[Outgoing] = []
+    for q in queries:
+        if isinstance(q, commands.Help):
+            sections.append(dg.help_section(config, queue, agent))
+        elif isinstance(q, commands.ListMine):
+            rows = _list(conn, config, agent, queue, tickets.c.assignee == agent.name)
+            sections.append(dg.list_section(config, queue, agent, "Your open tickets", rows))
+        elif isinstance(q, commands.ListUnassigned):
+            cond = tickets.c.assignee.is_(None)
+            if agent.role != "admin":
+                visible = select(ticket_queues.c.ticket_id).where(
+                    ticket_queues.c.queue.in_(agent.queues)
+                )
+                cond = cond & tickets.c.id.in_(visible)
+            rows = _list(conn, config, agent, queue, cond)
+            sections.append(dg.list_section(config, queue, agent, "Unassigned open tickets", rows))
+        elif isinstance(q, commands.Show):
+            sections.append(_show(conn, config, agent, queue, q.ticket_id))
+        elif isinstance(q, commands.Secret):
+            sent = secret_for_agent(conn, config, q.ticket_id, agent, now, keyrings, cause=cause)
+            if isinstance(sent, str):
+                sections.append(sent)
+            else:
+                mails.append(sent)
+                sections.append(f"#secret {q.ticket_id}: sent to you in a separate mail.")
+    return tuple(sections), mails
+
+
+def _list(
+    conn: Connection, config: Config, agent: Agent, queue: Queue, condition: Any
+) -> tuple[dg.ListedTicket, ...]:
+    rows = conn.execute(
+        select(
+            tickets.c.id,
+            tickets.c.priority,
+            tickets.c.status,
+            tickets.c.queue,
+            tickets.c.created_at,
+            tickets.c.title,
+            tickets.c.assignee,
+        )
+        .where(tickets.c.status.in_(OPEN_STATUSES), condition)
+        .order_by(tickets.c.priority.desc(), tickets.c.created_at.asc(), tickets.c.id.asc())
+        .limit(LIST_LIMIT)
+    ).all()
+
+    def address(name: str) -> str:
+        q = config.queue(name)
+        return q.address if q else queue.address
+
+    return tuple(
+        dg.ListedTicket(
+            id=r.id,
+            priority=r.priority,
+            status=r.status,
+            queue=r.queue,
+            created=dg.when(r.created_at)[:10],
+            title=r.title,
+            assignee=r.assignee or "",
+            reply_address=tokens.reply_address(config.secret, agent.name, r.id, address(r.queue)),
+        )
+        for r in rows
+    )
+
+
+def _show(conn: Connection, config: Config, agent: Agent, queue: Queue, ticket_id: int) -> str:
+    row = ticket_row(conn, ticket_id)
+    if row is None:
+        return f"#show {ticket_id}: no such ticket in your queues."
+    view = ticket_view(conn, row)
+    if not access.can_see(agent, view.queues, view.assignee):
+        return f"#show {ticket_id}: no such ticket in your queues."
+    home = config.queue(row.queue) or queue
+    return dg.show_section(config, home, agent, ticket_digest(conn, config, row))

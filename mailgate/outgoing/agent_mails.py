@@ -1,0 +1,212 @@
+"""Mails to agents: notifications, command results, SLA escalations, reminders and shift
+notes. Built by `builders.agent_mail`, so each carries the reply marker, the footer, the
+token Reply-To and the command address. Bodies come from the sandboxed templates
+`notify_*.txt`, `agent_*.txt`, `escalation_agent.txt` and `reminder.txt`, overridable per
+queue like the auto-response; agent-only content (internal notes) may appear in them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from mailgate.agents import tokens
+from mailgate.agents.access import TIER_NAMES
+from mailgate.agents.commands import LineResult
+from mailgate.autoresponse.render import render
+from mailgate.config.load import Agent, Config, Queue
+from mailgate.outgoing.builders import (
+    MailTicket,
+    Thread,
+    TicketMail,
+    agent_mail,
+    queue_context,
+    ticket_context,
+)
+from mailgate.outgoing.compose import Outgoing
+from mailgate.outgoing.digest import TicketDigest
+
+EVENTS = ("new_ticket", "customer_reply", "assigned", "escalated")
+_SUBJECT = {
+    "new_ticket": "New",
+    "customer_reply": "Customer reply",
+    "assigned": "Assigned to you",
+    "escalated": "Escalated",
+}
+REMINDERS = {"update": "no update", "shift_notes": "no shift notes"}
+
+
+def notifications(
+    config: Config,
+    queue: Queue,
+    agents: Iterable[Agent],
+    event: str,
+    digest: TicketDigest,
+    *,
+    cause: str,
+    now: datetime,
+    actor: str = "",
+    reason: str = "",
+) -> list[Outgoing]:
+    """new_ticket | customer_reply | assigned | escalated, with the ticket's recent history.
+
+    The body is rendered once for all agents; only headers and footer are per agent.
+    """
+    if event not in EVENTS:
+        raise ValueError(f"unknown notification event {event!r}")
+    tag = queue.tag_for(digest.id)
+    body = render(
+        config.templates_dir,
+        queue.name,
+        f"notify_{event}.txt",
+        queue_context(queue, ticket=digest, tag=tag, actor=actor, reason=reason),
+    )
+    return [
+        agent_mail(
+            config,
+            queue,
+            agent,
+            kind=f"notify-{event}",
+            subject=f"{tag} {_SUBJECT[event]}: {digest.title}",
+            body=body,
+            cause=(agent.name, f"{event}\x1f{digest.id}\x1f{cause}"),
+            now=now,
+            ticket_id=digest.id,
+            reply_ticket=digest.id,
+        )
+        for agent in agents
+    ]
+
+
+def command_result(
+    config: Config,
+    queue: Queue,
+    agent: Agent,
+    *,
+    ok: bool,
+    lines: tuple[LineResult, ...],
+    ticket_id: int,
+    subject: str,
+    in_reply_to: str,
+    cause: str,
+    now: datetime,
+    headline: str,
+    sections: tuple[str, ...] = (),
+    reply_ticket: int | None = None,
+) -> Outgoing:
+    """The confirmation of an applied set, or the transcript of what was wrong."""
+    rows = [(f"line {r.line}" if r.line else "text", r.text, r.message) for r in lines]
+    body = render(
+        config.templates_dir,
+        queue.name,
+        "agent_result.txt",
+        queue_context(
+            queue, agent=agent, ok=ok, headline=headline, rows=rows, sections=list(sections)
+        ),
+    )
+    prefix = "Done" if ok else "Not applied"
+    clean = subject.strip() or (f"ticket #{ticket_id}" if ticket_id else "your mail")
+    return agent_mail(
+        config,
+        queue,
+        agent,
+        kind="agent-result" if ok else "agent-error",
+        subject=f"{prefix}: {clean}",
+        body=body,
+        cause=(agent.name, cause),
+        now=now,
+        ticket_id=ticket_id or None,
+        reply_ticket=ticket_id if reply_ticket is None else reply_ticket,
+        thread=Thread.answering(in_reply_to),
+    )
+
+
+def escalation_alert(
+    config: Config,
+    queue: Queue,
+    t: MailTicket,
+    agent: Agent,
+    *,
+    from_tier: str,
+    to_tier: str,
+    reason: str,
+    due: str,
+    priority_class: str,
+    team_lead: bool,
+    key: str,
+    now: datetime,
+) -> Outgoing:
+    """Tell an agent of the tier (or a team lead) that the SLA moved a ticket to them,
+    or that the top tier used up its time (from_tier == to_tier)."""
+    verb = "Escalated to" if to_tier != from_tier else "Still unresolved at"
+    context = ticket_context(
+        config,
+        queue,
+        t,
+        team_lead=team_lead,
+        from_tier=from_tier,
+        from_tier_name=TIER_NAMES[from_tier],
+        tier=to_tier,
+        tier_name=TIER_NAMES[to_tier],
+        reason=reason,
+        due=due,
+        priority_class=priority_class,
+    )
+    subject = f"{queue.tag_for(t.id)} {verb} {TIER_NAMES[to_tier]}: {t.title}"
+    mail = TicketMail("escalation", subject, "escalation_agent.txt", context, (key,))
+    return _about_ticket(config, queue, t, agent, mail, now)
+
+
+def reminder(
+    config: Config,
+    queue: Queue,
+    t: MailTicket,
+    agent: Agent,
+    *,
+    reason: str,
+    idle: str,
+    last_update: str,
+    shift_end: str,
+    cause: tuple[object, ...],
+    now: datetime,
+) -> Outgoing:
+    """Remind an agent of an escalated ticket without update (reason "update") or of a
+    ticket worked on during a shift without an internal note (reason "shift_notes")."""
+    context = ticket_context(
+        config,
+        queue,
+        t,
+        reason=reason,
+        idle=idle,
+        last_update=last_update,
+        shift_end=shift_end,
+    )
+    subject = f"{queue.tag_for(t.id)} Reminder, {REMINDERS[reason]}: {t.title}"
+    return _about_ticket(
+        config,
+        queue,
+        t,
+        agent,
+        TicketMail("reminder", subject, "reminder.txt", context, cause),
+        now,
+    )
+
+
+def _about_ticket(
+    config: Config, queue: Queue, t: MailTicket, agent: Agent, mail: TicketMail, now: datetime
+) -> Outgoing:
+    """A scheduler mail to one agent, threaded under the ticket's mail."""
+    reply = tokens.reply_address(config.secret, agent.name, t.id, queue.address)
+    context = {**mail.context, "agent_name": agent.full_name or agent.name, "reply_address": reply}
+    return agent_mail(
+        config,
+        queue,
+        agent,
+        kind=mail.kind,
+        subject=mail.subject,
+        body=render(config.templates_dir, queue.name, mail.template, context),
+        cause=(t.id, *mail.cause, agent.name),
+        now=now,
+        ticket_id=t.id,
+        reply_ticket=t.id,
+        thread=Thread.of_ticket(t.first_mid, t.last_mid),
+    )

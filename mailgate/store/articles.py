@@ -1,0 +1,121 @@
+"""Articles, their attachments and blobs, and the Message-IDs a ticket's thread is found by.
+
+`add_article` is the one insert of an article: the worker's inbound mail, an agent's note,
+answer or command summary, mailgate's own system notes all come through it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Table, bindparam, insert, select
+
+from mailgate.db.models import Article, Attachment, Blob, ThreadRef
+from mailgate.parse.attachments import Attachment as ParsedAttachment
+from mailgate.store.sql import insert_ignore
+
+articles: Table = Article.__table__  # type: ignore[assignment]
+attachments: Table = Attachment.__table__  # type: ignore[assignment]
+blobs: Table = Blob.__table__  # type: ignore[assignment]
+thread_refs: Table = ThreadRef.__table__  # type: ignore[assignment]
+
+
+_DUPLICATE = select(articles.c.ticket_id).where(articles.c.dedupe_key == bindparam("key"))
+
+
+def find_duplicate(conn: Connection, key: str) -> int | None:
+    """The ticket that already holds this message (an article with its dedupe key), if any."""
+    return conn.execute(_DUPLICATE, {"key": key}).scalar()
+
+
+def put_blob(conn: Connection, sha256: str, data: bytes) -> None:
+    insert_ignore(conn, blobs, {"sha256": sha256, "size": len(data), "data": data})
+
+
+def add_thread_ref(conn: Connection, message_id: str, ticket_id: int) -> None:
+    """A later mail referring to `message_id` belongs to this ticket."""
+    insert_ignore(conn, thread_refs, {"message_id": message_id[:998], "ticket_id": ticket_id})
+
+
+def add_article(
+    conn: Connection,
+    *,
+    ticket_id: int,
+    kind: str,  # inbound | outbound | note | system
+    body: str,
+    now: datetime,
+    dedupe_key: str | None = None,
+    message_id: str = "",
+    raw_sha256: str | None = None,
+    from_addr: str = "",
+    from_name: str = "",
+    to: Iterable[str] = (),
+    cc: Iterable[str] = (),
+    subject: str = "",
+    author: str = "",
+    auto: bool = False,
+    verdict: Mapping[str, Any] | None = None,
+    defects: Iterable[str] = (),
+) -> int:
+    """Insert an article (and its Message-ID as a thread reference); its id."""
+    aid = conn.execute(
+        insert(articles).returning(articles.c.id),
+        {
+            "ticket_id": ticket_id,
+            "kind": kind,
+            "dedupe_key": dedupe_key,
+            "message_id": message_id[:998],
+            "raw_sha256": raw_sha256,
+            "from_addr": from_addr[:320],
+            "from_name": from_name[:200],
+            "to_addrs": list(to),
+            "cc_addrs": list(cc),
+            "subject": subject,
+            "body_text": body,
+            "author": author,
+            "auto": auto,
+            "verdict": dict(verdict or {}),
+            "defects": list(defects),
+            "created_at": now,
+        },
+    ).scalar_one()
+    if message_id:
+        add_thread_ref(conn, message_id, ticket_id)
+    return int(aid)
+
+
+def add_attachments(
+    conn: Connection, article_id: int, parts: Iterable[ParsedAttachment], *, agent_only: bool
+) -> None:
+    """Store the parts' bytes as blobs and list them on the article."""
+    rows = []
+    for a in parts:
+        put_blob(conn, a.sha256, a.data)
+        rows.append(
+            {
+                "article_id": article_id,
+                "blob_sha256": a.sha256,
+                "filename": a.filename,
+                "content_type": a.content_type[:255],
+                "inline": a.inline,
+                "agent_only": agent_only,
+            }
+        )
+    if rows:
+        conn.execute(insert(attachments), rows)
+
+
+def system_article(conn: Connection, ticket_id: int, text: str, now: datetime) -> None:
+    """A visible note on the ticket written by mailgate itself (e.g. a delivery failure)."""
+    add_article(
+        conn,
+        ticket_id=ticket_id,
+        kind="system",
+        body=text,
+        now=now,
+        from_name="mailgate",
+        author="mailgate",
+        auto=True,
+    )
