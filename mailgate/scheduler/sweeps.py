@@ -48,15 +48,14 @@ from mailgate.config.load import Agent, Config, Queue
 from mailgate.db.models import OPEN_STATUSES, TicketSla, UtcDateTime
 from mailgate.outgoing.compose import Outgoing, compose, reply_subject, stable_message_id
 from mailgate.runtime import chunks
-from mailgate.scheduler.sla import (
+from mailgate.scheduler.calendar import (
     CLASSES,
     BusinessCalendar,
-    SlaSettings,
     Thresholds,
     describe_minutes,
-    sla_settings,
     thresholds,
 )
+from mailgate.scheduler.sla import SlaSettings, sla_settings
 from mailgate.store import tickets as store
 
 log = logging.getLogger(__name__)
