@@ -1,0 +1,59 @@
+"""The shift-notes sweep: at the end of a shift, tickets worked on during it that got no
+internal note remind their assignee."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Connection, exists, or_
+
+from mailgate.config.load import Config
+from mailgate.scheduler.sweeps.reminders import remind
+from mailgate.scheduler.sweeps.sql import (
+    WORKED,
+    Policy,
+    articles,
+    capped_sla_update,
+    policies,
+    ticket_sla,
+)
+
+
+def sweep_shift_notes(conn: Connection, config: Config, now: datetime) -> int:
+    """At the end of a shift, flag tickets worked on during it that got no internal note."""
+    changed = 0
+    for pol in policies(config).values():
+        if pol.sla.shift_ends:
+            changed += _flag_shift(conn, config, pol, now)
+    return changed
+
+
+def _flag_shift(conn: Connection, config: Config, pol: Policy, now: datetime) -> int:
+    end, start = pol.calendar.shift_ends(now, pol.sla.shift_minutes())
+    q, a = pol.queue.name, articles.c
+
+    def unnoted(s: Any) -> list[ColumnElement[bool]]:
+        noted = exists().where(a.ticket_id == s.ticket_id, a.kind == "note", a.created_at > start)
+        return [
+            s.m_queue == q,
+            s.m_status.in_(WORKED),
+            s.m_assignee.is_not(None),
+            s.m_updated_at > start,
+            s.m_updated_at <= end,
+            or_(s.shift_flagged_at.is_(None), s.shift_flagged_at < end),
+            ~noted,
+        ]
+
+    def live(s: Any, t: Any) -> list[ColumnElement[bool]]:
+        return [
+            t.queue == q,
+            t.status.in_(WORKED),
+            t.assignee.is_not(None),
+            t.updated_at > start,
+            t.updated_at <= end,
+        ]
+
+    stmt = capped_sla_update(unnoted, live).values(shift_flagged_at=end)
+    ids = conn.execute(stmt.returning(ticket_sla.c.ticket_id)).scalars().all()
+    return remind(conn, config, pol, ids, now, reason="shift_notes", shift_end=end)
