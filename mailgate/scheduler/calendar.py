@@ -166,36 +166,26 @@ def describe_minutes(minutes: float) -> str:
 class ClassMinutes(Protocol):
     """Business minutes per SLA class (0 = no target)."""
 
-    @property
-    def critical(self) -> int: ...
-    @property
-    def high(self) -> int: ...
-    @property
-    def medium(self) -> int: ...
-    @property
-    def low(self) -> int: ...
+    critical: int
+    high: int
+    medium: int
+    low: int
 
 
 class TierMinutes(Protocol):
     """Business minutes a tier has before the ticket moves up (0 = it never does)."""
 
-    @property
-    def L2(self) -> int: ...
-    @property
-    def L3(self) -> int: ...
+    L2: int
+    L3: int
 
 
 class Targets(Protocol):
     """What `thresholds` reads of a queue's `[sla]` settings (SlaSettings has it)."""
 
-    @property
-    def first_response(self) -> ClassMinutes: ...
-    @property
-    def resolution(self) -> ClassMinutes: ...
-    @property
-    def tiers(self) -> TierMinutes: ...
-    @property
-    def priority_growth_per_hour(self) -> float: ...
+    first_response: ClassMinutes
+    resolution: ClassMinutes
+    tiers: TierMinutes
+    priority_growth_per_hour: float
 
 
 @dataclass(frozen=True)

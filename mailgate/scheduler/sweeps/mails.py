@@ -22,6 +22,7 @@ from mailgate.config.load import Agent, Config, Queue
 from mailgate.outgoing.compose import Outgoing, compose, reply_subject, stable_message_id
 from mailgate.runtime import chunks
 from mailgate.scheduler.calendar import BusinessCalendar, describe_minutes
+from mailgate.scheduler.sweeps.events import Escalation
 from mailgate.scheduler.sweeps.sql import CHUNK, Policy, articles, tickets
 from mailgate.store import tickets as store
 
@@ -107,16 +108,28 @@ def _mail(
     config: Config,
     queue: Queue,
     f: MailFacts,
-    *,
     kind: str,
-    to: tuple[str, str],
-    subject: str,
     template: str,
     context: dict[str, Any],
     cause: tuple[object, ...],
     now: datetime,
-    reply_to: str = "",
+    *,
+    agent: Agent | None = None,
+    subject: str = "",
 ) -> Outgoing:
+    """One automatic mail of `kind` in the ticket's thread, its Message-ID derived from
+    `cause`. To the requester (a reply to the ticket), or to `agent`: then its Reply-To
+    carries the agent's token for this ticket, so a reply with command tags is
+    authenticated like any other agent reply (tokens.py)."""
+    reply = ""
+    if agent is None:
+        to = (f.requester_name, f.requester_addr)
+        subject = subject or reply_subject(f.title, queue.tag_for(f.id))
+    else:
+        reply = tokens.reply_address(config.secret, agent.name, f.id, queue.address)
+        to = (agent.full_name, agent.address)
+        context = {**context, "agent_name": agent.full_name or agent.name, "reply_address": reply}
+        cause = (*cause, agent.name)
     body = render(config.templates_dir, queue.name, template, context)
     mid = stable_message_id(config.main.hostname, kind, f.id, *cause)
     refs = tuple(dict.fromkeys(m for m in (f.first_mid, f.last_mid) if m))
@@ -131,41 +144,10 @@ def _mail(
         hostname=config.main.hostname,
         in_reply_to=f.last_mid,
         references=refs,
-        reply_to=reply_to,
+        reply_to=reply,
         auto_submitted="auto-generated",
     )
     return Outgoing(kind, "", (to[1],), mid, raw, f.id)
-
-
-def _agent_mail(
-    config: Config,
-    queue: Queue,
-    f: MailFacts,
-    agent: Agent,
-    *,
-    kind: str,
-    subject: str,
-    template: str,
-    context: dict[str, Any],
-    cause: tuple[object, ...],
-    now: datetime,
-) -> Outgoing:
-    """Mail to an agent: its Reply-To carries the agent's token for this ticket, so a reply
-    with command tags is authenticated like any other agent reply (tokens.py)."""
-    reply = tokens.reply_address(config.secret, agent.name, f.id, queue.address)
-    return _mail(
-        config,
-        queue,
-        f,
-        kind=kind,
-        to=(agent.full_name, agent.address),
-        subject=subject,
-        template=template,
-        context={**context, "agent_name": agent.full_name or agent.name, "reply_address": reply},
-        cause=(*cause, agent.name),
-        now=now,
-        reply_to=reply,
-    )
 
 
 def queue_mails(conn: Connection, config: Config, outs: Iterable[Outgoing], now: datetime) -> None:
@@ -184,7 +166,7 @@ def _expect_by(pol: Policy, now: datetime) -> datetime:
 
 
 def customer_escalation_mail(
-    config: Config, pol: Policy, f: MailFacts, *, to_tier: str, reason: str, key: str, now: datetime
+    config: Config, pol: Policy, f: MailFacts, e: Escalation, now: datetime
 ) -> Outgoing:
     """Tell the customer that the ticket was escalated and by when to expect news."""
     queue = pol.queue  # the queue the customer wrote to, even if the ticket moved on
@@ -192,48 +174,29 @@ def customer_escalation_mail(
         config,
         queue,
         f,
-        tier=to_tier,
-        tier_name=TIER_NAMES[to_tier],
-        reason=reason,
+        tier=e.to_tier,
+        tier_name=TIER_NAMES[e.to_tier],
+        reason=e.reason,
         expect_by=_local_text(_expect_by(pol, now), pol.calendar),
     )
-    return _mail(
-        config,
-        queue,
-        f,
-        kind="escalated",
-        to=(f.requester_name, f.requester_addr),
-        subject=reply_subject(f.title, queue.tag_for(f.id)),
-        template="escalated.txt",
-        context=ctx,
-        cause=(key,),
-        now=now,
-    )
+    return _mail(config, queue, f, "escalated", "escalated.txt", ctx, (e.key,), now)
 
 
 def agent_escalation_mails(
-    config: Config,
-    pol: Policy,
-    f: MailFacts,
-    *,
-    from_tier: str,
-    to_tier: str,
-    reason: str,
-    key: str,
-    now: datetime,
+    config: Config, pol: Policy, f: MailFacts, e: Escalation, now: datetime
 ) -> list[Outgoing]:
     """Tell the agents of the new tier and the team leads of the ticket's queue."""
     home = config.queue(f.queue) or pol.queue
     leads = team_leads(config.agents, home.name)
-    agents = _unique([*escalation_recipients(config.agents, home.name, to_tier), *leads])
+    agents = _unique([*escalation_recipients(config.agents, home.name, e.to_tier), *leads])
     if not agents:
         log.warning(
-            "ticket #%d escalated to %s: no agent of queue %s to tell", f.id, to_tier, home.name
+            "ticket #%d escalated to %s: no agent of queue %s to tell", f.id, e.to_tier, home.name
         )
-    budget = getattr(pol.sla.tiers, to_tier, 0) if to_tier != "L1" else 0
+    budget = getattr(pol.sla.tiers, e.to_tier, 0) if e.to_tier != "L1" else 0
     due = _local_text(pol.calendar.add(now, budget * 60), pol.calendar) if budget else ""
-    verb = "Escalated to" if to_tier != from_tier else "Still unresolved at"
-    subject = f"{home.tag_for(f.id)} {verb} {TIER_NAMES[to_tier]}: {f.title}"
+    verb = "Escalated to" if e.to_tier != e.from_tier else "Still unresolved at"
+    subject = f"{home.tag_for(f.id)} {verb} {TIER_NAMES[e.to_tier]}: {f.title}"
     outs = []
     for agent in agents:
         ctx = _context(
@@ -241,27 +204,17 @@ def agent_escalation_mails(
             home,
             f,
             team_lead=agent in leads,
-            from_tier=from_tier,
-            from_tier_name=TIER_NAMES[from_tier],
-            tier=to_tier,
-            tier_name=TIER_NAMES[to_tier],
-            reason=reason,
+            from_tier=e.from_tier,
+            from_tier_name=TIER_NAMES[e.from_tier],
+            tier=e.to_tier,
+            tier_name=TIER_NAMES[e.to_tier],
+            reason=e.reason,
             due=due,
             priority_class=pol.sla.classes.class_of(f.priority),
         )
+        kind, template = "escalation", "escalation_agent.txt"
         outs.append(
-            _agent_mail(
-                config,
-                home,
-                f,
-                agent,
-                kind="escalation",
-                subject=subject,
-                template="escalation_agent.txt",
-                context=ctx,
-                cause=(key,),
-                now=now,
-            )
+            _mail(config, home, f, kind, template, ctx, (e.key,), now, agent=agent, subject=subject)
         )
     return outs
 
@@ -280,6 +233,7 @@ def reminder_mails(
     """Remind agents of a ticket with no update (`update`) or no shift notes (`shift_notes`)."""
     idle = describe_minutes((now - f.updated_at).total_seconds() / 60)
     what = "no update" if reason == "update" else "no shift notes"
+    subject = f"{pol.queue.tag_for(f.id)} Reminder, {what}: {f.title}"
     outs = []
     for agent in agents:
         ctx = _context(
@@ -292,17 +246,17 @@ def reminder_mails(
             shift_end=_local_text(shift_end, pol.calendar) if shift_end else "",
         )
         outs.append(
-            _agent_mail(
+            _mail(
                 config,
                 pol.queue,
                 f,
-                agent,
-                kind="reminder",
-                subject=f"{pol.queue.tag_for(f.id)} Reminder, {what}: {f.title}",
-                template="reminder.txt",
-                context=ctx,
-                cause=cause,
-                now=now,
+                "reminder",
+                "reminder.txt",
+                ctx,
+                cause,
+                now,
+                agent=agent,
+                subject=subject,
             )
         )
     return outs
@@ -327,15 +281,5 @@ def closing_mail(
         review_link=review_link,
         reopen_days=queue.close.reopen_window_days,
     )
-    return _mail(
-        config,
-        queue,
-        f,
-        kind="closed",
-        to=(f.requester_name, f.requester_addr),
-        subject=reply_subject(f.title, queue.tag_for(f.id)),
-        template="closed.txt",
-        context=ctx,
-        cause=(answered.isoformat() if answered else "",),
-        now=now,
-    )
+    cause = (answered.isoformat() if answered else "",)
+    return _mail(config, queue, f, "closed", "closed.txt", ctx, cause, now)

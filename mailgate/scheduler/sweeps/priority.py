@@ -31,11 +31,8 @@ from mailgate.scheduler.sweeps.sql import (
 
 def sweep_priority(conn: Connection, config: Config, now: datetime) -> int:
     """Grow the priority of tickets waiting for an answer, per business hour waited."""
-    changed = 0
-    for pol in policies(config).values():
-        if pol.sla.priority_growth_per_hour > 0:
-            changed += _grow(conn, pol, thresholds(pol.sla, pol.calendar, now))
-    return changed
+    growing = [p for p in policies(config).values() if p.sla.priority_growth_per_hour > 0]
+    return sum(_grow(conn, p, thresholds(p.sla, p.calendar, now)) for p in growing)
 
 
 def _grow(conn: Connection, pol: Policy, th: Thresholds) -> int:

@@ -26,11 +26,8 @@ from mailgate.store import tickets as store
 def sweep_reminders(conn: Connection, config: Config, now: datetime) -> int:
     """Escalated tickets nobody touched for `update_hours`: remind the assignee (or the
     tier's agents), again every `update_hours` until someone does."""
-    changed = 0
-    for pol in policies(config).values():
-        if pol.sla.update_hours > 0:
-            changed += _remind_quiet(conn, config, pol, now)
-    return changed
+    reminding = [p for p in policies(config).values() if p.sla.update_hours > 0]
+    return sum(_remind_quiet(conn, config, p, now) for p in reminding)
 
 
 def _remind_quiet(conn: Connection, config: Config, pol: Policy, now: datetime) -> int:

@@ -22,11 +22,8 @@ from mailgate.scheduler.sweeps.sql import (
 
 def sweep_shift_notes(conn: Connection, config: Config, now: datetime) -> int:
     """At the end of a shift, flag tickets worked on during it that got no internal note."""
-    changed = 0
-    for pol in policies(config).values():
-        if pol.sla.shift_ends:
-            changed += _flag_shift(conn, config, pol, now)
-    return changed
+    with_shifts = [p for p in policies(config).values() if p.sla.shift_ends]
+    return sum(_flag_shift(conn, config, p, now) for p in with_shifts)
 
 
 def _flag_shift(conn: Connection, config: Config, pol: Policy, now: datetime) -> int:

@@ -7,7 +7,6 @@ budget. Each target is an instant from `thresholds`, so a breach is a column com
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -19,6 +18,7 @@ from mailgate.config.load import Config
 from mailgate.runtime import chunks
 from mailgate.scheduler.calendar import CLASSES, Thresholds, describe_minutes, thresholds
 from mailgate.scheduler.sla import SlaSettings
+from mailgate.scheduler.sweeps.events import Escalation
 from mailgate.scheduler.sweeps.mails import (
     agent_escalation_mails,
     customer_escalation_mail,
@@ -38,18 +38,6 @@ from mailgate.scheduler.sweeps.sql import (
 from mailgate.store import tickets as store
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Escalation:
-    """One ticket that used up a target in this sweep."""
-
-    ticket_id: int
-    from_tier: str
-    to_tier: str  # the same as from_tier when the top tier used its budget
-    cause: str  # first_response | resolution | tier
-    key: str  # what makes this escalation unique for the ticket (Message-IDs)
-    reason: str
 
 
 def _class_of(column: ColumnElement[int], s: SlaSettings, cls: str) -> ColumnElement[bool]:
@@ -254,20 +242,7 @@ def _announce_escalations(
             queue=f.queue,
         )
         log.info("ticket #%d: %s %s->%s: %s", e.ticket_id, action, e.from_tier, e.to_tier, e.reason)
-        outs = agent_escalation_mails(
-            config,
-            pol,
-            f,
-            from_tier=e.from_tier,
-            to_tier=e.to_tier,
-            reason=e.reason,
-            key=e.key,
-            now=now,
-        )
+        outs = agent_escalation_mails(config, pol, f, e, now)
         if e.to_tier != e.from_tier and pol.sla.notify_customer and f.requester_addr:
-            outs.append(
-                customer_escalation_mail(
-                    config, pol, f, to_tier=e.to_tier, reason=e.reason, key=e.key, now=now
-                )
-            )
+            outs.append(customer_escalation_mail(config, pol, f, e, now))
         queue_mails(conn, config, outs, now)
