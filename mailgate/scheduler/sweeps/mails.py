@@ -42,7 +42,6 @@ class MailFacts:
     tier: str
     assignee: str | None
     updated_at: datetime
-    last_answer_at: datetime | None
     first_mid: str
     last_mid: str
 
@@ -73,7 +72,6 @@ def mail_facts(conn: Connection, ids: Iterable[int]) -> dict[int, MailFacts]:
                 r.tier,
                 r.assignee,
                 r.updated_at,
-                r.last_answer_at,
                 first,
                 last,
             )
