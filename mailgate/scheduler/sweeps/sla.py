@@ -40,6 +40,51 @@ from mailgate.store import tickets as store
 log = logging.getLogger(__name__)
 
 
+def sweep_sla(conn: Connection, config: Config, now: datetime) -> int:
+    """Escalate tickets whose tier used up its target; tell agents, leads and customer."""
+    changed = 0
+    for pol in policies(config).values():
+        th = thresholds(pol.sla, pol.calendar, now)
+        with conn.begin_nested() as sp:
+            try:
+                events = _mark_class_breaches(conn, pol, th, now)
+                events += _mark_tier_breaches(conn, pol, th, now)
+                events = _raise_tiers(conn, pol, events, now)
+                _announce_escalations(conn, config, pol, events, now)
+            except TemplateError as e:
+                log.error("sla sweep of queue %s rolled back: %s", pol.queue.name, e)
+                sp.rollback()
+                continue
+        changed += len(events)
+    return changed
+
+
+def _announce_escalations(
+    conn: Connection, config: Config, pol: Policy, events: list[Escalation], now: datetime
+) -> None:
+    facts = mail_facts(conn, [e.ticket_id for e in events])
+    for e in events:
+        f = facts[e.ticket_id]
+        action = "escalated" if e.to_tier != e.from_tier else "sla_breach"
+        store.audit(
+            conn,
+            e.ticket_id,
+            ACTOR,
+            action,
+            now,
+            from_tier=e.from_tier,
+            to_tier=e.to_tier,
+            cause=e.cause,
+            reason=e.reason,
+            queue=f.queue,
+        )
+        log.info("ticket #%d: %s %s->%s: %s", e.ticket_id, action, e.from_tier, e.to_tier, e.reason)
+        outs = agent_escalation_mails(config, pol, f, e, now)
+        if e.to_tier != e.from_tier and pol.sla.notify_customer and f.requester_addr:
+            outs.append(customer_escalation_mail(config, pol, f, e, now))
+        queue_mails(conn, config, outs, now)
+
+
 def _class_of(column: ColumnElement[int], s: SlaSettings, cls: str) -> ColumnElement[bool]:
     lo, hi = s.classes.ranges()[cls]
     parts = []
@@ -201,48 +246,3 @@ def _raise_tiers(
                 )
             moved += [e for e in group if e.ticket_id in done]
     return moved + [e for e in events if e.to_tier == e.from_tier]
-
-
-def sweep_sla(conn: Connection, config: Config, now: datetime) -> int:
-    """Escalate tickets whose tier used up its target; tell agents, leads and customer."""
-    changed = 0
-    for pol in policies(config).values():
-        th = thresholds(pol.sla, pol.calendar, now)
-        with conn.begin_nested() as sp:
-            try:
-                events = _mark_class_breaches(conn, pol, th, now)
-                events += _mark_tier_breaches(conn, pol, th, now)
-                events = _raise_tiers(conn, pol, events, now)
-                _announce_escalations(conn, config, pol, events, now)
-            except TemplateError as e:
-                log.error("sla sweep of queue %s rolled back: %s", pol.queue.name, e)
-                sp.rollback()
-                continue
-        changed += len(events)
-    return changed
-
-
-def _announce_escalations(
-    conn: Connection, config: Config, pol: Policy, events: list[Escalation], now: datetime
-) -> None:
-    facts = mail_facts(conn, [e.ticket_id for e in events])
-    for e in events:
-        f = facts[e.ticket_id]
-        action = "escalated" if e.to_tier != e.from_tier else "sla_breach"
-        store.audit(
-            conn,
-            e.ticket_id,
-            ACTOR,
-            action,
-            now,
-            from_tier=e.from_tier,
-            to_tier=e.to_tier,
-            cause=e.cause,
-            reason=e.reason,
-            queue=f.queue,
-        )
-        log.info("ticket #%d: %s %s->%s: %s", e.ticket_id, action, e.from_tier, e.to_tier, e.reason)
-        outs = agent_escalation_mails(config, pol, f, e, now)
-        if e.to_tier != e.from_tier and pol.sla.notify_customer and f.requester_addr:
-            outs.append(customer_escalation_mail(config, pol, f, e, now))
-        queue_mails(conn, config, outs, now)
