@@ -14,13 +14,7 @@ from mailgate.config.load import Config, Queue
 from mailgate.runtime import chunks
 from mailgate.scheduler.sla import sla_settings
 from mailgate.scheduler.sweeps.mails import closing_mail, mail_facts, queue_mails
-from mailgate.scheduler.sweeps.sql import (
-    ACTOR,
-    CHUNK,
-    capped_ticket_update,
-    ticket_sla,
-    tickets,
-)
+from mailgate.scheduler.sweeps.sql import ACTOR, CHUNK, capped_ticket_update, ticket_sla, tickets
 from mailgate.store import tickets as store
 
 log = logging.getLogger(__name__)

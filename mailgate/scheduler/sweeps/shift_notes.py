@@ -30,26 +30,21 @@ def _flag_shift(conn: Connection, config: Config, pol: Policy, now: datetime) ->
     end, start = pol.calendar.shift_ends(now, pol.sla.shift_minutes())
     q, a = pol.queue.name, articles.c
 
+    def worked(queue: Any, status: Any, assignee: Any, updated: Any) -> list[ColumnElement[bool]]:
+        """Assigned, and worked on during the shift that just ended."""
+        worked_then = [updated > start, updated <= end]
+        return [queue == q, status.in_(WORKED), assignee.is_not(None), *worked_then]
+
     def unnoted(s: Any) -> list[ColumnElement[bool]]:
         noted = exists().where(a.ticket_id == s.ticket_id, a.kind == "note", a.created_at > start)
         return [
-            s.m_queue == q,
-            s.m_status.in_(WORKED),
-            s.m_assignee.is_not(None),
-            s.m_updated_at > start,
-            s.m_updated_at <= end,
+            *worked(s.m_queue, s.m_status, s.m_assignee, s.m_updated_at),
             or_(s.shift_flagged_at.is_(None), s.shift_flagged_at < end),
             ~noted,
         ]
 
     def live(s: Any, t: Any) -> list[ColumnElement[bool]]:
-        return [
-            t.queue == q,
-            t.status.in_(WORKED),
-            t.assignee.is_not(None),
-            t.updated_at > start,
-            t.updated_at <= end,
-        ]
+        return worked(t.queue, t.status, t.assignee, t.updated_at)
 
     stmt = capped_sla_update(unnoted, live).values(shift_flagged_at=end)
     ids = conn.execute(stmt.returning(ticket_sla.c.ticket_id)).scalars().all()
