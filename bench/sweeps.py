@@ -40,7 +40,7 @@ from sqlalchemy import Engine, event, text  # noqa: E402
 from mailgate.config import load as config_mod  # noqa: E402
 from mailgate.db import engine as db  # noqa: E402
 from mailgate.scheduler.runner import SWEEPS, run_all_sweeps  # noqa: E402
-from mailgate.scheduler.sweeps import sweep_track  # noqa: E402
+from mailgate.scheduler.sweeps.track import sweep_track  # noqa: E402
 
 NOW = datetime(2026, 3, 4, 10, 30, tzinfo=UTC)  # a Wednesday, in business hours
 SPAN_SECONDS = 30 * 86400

@@ -1,6 +1,6 @@
 """APScheduler inside the daemon: every sweep once a minute, and at once on start.
 
-The sweeps are pure functions of the clock and the database (see sweeps.py), so there is
+The sweeps are pure functions of the clock and the database (see sweeps/), so there is
 nothing to remember between runs: a daemon that was down for days catches up on its first
 run, and two daemons on one database do each change once. Each sweep runs in its own
 transaction, in a worker thread, never two runs at a time in one process.
@@ -19,16 +19,14 @@ from sqlalchemy import Connection, Engine
 
 from mailgate.config.load import Config, ConfigError
 from mailgate.runtime import Clock, utcnow
-from mailgate.scheduler import sweeps
 from mailgate.scheduler.sla import sla_problems
-from mailgate.scheduler.sweeps import (
-    sweep_close,
-    sweep_priority,
-    sweep_reminders,
-    sweep_shift_notes,
-    sweep_sla,
-    sweep_track,
-)
+from mailgate.scheduler.sweeps import sql
+from mailgate.scheduler.sweeps.close import sweep_close
+from mailgate.scheduler.sweeps.priority import sweep_priority
+from mailgate.scheduler.sweeps.reminders import sweep_reminders
+from mailgate.scheduler.sweeps.shift_notes import sweep_shift_notes
+from mailgate.scheduler.sweeps.sla import sweep_sla
+from mailgate.scheduler.sweeps.track import sweep_track
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +90,7 @@ def _run_sweep(engine: Engine, config: Config, now: datetime, name: str, sweep: 
         with engine.begin() as conn:
             changed = sweep(conn, config, now)
         total += changed
-        if name not in CAPPED or changed < sweeps.BATCH:
+        if name not in CAPPED or changed < sql.BATCH:
             break
     return total
 

@@ -82,6 +82,11 @@ def add_queues(conn: Connection, ticket_id: int, queues: Iterable[str]) -> None:
     insert_ignore(conn, ticket_queues, [{"ticket_id": ticket_id, "queue": q} for q in queues])
 
 
+def add_to_queue(conn: Connection, ticket_ids: Iterable[int], queue: str) -> None:
+    """Make every one of these tickets visible in `queue` too (escalation into a queue)."""
+    insert_ignore(conn, ticket_queues, [{"ticket_id": i, "queue": queue} for i in ticket_ids])
+
+
 def add_ccs(conn: Connection, ticket_id: int, addresses: Iterable[str]) -> None:
     insert_ignore(conn, ticket_ccs, [{"ticket_id": ticket_id, "address": a} for a in addresses])
 

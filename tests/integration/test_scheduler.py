@@ -25,7 +25,7 @@ from mailgate.db import engine as db
 from mailgate.pgp.keyring import Keyrings
 from mailgate.pipeline.worker import Worker
 from mailgate.scheduler.runner import run_all_sweeps, run_scheduler
-from mailgate.scheduler.sweeps import ticket_sla
+from mailgate.scheduler.sweeps.sql import ticket_sla
 from mailgate.spool import Envelope, Spool
 from mailgate.store.articles import articles
 from mailgate.store.audit import audit_events
@@ -550,9 +550,9 @@ def test_catch_up_after_a_72_hour_outage_acts_once(tmp_path: Path):
 
 
 def test_a_big_catch_up_runs_in_batches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    from mailgate.scheduler import sweeps
+    from mailgate.scheduler.sweeps import sql
 
-    monkeypatch.setattr(sweeps, "BATCH", 4)
+    monkeypatch.setattr(sql, "BATCH", 4)
     env = make_env(tmp_path, {"support": SLA + "\n[close]\nafter_days = 1\n"})
     answered = [env.ticket(MONDAY, answered=MONDAY) for _ in range(10)]
     breaching = [env.ticket(MONDAY, priority=95) for _ in range(9)]

@@ -9,15 +9,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from mailgate.config.load import ConfigError, Queue
-from mailgate.scheduler.sla import (
-    FAR_PAST,
-    ClassBounds,
-    SlaSettings,
-    describe_minutes,
-    parse_range,
-    parse_sla,
-    thresholds,
-)
+from mailgate.scheduler.calendar import FAR_PAST, describe_minutes, thresholds
+from mailgate.scheduler.sla import ClassBounds, SlaSettings, parse_range, parse_sla
 
 BERLIN = ZoneInfo("Europe/Berlin")
 H = 3600.0
