@@ -41,8 +41,10 @@ from sqlalchemy import (
     update,
 )
 
-from mailgate.agents import access, commands, tokens
-from mailgate.agents.commands import Plan, PlanContext, TicketView
+from mailgate.agents import access, planner, tokens
+from mailgate.agents.commands.queries import Help, ListMine, ListUnassigned, Secret, Show
+from mailgate.agents.plan import Assigned, LineResult, Plan, PlanContext, TicketChange, TicketView
+from mailgate.agents.reply import split_reply
 from mailgate.autoresponse.render import render
 from mailgate.config.load import Agent, Config, Queue
 from mailgate.db.models import OPEN_STATUSES, TicketTag, agent_mails
@@ -134,7 +136,7 @@ def agent_display(agent: Agent) -> str:
 
 
 def ticket_values(
-    ch: commands.TicketChange, answered: bool, before: Row[Any], now: datetime
+    ch: TicketChange, answered: bool, before: Row[Any], now: datetime
 ) -> dict[str, Any]:
     """The tickets columns a plan sets: its changes, the answer's timestamps, the status."""
     values: dict[str, Any] = {"updated_at": now}
@@ -372,7 +374,7 @@ class _AgentMail:
             self._authenticate()
             plan = self._plan()
         except _Refusal as e:
-            return self._refuse((commands.LineResult(0, "(mail)", False, f"refused: {e.reason}"),))
+            return self._refuse((LineResult(0, "(mail)", False, f"refused: {e.reason}"),))
         if not plan.ok:
             return self._refuse(plan.lines)
         return self._apply(plan)
@@ -442,8 +444,8 @@ class _AgentMail:
     def _plan(self) -> Plan:
         config, agent = self.config, self.agent
         view = ticket_view(self.conn, self.row) if self.row is not None else None
-        split = commands.split_reply(self.p.text, agent.signature)
-        return commands.plan(
+        split = split_reply(self.p.text, agent.signature)
+        return planner.plan(
             split,
             PlanContext(
                 agent=agent,
@@ -457,7 +459,7 @@ class _AgentMail:
         )
 
     # -- refusal
-    def _refuse(self, lines: tuple[commands.LineResult, ...]) -> AgentMailResult:
+    def _refuse(self, lines: tuple[LineResult, ...]) -> AgentMailResult:
         errors = [f"{r.text}: {r.message}" for r in lines if not r.ok]
         aid = self._keep_as_note("refused", errors)
         self._record("refused", {"errors": errors})
@@ -672,7 +674,7 @@ class _AgentMail:
         assert row is not None
         return row
 
-    def _set_members(self, tid: int, ch: commands.TicketChange) -> None:
+    def _set_members(self, tid: int, ch: TicketChange) -> None:
         conn, ccs = self.conn, store.ticket_ccs
         if ch.cc_add:
             store.insert_ignore(conn, ccs, [{"ticket_id": tid, "address": a} for a in ch.cc_add])
@@ -776,7 +778,7 @@ class _AgentMail:
             return fresh
 
         for event in plan.events:
-            if isinstance(event, commands.Assigned):
+            if isinstance(event, Assigned):
                 target = config.agent(event.agent)
                 batches.append(("assigned", newly([target] if target else []), ""))
             else:
@@ -812,14 +814,14 @@ class _AgentMail:
         config, agent, queue = self.config, self.agent, self.reply.queue
         sections: list[str] = []
         for q in plan.queries:
-            if isinstance(q, commands.Help):
+            if isinstance(q, Help):
                 sections.append(notify.help_section(config, queue, agent))
-            elif isinstance(q, commands.ListMine):
+            elif isinstance(q, ListMine):
                 rows = self._list(tickets.c.assignee == agent.name)
                 sections.append(
                     notify.list_section(config, queue, agent, "Your open tickets", rows)
                 )
-            elif isinstance(q, commands.ListUnassigned):
+            elif isinstance(q, ListUnassigned):
                 cond = tickets.c.assignee.is_(None)
                 if agent.role != "admin":
                     visible = select(store.ticket_queues.c.ticket_id).where(
@@ -830,9 +832,9 @@ class _AgentMail:
                 sections.append(
                     notify.list_section(config, queue, agent, "Unassigned open tickets", rows)
                 )
-            elif isinstance(q, commands.Show):
+            elif isinstance(q, Show):
                 sections.append(self._show(q.ticket_id))
-            elif isinstance(q, commands.Secret):
+            elif isinstance(q, Secret):
                 sent = pgp_store.secret_for_agent(
                     self.conn, config, q.ticket_id, agent, self.now, cause=self.key
                 )
@@ -887,7 +889,7 @@ class _AgentMail:
         return notify.show_section(self.config, queue, self.agent, digest)
 
     def _confirm(self, plan: Plan, sections: tuple[str, ...], headline: str) -> None:
-        shows = [q.ticket_id for q in plan.queries if isinstance(q, commands.Show)]
+        shows = [q.ticket_id for q in plan.queries if isinstance(q, Show)]
         tid = self.row.id if self.row is not None else 0
         reply_ticket = shows[0] if not tid and len(shows) == 1 else tid
         self._queue(

@@ -1,6 +1,6 @@
 """Mail to agents: notifications, command results, lists. Pure given the facts.
 
-Every mail to an agent starts with `commands.REPLY_MARKER` (so an agent's reply can be cut
+Every mail to an agent starts with `reply.REPLY_MARKER` (so an agent's reply can be cut
 there before anything reaches a customer), and carries in its headers (set here, never by
 templates):
 
@@ -22,7 +22,9 @@ from datetime import datetime
 
 from mailgate.agents import tokens
 from mailgate.agents.access import queue_agents
-from mailgate.agents.commands import GRAMMAR, REPLY_MARKER, LineResult
+from mailgate.agents.commands.registry import GRAMMAR
+from mailgate.agents.plan import LineResult
+from mailgate.agents.reply import REPLY_MARKER
 from mailgate.autoresponse.render import render
 from mailgate.config.load import Agent, Config, Queue
 from mailgate.outgoing.compose import Outgoing, compose, stable_message_id
