@@ -6,30 +6,8 @@ from dataclasses import dataclass
 
 from mailgate.agents.commands.base import Argument, Command, CommandError, Refused
 from mailgate.agents.commands.draft import Draft
+from mailgate.agents.commands.spec import ASSIGNMENT, CommandSpec, no_argument
 from mailgate.agents.plan import Assigned
-
-
-@dataclass(frozen=True)
-class Assign(Command):
-    target: str  # an agent name, "me" or "nobody"
-
-
-@dataclass(frozen=True)
-class Pickup(Command):
-    pass
-
-
-@dataclass(frozen=True)
-class Release(Command):
-    pass
-
-
-def parse_assign(arg: Argument) -> Assign:
-    return Assign(arg.one_word("agent name, 'me' or 'nobody'").lower())
-
-
-def _target(draft: Draft, cmd: Assign) -> str:
-    return draft.agent.name if cmd.target == "me" else cmd.target
 
 
 def _assignee(draft: Draft) -> str | None:
@@ -43,8 +21,21 @@ def _not_taken(draft: Draft, refusal: str) -> None:
         raise Refused(f"assigned to {current}{refusal}")
 
 
+@dataclass(frozen=True)
+class Assign(Command):
+    target: str  # an agent name, "me" or "nobody"
+
+    def agent(self, draft: Draft) -> str:
+        """The agent's name, "nobody" or an unknown name."""
+        return draft.agent.name if self.target == "me" else self.target
+
+
+def parse_assign(arg: Argument) -> Assign:
+    return Assign(arg.one_word("agent name, 'me' or 'nobody'").lower())
+
+
 def check_assign(draft: Draft, cmd: Assign) -> None:
-    target = _target(draft, cmd)
+    target = cmd.agent(draft)
     if target == "nobody":
         _not_taken(draft, "; only admins unassign others")
     elif target not in draft.ctx.agents:
@@ -57,7 +48,7 @@ def check_assign(draft: Draft, cmd: Assign) -> None:
 
 
 def assign(draft: Draft, cmd: Assign) -> str:
-    target = _target(draft, cmd)
+    target = cmd.agent(draft)
     if target == "nobody":
         draft.set(assign=True, assignee=None)
         return "ok, unassigned"
@@ -69,6 +60,21 @@ def assign(draft: Draft, cmd: Assign) -> str:
     return f"ok, assigned to {target}"
 
 
+ASSIGN = CommandSpec(
+    "#assign <agent|me|nobody>",
+    "assign the ticket (admins: anyone; agents: me)",
+    "#assign bob",
+    parse=parse_assign,
+    check=check_assign,
+    apply=assign,
+    group=ASSIGNMENT,
+)
+
+
+class Pickup(Command):
+    """#pickup: #assign me."""
+
+
 def check_pickup(draft: Draft, cmd: Pickup) -> None:
     _not_taken(draft, "; only admins take tickets over")
 
@@ -78,6 +84,21 @@ def pickup(draft: Draft, cmd: Pickup) -> str:
     return "ok, assigned to you"
 
 
+PICKUP = CommandSpec(
+    "#pickup",
+    "assign the ticket to yourself",
+    "#pickup",
+    parse=no_argument(Pickup),
+    check=check_pickup,
+    apply=pickup,
+    group=ASSIGNMENT,
+)
+
+
+class Release(Command):
+    """#release: back to the queue, unassigned."""
+
+
 def check_release(draft: Draft, cmd: Release) -> None:
     _not_taken(draft, ", not to you")
 
@@ -85,3 +106,15 @@ def check_release(draft: Draft, cmd: Release) -> None:
 def release(draft: Draft, cmd: Release) -> str:
     draft.set(assign=True, assignee=None)
     return "ok, back in the queue" if _assignee(draft) else "ok (was not assigned)"
+
+
+RELEASE = CommandSpec(
+    "#release",
+    "give the ticket back to the queue",
+    "#release",
+    parse=no_argument(Release),
+    check=check_release,
+    apply=release,
+    group=ASSIGNMENT,
+    with_new=False,
+)

@@ -11,7 +11,8 @@ from mailgate.config.load import ADDRESS_RE
 
 @dataclass(frozen=True)
 class Command:
-    """One parsed command line; each command is a frozen subclass."""
+    """One parsed command line; each command is a frozen subclass (one without fields
+    needs no @dataclass of its own: it compares by class)."""
 
 
 @dataclass(frozen=True)

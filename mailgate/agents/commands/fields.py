@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from mailgate.agents.commands.base import Argument, Command, CommandError, Refused, email_address
 from mailgate.agents.commands.draft import Draft
+from mailgate.agents.commands.spec import CommandSpec, no_argument
 
 STATUSES = ("open", "on-hold", "resolved", "closed")
 COMPLEXITIES = ("lower", "medium", "hard")
@@ -19,48 +20,6 @@ _TAG_RE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,59}")
 class Priority(Command):
     value: int
     relative: bool  # +N / -N
-
-
-@dataclass(frozen=True)
-class Status(Command):
-    value: str
-
-
-@dataclass(frozen=True)
-class Close(Command):
-    pass
-
-
-@dataclass(frozen=True)
-class Sticky(Command):
-    on: bool
-
-
-@dataclass(frozen=True)
-class Title(Command):
-    text: str
-
-
-@dataclass(frozen=True)
-class Requester(Command):
-    address: str
-
-
-@dataclass(frozen=True)
-class Complexity(Command):
-    level: str
-
-
-@dataclass(frozen=True)
-class Cc(Command):
-    add: tuple[str, ...]
-    remove: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Tag(Command):
-    add: tuple[str, ...]
-    remove: tuple[str, ...]
 
 
 def parse_priority(arg: Argument) -> Priority:
@@ -85,8 +44,18 @@ def priority(draft: Draft, cmd: Priority) -> str:
     return f"ok, priority {old} -> {new}" if t else f"ok, priority {new}"
 
 
-def parse_status(arg: Argument) -> Status:
-    return Status(arg.one_of("status", STATUSES, "status must be one of " + ", ".join(STATUSES)))
+PRIORITY = CommandSpec(
+    "#priority <1-99|+N|-N>",
+    "set or move the priority",
+    "#priority +10",
+    parse=parse_priority,
+    apply=priority,
+)
+
+
+@dataclass(frozen=True)
+class Status(Command):
+    value: str
 
 
 def status(draft: Draft, cmd: Status) -> str:
@@ -94,17 +63,56 @@ def status(draft: Draft, cmd: Status) -> str:
     return f"ok, status {cmd.value}"
 
 
-def close(draft: Draft, cmd: Close) -> str:
-    return status(draft, Status("closed"))
+STATUS = CommandSpec(
+    "#status <open|on-hold|resolved|closed>",
+    "set the status",
+    "#status on-hold",
+    parse=lambda arg: Status(
+        arg.one_of("status", STATUSES, "status must be one of " + ", ".join(STATUSES))
+    ),
+    apply=status,
+    group="status",
+)
 
 
-def parse_sticky(arg: Argument) -> Sticky:
-    return Sticky(arg.one_of("value: on or off", ("on", "off"), "#sticky takes on or off") == "on")
+class Close(Command):
+    """#close: #status closed."""
+
+
+CLOSE = CommandSpec(
+    "#close",
+    "same as #status closed",
+    "#close",
+    parse=no_argument(Close),
+    apply=lambda draft, cmd: status(draft, Status("closed")),
+    group="status",
+)
+
+
+@dataclass(frozen=True)
+class Sticky(Command):
+    on: bool
 
 
 def sticky(draft: Draft, cmd: Sticky) -> str:
     draft.set(sticky=cmd.on)
     return "ok, sticky " + ("on" if cmd.on else "off")
+
+
+STICKY = CommandSpec(
+    "#sticky on|off",
+    "keep the assignee when the customer replies",
+    "#sticky on",
+    parse=lambda arg: Sticky(
+        arg.one_of("value: on or off", ("on", "off"), "#sticky takes on or off") == "on"
+    ),
+    apply=sticky,
+)
+
+
+@dataclass(frozen=True)
+class Title(Command):
+    text: str
 
 
 def parse_title(arg: Argument) -> Title:
@@ -120,8 +128,18 @@ def title(draft: Draft, cmd: Title) -> str:
     return "ok, title changed"
 
 
-def parse_requester(arg: Argument) -> Requester:
-    return Requester(email_address(arg.one_word("address")))
+TITLE = CommandSpec(
+    "#title <text>",
+    "change the ticket's title",
+    "#title Printer offline since Monday",
+    parse=parse_title,
+    apply=title,
+)
+
+
+@dataclass(frozen=True)
+class Requester(Command):
+    address: str
 
 
 def requester(draft: Draft, cmd: Requester) -> str:
@@ -130,9 +148,19 @@ def requester(draft: Draft, cmd: Requester) -> str:
     return f"ok, requester {cmd.address}"
 
 
-def parse_complexity(arg: Argument) -> Complexity:
-    error = "complexity must be one of " + ", ".join(COMPLEXITIES)
-    return Complexity(arg.one_of("level", COMPLEXITIES, error))
+REQUESTER = CommandSpec(
+    "#requester <addr>",
+    "change who the ticket is for",
+    "#requester <dan@example.com>",
+    parse=lambda arg: Requester(email_address(arg.one_word("address"))),
+    apply=requester,
+    with_new=False,
+)
+
+
+@dataclass(frozen=True)
+class Complexity(Command):
+    level: str
 
 
 def check_complexity(draft: Draft, cmd: Complexity) -> None:
@@ -145,8 +173,22 @@ def complexity(draft: Draft, cmd: Complexity) -> str:
     return f"ok, complexity {cmd.level}"
 
 
-def parse_cc(arg: Argument) -> Cc:
-    return Cc(*arg.signed_items(email_address))
+COMPLEXITY = CommandSpec(
+    "#complexity lower|medium|hard",
+    "KPI category (team leads and admins)",
+    "#complexity hard",
+    parse=lambda arg: Complexity(
+        arg.one_of("level", COMPLEXITIES, "complexity must be one of " + ", ".join(COMPLEXITIES))
+    ),
+    check=check_complexity,
+    apply=complexity,
+)
+
+
+@dataclass(frozen=True)
+class Cc(Command):
+    add: tuple[str, ...]
+    remove: tuple[str, ...]
 
 
 def cc(draft: Draft, cmd: Cc) -> str:
@@ -157,20 +199,42 @@ def cc(draft: Draft, cmd: Cc) -> str:
     return "ok, " + _signed_summary(cmd.add, cmd.remove)
 
 
+CC = CommandSpec(
+    "#cc +addr -addr",
+    "add or remove customers copied on answers",
+    "#cc +dan@example.com -eve@example.com",
+    parse=lambda arg: Cc(*arg.signed_items(email_address)),
+    apply=cc,
+    repeatable=True,
+)
+
+
+@dataclass(frozen=True)
+class Tag(Command):
+    add: tuple[str, ...]
+    remove: tuple[str, ...]
+
+
 def _tag(item: str) -> str:
     if not _TAG_RE.fullmatch(item):
         raise CommandError(f"{item!r} is not a tag (a-z, 0-9, '_', '.', '-')")
     return item
 
 
-def parse_tag(arg: Argument) -> Tag:
-    return Tag(*arg.signed_items(_tag))
-
-
 def tag(draft: Draft, cmd: Tag) -> str:
     ch = draft.change
     draft.set(tag_add=_merged(ch.tag_add, cmd.add), tag_remove=_merged(ch.tag_remove, cmd.remove))
     return "ok, " + _signed_summary(cmd.add, cmd.remove)
+
+
+TAG = CommandSpec(
+    "#tag +x -y",
+    "add or remove tags",
+    "#tag +dns -billing",
+    parse=lambda arg: Tag(*arg.signed_items(_tag)),
+    apply=tag,
+    repeatable=True,
+)
 
 
 def _merged(old: tuple[str, ...], new: tuple[str, ...]) -> tuple[str, ...]:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from mailgate.agents.commands.base import Argument, Command, CommandError, Refused, email_address
 from mailgate.agents.commands.draft import Draft
 from mailgate.agents.commands.fields import MAX_TITLE
+from mailgate.agents.commands.spec import CommandSpec
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,19 @@ def new_ticket(draft: Draft, cmd: NewTicket) -> str:
 
 
 def title_from_subject(subject: str) -> str:
-    """The mail's subject without `Re:`/`Fwd:` prefixes and ticket tags; the new title."""
+    """The mail's subject without `Re:`/`Fwd:` prefixes and ticket tags: the new title."""
     s = re.sub(r"^\s*((re|aw|sv|fwd?|antw)\s*:\s*)+", "", subject or "", flags=re.I)
     s = re.sub(r"\[[^\]]*#\d+\]\s*", "", s).strip()
     return (s or "(no subject)")[:MAX_TITLE]
+
+
+NEW = CommandSpec(
+    "#new <addr>",
+    "open a ticket for addr (command address only)",
+    "#new dan@example.com",
+    parse=parse_new,
+    check=check_new,
+    apply=new_ticket,
+    on_ticket=False,
+    opens_ticket=True,
+)

@@ -8,22 +8,34 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mailgate.agents.commands.base import Argument, Query
+from mailgate.agents.commands.base import Query
+from mailgate.agents.commands.spec import CommandSpec, answered_below, no_argument
 
 
-@dataclass(frozen=True)
-class Help(Query):
-    pass
-
-
-@dataclass(frozen=True)
 class ListMine(Query):
-    pass
+    """#list: the agent's open tickets."""
 
 
-@dataclass(frozen=True)
 class ListUnassigned(Query):
-    pass
+    """#unassigned: the unassigned open tickets of the agent's queues."""
+
+
+LIST = CommandSpec(
+    "#list",
+    "your open tickets, highest priority then oldest",
+    "#list",
+    parse=no_argument(ListMine),
+    apply=answered_below,
+    on_ticket=False,
+)
+UNASSIGNED = CommandSpec(
+    "#unassigned",
+    "unassigned open tickets in your queues",
+    "#unassigned",
+    parse=no_argument(ListUnassigned),
+    apply=answered_below,
+    on_ticket=False,
+)
 
 
 @dataclass(frozen=True)
@@ -36,9 +48,33 @@ class Secret(Query):
     ticket_id: int  # mail me its decrypted PGP content, encrypted to my key
 
 
-def parse_show(arg: Argument) -> Show:
-    return Show(arg.ticket_number())
+SHOW = CommandSpec(
+    "#show <N>",
+    "a ticket's details and history",
+    "#show 12",
+    parse=lambda arg: Show(arg.ticket_number()),
+    apply=answered_below,
+    on_ticket=False,
+)
+SECRET = CommandSpec(
+    "#secret <N>",
+    "a ticket's decrypted PGP content, encrypted to your key",
+    "#secret 12",
+    parse=lambda arg: Secret(arg.ticket_number()),
+    apply=answered_below,
+    on_ticket=False,
+)
 
 
-def parse_secret(arg: Argument) -> Secret:
-    return Secret(arg.ticket_number())
+class Help(Query):
+    """#help: the list of commands."""
+
+
+HELP = CommandSpec(
+    "#help",
+    "this list",
+    "#help",
+    parse=no_argument(Help),
+    apply=answered_below,
+    on_ticket=False,
+)

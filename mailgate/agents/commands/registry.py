@@ -1,9 +1,10 @@
-"""THE registry: every command, in the order #help lists them. Pure.
+"""THE registry: every command's entry, in the order #help lists them. Pure.
 
-Adding a command is adding its entry here (with its dataclass, parser, check and effect
-next to the commands like it); the parser of a line, the grammar of #help and of the
-error transcript, the reply splitter's idea of a command line and the planner all read
-this table. docs/agents.md is the reference for agents.
+A command is one `CommandSpec` (name, help line, parser, permission check, effect), written
+beside its dataclass in the module of its kind (assignment, fields, routing, new_ticket,
+queries). Adding a command is writing that entry and naming it below; the parser of a
+line, the grammar of #help and of the error transcript, the reply splitter's idea of a
+command line and the planner all read this registry. docs/agents.md is the reference.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 from mailgate.agents.commands import assignment, fields, new_ticket, queries, routing
 from mailgate.agents.commands.base import Argument, Command, CommandError
-from mailgate.agents.commands.spec import ASSIGNMENT, CommandSpec, answered_below, no_argument
+from mailgate.agents.commands.spec import CommandSpec
 
 _COMMAND_RE = re.compile(r"#([A-Za-z][A-Za-z-]*)(?:[ \t]+(.*))?")
 
@@ -55,200 +56,30 @@ class Registry:
         return re.compile(r"^\s*#(" + "|".join(names) + r")\b", re.I)
 
 
+# in the order #help lists them
 REGISTRY = Registry(
     (
-        CommandSpec(
-            name="assign",
-            usage="#assign <agent|me|nobody>",
-            help="assign the ticket (admins: anyone; agents: me)",
-            example="#assign me",
-            parse=assignment.parse_assign,
-            check=assignment.check_assign,
-            apply=assignment.assign,
-            group=ASSIGNMENT,
-        ),
-        CommandSpec(
-            name="pickup",
-            usage="#pickup",
-            help="assign the ticket to yourself",
-            example="#pickup",
-            parse=no_argument(assignment.Pickup),
-            check=assignment.check_pickup,
-            apply=assignment.pickup,
-            group=ASSIGNMENT,
-        ),
-        CommandSpec(
-            name="release",
-            usage="#release",
-            help="give the ticket back to the queue",
-            example="#release",
-            parse=no_argument(assignment.Release),
-            check=assignment.check_release,
-            apply=assignment.release,
-            group=ASSIGNMENT,
-            with_new=False,
-        ),
-        CommandSpec(
-            name="priority",
-            usage="#priority <1-99|+N|-N>",
-            help="set or move the priority",
-            example="#priority +10",
-            parse=fields.parse_priority,
-            apply=fields.priority,
-        ),
-        CommandSpec(
-            name="status",
-            usage="#status <open|on-hold|resolved|closed>",
-            help="set the status",
-            example="#status on-hold",
-            parse=fields.parse_status,
-            apply=fields.status,
-            group="status",
-        ),
-        CommandSpec(
-            name="close",
-            usage="#close",
-            help="same as #status closed",
-            example="#close",
-            parse=no_argument(fields.Close),
-            apply=fields.close,
-            group="status",
-        ),
-        CommandSpec(
-            name="note",
-            usage="#note [text]",
-            help="the rest of the mail is an internal note; nothing is sent",
-            example="#note called the customer",
-            parse=routing.parse_note,
-            apply=routing.note,
-            takes_rest=True,
-        ),
-        CommandSpec(
-            name="queue",
-            usage="#queue <name> [why]",
-            help="move to another queue; needs a reason (here or in #note)",
-            example="#queue billing wants a refund",
-            parse=routing.parse_queue,
-            apply=routing.move_queue,
-            with_new=False,
-        ),
-        CommandSpec(
-            name="escalate",
-            usage="#escalate [what was tried]",
-            help="to the next tier; needs a reason (here or in #note)",
-            example="#escalate restarted twice, still down",
-            parse=routing.parse_escalate,
-            apply=routing.escalate,
-            with_new=False,
-        ),
-        CommandSpec(
-            name="sticky",
-            usage="#sticky on|off",
-            help="keep the assignee when the customer replies",
-            example="#sticky on",
-            parse=fields.parse_sticky,
-            apply=fields.sticky,
-        ),
-        CommandSpec(
-            name="cc",
-            usage="#cc +addr -addr",
-            help="add or remove customers copied on answers",
-            example="#cc +dan@example.com -eve@example.com",
-            parse=fields.parse_cc,
-            apply=fields.cc,
-            repeatable=True,
-        ),
-        CommandSpec(
-            name="title",
-            usage="#title <text>",
-            help="change the ticket's title",
-            example="#title Printer offline since Monday",
-            parse=fields.parse_title,
-            apply=fields.title,
-        ),
-        CommandSpec(
-            name="requester",
-            usage="#requester <addr>",
-            help="change who the ticket is for",
-            example="#requester <dan@example.com>",
-            parse=fields.parse_requester,
-            apply=fields.requester,
-            with_new=False,
-        ),
-        CommandSpec(
-            name="tag",
-            usage="#tag +x -y",
-            help="add or remove tags",
-            example="#tag +dns -billing",
-            parse=fields.parse_tag,
-            apply=fields.tag,
-            repeatable=True,
-        ),
-        CommandSpec(
-            name="complexity",
-            usage="#complexity lower|medium|hard",
-            help="KPI category (team leads and admins)",
-            example="#complexity hard",
-            parse=fields.parse_complexity,
-            check=fields.check_complexity,
-            apply=fields.complexity,
-        ),
-        CommandSpec(
-            name="new",
-            usage="#new <addr>",
-            help="open a ticket for addr (command address only)",
-            example="#new dan@example.com",
-            parse=new_ticket.parse_new,
-            check=new_ticket.check_new,
-            apply=new_ticket.new_ticket,
-            on_ticket=False,
-            opens_ticket=True,
-        ),
-        CommandSpec(
-            name="list",
-            usage="#list",
-            help="your open tickets, highest priority then oldest",
-            example="#list",
-            parse=no_argument(queries.ListMine),
-            apply=answered_below,
-            on_ticket=False,
-        ),
-        CommandSpec(
-            name="unassigned",
-            usage="#unassigned",
-            help="unassigned open tickets in your queues",
-            example="#unassigned",
-            parse=no_argument(queries.ListUnassigned),
-            apply=answered_below,
-            on_ticket=False,
-        ),
-        CommandSpec(
-            name="show",
-            usage="#show <N>",
-            help="a ticket's details and history",
-            example="#show 12",
-            parse=queries.parse_show,
-            apply=answered_below,
-            on_ticket=False,
-        ),
-        CommandSpec(
-            name="secret",
-            usage="#secret <N>",
-            help="a ticket's decrypted PGP content, encrypted to your key",
-            example="#secret 12",
-            parse=queries.parse_secret,
-            apply=answered_below,
-            on_ticket=False,
-        ),
-        CommandSpec(
-            name="help",
-            usage="#help",
-            help="this list",
-            example="#help",
-            parse=no_argument(queries.Help),
-            apply=answered_below,
-            on_ticket=False,
-        ),
+        assignment.ASSIGN,
+        assignment.PICKUP,
+        assignment.RELEASE,
+        fields.PRIORITY,
+        fields.STATUS,
+        fields.CLOSE,
+        routing.NOTE,
+        routing.QUEUE,
+        routing.ESCALATE,
+        fields.STICKY,
+        fields.CC,
+        fields.TITLE,
+        fields.REQUESTER,
+        fields.TAG,
+        fields.COMPLEXITY,
+        new_ticket.NEW,
+        queries.LIST,
+        queries.UNASSIGNED,
+        queries.SHOW,
+        queries.SECRET,
+        queries.HELP,
     )
 )
 

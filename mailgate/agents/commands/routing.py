@@ -1,5 +1,5 @@
-"""#queue and #escalate move a ticket on; #note keeps the text as an internal note (and
-says why it moved)."""
+"""#note keeps the text as an internal note; #queue and #escalate move a ticket on (and
+need a reason: on their line or in the note)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from mailgate.agents.access import next_tier
 from mailgate.agents.commands.base import Argument, Command, CommandError
 from mailgate.agents.commands.draft import Draft
+from mailgate.agents.commands.spec import CommandSpec
 from mailgate.agents.plan import Escalated
 
 _QUEUE_NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
@@ -19,26 +20,27 @@ class Note(Command):
     text: str  # text on the #note line itself (the rest of the mail follows it)
 
 
-@dataclass(frozen=True)
-class MoveQueue(Command):
-    queue: str
-    reason: str
-
-
-@dataclass(frozen=True)
-class Escalate(Command):
-    reason: str
-
-
-def parse_note(arg: Argument) -> Note:
-    return Note(arg.text)
-
-
 def note(draft: Draft, cmd: Note) -> str:
     if not draft.note_text:
         raise CommandError("#note needs text (on the line or below it)")
     draft.note = draft.note_text
     return "ok, kept as an internal note"
+
+
+NOTE = CommandSpec(
+    "#note [text]",
+    "the rest of the mail is an internal note; nothing is sent",
+    "#note called the customer",
+    parse=lambda arg: Note(arg.text),
+    apply=note,
+    takes_rest=True,
+)
+
+
+@dataclass(frozen=True)
+class MoveQueue(Command):
+    queue: str
+    reason: str
 
 
 def parse_queue(arg: Argument) -> MoveQueue:
@@ -63,8 +65,19 @@ def move_queue(draft: Draft, cmd: MoveQueue) -> str:
     return f"ok, moved {t.queue} -> {cmd.queue}" + draft.unassign_note()
 
 
-def parse_escalate(arg: Argument) -> Escalate:
-    return Escalate(arg.text)
+QUEUE = CommandSpec(
+    "#queue <name> [why]",
+    "move to another queue; needs a reason (here or in #note)",
+    "#queue billing wants a refund",
+    parse=parse_queue,
+    apply=move_queue,
+    with_new=False,
+)
+
+
+@dataclass(frozen=True)
+class Escalate(Command):
+    reason: str
 
 
 def escalate(draft: Draft, cmd: Escalate) -> str:
@@ -76,3 +89,13 @@ def escalate(draft: Draft, cmd: Escalate) -> str:
     draft.set(tier=tier)
     draft.events.append(Escalated(t.queue, tier, reason, moved=False))
     return f"ok, tier {t.tier} -> {tier}" + draft.unassign_note()
+
+
+ESCALATE = CommandSpec(
+    "#escalate [what was tried]",
+    "to the next tier; needs a reason (here or in #note)",
+    "#escalate restarted twice, still down",
+    parse=lambda arg: Escalate(arg.text),
+    apply=escalate,
+    with_new=False,
+)

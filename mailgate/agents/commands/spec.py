@@ -26,8 +26,9 @@ def answered_below(draft: Draft, query: Any) -> str:
 
 @dataclass(frozen=True)
 class CommandSpec(Generic[C]):
-    name: str
-    usage: str  # the #help line's left side: "#priority <1-99|+N|-N>"
+    """A command's registry entry; `mailgate.agents.commands.registry` lists them all."""
+
+    usage: str  # the #help line's left side, starting with the name: "#priority <1-99|+N|-N>"
     help: str  # and its right side
     example: str  # a line that parses (docs, tests)
     parse: Callable[[Argument], C]  # raises CommandError
@@ -41,6 +42,10 @@ class CommandSpec(Generic[C]):
     repeatable: bool = False  # may be given more than once (#cc, #tag)
     takes_rest: bool = False  # the rest of the mail is its text (#note): ends the block
     aliases: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return self.usage.split()[0].removeprefix("#")
 
     @property
     def names(self) -> tuple[str, ...]:
