@@ -6,7 +6,6 @@ from dataclasses import replace
 
 import pytest
 
-from mailgate.agents import planner
 from mailgate.agents.access import can_see
 from mailgate.agents.commands.assignment import Assign, Pickup, Release
 from mailgate.agents.commands.base import CommandError
@@ -25,48 +24,9 @@ from mailgate.agents.commands.new_ticket import NewTicket
 from mailgate.agents.commands.queries import Help, ListMine, ListUnassigned, Secret, Show
 from mailgate.agents.commands.registry import parse_line
 from mailgate.agents.commands.routing import Escalate, MoveQueue, Note
-from mailgate.agents.plan import Assigned, Escalated, Plan, PlanContext, TicketView
+from mailgate.agents.plan import Assigned, Escalated
 from mailgate.agents.reply import REPLY_MARKER, split_reply
-from mailgate.config.load import Agent
-
-ALICE = Agent(name="alice", address="alice@example.test", queues=["support"], role="admin")
-BOB = Agent(name="bob", address="bob@example.test", queues=["support", "sales"], tier="L1")
-CAROL = Agent(name="carol", address="carol@example.test", queues=["billing"], team_lead=True)
-AGENTS = {a.name: a for a in (ALICE, BOB, CAROL)}
-QUEUES = frozenset({"support", "billing", "sales"})
-OURS = frozenset({"support@example.test", "billing@example.test", "sales@example.test"})
-TICKET = TicketView(
-    id=12,
-    queue="support",
-    queues=frozenset({"support"}),
-    status="open",
-    priority=50,
-    assignee=None,
-    sticky=False,
-    tier="L1",
-    requester="carla@example.com",
-)
-
-
-def ticket(**changes) -> TicketView:
-    return replace(TICKET, **changes)
-
-
-def ctx(agent: Agent = BOB, ticket: TicketView | None = TICKET, **kw) -> PlanContext:
-    return PlanContext(
-        agent=agent,
-        agents=AGENTS,
-        queues=QUEUES,
-        our_addresses=OURS,
-        address_queue=kw.pop("address_queue", "support"),
-        ticket=ticket,
-        **kw,
-    )
-
-
-def run(text: str, **kw) -> Plan:
-    return planner.plan(split_reply(text, kw.pop("signature", "")), ctx(**kw))
-
+from tests.unit.agent_replies import ALICE, BOB, CAROL, TICKET, run, ticket
 
 # --------------------------------------------------------------------------- parse_line
 

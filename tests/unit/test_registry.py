@@ -9,48 +9,23 @@ from pathlib import Path
 
 import pytest
 
-from mailgate.agents import planner
 from mailgate.agents.commands.base import Command, CommandError, Query
 from mailgate.agents.commands.registry import GRAMMAR, REGISTRY, Registry, parse_line
 from mailgate.agents.commands.spec import CommandSpec, answered_below, no_argument
-from mailgate.agents.plan import PlanContext, TicketView
+from mailgate.agents.plan import LineResult, Plan, TicketView
 from mailgate.agents.reply import split_reply
 from mailgate.config.load import Agent
 from mailgate.outgoing import notify
 from tests.harness import load, write_config
+from tests.unit.agent_replies import ALICE, BOB, CAROL, NILS, TICKET, run
 
-ADMIN = Agent(name="alice", address="alice@example.test", queues=["support"], role="admin")
-BOB = Agent(name="bob", address="bob@example.test", queues=["support", "sales"], tier="L1")
-CAROL = Agent(name="carol", address="carol@example.test", queues=["billing"], team_lead=True)
-NOBODY = Agent(name="nils", address="nils@example.test", queues=[])
-AGENTS = {a.name: a for a in (ADMIN, BOB, CAROL, NOBODY)}
-TICKET = TicketView(
-    id=12,
-    queue="support",
-    queues=frozenset({"support"}),
-    status="open",
-    priority=50,
-    assignee=None,
-    sticky=False,
-    tier="L1",
-    requester="carla@example.com",
-)
 TAKEN = replace(TICKET, assignee="alice")
 BILLING = replace(TICKET, queue="billing", queues=frozenset({"billing"}))
 NAMES = [spec.name for spec in REGISTRY.specs]
 
 
-def first_line(text: str, agent: Agent, ticket: TicketView | None, address_queue="support"):
-    ctx = PlanContext(
-        agent=agent,
-        agents=AGENTS,
-        queues=frozenset({"support", "billing", "sales"}),
-        our_addresses=frozenset({"support@example.test", "billing@example.test"}),
-        address_queue=address_queue,
-        ticket=ticket,
-        subject="Re: Printer",
-    )
-    plan = planner.plan(split_reply(text), ctx)
+def first_line(text: str, agent: Agent, ticket: TicketView | None) -> tuple[LineResult, Plan]:
+    plan = run(text, agent=agent, ticket=ticket, subject="Re: Printer")
     return plan.lines[0], plan
 
 
@@ -71,7 +46,7 @@ def test_every_entry_parses_its_example_and_plans_it(name: str):
     read, command = REGISTRY.read(entry.example)
     assert read is entry and isinstance(command, Command)
     assert parse_line(entry.example) == command
-    line, plan = first_line(entry.example, ADMIN, where(name))
+    line, plan = first_line(entry.example, ALICE, where(name))
     assert plan.ok and line.message.startswith("ok"), plan.lines
 
 
@@ -111,7 +86,7 @@ def test_the_tables_cover_the_registry():
 @pytest.mark.parametrize("name", NAMES)
 def test_every_entry_rejects_a_malformed_argument_with_its_own_error(name: str):
     text, message = MALFORMED[name]
-    line, plan = first_line(text, ADMIN, where(name))
+    line, plan = first_line(text, ALICE, where(name))
     assert (line.ok, line.message) == (False, f"error: {message}")
     assert plan.change.empty and not plan.queries
 
@@ -147,7 +122,7 @@ REFUSED: dict[str, tuple[Agent, TicketView | None, str] | None] = {
 def test_every_entry_refuses_an_agent_without_permission(name: str):
     refusal = REFUSED[name]
     if refusal is None:  # a question: asked by an agent of no queue at all, still answered
-        line, plan = first_line(spec(name).example, NOBODY, None)
+        line, plan = first_line(spec(name).example, NILS, None)
         assert (line.ok, line.message) == (True, "ok, answered below")
         assert plan.ok and plan.change.empty and len(plan.queries) == 1
         return
@@ -156,7 +131,7 @@ def test_every_entry_refuses_an_agent_without_permission(name: str):
     line, plan = first_line(example, agent, ticket)
     assert (line.ok, line.message) == (False, f"refused: {message}")
     assert plan.change.empty and not plan.events and plan.answer == plan.note == ""
-    _, admin_plan = first_line(example, ADMIN, ticket)  # the same line is fine for an admin
+    _, admin_plan = first_line(example, ALICE, ticket)  # the same line is fine for an admin
     assert admin_plan.ok, admin_plan.lines
 
 
