@@ -3,8 +3,8 @@
 A command is one `CommandSpec` (name, help line, parser, permission check, effect), written
 beside its dataclass in the module of its kind (assignment, fields, routing, new_ticket,
 queries). Adding a command is writing that entry and naming it below; the parser of a
-line, the grammar of #help and of the error transcript, the reply splitter's idea of a
-command line and the planner all read this registry. docs/agents.md is the reference.
+line, the list #help sends, the reply splitter's idea of a command line and the planner
+all read this registry. docs/agents.md is the reference for agents.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ class Registry:
         return spec, spec.parse(Argument(name, (m.group(2) or "").strip()))
 
     def grammar(self) -> tuple[tuple[str, str], ...]:
-        """(usage, meaning) of each command: #help's list and the error transcript's."""
+        """(usage, meaning) of each command: the list #help sends."""
         return tuple((spec.usage, spec.help) for spec in self.specs)
 
     def line_re(self, *, takes_rest: bool = False) -> re.Pattern[str]:
