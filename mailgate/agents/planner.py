@@ -20,22 +20,22 @@ from mailgate.agents.plan import LineResult, Plan, PlanContext
 from mailgate.agents.reply import ReplyText
 from mailgate.agents.tokens import contains_token
 
-_Read = tuple[LineResult, CommandSpec[Any] | None, Command | None]
+_Entry = tuple[CommandSpec[Any], Command]  # a line that parsed: its entry and command
 
 
 def plan(reply: ReplyText, ctx: PlanContext) -> Plan:
     """Check every command line and the answer; a Plan with no errors can be applied."""
-    parsed = [_read(number, text) for number, text in reply.command_lines]
-    draft = _draft(ctx, reply, [(s, c) for _, s, c in parsed if s is not None and c is not None])
+    read = [_read(number, text) for number, text in reply.command_lines]
+    draft = _draft(ctx, reply, [entry for _, entry in read if entry is not None])
     seen: dict[str, int] = {}
+    checked = [_check(draft, seen, r, *entry) if entry else r for r, entry in read]
     results = [
-        _check(draft, seen, r, spec, cmd) if spec is not None and cmd is not None else r
-        for r, spec, cmd in parsed
-    ]
-    results.append(_text_line(draft, reply))
-    results += [
-        LineResult(n, t, False, "error: commands must come first, before any other text")
-        for n, t in reply.stray_commands
+        *checked,
+        _text_line(draft, reply),
+        *(
+            LineResult(n, t, False, "error: commands must come first, before any other text")
+            for n, t in reply.stray_commands
+        ),
     ]
     if not all(r.ok for r in results):  # all or nothing: a line that was fine is not applied
         return Plan(lines=tuple(_not_applied(r) for r in results))
@@ -48,30 +48,25 @@ def plan(reply: ReplyText, ctx: PlanContext) -> Plan:
         new_title=draft.new_title,
         queries=tuple(draft.queries),
         events=tuple(draft.events),
-        commands=tuple(
-            (r, c)
-            for (_, _, c), r in zip(parsed, results[: len(parsed)], strict=True)
-            if c is not None
-        ),
+        commands=tuple((r, e[1]) for r, (_, e) in zip(checked, read, strict=True) if e),
     )
 
 
-def _read(number: int, text: str) -> _Read:
+def _read(number: int, text: str) -> tuple[LineResult, _Entry | None]:
     try:
-        spec, cmd = REGISTRY.read(text)
+        entry = REGISTRY.read(text)
     except CommandError as e:
-        return LineResult(number, text, False, f"error: {e}"), None, None
-    return LineResult(number, text, True, "ok"), spec, cmd
+        return LineResult(number, text, False, f"error: {e}"), None
+    return LineResult(number, text, True, "ok"), entry
 
 
-def _draft(
-    ctx: PlanContext, reply: ReplyText, read: list[tuple[CommandSpec[Any], Command]]
-) -> Draft:
-    notes = [c for _, c in read if isinstance(c, Note)]
+def _draft(ctx: PlanContext, reply: ReplyText, entries: list[_Entry]) -> Draft:
+    """The empty draft, knowing what the whole mail holds (#new, an assignment, #note)."""
+    notes = [c for _, c in entries if isinstance(c, Note)]
     return Draft(
         ctx,
-        creating=any(spec.opens_ticket for spec, _ in read),
-        assigning=any(spec.group == ASSIGNMENT for spec, _ in read),
+        creating=any(spec.opens_ticket for spec, _ in entries),
+        assigning=any(spec.group == ASSIGNMENT for spec, _ in entries),
         note_text="\n\n".join(s for s in (notes[0].text, reply.text.strip()) if s) if notes else "",
     )
 
