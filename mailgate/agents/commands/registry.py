@@ -41,7 +41,7 @@ class Registry:
         if m is None:
             raise CommandError("not a command: a command is '#' and a word, e.g. #pickup")
         name = m.group(1).lower()
-        spec = self._by_name.get(name)
+        spec = self.lookup(name)
         if spec is None:
             raise CommandError(f"unknown command #{name} (#help lists the commands)")
         return spec, spec.parse(Argument(name, (m.group(2) or "").strip()))
