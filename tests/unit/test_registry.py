@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from mailgate.agents.commands.base import Command, CommandError, Query
+from mailgate.agents.commands.queries import answered_below
 from mailgate.agents.commands.registry import GRAMMAR, REGISTRY, Registry, parse_line
-from mailgate.agents.commands.spec import CommandSpec, answered_below, no_argument
+from mailgate.agents.commands.spec import CommandSpec, no_argument
 from mailgate.agents.plan import LineResult, Plan, TicketView
 from mailgate.agents.reply import split_reply
 from mailgate.config.load import Agent

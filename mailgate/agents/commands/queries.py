@@ -6,35 +6,52 @@ agent may see the ticket a #show or #secret names).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
-from mailgate.agents.commands.base import Query
-from mailgate.agents.commands.spec import CommandSpec, answered_below, no_argument
+from mailgate.agents.commands.base import Argument, Query
+from mailgate.agents.commands.draft import Draft
+from mailgate.agents.commands.spec import CommandSpec, no_argument
+
+Q = TypeVar("Q", bound=Query)
+
+
+def answered_below(draft: Draft, query: Query) -> str:
+    draft.queries.append(query)
+    return "ok, answered below"
+
+
+def _question(
+    usage: str, meaning: str, example: str, parse: Callable[[Argument], Q]
+) -> CommandSpec[Q]:
+    """A question's entry: anyone may ask it, with or without a ticket."""
+    return CommandSpec(usage, meaning, example, parse=parse, apply=answered_below, on_ticket=False)
+
+
+def _numbered(query: Callable[[int], Q]) -> Callable[[Argument], Q]:
+    """The parser of a question about one ticket: `#show 12`, `#show #12`."""
+    return lambda arg: query(arg.ticket_number())
 
 
 class ListMine(Query):
     """#list: the agent's open tickets."""
 
 
+LIST = _question(
+    "#list", "your open tickets, highest priority then oldest", "#list", no_argument(ListMine)
+)
+
+
 class ListUnassigned(Query):
     """#unassigned: the unassigned open tickets of the agent's queues."""
 
 
-LIST = CommandSpec(
-    "#list",
-    "your open tickets, highest priority then oldest",
-    "#list",
-    parse=no_argument(ListMine),
-    apply=answered_below,
-    on_ticket=False,
-)
-UNASSIGNED = CommandSpec(
+UNASSIGNED = _question(
     "#unassigned",
     "unassigned open tickets in your queues",
     "#unassigned",
-    parse=no_argument(ListUnassigned),
-    apply=answered_below,
-    on_ticket=False,
+    no_argument(ListUnassigned),
 )
 
 
@@ -43,26 +60,19 @@ class Show(Query):
     ticket_id: int
 
 
+SHOW = _question("#show <N>", "a ticket's details and history", "#show 12", _numbered(Show))
+
+
 @dataclass(frozen=True)
 class Secret(Query):
     ticket_id: int  # mail me its decrypted PGP content, encrypted to my key
 
 
-SHOW = CommandSpec(
-    "#show <N>",
-    "a ticket's details and history",
-    "#show 12",
-    parse=lambda arg: Show(arg.ticket_number()),
-    apply=answered_below,
-    on_ticket=False,
-)
-SECRET = CommandSpec(
+SECRET = _question(
     "#secret <N>",
     "a ticket's decrypted PGP content, encrypted to your key",
     "#secret 12",
-    parse=lambda arg: Secret(arg.ticket_number()),
-    apply=answered_below,
-    on_ticket=False,
+    _numbered(Secret),
 )
 
 
@@ -70,11 +80,4 @@ class Help(Query):
     """#help: the list of commands."""
 
 
-HELP = CommandSpec(
-    "#help",
-    "this list",
-    "#help",
-    parse=no_argument(Help),
-    apply=answered_below,
-    on_ticket=False,
-)
+HELP = _question("#help", "this list", "#help", no_argument(Help))

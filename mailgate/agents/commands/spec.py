@@ -18,12 +18,6 @@ def anyone(draft: Draft, command: Any) -> None:
     """The check of a command every agent may give (beyond seeing the ticket)."""
 
 
-def answered_below(draft: Draft, query: Any) -> str:
-    """The effect of a query: handle.py answers it in the result mail."""
-    draft.queries.append(query)
-    return "ok, answered below"
-
-
 @dataclass(frozen=True)
 class CommandSpec(Generic[C]):
     """A command's registry entry; `mailgate.agents.commands.registry` lists them all."""
