@@ -58,6 +58,10 @@ class Status(Command):
     value: str
 
 
+def parse_status(arg: Argument) -> Status:
+    return Status(arg.one_of("status", STATUSES, "status must be one of " + ", ".join(STATUSES)))
+
+
 def status(draft: Draft, cmd: Status) -> str:
     draft.set(status=cmd.value)
     return f"ok, status {cmd.value}"
@@ -67,9 +71,7 @@ STATUS = CommandSpec(
     "#status <open|on-hold|resolved|closed>",
     "set the status",
     "#status on-hold",
-    parse=lambda arg: Status(
-        arg.one_of("status", STATUSES, "status must be one of " + ", ".join(STATUSES))
-    ),
+    parse=parse_status,
     apply=status,
     group="status",
 )
@@ -94,6 +96,10 @@ class Sticky(Command):
     on: bool
 
 
+def parse_sticky(arg: Argument) -> Sticky:
+    return Sticky(arg.one_of("value: on or off", ("on", "off"), "#sticky takes on or off") == "on")
+
+
 def sticky(draft: Draft, cmd: Sticky) -> str:
     draft.set(sticky=cmd.on)
     return "ok, sticky " + ("on" if cmd.on else "off")
@@ -103,9 +109,7 @@ STICKY = CommandSpec(
     "#sticky on|off",
     "keep the assignee when the customer replies",
     "#sticky on",
-    parse=lambda arg: Sticky(
-        arg.one_of("value: on or off", ("on", "off"), "#sticky takes on or off") == "on"
-    ),
+    parse=parse_sticky,
     apply=sticky,
 )
 
@@ -163,6 +167,11 @@ class Complexity(Command):
     level: str
 
 
+def parse_complexity(arg: Argument) -> Complexity:
+    error = "complexity must be one of " + ", ".join(COMPLEXITIES)
+    return Complexity(arg.one_of("level", COMPLEXITIES, error))
+
+
 def check_complexity(draft: Draft, cmd: Complexity) -> None:
     if not (draft.is_admin or draft.agent.team_lead):
         raise Refused("complexity is set by team leads and admins")
@@ -177,9 +186,7 @@ COMPLEXITY = CommandSpec(
     "#complexity lower|medium|hard",
     "KPI category (team leads and admins)",
     "#complexity hard",
-    parse=lambda arg: Complexity(
-        arg.one_of("level", COMPLEXITIES, "complexity must be one of " + ", ".join(COMPLEXITIES))
-    ),
+    parse=parse_complexity,
     check=check_complexity,
     apply=complexity,
 )
