@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row
 
-from mailgate.agents.commands import TicketChange
+from mailgate.agents.plan import TicketChange
 from mailgate.store import tickets as store_tickets
 
 

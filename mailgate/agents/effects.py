@@ -12,7 +12,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Row
 
-from mailgate.agents import auth, commands
+from mailgate.agents import auth
+from mailgate.agents.plan import LineResult
 from mailgate.config.load import Config
 from mailgate.outgoing import agent_mails
 from mailgate.outgoing.compose import Outgoing
@@ -120,7 +121,7 @@ class MailEffects:
     def result_mail(
         self,
         ok: bool,
-        lines: tuple[commands.LineResult, ...],
+        lines: tuple[LineResult, ...],
         headline: str,
         ticket_id: int,
         sections: tuple[str, ...] = (),

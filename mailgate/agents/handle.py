@@ -17,14 +17,16 @@ from typing import Any
 
 from sqlalchemy import Connection, Row
 
-from mailgate.agents import auth, commands
+from mailgate.agents import auth, planner
 from mailgate.agents.answer import compose_answer
 from mailgate.agents.changes import write_change
 from mailgate.agents.checks import authentication_problem
-from mailgate.agents.commands import Plan, PlanContext
+from mailgate.agents.commands.queries import Show
 from mailgate.agents.effects import MailEffects
 from mailgate.agents.notifications import event_notifications
+from mailgate.agents.plan import LineResult, Plan, PlanContext
 from mailgate.agents.queries import answer_queries, ticket_ccs_of, ticket_row, ticket_view
+from mailgate.agents.reply import split_reply
 from mailgate.config.load import Config
 from mailgate.outgoing.compose import Outgoing
 from mailgate.outgoing.customer_mails import agent_display
@@ -90,7 +92,7 @@ class _AgentMail:
             self.conn, self.config, self.reply, fx.row, self.p, fx.raw, self.now, fx.keyrings
         )
         if problem:
-            return self._refuse((commands.LineResult(0, "(mail)", False, f"refused: {problem}"),))
+            return self._refuse((LineResult(0, "(mail)", False, f"refused: {problem}"),))
         plan = self._plan()
         if not plan.ok:
             return self._refuse(plan.lines)
@@ -98,8 +100,8 @@ class _AgentMail:
 
     def _plan(self) -> Plan:
         config, agent, row = self.config, self.agent, self.fx.row
-        split = commands.split_reply(self.p.text, agent.signature)
-        return commands.plan(
+        split = split_reply(self.p.text, agent.signature)
+        return planner.plan(
             split,
             PlanContext(
                 agent=agent,
@@ -112,7 +114,7 @@ class _AgentMail:
             ),
         )
 
-    def _refuse(self, lines: tuple[commands.LineResult, ...]) -> AgentMailResult:
+    def _refuse(self, lines: tuple[LineResult, ...]) -> AgentMailResult:
         fx = self.fx
         errors = [f"{r.text}: {r.message}" for r in lines if not r.ok]
         aid = fx.keep_as_note("refused", errors)
@@ -265,7 +267,7 @@ class _AgentMail:
 
     # -- the reply to the agent
     def _confirm(self, plan: Plan, sections: tuple[str, ...], headline: str) -> None:
-        shows = [q.ticket_id for q in plan.queries if isinstance(q, commands.Show)]
+        shows = [q.ticket_id for q in plan.queries if isinstance(q, Show)]
         tid = self.fx.row.id if self.fx.row is not None else 0
         reply_ticket = shows[0] if not tid and len(shows) == 1 else tid
         self.fx.result_mail(True, plan.lines, headline, tid, sections, reply_ticket)

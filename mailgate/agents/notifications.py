@@ -7,7 +7,8 @@ from datetime import datetime
 
 from sqlalchemy import Connection, Row
 
-from mailgate.agents import access, commands
+from mailgate.agents import access
+from mailgate.agents.plan import Assigned, Event
 from mailgate.agents.queries import ticket_digest, ticket_row, ticket_view
 from mailgate.config.load import Agent, Config, Queue
 from mailgate.outgoing import agent_mails
@@ -69,7 +70,7 @@ def event_notifications(
     config: Config,
     queue: Queue,
     row: Row,
-    events: Iterable[commands.Event],
+    events: Iterable[Event],
     *,
     actor: Agent,
     actor_display: str,
@@ -88,7 +89,7 @@ def event_notifications(
         return fresh
 
     for event in events:
-        if isinstance(event, commands.Assigned):
+        if isinstance(event, Assigned):
             target = config.agent(event.agent)
             batches.append(("assigned", newly([target] if target else []), ""))
         else:

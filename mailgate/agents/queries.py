@@ -8,8 +8,10 @@ from typing import Any
 
 from sqlalchemy import Connection, Integer, Row, bindparam, select
 
-from mailgate.agents import access, commands, tokens
-from mailgate.agents.commands import TicketView
+from mailgate.agents import access, tokens
+from mailgate.agents.commands.base import Query
+from mailgate.agents.commands.queries import Help, ListMine, ListUnassigned, Secret, Show
+from mailgate.agents.plan import TicketView
 from mailgate.config.load import Agent, Config, Queue
 from mailgate.db.models import OPEN_STATUSES
 from mailgate.outgoing import digest as dg
@@ -120,7 +122,7 @@ def answer_queries(
     config: Config,
     agent: Agent,
     queue: Queue,
-    queries: tuple[commands.Query, ...],
+    queries: tuple[Query, ...],
     *,
     now: datetime,
     cause: str,
@@ -130,12 +132,12 @@ def answer_queries(
     sections: list[str] = []
     mails: list[Outgoing] = []
     for q in queries:
-        if isinstance(q, commands.Help):
+        if isinstance(q, Help):
             sections.append(dg.help_section(config, queue, agent))
-        elif isinstance(q, commands.ListMine):
+        elif isinstance(q, ListMine):
             rows = _list(conn, config, agent, queue, tickets.c.assignee == agent.name)
             sections.append(dg.list_section(config, queue, agent, "Your open tickets", rows))
-        elif isinstance(q, commands.ListUnassigned):
+        elif isinstance(q, ListUnassigned):
             cond = tickets.c.assignee.is_(None)
             if agent.role != "admin":
                 visible = select(ticket_queues.c.ticket_id).where(
@@ -144,9 +146,9 @@ def answer_queries(
                 cond = cond & tickets.c.id.in_(visible)
             rows = _list(conn, config, agent, queue, cond)
             sections.append(dg.list_section(config, queue, agent, "Unassigned open tickets", rows))
-        elif isinstance(q, commands.Show):
+        elif isinstance(q, Show):
             sections.append(_show(conn, config, agent, queue, q.ticket_id))
-        elif isinstance(q, commands.Secret):
+        elif isinstance(q, Secret):
             sent = secret_for_agent(conn, config, q.ticket_id, agent, now, keyrings, cause=cause)
             if isinstance(sent, str):
                 sections.append(sent)

@@ -15,12 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-
-log = logging.getLogger(__name__)
 
 TOKEN_HEX_CHARS = 20  # 80 bits
 COMMAND_TICKET = 0  # the ticket number of an agent's command address (#new, #list, #help)

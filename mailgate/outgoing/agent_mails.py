@@ -11,7 +11,7 @@ from datetime import datetime
 
 from mailgate.agents import tokens
 from mailgate.agents.access import TIER_NAMES
-from mailgate.agents.commands import LineResult
+from mailgate.agents.plan import LineResult
 from mailgate.autoresponse.render import render
 from mailgate.config.load import Agent, Config, Queue
 from mailgate.outgoing.builders import (

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 from mailgate.agents import tokens
 from mailgate.agents.access import TIER_NAMES
-from mailgate.agents.commands import REPLY_MARKER
+from mailgate.agents.reply import REPLY_MARKER
 from mailgate.autoresponse.render import render
 from mailgate.config.load import Agent, Config, Queue
 from mailgate.outgoing.compose import Outgoing, compose, stable_message_id

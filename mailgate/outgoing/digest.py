@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from mailgate.agents import tokens
-from mailgate.agents.commands import GRAMMAR
+from mailgate.agents.commands.registry import GRAMMAR
 from mailgate.autoresponse.render import render
 from mailgate.config.load import Agent, Config, Queue
 from mailgate.outgoing.builders import queue_context

@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from mailgate.agents import tokens
-from mailgate.agents.commands import REPLY_MARKER, LineResult
+from mailgate.agents.plan import LineResult
+from mailgate.agents.reply import REPLY_MARKER
 from mailgate.autoresponse.policy import ResponseDecision
 from mailgate.config.load import Agent, Config, Queue
 from mailgate.outgoing import agent_mails, customer_mails

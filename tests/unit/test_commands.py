@@ -6,47 +6,27 @@ from dataclasses import replace
 
 import pytest
 
-from mailgate.agents import commands as c
-from mailgate.config.load import Agent
-
-ALICE = Agent(name="alice", address="alice@example.test", queues=["support"], role="admin")
-BOB = Agent(name="bob", address="bob@example.test", queues=["support", "sales"], tier="L1")
-CAROL = Agent(name="carol", address="carol@example.test", queues=["billing"], team_lead=True)
-AGENTS = {a.name: a for a in (ALICE, BOB, CAROL)}
-QUEUES = frozenset({"support", "billing", "sales"})
-OURS = frozenset({"support@example.test", "billing@example.test", "sales@example.test"})
-TICKET = c.TicketView(
-    id=12,
-    queue="support",
-    queues=frozenset({"support"}),
-    status="open",
-    priority=50,
-    assignee=None,
-    sticky=False,
-    tier="L1",
-    requester="carla@example.com",
+from mailgate.agents.access import can_see
+from mailgate.agents.commands.assignment import Assign, Pickup, Release
+from mailgate.agents.commands.base import CommandError
+from mailgate.agents.commands.fields import (
+    Cc,
+    Close,
+    Complexity,
+    Priority,
+    Requester,
+    Status,
+    Sticky,
+    Tag,
+    Title,
 )
-
-
-def ticket(**changes) -> c.TicketView:
-    return replace(TICKET, **changes)
-
-
-def ctx(agent: Agent = BOB, ticket: c.TicketView | None = TICKET, **kw) -> c.PlanContext:
-    return c.PlanContext(
-        agent=agent,
-        agents=AGENTS,
-        queues=QUEUES,
-        our_addresses=OURS,
-        address_queue=kw.pop("address_queue", "support"),
-        ticket=ticket,
-        **kw,
-    )
-
-
-def run(text: str, **kw) -> c.Plan:
-    return c.plan(c.split_reply(text, kw.pop("signature", "")), ctx(**kw))
-
+from mailgate.agents.commands.new_ticket import NewTicket
+from mailgate.agents.commands.queries import Help, ListMine, ListUnassigned, Secret, Show
+from mailgate.agents.commands.registry import parse_line
+from mailgate.agents.commands.routing import Escalate, MoveQueue, Note
+from mailgate.agents.plan import Assigned, Escalated
+from mailgate.agents.reply import REPLY_MARKER, split_reply
+from tests.unit.agent_replies import ALICE, BOB, CAROL, TICKET, run, ticket
 
 # --------------------------------------------------------------------------- parse_line
 
@@ -54,36 +34,36 @@ def run(text: str, **kw) -> c.Plan:
 @pytest.mark.parametrize(
     ("line", "expected"),
     [
-        ("#assign bob", c.Assign("bob")),
-        ("#Assign ME", c.Assign("me")),
-        ("#pickup", c.Pickup()),
-        ("#release", c.Release()),
-        ("#priority 80", c.Priority(80, False)),
-        ("#priority +10", c.Priority(10, True)),
-        ("#priority -5", c.Priority(-5, True)),
-        ("#status on-hold", c.Status("on-hold")),
-        ("#close", c.Close()),
-        ("#note", c.Note("")),
-        ("#note called the customer", c.Note("called the customer")),
-        ("#queue billing wants a refund", c.MoveQueue("billing", "wants a refund")),
-        ("#escalate restarted twice, still down", c.Escalate("restarted twice, still down")),
-        ("#sticky on", c.Sticky(True)),
-        ("#cc +Dan@Example.com -eve@example.com", c.Cc(("dan@example.com",), ("eve@example.com",))),
-        ("#title New title here", c.Title("New title here")),
-        ("#requester <x@example.com>", c.Requester("x@example.com")),
-        ("#tag +dns -billing", c.Tag(("dns",), ("billing",))),
-        ("#complexity hard", c.Complexity("hard")),
-        ("#help", c.Help()),
-        ("#new someone@example.com", c.NewTicket("someone@example.com")),
-        ("#list", c.ListMine()),
-        ("#unassigned", c.ListUnassigned()),
-        ("#show 12", c.Show(12)),
-        ("#show #12", c.Show(12)),
-        ("#secret 12", c.Secret(12)),
+        ("#assign bob", Assign("bob")),
+        ("#Assign ME", Assign("me")),
+        ("#pickup", Pickup()),
+        ("#release", Release()),
+        ("#priority 80", Priority(80, False)),
+        ("#priority +10", Priority(10, True)),
+        ("#priority -5", Priority(-5, True)),
+        ("#status on-hold", Status("on-hold")),
+        ("#close", Close()),
+        ("#note", Note("")),
+        ("#note called the customer", Note("called the customer")),
+        ("#queue billing wants a refund", MoveQueue("billing", "wants a refund")),
+        ("#escalate restarted twice, still down", Escalate("restarted twice, still down")),
+        ("#sticky on", Sticky(True)),
+        ("#cc +Dan@Example.com -eve@example.com", Cc(("dan@example.com",), ("eve@example.com",))),
+        ("#title New title here", Title("New title here")),
+        ("#requester <x@example.com>", Requester("x@example.com")),
+        ("#tag +dns -billing", Tag(("dns",), ("billing",))),
+        ("#complexity hard", Complexity("hard")),
+        ("#help", Help()),
+        ("#new someone@example.com", NewTicket("someone@example.com")),
+        ("#list", ListMine()),
+        ("#unassigned", ListUnassigned()),
+        ("#show 12", Show(12)),
+        ("#show #12", Show(12)),
+        ("#secret 12", Secret(12)),
     ],
 )
 def test_parse_line(line, expected):
-    assert c.parse_line(line) == expected
+    assert parse_line(line) == expected
 
 
 @pytest.mark.parametrize(
@@ -116,8 +96,8 @@ def test_parse_line(line, expected):
     ],
 )
 def test_parse_line_errors(line, why):
-    with pytest.raises(c.CommandSyntaxError, match=why):
-        c.parse_line(line)
+    with pytest.raises(CommandError, match=why):
+        parse_line(line)
 
 
 # --------------------------------------------------------------------------- split_reply
@@ -125,7 +105,7 @@ def test_parse_line_errors(line, why):
 NOTIFICATION_QUOTE = (
     "On Mon, 1 Jan 2024 at 10:00, Example Support <support+t12.k0123456789abcdef0123@example.test>"
     " wrote:\n"
-    f"> {c.REPLY_MARKER}\n"
+    f"> {REPLY_MARKER}\n"
     "> #note internal stuff from the notification\n"
     "> secret internal note text\n"
 )
@@ -145,7 +125,7 @@ NOTIFICATION_QUOTE = (
         ("#close\nDone.\n--\nAlice", ["#close"], "Done."),
         ("> #close\n> #assign bob\nThanks\n", [], "Thanks"),
         ("#priority 3\nAnswer\n\n" + NOTIFICATION_QUOTE, ["#priority 3"], "Answer"),
-        ("Answer\n" + f"{c.REPLY_MARKER}\nsecret note\n", [], "Answer"),
+        ("Answer\n" + f"{REPLY_MARKER}\nsecret note\n", [], "Answer"),
         ("Answer\n\n-----Original Message-----\nFrom: x\n#close", [], "Answer"),
         ("Answer\n\nFrom: Support <s@x>\nSent: Monday\nTo: alice\n#close", [], "Answer"),
         ("Answer\n\nOn Mon, 1 Jan 2024, Support <\nsupport+t1.kx@x> wrote:\n#close", [], "Answer"),
@@ -159,13 +139,13 @@ NOTIFICATION_QUOTE = (
     ],
 )
 def test_split_reply(text, commands, answer):
-    r = c.split_reply(text)
+    r = split_reply(text)
     assert [t for _, t in r.command_lines] == commands
     assert r.text == answer
 
 
 def test_agent_signature_is_removed_from_the_answer():
-    r = c.split_reply("#close\nAll done.\n\nAlice, Example Support\n", "Alice, Example Support")
+    r = split_reply("#close\nAll done.\n\nAlice, Example Support\n", "Alice, Example Support")
     assert r.text == "All done."
 
 
@@ -174,7 +154,7 @@ def test_clearsigned_reply_is_unwrapped():
         "-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n\n#close\n- -dashes\nAnswer\n"
         "- -- \nAlice\n-----BEGIN PGP SIGNATURE-----\n\nabc\n-----END PGP SIGNATURE-----\n"
     )
-    r = c.split_reply(text)
+    r = split_reply(text)
     assert [t for _, t in r.command_lines] == ["#close"]
     assert r.text == "-dashes\nAnswer"  # dash-escaping undone; "- -- " is the signature
 
@@ -263,17 +243,17 @@ def test_admin_may_assign_and_take_over():
     taken = ticket(assignee="bob")
     plan = run("#assign carol", agent=ALICE, ticket=taken)
     assert plan.ok and plan.change.assignee == "carol"
-    assert plan.events == (c.Assigned("carol"),)
+    assert plan.events == (Assigned("carol"),)
     assert run("#pickup", agent=ALICE, ticket=taken).change.assignee == "alice"
 
 
 def test_escalate_and_queue_with_reasons():
     plan = run("#escalate tried restart and DNS flush")
     assert plan.ok and plan.change.tier == "L2"
-    assert plan.events == (c.Escalated("support", "L2", "tried restart and DNS flush", False),)
+    assert plan.events == (Escalated("support", "L2", "tried restart and DNS flush", False),)
     plan = run("#queue billing\n#note\nasks for a refund of invoice 7")
     assert plan.ok and plan.change.queue == "billing" and plan.answer == ""
-    assert plan.events[0] == c.Escalated("billing", "", "asks for a refund of invoice 7", True)
+    assert plan.events[0] == Escalated("billing", "", "asks for a refund of invoice 7", True)
     assert plan.note == "asks for a refund of invoice 7"
 
 
@@ -306,10 +286,10 @@ def test_queries_on_the_command_address():
 
 def test_agent_sees_only_their_queues_unless_admin():
     billing = ticket(queue="billing", queues=frozenset({"billing"}))
-    assert not c.can_see(BOB, billing.queues, billing.assignee)
-    assert c.can_see(ALICE, billing.queues, billing.assignee)
+    assert not can_see(BOB, billing.queues, billing.assignee)
+    assert can_see(ALICE, billing.queues, billing.assignee)
     mine = replace(billing, assignee="bob")
-    assert c.can_see(BOB, mine.queues, mine.assignee)
+    assert can_see(BOB, mine.queues, mine.assignee)
 
 
 def test_answer_needs_a_requester():
