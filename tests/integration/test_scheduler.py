@@ -20,6 +20,7 @@ import pytest
 from sqlalchemy import Engine, func, insert, select, update
 
 from mailgate.agents import tokens
+from mailgate.agents.reply import REPLY_MARKER
 from mailgate.config.load import Config, ConfigError
 from mailgate.db import engine as db
 from mailgate.pgp.keyring import Keyrings
@@ -693,3 +694,32 @@ def test_a_broken_reload_keeps_the_last_good_sla_settings(tmp_path: Path):
 
     second = asyncio.run(main())
     assert env.get(first)["status"] == env.get(second)["status"] == "closed"
+
+
+def test_every_scheduler_mail_to_an_agent_is_an_agent_mail(tmp_path: Path):
+    # The sweeps built their own agent mail without the reply marker, the footer and the
+    # command address that every notification carries; one builder family makes both now.
+    env = make_env(tmp_path, {"support": SLA + 'shift_ends = ["17:00"]\n'})
+    esc = env.ticket(berlin(2026, 3, 2, 10), priority=95)
+    env.sweep(berlin(2026, 3, 2, 10, 15))  # first response missed: L1 -> L2
+    env.set(esc, updated_at=berlin(2026, 3, 2, 10, 15))
+    env.sweep(berlin(2026, 3, 3, 10, 16))  # a day without update: reminder
+    agent_rows = env.mails("escalation") + env.mails("reminder")
+    assert {r["kind"] for r in agent_rows} == {"escalation", "reminder"}
+    for row in agent_rows:
+        m = parsed(row)
+        agent = m["To"].addresses[0].username
+        body = m.get_content()
+        assert body.startswith(REPLY_MARKER), row["kind"]
+        assert "Your command address" in body and m["X-Mailgate-Command-Address"] in body
+        command = tokens.parse_reply_address(m["X-Mailgate-Command-Address"])
+        assert command is not None and command.ticket_id == tokens.COMMAND_TICKET
+        reply = tokens.parse_reply_address(m["Reply-To"])
+        assert reply is not None and reply.ticket_id == esc
+        assert reply.mac == tokens.token_mac(env.config.secret, agent, esc)
+        assert m["X-Mailgate-Ticket"] == str(esc)
+        assert m["Auto-Submitted"] == "auto-generated" and m["X-Mailgate-Loop"]
+    for row in env.mails("escalated"):  # the customer's: no marker, no token, no footer
+        m = parsed(row)
+        assert REPLY_MARKER not in m.get_content() and m["Reply-To"] is None
+        assert m["X-Mailgate-Command-Address"] is None

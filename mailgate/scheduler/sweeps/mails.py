@@ -1,8 +1,9 @@
-"""Every mail the sweeps send: the facts a mail needs, and the Outgoing built from them.
+"""Every mail the sweeps send: the facts a mail needs, and which builder makes it.
 
-The sweeps decide who is told about what; this module turns that into messages (rendered
-templates, threading headers, a Message-ID derived from the cause, an agent's token
-Reply-To) and hands them back as `Outgoing`s for `queue_mails`.
+The sweeps decide who is told about what; the builders of `mailgate.outgoing` make the
+messages (so an agent's SLA or reminder mail carries the reply marker, footer, token
+Reply-To and command address like every other agent mail) and `queue_mails` puts them in
+the outbox.
 """
 
 from __future__ import annotations
@@ -11,15 +12,13 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import Connection, func, select
 
-from mailgate.agents import tokens
-from mailgate.agents.access import TIER_NAMES, escalation_recipients, team_leads
-from mailgate.autoresponse.render import render
+from mailgate.agents.access import escalation_recipients, team_leads
 from mailgate.config.load import Agent, Config, Queue
-from mailgate.outgoing.compose import Outgoing, compose, reply_subject, stable_message_id
+from mailgate.outgoing import agent_mails, customer_mails
+from mailgate.outgoing.compose import Outgoing
 from mailgate.runtime import chunks
 from mailgate.scheduler.calendar import BusinessCalendar, describe_minutes
 from mailgate.scheduler.sweeps.events import Escalation
@@ -85,71 +84,6 @@ def _local_text(when: datetime, cal: BusinessCalendar | None) -> str:
     return local.strftime("%Y-%m-%d %H:%M %Z")
 
 
-def _context(config: Config, queue: Queue, f: MailFacts, **extra: Any) -> dict[str, Any]:
-    tag = queue.tag_for(f.id)
-    return {
-        "ticket_id": f.id,
-        "ticket_ref": tag.strip("[]"),
-        "tag": tag,
-        "title": f.title,
-        "requester": f.requester_addr,
-        "requester_name": f.requester_name,
-        "queue_name": queue.from_name,
-        "queue_address": queue.address,
-        "priority": f.priority,
-        "tier": f.tier,
-        "tier_name": TIER_NAMES.get(f.tier, f.tier),
-        "hostname": config.main.hostname,
-        **extra,
-    }
-
-
-def _mail(
-    config: Config,
-    queue: Queue,
-    f: MailFacts,
-    kind: str,
-    template: str,
-    context: dict[str, Any],
-    cause: tuple[object, ...],
-    now: datetime,
-    *,
-    agent: Agent | None = None,
-    subject: str = "",
-) -> Outgoing:
-    """One automatic mail of `kind` in the ticket's thread, its Message-ID derived from
-    `cause`. To the requester (a reply to the ticket), or to `agent`: then its Reply-To
-    carries the agent's token for this ticket, so a reply with command tags is
-    authenticated like any other agent reply (tokens.py)."""
-    reply = ""
-    if agent is None:
-        to = (f.requester_name, f.requester_addr)
-        subject = subject or reply_subject(f.title, queue.tag_for(f.id))
-    else:
-        reply = tokens.reply_address(config.secret, agent.name, f.id, queue.address)
-        to = (agent.full_name, agent.address)
-        context = {**context, "agent_name": agent.full_name or agent.name, "reply_address": reply}
-        cause = (*cause, agent.name)
-    body = render(config.templates_dir, queue.name, template, context)
-    mid = stable_message_id(config.main.hostname, kind, f.id, *cause)
-    refs = tuple(dict.fromkeys(m for m in (f.first_mid, f.last_mid) if m))
-    raw = compose(
-        from_addr=queue.address,
-        from_name=queue.from_name,
-        to=(to,),
-        subject=subject,
-        body=body,
-        message_id=mid,
-        date=now,
-        hostname=config.main.hostname,
-        in_reply_to=f.last_mid,
-        references=refs,
-        reply_to=reply,
-        auto_submitted="auto-generated",
-    )
-    return Outgoing(kind, "", (to[1],), mid, raw, f.id)
-
-
 def queue_mails(conn: Connection, config: Config, outs: Iterable[Outgoing], now: datetime) -> None:
     deadline = now + timedelta(hours=config.relay.give_up_after_hours)
     for out in outs:
@@ -169,17 +103,16 @@ def customer_escalation_mail(
     config: Config, pol: Policy, f: MailFacts, e: Escalation, now: datetime
 ) -> Outgoing:
     """Tell the customer that the ticket was escalated and by when to expect news."""
-    queue = pol.queue  # the queue the customer wrote to, even if the ticket moved on
-    ctx = _context(
+    return customer_mails.escalation_notice(
         config,
-        queue,
+        pol.queue,  # the queue the customer wrote to, even if the ticket moved on
         f,
         tier=e.to_tier,
-        tier_name=TIER_NAMES[e.to_tier],
         reason=e.reason,
         expect_by=_local_text(_expect_by(pol, now), pol.calendar),
+        key=e.key,
+        now=now,
     )
-    return _mail(config, queue, f, "escalated", "escalated.txt", ctx, (e.key,), now)
 
 
 def agent_escalation_mails(
@@ -195,28 +128,23 @@ def agent_escalation_mails(
         )
     budget = getattr(pol.sla.tiers, e.to_tier, 0) if e.to_tier != "L1" else 0
     due = _local_text(pol.calendar.add(now, budget * 60), pol.calendar) if budget else ""
-    verb = "Escalated to" if e.to_tier != e.from_tier else "Still unresolved at"
-    subject = f"{home.tag_for(f.id)} {verb} {TIER_NAMES[e.to_tier]}: {f.title}"
-    outs = []
-    for agent in agents:
-        ctx = _context(
+    return [
+        agent_mails.escalation_alert(
             config,
             home,
             f,
-            team_lead=agent in leads,
+            agent,
             from_tier=e.from_tier,
-            from_tier_name=TIER_NAMES[e.from_tier],
-            tier=e.to_tier,
-            tier_name=TIER_NAMES[e.to_tier],
+            to_tier=e.to_tier,
             reason=e.reason,
             due=due,
             priority_class=pol.sla.classes.class_of(f.priority),
+            team_lead=agent in leads,
+            key=e.key,
+            now=now,
         )
-        kind, template = "escalation", "escalation_agent.txt"
-        outs.append(
-            _mail(config, home, f, kind, template, ctx, (e.key,), now, agent=agent, subject=subject)
-        )
-    return outs
+        for agent in agents
+    ]
 
 
 def reminder_mails(
@@ -232,34 +160,21 @@ def reminder_mails(
 ) -> list[Outgoing]:
     """Remind agents of a ticket with no update (`update`) or no shift notes (`shift_notes`)."""
     idle = describe_minutes((now - f.updated_at).total_seconds() / 60)
-    what = "no update" if reason == "update" else "no shift notes"
-    subject = f"{pol.queue.tag_for(f.id)} Reminder, {what}: {f.title}"
-    outs = []
-    for agent in agents:
-        ctx = _context(
+    return [
+        agent_mails.reminder(
             config,
             pol.queue,
             f,
+            agent,
             reason=reason,
             idle=idle,
             last_update=_local_text(f.updated_at, pol.calendar),
             shift_end=_local_text(shift_end, pol.calendar) if shift_end else "",
+            cause=cause,
+            now=now,
         )
-        outs.append(
-            _mail(
-                config,
-                pol.queue,
-                f,
-                "reminder",
-                "reminder.txt",
-                ctx,
-                cause,
-                now,
-                agent=agent,
-                subject=subject,
-            )
-        )
-    return outs
+        for agent in agents
+    ]
 
 
 def closing_mail(
@@ -273,13 +188,6 @@ def closing_mail(
     now: datetime,
 ) -> Outgoing:
     """Tell the customer that the ticket was closed after `days` days without a reply."""
-    ctx = _context(
-        config,
-        queue,
-        f,
-        days=days,
-        review_link=review_link,
-        reopen_days=queue.close.reopen_window_days,
+    return customer_mails.closing(
+        config, queue, f, days=days, review_link=review_link, answered_at=answered, now=now
     )
-    cause = (answered.isoformat() if answered else "",)
-    return _mail(config, queue, f, "closed", "closed.txt", ctx, cause, now)
