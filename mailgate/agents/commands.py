@@ -23,7 +23,8 @@ from dataclasses import dataclass, field, replace
 
 from mailgate.agents.access import can_see, next_tier
 from mailgate.agents.tokens import contains_token
-from mailgate.config.load import ADDRESS_RE, Agent
+from mailgate.config.base import ADDRESS_RE
+from mailgate.config.schema import Agent
 
 log = logging.getLogger(__name__)
 

@@ -44,7 +44,8 @@ from sqlalchemy import (
 from mailgate.agents import access, commands, tokens
 from mailgate.agents.commands import Plan, PlanContext, TicketView
 from mailgate.autoresponse.render import render
-from mailgate.config.load import Agent, Config, Queue
+from mailgate.config.model import Config, Queue
+from mailgate.config.schema import Agent
 from mailgate.db.models import OPEN_STATUSES, TicketTag, agent_mails
 from mailgate.outgoing import notify
 from mailgate.outgoing.compose import Outgoing, compose, reply_subject, stable_message_id

@@ -24,7 +24,8 @@ from mailgate.agents import tokens
 from mailgate.agents.access import queue_agents
 from mailgate.agents.commands import GRAMMAR, REPLY_MARKER, LineResult
 from mailgate.autoresponse.render import render
-from mailgate.config.load import Agent, Config, Queue
+from mailgate.config.model import Config, Queue
+from mailgate.config.schema import Agent
 from mailgate.outgoing.compose import Outgoing, compose, stable_message_id
 
 log = logging.getLogger(__name__)

@@ -1,8 +1,7 @@
 """PGP at the mail path's edges: the `[pgp]` table of a queue, the incoming decrypt stage,
 outgoing encryption to customers whose key we hold, and the ack's key hint (docs/pgp.md).
 
-config.py keeps `[pgp]` raw (`Queue.pgp`); this module owns its meaning. Errors read like
-config.py's: ``FILE: pgp.KEY: reason``.
+The `[pgp]` table is typed at load (config/pgp.py, `Queue.pgp`).
 
 Incoming (`open_incoming`, called by the worker right after routing): a message without PGP
 markers costs a byte search; one with them is opened with the queue's keyring
@@ -21,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import re
 import threading
 import time
@@ -33,15 +31,13 @@ from email.parser import BytesHeaderParser
 from email.policy import SMTP, compat32
 from email.policy import default as default_policy
 from email.utils import getaddresses, parseaddr
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
-
-from mailgate.config.load import Config, ConfigError, Queue, parse_section
+from mailgate.config.model import Config, Queue
+from mailgate.config.pgp import PgpSettings
 from mailgate.pgp import keys as keymgmt
 
-if TYPE_CHECKING:  # config.load validates [pgp] through this module: keep its import light
+if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from mailgate.parse.message import Parsed
@@ -60,100 +56,13 @@ _SPACE = re.compile(r"\s+")
 _ARMOR = b"-----BEGIN PGP MESSAGE-----"
 
 
-class PgpSettings(BaseModel):
-    """One queue's `[pgp]` table. `base` is the queue file's directory (for relative paths)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    gnupg_home: str
-    key: str = ""  # needed to sign and to publish; gpg finds the decryption key by itself
-    passphrase_file: str | None = None
-    passphrase_env: str | None = None
-    sign_outgoing: bool = False
-    encrypt_to_customers: bool = True
-    allow_plaintext_secrets_to_agents: bool = False
-    publish_key_hint: bool = False
-    base: Path = Path(".")
-
-    @field_validator("gnupg_home")
-    @classmethod
-    def _home(cls, v: str) -> str:
-        if not v.strip():
-            raise ValueError("must not be empty")
-        return v.strip()
-
-    @field_validator("key")
-    @classmethod
-    def _fingerprint(cls, v: str) -> str:
-        fpr = v.replace(" ", "").upper()
-        if fpr and not _HEX.match(fpr):
-            raise ValueError(
-                "must be the queue key's full fingerprint (40 or 64 hex digits), "
-                "see `mailgate keys list QUEUE`"
-            )
-        return fpr
-
-    @model_validator(mode="after")
-    def _one_passphrase(self) -> PgpSettings:
-        if self.passphrase_file and self.passphrase_env:
-            raise ValueError("give only one of passphrase_file and passphrase_env")
-        needs = [k for k in ("sign_outgoing", "publish_key_hint") if getattr(self, k)]
-        if needs and not self.key:
-            raise ValueError(
-                f"{' and '.join(needs)} need key (the queue key's fingerprint; "
-                "`mailgate keys create QUEUE` prints it)"
-            )
-        return self
-
-    @property
-    def home(self) -> Path:
-        return (self.base / self.gnupg_home).resolve()
-
-    def passphrase(self) -> str | None:
-        """The queue key's passphrase, read now (a rotated file just works); None if none."""
-        if self.passphrase_file:
-            path = (self.base / self.passphrase_file).resolve()
-            try:
-                value = path.read_text(encoding="utf-8").strip()
-            except OSError as e:
-                log.error("pgp.passphrase_file: cannot read %s: %s", path, e.strerror)
-                return None
-            return value or None
-        if self.passphrase_env:
-            return os.environ.get(self.passphrase_env) or None
-        return None
-
-
-def parse_pgp(queue: Queue, *, check_secrets: bool = True) -> PgpSettings | None:
-    """The queue's validated `[pgp]`, None when it has none; else ConfigError."""
-    checks = _secret_problems if check_secrets else None
-    return parse_section(queue, "pgp", PgpSettings, checks)
-
-
-def _secret_problems(path: Path, s: PgpSettings) -> list[str]:
-    problems = []
-    if not s.home.is_dir():
-        problems.append(f"{path}: pgp.gnupg_home: {s.home} is not a directory")
-    if s.passphrase_file and not (s.base / s.passphrase_file).resolve().is_file():
-        problems.append(
-            f"{path}: pgp.passphrase_file: {(s.base / s.passphrase_file).resolve()} does not exist"
-        )
-    if s.passphrase_env and not os.environ.get(s.passphrase_env):
-        problems.append(f"{path}: pgp.passphrase_env: ${s.passphrase_env} is not set")
-    return problems
-
-
-def pgp_problems(config: Config, *, check_keys: bool = False) -> list[str]:
-    """Every problem in every queue's `[pgp]` (for check-config); check_keys also runs gpg
-    to see that the queue key and its secret half are in the home and usable."""
+def pgp_problems(config: Config) -> list[str]:
+    """For check-config: runs gpg to see that each queue key and its secret half are in
+    the queue's home and usable (the `[pgp]` tables themselves were validated at load)."""
     problems: list[str] = []
     for q in config.queues:
-        try:
-            s = parse_pgp(q)
-        except ConfigError as e:
-            problems.extend(e.problems)
-            continue
-        if s is None or not check_keys:
+        s = q.pgp
+        if s is None:
             continue
         try:
             found = keymgmt.list_keys(s.home)
@@ -252,20 +161,15 @@ def open_incoming(
     if queue is None or not (crypto.scan(raw, p.text) or _armored_attachment(p)):
         return p, None
     started = time.perf_counter()
+    settings = queue.pgp
+    assert settings is not None
     try:
-        settings = parse_pgp(queue, check_secrets=False)
-        assert settings is not None
-    except ConfigError as e:
-        log.error("queue %s: [pgp] is invalid, message not decrypted: %s", queue.name, e)
-        result = _unopened(p, raw, f"queue {queue.name}: [pgp] is invalid: {e.problems[0]}")
+        ring = keyring(settings)
+    except (OSError, ValueError, keymgmt.KeyManagementError) as e:
+        log.error("queue %s: GnuPG home %s unusable: %s", queue.name, settings.home, e)
+        result = _unopened(p, raw, f"queue {queue.name}: GnuPG home unusable: {e}")
     else:
-        try:
-            ring = keyring(settings)
-        except (OSError, ValueError, keymgmt.KeyManagementError) as e:
-            log.error("queue %s: GnuPG home %s unusable: %s", queue.name, settings.home, e)
-            result = _unopened(p, raw, f"queue {queue.name}: GnuPG home unusable: {e}")
-        else:
-            result = crypto.open_message(raw, p.text, ring, p.from_addr)
+        result = crypto.open_message(raw, p.text, ring, p.from_addr)
     seconds = time.perf_counter() - started
     if not result.has_pgp:
         return p, None
@@ -297,12 +201,7 @@ def ack_context(queue: Queue) -> dict[str, str]:
     """Variables for the new-ticket acknowledgement: `pgp_fingerprint` (grouped) and
     `pgp_public_key` (armored), both "" unless the queue sets publish_key_hint."""
     empty = {"pgp_fingerprint": "", "pgp_public_key": ""}
-    if queue.pgp is None:
-        return empty
-    try:
-        settings = parse_pgp(queue, check_secrets=False)
-    except ConfigError:
-        return empty
+    settings = queue.pgp
     if settings is None or not settings.publish_key_hint:
         return empty
     cache_key = (str(settings.home), settings.key)
@@ -425,14 +324,8 @@ def prepare_outgoing(
                 permanent=True,
             )
     queue = _sender_queue(config, raw)
-    if queue is None or queue.pgp is None:
-        return Prepared(raw)
-    try:
-        settings = parse_pgp(queue, check_secrets=False)
-        assert settings is not None
-    except ConfigError as e:
-        return Prepared(raw, f"queue {queue.name}: [pgp] is invalid: {e.problems[0]}")
-    if not settings.encrypt_to_customers:
+    settings = queue.pgp if queue is not None else None
+    if queue is None or settings is None or not settings.encrypt_to_customers:
         return Prepared(raw)
     rcpts = [a for _, a in getaddresses(list(rcpt_tos)) if a]
     try:
@@ -456,14 +349,12 @@ def prepare_outgoing(
 __all__ = [
     "CUSTOMER_KINDS",
     "Opened",
-    "PgpSettings",
     "Prepared",
     "ack_context",
     "group_fingerprint",
     "keyring",
     "leaked_secret",
     "open_incoming",
-    "parse_pgp",
     "pgp_problems",
     "prepare_outgoing",
     "stop_agents",

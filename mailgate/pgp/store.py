@@ -40,7 +40,8 @@ from sqlalchemy import (
 )
 
 from mailgate.agents.access import can_see
-from mailgate.config.load import Agent, Config, ConfigError
+from mailgate.config.model import Config
+from mailgate.config.schema import Agent
 from mailgate.db.models import pgp_secrets
 from mailgate.outgoing.compose import LOOP_HEADER, Outgoing, header_text, stable_message_id
 from mailgate.pgp import crypto
@@ -415,11 +416,7 @@ def secret_for_agent(
         )
     qname = rows[0].queue
     queue = config.queue(qname) or config.queue(ticket.queue)
-    try:
-        settings = pgp_stage.parse_pgp(queue, check_secrets=False) if queue else None
-    except ConfigError as e:
-        settings = None
-        log.error("#secret %d: [pgp] of %s invalid: %s", ticket_id, qname, e)
+    settings = queue.pgp if queue else None
     if queue is None or settings is None:
         return _refuse(
             conn, ticket_id, agent, now, f"#secret {ticket_id}: queue {qname} has no usable [pgp]"

@@ -21,7 +21,7 @@ from sqlalchemy.exc import OperationalError
 from mailgate.agents import handle as agent_mail
 from mailgate.autoresponse.policy import should_respond
 from mailgate.autoresponse.render import render
-from mailgate.config.load import Config, Queue
+from mailgate.config.model import Config, Queue
 from mailgate.outgoing.compose import Outgoing, compose, reply_subject, stable_message_id
 from mailgate.parse.message import Parsed, ParseRejected, parse
 from mailgate.pgp import stage as pgp_stage

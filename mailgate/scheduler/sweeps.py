@@ -44,17 +44,17 @@ from sqlalchemy.sql.dml import Update
 from mailgate.agents import tokens
 from mailgate.agents.access import TIER_NAMES, escalation_recipients, next_tier, team_leads
 from mailgate.autoresponse.render import TemplateError, render
-from mailgate.config.load import Agent, Config, Queue
+from mailgate.config.model import Config, Queue
+from mailgate.config.schema import Agent
+from mailgate.config.sla import SlaSettings
 from mailgate.db.models import OPEN_STATUSES, TicketSla, UtcDateTime
 from mailgate.outgoing.compose import Outgoing, compose, reply_subject, stable_message_id
 from mailgate.runtime import chunks
 from mailgate.scheduler.sla import (
     CLASSES,
     BusinessCalendar,
-    SlaSettings,
     Thresholds,
     describe_minutes,
-    sla_settings,
     thresholds,
 )
 from mailgate.store import tickets as store
@@ -91,10 +91,10 @@ class Policy:
 def policies(config: Config) -> dict[str, Policy]:
     """queue name -> policy of every queue whose `[sla]` is present and enabled."""
     out = {}
-    for name, s in sla_settings(config).items():
-        queue = config.queue(name)
-        if s.enabled and queue is not None:
-            out[name] = Policy(queue, s, s.calendar())
+    for queue in config.queues:
+        s = queue.sla
+        if s is not None and s.enabled:
+            out[queue.name] = Policy(queue, s, BusinessCalendar.of(s))
     return out
 
 
@@ -1013,7 +1013,7 @@ def sweep_close(conn: Connection, config: Config, now: datetime) -> int:
     """Close answered tickets the customer left alone for `close.after_days` days."""
     changed = 0
     # the review link comes from [sla] even where the SLA itself is disabled
-    links = {name: s.review_link for name, s in sla_settings(config).items()}
+    links = {q.name: q.sla.review_link for q in config.queues if q.sla is not None}
     for queue in config.queues:
         days = queue.close.after_days
         if days < 0:

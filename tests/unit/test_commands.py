@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from mailgate.agents import commands as c
-from mailgate.config.load import Agent
+from mailgate.config.schema import Agent
 
 ALICE = Agent(name="alice", address="alice@example.test", queues=["support"], role="admin")
 BOB = Agent(name="bob", address="bob@example.test", queues=["support", "sales"], tier="L1")

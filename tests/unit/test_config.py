@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from mailgate.cli.main import main
-from mailgate.config.load import ConfigError
+from mailgate.config.errors import ConfigError
 from tests.harness import load, write_config
 
 REPO_CONFIG = Path(__file__).resolve().parents[2] / "config" / "mailgate.toml"
