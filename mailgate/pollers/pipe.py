@@ -13,17 +13,15 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 from mailgate.config import layout
 from mailgate.config.errors import ConfigError
 from mailgate.spool import Envelope, Spool
 
 
-@dataclass(frozen=True)
-class PipeConfig:
+class PipeConfig(NamedTuple):
     """What the pipe takes from the configuration."""
 
     spool_dir: Path
