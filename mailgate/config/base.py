@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict
 
 ADDRESS_RE = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
@@ -27,3 +28,14 @@ def valid_address(v: str) -> str:
     if not ADDRESS_RE.match(v):
         raise ValueError(f"{v!r} is not an email address")
     return v.lower()
+
+
+def not_blank(v: str) -> str:
+    if not v.strip():
+        raise ValueError("must not be empty")
+    return v.strip()
+
+
+Name = Annotated[str, AfterValidator(valid_name)]  # of a queue or an agent
+Address = Annotated[str, AfterValidator(valid_address)]
+NotBlank = Annotated[str, AfterValidator(not_blank)]  # stripped

@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from mailgate.config.base import Strict
+from mailgate.config.base import NotBlank, Strict
 from mailgate.config.secrets import SecretError, flat_keys, flat_ref
 
 TlsMode = Literal["implicit", "starttls", "none"]
@@ -32,11 +32,11 @@ def is_loopback(host: str) -> bool:
 class ImapSettings(Strict):
     """One queue's IMAP account. `base` is the queue file's directory (for relative paths)."""
 
-    host: str
+    host: NotBlank
     port: Annotated[int, Field(ge=1, le=65535)] | None = None
     tls: TlsMode = "implicit"
     ca_file: str | None = None
-    user: str
+    user: NotBlank
     password_file: str | None = None
     password_env: str | None = None
     password_command: str | list[str] | None = None
@@ -53,13 +53,6 @@ class ImapSettings(Strict):
     batch_size: Annotated[int, Field(ge=1, le=1000)] = 50
     batch_max_bytes: Annotated[int, Field(ge=1)] = 32 * 1024 * 1024
     base: Path = Path(".")
-
-    @field_validator("host", "user")
-    @classmethod
-    def _not_blank(cls, v: str) -> str:
-        if not v.strip():
-            raise ValueError("must not be empty")
-        return v.strip()
 
     @field_validator("folders")
     @classmethod

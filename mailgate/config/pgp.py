@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pydantic import field_validator, model_validator
 
-from mailgate.config.base import Strict
+from mailgate.config.base import NotBlank, Strict
 from mailgate.config.secrets import SecretError, flat_keys, flat_ref
 
 log = logging.getLogger(__name__)
@@ -24,7 +24,7 @@ _HEX = re.compile(r"^[0-9A-F]{40}$|^[0-9A-F]{64}$")
 class PgpSettings(Strict):
     """One queue's `[pgp]` table. `base` is the queue file's directory (for relative paths)."""
 
-    gnupg_home: str
+    gnupg_home: NotBlank
     key: str = ""  # needed to sign and to publish; gpg finds the decryption key by itself
     passphrase_file: str | None = None
     passphrase_env: str | None = None
@@ -34,13 +34,6 @@ class PgpSettings(Strict):
     allow_plaintext_secrets_to_agents: bool = False
     publish_key_hint: bool = False
     base: Path = Path(".")
-
-    @field_validator("gnupg_home")
-    @classmethod
-    def _home(cls, v: str) -> str:
-        if not v.strip():
-            raise ValueError("must not be empty")
-        return v.strip()
 
     @field_validator("key")
     @classmethod

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from mailgate.config.base import Strict, valid_address, valid_name
+from mailgate.config.base import Address, Name, Strict, valid_address
 from mailgate.config.layout import DEFAULT_DATA_DIR, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_QUEUES_DIR
 from mailgate.config.secrets import SecretRef
 
@@ -100,7 +100,7 @@ class AgentMailSettings(Strict):
 
 
 class QueueFile(Strict):
-    name: str
+    name: Name
     addresses: list[str]
     subject_tag: str = ""
     # a follow-up from the requester's own company domain joins the ticket (public mail
@@ -116,11 +116,6 @@ class QueueFile(Strict):
     pgp: dict[str, Any] | None = None
     sla: dict[str, Any] | None = None
     agent_mail: AgentMailSettings = AgentMailSettings()
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, v: str) -> str:
-        return valid_name(v)
 
     @field_validator("addresses")
     @classmethod
@@ -140,8 +135,8 @@ class QueueFile(Strict):
 class Agent(Strict):
     """An agent: a person who answers tickets, from the agents file."""
 
-    name: str
-    address: str
+    name: Name
+    address: Address
     full_name: str = ""
     description: str = ""
     signature: str = ""
@@ -150,16 +145,6 @@ class Agent(Strict):
     role: Literal["agent", "admin"] = "agent"
     pgp_fingerprint: str = ""
     team_lead: bool = False
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, v: str) -> str:
-        return valid_name(v)
-
-    @field_validator("address")
-    @classmethod
-    def _address(cls, v: str) -> str:
-        return valid_address(v)
 
 
 class AgentsFile(Strict):
