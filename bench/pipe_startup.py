@@ -3,6 +3,7 @@
 
     python bench/pipe_startup.py            # 30 runs of each, alternating
     python bench/pipe_startup.py -n 100
+    python bench/pipe_startup.py --tree /tmp/old   # the mailgate package of another checkout
 
 The MTA starts one `mailgate ingest` per message, so its start-up is the pipe's
 throughput. Both commands run on the same interpreter, alternately (so load changes hit
@@ -40,10 +41,12 @@ def write_config(root: Path) -> Path:
     return path
 
 
-def ingest_argv(config: Path) -> list[str]:
-    """The console script the MTA runs, on this interpreter; `-m mailgate` without one."""
+def ingest_argv(config: Path, tree: str) -> list[str]:
+    """The console script the MTA runs, on this interpreter; `-m mailgate` without one or
+    for the package in `tree` (found first through $PYTHONPATH)."""
     script = Path(sys.executable).parent / "mailgate"
-    head = [str(script)] if script.exists() else [sys.executable, "-m", "mailgate"]
+    use_script = script.exists() and not tree
+    head = [str(script)] if use_script else [sys.executable, "-m", "mailgate"]
     return [*head, "--config", str(config), "ingest"]
 
 
@@ -76,9 +79,12 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("-n", "--runs", type=int, default=30)
     ap.add_argument("--top", type=int, default=12, help="imports to list")
+    ap.add_argument("--tree", default="", help="directory holding another mailgate package")
     args = ap.parse_args()
+    if args.tree:
+        os.environ["PYTHONPATH"] = args.tree
     with tempfile.TemporaryDirectory(prefix="mg-pipe-") as tmp:
-        ingest = ingest_argv(write_config(Path(tmp)))
+        ingest = ingest_argv(write_config(Path(tmp)), args.tree)
         bare = [sys.executable, "-c", "pass"]
         wall(ingest, MESSAGE)  # warm the page cache and the bytecode
         times: dict[str, list[float]] = {"python3 -c pass": [], "mailgate ingest": []}
