@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+DESCRIPTION = "The mail side of a helpdesk: intake, tickets, auto-responses, agent commands."
 # command -> (module of mailgate.cli, help line)
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("run", "run the daemon"),
@@ -26,6 +27,18 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "stats": ("stats", "counts of tickets, spool, shunt and outbox"),
     "keys": ("keys", "PGP keys of a queue: create, import, export, list"),
 }
+
+
+class _Formatter(argparse.HelpFormatter):
+    """argparse's own, with the terminal width found without `shutil` (argparse imports it
+    for every parser it builds: a few ms on each message the MTA pipes in)."""
+
+    def __init__(self, prog: str) -> None:
+        try:
+            columns = int(os.environ.get("COLUMNS", "")) or os.get_terminal_size().columns
+        except (ValueError, OSError):
+            columns = 80
+        super().__init__(prog, width=columns - 2)
 
 
 def default_config_path() -> str:
@@ -49,7 +62,7 @@ def _global_options(p: argparse.ArgumentParser, config_default: str | None) -> N
 
 def _named_command(argv: list[str]) -> str | None:
     """The command `argv` names (the first word after the global options), if any."""
-    pre = argparse.ArgumentParser(add_help=False)
+    pre = argparse.ArgumentParser(add_help=False, formatter_class=_Formatter)
     _global_options(pre, None)
     pre.add_argument("command", nargs="?")
     known, _ = pre.parse_known_args(argv)
@@ -62,11 +75,13 @@ def _module(command: str) -> ModuleType:
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser; only `command`'s own arguments are added (its module is imported)."""
-    p = argparse.ArgumentParser(prog="mailgate", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(
+        prog="mailgate", description=DESCRIPTION, formatter_class=_Formatter
+    )
     _global_options(p, default_config_path())
     sub = p.add_subparsers(dest="command", required=True)
     for name, (_, help_line) in COMMANDS.items():
-        sp = sub.add_parser(name, help=help_line)
+        sp = sub.add_parser(name, help=help_line, formatter_class=_Formatter)
         if name == command:
             _module(name).add_arguments(sp)
     return p
