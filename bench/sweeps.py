@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import Engine, event, text  # noqa: E402
 
 from mailgate.config import load as config_mod  # noqa: E402
+from mailgate.config.model import Config  # noqa: E402
 from mailgate.db import engine as db  # noqa: E402
 from mailgate.scheduler.runner import SWEEPS, run_all_sweeps  # noqa: E402
 from mailgate.scheduler.sweeps.track import sweep_track  # noqa: E402
@@ -59,7 +60,7 @@ after_days = 7
 """
 
 
-def write_config(root: Path, url: str) -> config_mod.Config:
+def write_config(root: Path, url: str) -> Config:
     cfg = root / "config"
     (cfg / "queues").mkdir(parents=True)
     (cfg / "mailgate.toml").write_text(
@@ -164,7 +165,7 @@ class StatementCounter:
 
 def timed_run(
     engine: Engine,
-    cfg: config_mod.Config,
+    cfg: Config,
     now: datetime,
     counter: StatementCounter,
     only: tuple[str, ...] = (),

@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 
+from mailgate.config import hmac_secret
 from mailgate.config import load as config_mod
-from mailgate.config.load import Config, ConfigError
+from mailgate.config.errors import ConfigError
+from mailgate.config.model import Config
 from mailgate.db import engine as db
 from mailgate.outgoing.sender import Sender
 from mailgate.pgp.keyring import Keyrings
@@ -48,6 +50,7 @@ class Daemon:
         """Re-read the configuration; on any error keep running with the last good one."""
         try:
             new = config_mod.load(self.config.path)
+            hmac_secret.ensure(new)  # read (or make) it now: a broken one keeps the old config
         except ConfigError as e:
             for problem in e.problems:
                 log.error("config reload rejected, keeping the running config: %s", problem)

@@ -19,25 +19,28 @@ from __future__ import annotations
 
 import fcntl
 import json
-import logging
 import os
 import queue
 import threading
 import time
-import uuid
 from collections import deque
-from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import NamedTuple
 
-log = logging.getLogger(__name__)
+
+def _log(level: str, msg: str, *args: object) -> None:
+    """Log via `logging`, imported at first use: the MTA pipe imports this module per message."""
+    import logging
+
+    getattr(logging.getLogger(__name__), level)(msg, *args)
+
 
 SUBDIRS = ("tmp", "incoming", "claimed", "shunt")
 # how long a message may wait for its envelope before it counts as left by a dead writer
 ORPHAN_GRACE_SECONDS = 10.0
 
 
-@dataclass(frozen=True)
-class Envelope:
+class Envelope(NamedTuple):
     """How a message reached us: the SMTP envelope, or what the source knows."""
 
     source: str  # "smtp", "lmtp", "pipe", "imap:<mailbox>"
@@ -46,10 +49,10 @@ class Envelope:
     queue: str = ""  # set when the source already knows the queue (pipe --queue, IMAP)
     received_at: float = 0.0
     attempts: int = 0
-    failures: tuple[dict, ...] = field(default_factory=tuple)
+    failures: tuple[dict, ...] = ()
 
     def to_json(self) -> bytes:
-        d = asdict(self)
+        d = self._asdict()
         d["rcpt_tos"] = list(self.rcpt_tos)
         d["failures"] = list(self.failures)
         return json.dumps(d, ensure_ascii=False).encode()
@@ -62,8 +65,7 @@ class Envelope:
         return cls(**d)
 
 
-@dataclass(frozen=True)
-class SpoolEntry:
+class SpoolEntry(NamedTuple):
     name: str
     envelope: Envelope
 
@@ -111,9 +113,9 @@ class Spool:
     # -- sources -------------------------------------------------------------------------
     def put(self, raw: bytes, envelope: Envelope) -> str:
         """Store raw bytes durably; return the entry name. Raises OSError on failure."""
-        name = f"{time.time_ns():020d}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        name = f"{time.time_ns():020d}-{os.getpid()}-{os.urandom(6).hex()}"
         if not envelope.received_at:
-            envelope = replace(envelope, received_at=time.time())
+            envelope = envelope._replace(received_at=time.time())
         tmp, inc = self._dir("tmp"), self._dir("incoming")
         _write_durable(tmp / f"{name}.json", envelope.to_json())
         _write_durable(tmp / f"{name}.eml", raw)
@@ -160,7 +162,7 @@ class Spool:
                     p.unlink(missing_ok=True)
         if n:
             _fsync_dir(inc)
-            log.info("spool: recovered %d claimed message(s)", n)
+            _log("info", "spool: recovered %d claimed message(s)", n)
         return n
 
     def pending(self) -> int:
@@ -188,8 +190,11 @@ class Spool:
                 if env is None:
                     continue
             except (OSError, ValueError, TypeError) as e:
-                log.warning(
-                    "spool: %s has an unreadable envelope (%s); using an empty one", name, e
+                _log(
+                    "warning",
+                    "spool: %s has an unreadable envelope (%s); using an empty one",
+                    name,
+                    e,
                 )
                 env = Envelope(source="unknown")
             out.append(SpoolEntry(name, env))
@@ -204,7 +209,7 @@ class Spool:
             return None  # moved away meanwhile (shunt administration)
         if age < ORPHAN_GRACE_SECONDS:
             return None  # looked at again on the next listing
-        log.warning("spool: %s has no envelope (its writer died); routing by headers", eml.name)
+        _log("warning", "spool: %s has no envelope (its writer died); routing by headers", eml.name)
         return Envelope(source="recovered")
 
     def read(self, entry: SpoolEntry) -> bytes:
@@ -235,7 +240,7 @@ class Spool:
                 (inc / f"{name}.eml").unlink(missing_ok=True)
                 (inc / f"{name}.json").unlink(missing_ok=True)
             except OSError as e:  # the next start processes it again: a no-op
-                log.warning("spool: could not remove %s: %s", name, e)
+                _log("warning", "spool: could not remove %s: %s", name, e)
             with self._removed:
                 self._removing.discard(name)
                 self._removed.notify_all()
@@ -255,7 +260,7 @@ class Spool:
         """
         env = entry.envelope
         failure = {"stage": stage, "reason": reason[:4000], "at": time.time()}
-        env = replace(env, attempts=env.attempts + 1, failures=(*env.failures, failure))
+        env = env._replace(attempts=env.attempts + 1, failures=(*env.failures, failure))
         inc = self._dir("incoming")
         target = self._dir("shunt") if env.attempts >= max_attempts else inc
         _write_durable(self._dir("tmp") / f"{entry.name}.json", env.to_json())
@@ -293,7 +298,7 @@ class Spool:
         if not (sh / f"{name}.eml").exists():
             raise FileNotFoundError(f"no shunted message {name!r}")
         env = Envelope.from_json((sh / f"{name}.json").read_bytes())
-        _write_durable(sh / f"{name}.json.new", replace(env, attempts=0).to_json())
+        _write_durable(sh / f"{name}.json.new", env._replace(attempts=0).to_json())
         os.rename(sh / f"{name}.json.new", inc / f"{name}.json")
         os.rename(sh / f"{name}.eml", inc / f"{name}.eml")
         _fsync_dir(inc)

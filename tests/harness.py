@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from mailgate.app import Daemon
 from mailgate.config import load as config_mod
-from mailgate.config.load import Config
+from mailgate.config.model import Config
 from mailgate.db import engine as db
 from mailgate.db.models import Article, OutboxRow, Ticket
 from mailgate.pgp.keyring import Keyrings

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 
-from mailgate.config.load import Agent
+from mailgate.config.schema import Agent
 
 TIERS = ("L1", "L2", "L3")
 TIER_NAMES = {"L1": "Tier 1", "L2": "Tier 2", "L3": "Tier 3"}

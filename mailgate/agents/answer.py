@@ -8,7 +8,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, select
 
-from mailgate.config.load import Agent, Config, Queue
+from mailgate.config.model import Config, Queue
+from mailgate.config.schema import Agent
 from mailgate.outgoing import customer_mails
 from mailgate.outgoing.builders import Thread
 from mailgate.outgoing.compose import Outgoing, reply_subject

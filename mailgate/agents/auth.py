@@ -26,7 +26,8 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from mailgate.agents import tokens
-from mailgate.config.load import Agent, Queue
+from mailgate.config.model import Queue
+from mailgate.config.schema import Agent
 from mailgate.parse.message import Parsed
 from mailgate.pgp.verdicts import SignatureCheck
 from mailgate.spool import Envelope

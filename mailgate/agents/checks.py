@@ -10,7 +10,7 @@ from sqlalchemy import Connection, Row
 
 from mailgate.agents import auth
 from mailgate.agents.signature import body_signature
-from mailgate.config.load import Config, Queue
+from mailgate.config.model import Config, Queue
 from mailgate.parse.message import Parsed
 from mailgate.pgp.keyring import Keyrings
 from mailgate.store import agent_mails as seen

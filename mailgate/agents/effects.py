@@ -14,7 +14,7 @@ from sqlalchemy import Connection, Row
 
 from mailgate.agents import auth
 from mailgate.agents.plan import LineResult
-from mailgate.config.load import Config
+from mailgate.config.model import Config
 from mailgate.outgoing import agent_mails
 from mailgate.outgoing.compose import Outgoing
 from mailgate.parse.message import Parsed

@@ -27,7 +27,7 @@ from mailgate.agents.notifications import event_notifications
 from mailgate.agents.plan import LineResult, Plan, PlanContext
 from mailgate.agents.queries import answer_queries, ticket_ccs_of, ticket_row, ticket_view
 from mailgate.agents.reply import split_reply
-from mailgate.config.load import Config
+from mailgate.config.model import Config
 from mailgate.outgoing.compose import Outgoing
 from mailgate.outgoing.customer_mails import agent_display
 from mailgate.parse.message import Parsed

@@ -10,7 +10,8 @@ from sqlalchemy import Connection, Row
 from mailgate.agents import access
 from mailgate.agents.plan import Assigned, Event
 from mailgate.agents.queries import ticket_digest, ticket_row, ticket_view
-from mailgate.config.load import Agent, Config, Queue
+from mailgate.config.model import Config, Queue
+from mailgate.config.schema import Agent
 from mailgate.outgoing import agent_mails
 from mailgate.outgoing.compose import Outgoing
 from mailgate.store.outbox import queue_mails

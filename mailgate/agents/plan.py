@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from mailgate.agents.commands.base import Command, Query
-from mailgate.config.load import Agent
+from mailgate.config.schema import Agent
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,8 @@ from mailgate.agents import access, tokens
 from mailgate.agents.commands.base import Query
 from mailgate.agents.commands.queries import Help, ListMine, ListUnassigned, Secret, Show
 from mailgate.agents.plan import TicketView
-from mailgate.config.load import Agent, Config, Queue
+from mailgate.config.model import Config, Queue
+from mailgate.config.schema import Agent
 from mailgate.db.models import OPEN_STATUSES
 from mailgate.outgoing import digest as dg
 from mailgate.outgoing.compose import Outgoing

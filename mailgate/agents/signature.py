@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mailgate.config.load import Queue
+from mailgate.config.model import Queue
 from mailgate.pgp.keyring import Keyrings
 from mailgate.pgp.opener import open_message
 from mailgate.pgp.verdicts import SignatureCheck

@@ -7,19 +7,18 @@ queue key can be made before its fingerprint is written into `key`.
 from __future__ import annotations
 
 import argparse
-import logging
 import re
 import sys
 from pathlib import Path
-from typing import Any
 
-from mailgate.config import load as config_mod
-from mailgate.config.load import Config, ConfigError, Queue
+from mailgate.cli.startup import config_error_exit
+from mailgate.config import load as config_load
+from mailgate.config.errors import ConfigError
+from mailgate.config.model import Config, Queue
+from mailgate.config.pgp import PgpSettings
 from mailgate.pgp import keys as keymgmt
 
-log = logging.getLogger(__name__)
-
-EX_OK, EX_FAIL, EX_CONFIG = 0, 1, 78
+EX_OK, EX_FAIL = 0, 1
 
 
 class KeysCliError(Exception):
@@ -33,7 +32,7 @@ def _load(path: str, *, make_homes: bool = False) -> Config:
     """The configuration; `make_homes`: create missing [pgp] GnuPG homes (mode 700) first,
     so `keys create` / `keys import` can start from an empty directory."""
     try:
-        return config_mod.load(path)
+        return config_load.load(path)
     except ConfigError as e:
         missing = [m.group(1) for m in map(_NO_HOME.search, e.problems) if m]
         if make_homes and missing and len(missing) == len(e.problems):
@@ -41,9 +40,7 @@ def _load(path: str, *, make_homes: bool = False) -> Config:
                 keymgmt.ensure_home(home)
                 print(f"created GnuPG home {home} (mode 700)", file=sys.stderr)
             return _load(path)
-        for problem in e.problems:
-            print(f"config error: {problem}", file=sys.stderr)
-        raise SystemExit(EX_CONFIG) from e
+        config_error_exit(e)
 
 
 def _queue(cfg: Config, name: str) -> Queue:
@@ -54,37 +51,18 @@ def _queue(cfg: Config, name: str) -> Queue:
     return q
 
 
-def queue_home(queue: Queue) -> Path:
-    """The queue's GnuPG home from `[pgp].gnupg_home` (relative to the queue file)."""
-    raw = queue.pgp or {}
-    home = raw.get("gnupg_home")
-    if not isinstance(home, str) or not home.strip():
+def _pgp(queue: Queue) -> PgpSettings:
+    if queue.pgp is None:
         raise KeysCliError(
             f"{queue.source}: pgp.gnupg_home: not set; add a [pgp] table with gnupg_home "
             '(e.g. gnupg_home = "../gnupg/support") first'
         )
-    return (queue.source.parent / home.strip()).resolve()
+    return queue.pgp
 
 
-def _passphrase(queue: Queue) -> str | None:
-    from mailgate.pgp import stage as pgp_stage
-
-    try:
-        settings = pgp_stage.parse_pgp(queue, check_secrets=False)
-    except ConfigError:
-        return None
-    return settings.passphrase() if settings else None
-
-
-def _settings(queue: Queue) -> Any:
-    from mailgate.pgp import stage as pgp_stage  # gnupg and the mail path only when needed
-
-    try:
-        settings = pgp_stage.parse_pgp(queue, check_secrets=False)
-    except ConfigError as e:
-        raise KeysCliError("; ".join(e.problems)) from e
-    if settings is None:
-        raise KeysCliError(f"queue {queue.name} has no [pgp] table")
+def _settings(queue: Queue) -> PgpSettings:
+    """The queue's `[pgp]`, which must name the queue key."""
+    settings = _pgp(queue)
     if not settings.key:
         raise KeysCliError(f"{queue.source}: pgp.key: not set (see `mailgate keys list`)")
     return settings
@@ -111,7 +89,7 @@ def _describe(k: keymgmt.KeyInfo) -> str:
 
 def cmd_create(cfg: Config, args: argparse.Namespace) -> int:
     queue = _queue(cfg, args.queue)
-    home = queue_home(queue)
+    home = _pgp(queue).home
     email = (args.email or queue.address).lower()
     name = args.name or queue.from_name or f"{queue.name} helpdesk"
     if home.is_dir() and not args.force:
@@ -121,10 +99,10 @@ def cmd_create(cfg: Config, args: argparse.Namespace) -> int:
                 f"{home} already holds secret key {taken[0].fingerprint} for {email} "
                 "(--force makes another one)"
             )
-    passphrase = _passphrase(queue)
+    passphrase = _pgp(queue).passphrase()
     if passphrase is None:
         print(
-            "note: no passphrase configured (pgp.passphrase_file / passphrase_env): "
+            "note: no passphrase configured (pgp.passphrase_file / _env / _command): "
             "the secret key is stored unprotected; keep the GnuPG home mode 700",
             file=sys.stderr,
         )
@@ -148,7 +126,7 @@ def _show_only(home: Path, data: bytes) -> tuple[list[keymgmt.KeyInfo], bool]:
 
 def cmd_import(cfg: Config, args: argparse.Namespace) -> int:
     queue = _queue(cfg, args.queue)
-    home = keymgmt.ensure_home(queue_home(queue))
+    home = keymgmt.ensure_home(_pgp(queue).home)
     if args.file == "-":
         data = sys.stdin.buffer.read()
     else:
@@ -193,7 +171,7 @@ def cmd_import(cfg: Config, args: argparse.Namespace) -> int:
 def cmd_export(cfg: Config, args: argparse.Namespace) -> int:
     queue = _queue(cfg, args.queue)
     if args.fingerprint:
-        home, fpr = queue_home(queue), args.fingerprint.replace(" ", "").upper()
+        home, fpr = _pgp(queue).home, args.fingerprint.replace(" ", "").upper()
     else:
         settings = _settings(queue)
         home, fpr = settings.home, settings.key
@@ -208,8 +186,8 @@ def cmd_export(cfg: Config, args: argparse.Namespace) -> int:
 
 def cmd_list(cfg: Config, args: argparse.Namespace) -> int:
     queue = _queue(cfg, args.queue)
-    home = queue_home(queue)
-    queue_key = str((queue.pgp or {}).get("key", "")).replace(" ", "").upper()
+    home = _pgp(queue).home
+    queue_key = _pgp(queue).key
     agents = {a.pgp_fingerprint.replace(" ", "").upper(): a.name for a in cfg.agents}
     found = keymgmt.list_keys(home)
     print(f"{home}: {len(found)} key(s)")
@@ -229,7 +207,7 @@ def cmd_list(cfg: Config, args: argparse.Namespace) -> int:
 COMMANDS = {"create": cmd_create, "import": cmd_import, "export": cmd_export, "list": cmd_list}
 
 
-def cmd_keys(args: argparse.Namespace) -> int:
+def main(args: argparse.Namespace) -> int:
     cfg = _load(args.config, make_homes=args.keys_action in ("create", "import"))
     try:
         return COMMANDS[args.keys_action](cfg, args)
@@ -238,9 +216,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
         return EX_FAIL
 
 
-def register(sub: Any) -> None:
-    """Add `mailgate keys ...` to the CLI's subparsers (cli.build_parser)."""
-    k = sub.add_parser("keys", help="PGP keys of a queue: create, import, export, list")
+def add_arguments(k: argparse.ArgumentParser) -> None:
     ks = k.add_subparsers(dest="keys_action", required=True)
 
     c = ks.add_parser("create", help="generate the queue's key pair in its GnuPG home")
@@ -266,5 +242,3 @@ def register(sub: Any) -> None:
 
     li = ks.add_parser("list", help="keys in the queue's GnuPG home")
     li.add_argument("queue")
-
-    k.set_defaults(func=cmd_keys)

@@ -25,7 +25,8 @@ from mailgate.agents import tokens
 from mailgate.agents.access import TIER_NAMES
 from mailgate.agents.reply import REPLY_MARKER
 from mailgate.autoresponse.render import render
-from mailgate.config.load import Agent, Config, Queue
+from mailgate.config.model import Config, Queue
+from mailgate.config.schema import Agent
 from mailgate.outgoing.compose import Outgoing, compose, stable_message_id
 
 

@@ -8,7 +8,8 @@ from datetime import datetime
 from mailgate.agents import tokens
 from mailgate.agents.access import TIER_NAMES
 from mailgate.autoresponse.render import render
-from mailgate.config.load import Agent, Config, Queue
+from mailgate.config.model import Config, Queue
+from mailgate.config.schema import Agent
 from mailgate.outgoing.builders import (
     MailTicket,
     Thread,

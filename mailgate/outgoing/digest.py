@@ -12,7 +12,8 @@ from datetime import datetime
 from mailgate.agents import tokens
 from mailgate.agents.commands.registry import GRAMMAR
 from mailgate.autoresponse.render import render
-from mailgate.config.load import Agent, Config, Queue
+from mailgate.config.model import Config, Queue
+from mailgate.config.schema import Agent
 from mailgate.outgoing.builders import queue_context
 
 MAX_ARTICLE_LINES = 40

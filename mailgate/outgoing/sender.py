@@ -23,7 +23,8 @@ from pathlib import Path
 
 from sqlalchemy import Engine, select, update
 
-from mailgate.config.load import Config
+from mailgate.config.model import Config
+from mailgate.config.secrets import SecretError
 from mailgate.pgp.keyring import Keyrings
 from mailgate.pgp.outgoing import prepare_outgoing
 from mailgate.runtime import Clock, backoff_delay, utcnow, wait_for_wake
@@ -66,6 +67,10 @@ class Relay:
 
     def _connect(self) -> smtplib.SMTP:
         s = self.settings
+        # read at each connection (a rotated secret just works); SecretError defers the mail
+        password = (
+            s.password.read(self.base, f"relay.password.{s.password.kind}") if s.password else ""
+        )
         ctx = ssl.create_default_context()
         if s.tls:
             smtp: smtplib.SMTP = smtplib.SMTP_SSL(
@@ -76,7 +81,7 @@ class Relay:
             if s.starttls:
                 smtp.starttls(context=ctx)
         if s.username:
-            smtp.login(s.username, s.password.resolve(self.base) or "")
+            smtp.login(s.username, password)
         return smtp
 
     def send(self, mail_from: str, rcpts: list[str], raw: bytes) -> DeliveryResult:
@@ -93,7 +98,7 @@ class Relay:
             permanent = 500 <= e.smtp_code < 600
             msg = e.smtp_error.decode(errors="replace") if isinstance(e.smtp_error, bytes) else e
             return DeliveryResult(False, permanent, f"{e.smtp_code} {msg}")
-        except (TimeoutError, OSError, smtplib.SMTPException) as e:
+        except (TimeoutError, OSError, smtplib.SMTPException, SecretError) as e:
             self.close()
             return DeliveryResult(False, False, f"{type(e).__name__}: {e}")
         if refused:

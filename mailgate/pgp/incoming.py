@@ -13,14 +13,13 @@ import logging
 import time
 from collections.abc import Iterable
 
-from mailgate.config.load import Config, ConfigError, Queue
+from mailgate.config.model import Config, Queue
 from mailgate.parse.message import Parsed
 from mailgate.pgp import keys as keymgmt
 from mailgate.pgp.armor import BEGIN_MESSAGE, redact, scan
 from mailgate.pgp.keyring import Keyrings
 from mailgate.pgp.opener import open_message
 from mailgate.pgp.results import Opened, unopened
-from mailgate.pgp.stage import parse_pgp
 
 log = logging.getLogger(__name__)
 
@@ -53,20 +52,15 @@ def open_incoming(
     if queue is None or not (scan(raw, p.text) or _armored_attachment(p)):
         return p, None
     started = time.perf_counter()
+    settings = queue.pgp
+    assert settings is not None  # _pgp_queue picks a queue with [pgp]
     try:
-        settings = parse_pgp(queue, check_secrets=False)
-        assert settings is not None
-    except ConfigError as e:
-        log.error("queue %s: [pgp] is invalid, message not decrypted: %s", queue.name, e)
-        result = unopened(raw, p.text, f"queue {queue.name}: [pgp] is invalid: {e.problems[0]}")
+        ring = keyrings.get(settings.home, settings.passphrase())
+    except (OSError, ValueError, keymgmt.KeyManagementError) as e:
+        log.error("queue %s: GnuPG home %s unusable: %s", queue.name, settings.home, e)
+        result = unopened(raw, p.text, f"queue {queue.name}: GnuPG home unusable: {e}")
     else:
-        try:
-            ring = keyrings.get(settings.home, settings.passphrase())
-        except (OSError, ValueError, keymgmt.KeyManagementError) as e:
-            log.error("queue %s: GnuPG home %s unusable: %s", queue.name, settings.home, e)
-            result = unopened(raw, p.text, f"queue {queue.name}: GnuPG home unusable: {e}")
-        else:
-            result = open_message(raw, p.text, ring, p.from_addr)
+        result = open_message(raw, p.text, ring, p.from_addr)
     seconds = time.perf_counter() - started
     if not result.has_pgp:
         return p, None

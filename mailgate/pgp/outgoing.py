@@ -23,12 +23,11 @@ from email.utils import getaddresses, parseaddr
 
 from sqlalchemy import Engine, select
 
-from mailgate.config.load import Config, ConfigError, Queue
+from mailgate.config.model import Config, Queue
 from mailgate.db.models import pgp_secrets
 from mailgate.pgp import keys as keymgmt
 from mailgate.pgp.keyring import CryptoError, Keyring, Keyrings
 from mailgate.pgp.leaks import leaked_secret
-from mailgate.pgp.stage import parse_pgp
 
 log = logging.getLogger(__name__)
 
@@ -161,11 +160,7 @@ def prepare_outgoing(
     queue = _sender_queue(config, raw)
     if queue is None or queue.pgp is None:
         return Prepared(raw)
-    try:
-        settings = parse_pgp(queue, check_secrets=False)
-        assert settings is not None
-    except ConfigError as e:
-        return Prepared(raw, f"queue {queue.name}: [pgp] is invalid: {e.problems[0]}")
+    settings = queue.pgp
     if not settings.encrypt_to_customers:
         return Prepared(raw)
     rcpts = [a for _, a in getaddresses(list(rcpt_tos)) if a]
@@ -202,12 +197,7 @@ def ack_context(queue: Queue) -> dict[str, str]:
     """Variables for the new-ticket acknowledgement: `pgp_fingerprint` (grouped) and
     `pgp_public_key` (armored), both "" unless the queue sets publish_key_hint."""
     empty = {"pgp_fingerprint": "", "pgp_public_key": ""}
-    if queue.pgp is None:
-        return empty
-    try:
-        settings = parse_pgp(queue, check_secrets=False)
-    except ConfigError:
-        return empty
+    settings = queue.pgp
     if settings is None or not settings.publish_key_hint:
         return empty
     cache_key = (str(settings.home), settings.key)

@@ -18,12 +18,13 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from mailgate.agents.access import can_see
-from mailgate.config.load import Agent, Config, ConfigError, Queue
+from mailgate.config.model import Config, Queue
+from mailgate.config.pgp import PgpSettings
+from mailgate.config.schema import Agent
 from mailgate.db.models import pgp_secrets
 from mailgate.outgoing.compose import LOOP_HEADER, Outgoing, header_text, stable_message_id
 from mailgate.pgp.keyring import CryptoError, Keyrings
 from mailgate.pgp.outgoing import encrypt_mime
-from mailgate.pgp.stage import PgpSettings, parse_pgp
 from mailgate.pgp.verdicts import signature_text
 from mailgate.store.articles import blobs
 from mailgate.store.audit import audit
@@ -78,11 +79,7 @@ def _settings(
     config: Config, ticket_id: int, qname: str, fallback: str
 ) -> tuple[Queue, PgpSettings]:
     queue = config.queue(qname) or config.queue(fallback)
-    try:
-        settings = parse_pgp(queue, check_secrets=False) if queue else None
-    except ConfigError as e:
-        settings = None
-        log.error("#secret %d: [pgp] of %s invalid: %s", ticket_id, qname, e)
+    settings = queue.pgp if queue else None
     if queue is None or settings is None:
         raise _Refused(f"#secret {ticket_id}: queue {qname} has no usable [pgp]")
     return queue, settings

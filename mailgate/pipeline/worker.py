@@ -21,7 +21,7 @@ from sqlalchemy.exc import OperationalError
 from mailgate.agents import handle as agent_mail
 from mailgate.agents.notifications import notify_customer_mail
 from mailgate.autoresponse.policy import should_respond
-from mailgate.config.load import Config
+from mailgate.config.model import Config
 from mailgate.outgoing import customer_mails
 from mailgate.parse.limits import ParseRejected
 from mailgate.parse.message import parse

@@ -35,9 +35,10 @@ from imapclient import IMAPClient, SocketTimeout
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
 from sqlalchemy import Engine, insert, select, update
 
-from mailgate.config.load import Config, ConfigError, Queue
+from mailgate.config.imap import ImapSettings
+from mailgate.config.model import Config, Queue
+from mailgate.config.secrets import SecretError
 from mailgate.db.models import ImapCheckpoint
-from mailgate.pollers.imap_settings import ImapSettings, SecretError, imap_settings, parse_imap
 from mailgate.runtime import Backoff, chunks
 from mailgate.spool import Envelope, Spool
 
@@ -579,13 +580,12 @@ async def _in_thread(fn: Callable[[], None], *, name: str, halt: threading.Event
 def make_pollers(
     config: Config, spool: Spool, engine: Engine, stop: asyncio.Event, **kwargs: Any
 ) -> list[Poller]:
-    """One Poller per (queue, folder) with an [imap] table; ConfigError if one is invalid."""
-    settings = imap_settings(config)
+    """One Poller per (queue, folder) with an [imap] table."""
     return [
-        Poller(q, settings[q.name], folder, spool, engine, stop, **kwargs)
+        Poller(q, q.imap, folder, spool, engine, stop, **kwargs)
         for q in config.queues
-        if q.name in settings
-        for folder in settings[q.name].folders
+        if q.imap is not None
+        for folder in q.imap.folders
     ]
 
 
@@ -599,7 +599,7 @@ async def run_pollers(
     """Run every IMAP poller until `stop` is set; return when all of them ended cleanly.
 
     `on_spooled` (optional, e.g. the worker's wake-up) is called on the event loop after
-    a poller wrote messages to the spool. Raises ConfigError for an invalid [imap] table.
+    a poller wrote messages to the spool.
     """
     wake = None
     if on_spooled is not None:
@@ -659,17 +659,10 @@ def _check_folder(queue: str, settings: ImapSettings, folder: str) -> MailboxChe
 
 def check_mailboxes(config: Config, *, max_workers: int = 8) -> list[MailboxCheck]:
     """Log in to every configured mailbox folder; report ok or exactly what failed."""
-    jobs: list[tuple[str, ImapSettings, str]] = []
-    out: list[MailboxCheck] = []
-    for q in config.queues:
-        try:
-            settings = parse_imap(q)
-        except ConfigError as e:
-            out.append(MailboxCheck(q.name, "(config)", False, "; ".join(e.problems)))
-            continue
-        if settings is not None:
-            jobs.extend((q.name, settings, f) for f in settings.folders)
-    if jobs:
-        with ThreadPoolExecutor(max_workers=min(max_workers, len(jobs))) as pool:
-            out.extend(pool.map(lambda j: _check_folder(*j), jobs))
-    return out
+    jobs: list[tuple[str, ImapSettings, str]] = [
+        (q.name, q.imap, f) for q in config.queues if q.imap is not None for f in q.imap.folders
+    ]
+    if not jobs:
+        return []
+    with ThreadPoolExecutor(max_workers=min(max_workers, len(jobs))) as pool:
+        return list(pool.map(lambda j: _check_folder(*j), jobs))

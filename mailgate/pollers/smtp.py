@@ -18,7 +18,7 @@ from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, Session
 from aiosmtpd.smtp import Envelope as SmtpEnvelope
 
-from mailgate.config.load import Config
+from mailgate.config.model import Config
 from mailgate.spool import Envelope, Spool
 
 log = logging.getLogger(__name__)

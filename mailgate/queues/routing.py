@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mailgate.config.load import Config
+from mailgate.config.model import Config
 from mailgate.parse.message import Parsed
 from mailgate.spool import Envelope
 

@@ -15,6 +15,8 @@ from functools import lru_cache
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
+from mailgate.config.sla import SlaSettings
+
 CLASSES = ("critical", "high", "medium", "low")
 # an instant before any ticket: a threshold the calendar cannot reach matches nothing
 FAR_PAST = datetime(1970, 1, 1, tzinfo=UTC)
@@ -30,6 +32,13 @@ class BusinessCalendar:
     days: frozenset[int]  # 0 = Monday
     hours: tuple[tuple[int, int], ...]  # sorted, non-overlapping [start, end) minutes
     holidays: frozenset[date]
+
+    @classmethod
+    def of(cls, s: SlaSettings) -> BusinessCalendar:
+        """The calendar of a queue's `[sla]` settings."""
+        return cls(
+            ZoneInfo(s.timezone), s.weekday_numbers(), s.hour_ranges(), frozenset(s.holidays)
+        )
 
     def local_date(self, instant: datetime) -> date:
         return instant.astimezone(self.tz).date()

@@ -17,9 +17,8 @@ from datetime import UTC, datetime
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import Connection, Engine
 
-from mailgate.config.load import Config, ConfigError
+from mailgate.config.model import Config
 from mailgate.runtime import Clock, utcnow
-from mailgate.scheduler.sla import sla_problems
 from mailgate.scheduler.sweeps import sql
 from mailgate.scheduler.sweeps.close import sweep_close
 from mailgate.scheduler.sweeps.priority import sweep_priority
@@ -64,9 +63,6 @@ def run_all_sweeps(
     """
     if now.tzinfo is None:
         raise ValueError("run_all_sweeps needs an aware datetime")
-    problems = sla_problems(config)
-    if problems:
-        raise ConfigError(problems)
     full = now.minute == 0 if full_sync is None else full_sync
     track: Sweep = functools.partial(sweep_track, full=full)
     counts: dict[str, int] = {}
@@ -95,35 +91,6 @@ def _run_sweep(engine: Engine, config: Config, now: datetime, name: str, sweep: 
     return total
 
 
-class _Configs:
-    """The current config, or the last one whose [sla] tables were valid."""
-
-    def __init__(self, source: ConfigSource):
-        self.source = source
-        first = self._read()
-        problems = sla_problems(first)
-        if problems:
-            raise ConfigError(problems)
-        self.good = first
-        self.rejected: Config | None = None
-
-    def _read(self) -> Config:
-        return self.source() if callable(self.source) else self.source
-
-    def current(self) -> Config:
-        cfg = self._read()
-        if cfg is self.good or cfg is self.rejected:
-            return self.good
-        problems = sla_problems(cfg)
-        if problems:
-            for p in problems:
-                log.error("scheduler keeps the last good [sla] settings: %s", p)
-            self.rejected = cfg
-            return self.good
-        self.good = cfg
-        return cfg
-
-
 async def run_scheduler(
     config: ConfigSource,
     engine: Engine,
@@ -135,17 +102,16 @@ async def run_scheduler(
     """Run the sweeps every `interval_seconds` until `stop` is set.
 
     `config` is a Config or a callable returning the current one (so a SIGHUP reload is
-    seen at the next run; a reload with a broken [sla] keeps the last good settings).
-    Raises ConfigError at once when the starting config has a broken [sla] table.
+    seen at the next run; a reload with a broken [sla] never gets here: config.load
+    refuses it and the daemon keeps the last good config).
     """
-    configs = _Configs(config)
     running = asyncio.Lock()
     first = True
 
     async def tick() -> None:
         nonlocal first
         async with running:
-            cfg = configs.current()
+            cfg = config() if callable(config) else config
             now = clock()
             # the first run re-reads every open ticket; then changed ones (hourly: all)
             run = functools.partial(run_all_sweeps, strict=False, full_sync=first or None)

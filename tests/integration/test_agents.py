@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from mailgate.agents import tokens
 from mailgate.agents.reply import REPLY_MARKER
-from mailgate.config.load import Config
+from mailgate.config.model import Config
 from mailgate.db.models import Article, AuditEvent, Ticket, TicketCc, TicketTag
 from tests.harness import RunningDaemon, load, message, running, tickets, wait_until, write_config
 from tests.servers import CapturedMessage, SmtpSink

@@ -23,7 +23,10 @@ import pytest
 from sqlalchemy import Engine, select
 
 from mailgate.config import load as config_mod
-from mailgate.config.load import Config, ConfigError
+from mailgate.config.errors import ConfigError
+from mailgate.config.imap import ImapSettings
+from mailgate.config.model import Config
+from mailgate.config.secrets import SecretError
 from mailgate.db import engine as db
 from mailgate.db.models import ImapCheckpoint
 from mailgate.pollers.imap import (
@@ -33,7 +36,6 @@ from mailgate.pollers.imap import (
     make_pollers,
     run_pollers,
 )
-from mailgate.pollers.imap_settings import ImapSettings, SecretError, parse_imap
 from mailgate.spool import Envelope, Spool
 from tests.servers import Dovecot, free_port
 
@@ -212,7 +214,7 @@ def checkpoints(engine: Engine) -> dict[str, tuple[int, int]]:
 
 # -- settings (no server) ----------------------------------------------------------------
 def test_imap_problems_of_every_queue_are_listed(tmp_path: Path) -> None:
-    # config.load runs imap_problems itself: a bad [imap] table never reaches a poller
+    # config.load types [imap] once: a bad table never reaches a poller
     with pytest.raises(ConfigError) as e:
         write_config(
             tmp_path,
@@ -231,11 +233,8 @@ def test_imap_problems_of_every_queue_are_listed(tmp_path: Path) -> None:
 
 
 def _queue_problems(tmp_path: Path, imap: dict[str, Any]) -> list[str]:
-    cfg = write_config(tmp_path, {"support": None})
-    q = cfg.queues[0]
-    q2 = type(q)(**{**q.__dict__, "imap": imap})
     try:
-        parse_imap(q2)
+        write_config(tmp_path, {"support": imap})
     except ConfigError as e:
         return e.problems
     return []
@@ -280,7 +279,7 @@ def test_config_with_imap_loads_and_defaults(tmp_path: Path) -> None:
     cfg = write_config(
         tmp_path, {"support": {"host": "127.0.0.1", "user": "s", "password_file": "../password"}}
     )
-    s = parse_imap(cfg.queues[0])
+    s = cfg.queues[0].imap
     assert s is not None
     assert (s.tls, s.effective_port, s.folders, s.action) == ("implicit", 993, ["INBOX"], "seen")
     assert (s.poll_interval_seconds, s.timeout_seconds) == (60.0, 30.0)

@@ -11,7 +11,7 @@ import email
 import email.policy
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -21,7 +21,9 @@ from sqlalchemy import Engine, func, insert, select, update
 
 from mailgate.agents import tokens
 from mailgate.agents.reply import REPLY_MARKER
-from mailgate.config.load import Config, ConfigError
+from mailgate.app import Daemon
+from mailgate.config.errors import ConfigError
+from mailgate.config.model import Config
 from mailgate.db import engine as db
 from mailgate.pgp.keyring import Keyrings
 from mailgate.pipeline.worker import Worker
@@ -649,29 +651,19 @@ def test_run_scheduler_sweeps_at_once_and_stops(tmp_path: Path):
     assert len(env.mails("closed")) == 1
 
 
-def test_run_scheduler_refuses_a_broken_sla_table(tmp_path: Path):
-    env = make_env(tmp_path)  # config.load validates [sla]: break it behind its back
-    queues = tuple(
-        replace(q, sla={"business_hours": ["9-5"]}) if q.name == "support" else q
-        for q in env.config.queues
-    )
-    broken = replace(env.config, queues=queues)
-
-    async def main() -> None:
-        await run_scheduler(broken, env.engine, asyncio.Event())
-
+def test_a_broken_sla_table_never_reaches_the_scheduler(tmp_path: Path):
+    env = make_env(tmp_path)  # config.load types [sla] once: a broken table stops the load
+    source = env.config.queue("support").source  # type: ignore[union-attr]
+    source.write_text(source.read_text().replace("[sla]\n", '[sla]\nbusiness_hours = ["9-5"]\n'))
     with pytest.raises(ConfigError, match=r"support.toml: sla.business_hours: '9-5'"):
-        asyncio.run(main())
+        load(env.config.path)
 
 
 def test_a_broken_reload_keeps_the_last_good_sla_settings(tmp_path: Path):
     env = make_env(tmp_path, {"support": SLA + "\n[close]\nafter_days = 0\n"})
     first = env.ticket(MONDAY, answered=MONDAY)
-    queues = tuple(
-        replace(q, sla={"timezone": "Mars/Olympus"}) if q.name == "support" else q
-        for q in env.config.queues
-    )
-    configs = [env.config]
+    daemon = Daemon(env.config)  # its SIGHUP reload is what the scheduler sees
+    source = env.config.queue("support").source  # type: ignore[union-attr]
 
     async def until_closed(tid: int) -> None:
         for _ in range(200):
@@ -682,10 +674,15 @@ def test_a_broken_reload_keeps_the_last_good_sla_settings(tmp_path: Path):
     async def main() -> int:
         stop = asyncio.Event()
         task = asyncio.create_task(
-            run_scheduler(lambda: configs[-1], env.engine, stop, lambda: MONDAY, interval_seconds=1)
+            run_scheduler(
+                lambda: daemon.config, env.engine, stop, lambda: MONDAY, interval_seconds=1
+            )
         )
         await until_closed(first)
-        configs.append(replace(env.config, queues=queues))  # a reload with a broken [sla]
+        source.write_text(
+            source.read_text().replace('timezone = "Europe/Berlin"', 'timezone = "Mars/Olympus"')
+        )
+        assert not daemon.reload() and daemon.config is env.config  # a reload with a broken [sla]
         second = env.ticket(MONDAY, answered=MONDAY)
         await until_closed(second)
         stop.set()

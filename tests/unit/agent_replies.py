@@ -7,7 +7,7 @@ from dataclasses import replace
 from mailgate.agents import planner
 from mailgate.agents.plan import Plan, PlanContext, TicketView
 from mailgate.agents.reply import split_reply
-from mailgate.config.load import Agent
+from mailgate.config.schema import Agent
 
 ALICE = Agent(name="alice", address="alice@example.test", queues=["support"], role="admin")
 BOB = Agent(name="bob", address="bob@example.test", queues=["support", "sales"], tier="L1")

@@ -11,7 +11,7 @@ from mailgate.agents.access import (
     queue_agents,
     team_leads,
 )
-from mailgate.config.load import Agent
+from mailgate.config.schema import Agent
 
 ADMIN = Agent(name="root", address="root@example.test", queues=["billing"], role="admin")
 L1 = Agent(name="una", address="una@example.test", queues=["support"], tier="L1")

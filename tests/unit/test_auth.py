@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from mailgate.agents import auth, tokens
-from mailgate.config.load import AgentMailSettings, Config, Queue
+from mailgate.config.model import Config, Queue
+from mailgate.config.schema import AgentMailSettings
 from mailgate.parse.message import parse
 from mailgate.pgp.verdicts import SignatureCheck
 from mailgate.spool import Envelope

@@ -22,7 +22,8 @@ from mailgate.agents import tokens
 from mailgate.agents.plan import LineResult
 from mailgate.agents.reply import REPLY_MARKER
 from mailgate.autoresponse.policy import ResponseDecision
-from mailgate.config.load import Agent, Config, Queue
+from mailgate.config.model import Config, Queue
+from mailgate.config.schema import Agent
 from mailgate.outgoing import agent_mails, customer_mails
 from mailgate.outgoing.builders import Thread
 from mailgate.outgoing.compose import LOOP_HEADER, Outgoing, stable_message_id

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from mailgate.cli.main import main
-from mailgate.config.load import ConfigError
+from mailgate.config.errors import ConfigError
 from tests.harness import load, write_config
 
 REPO_CONFIG = Path(__file__).resolve().parents[2] / "config" / "mailgate.toml"
@@ -112,3 +112,146 @@ def test_agents_address_prints_a_verifiable_command_address(tmp_path, capsys):
     assert addr is not None and addr.ticket_id == 0
     assert verify(cfg.secret, "alice", 0, addr.mac) and not verify(cfg.secret, "bob", 0, addr.mac)
     assert main(["--config", str(path), "agents", "address", "nobody"]) == 1
+
+
+def _files(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+def _without_secret(path: Path, line: str = "") -> Path:
+    text = path.read_text().replace('secret = { env = "MG_TEST_SECRET_UNSET_OK" }\n', line)
+    path.write_text(text)
+    return path
+
+
+def test_loading_writes_nothing_and_reads_no_secret(tmp_path):
+    from mailgate.config import hmac_secret
+
+    path = _without_secret(write_config(tmp_path))
+    before = _files(tmp_path)
+    cfg = load(path)
+    assert _files(tmp_path) == before, "config.load wrote a file"
+    with pytest.raises(
+        ConfigError, match="generated HMAC secret does not exist yet; `mailgate run`"
+    ):
+        _ = cfg.secret
+    secret = hmac_secret.ensure(cfg)
+    assert cfg.secret_file.read_bytes() == secret and len(secret) == 64
+    assert cfg.secret_file.stat().st_mode & 0o777 == 0o600
+    assert hmac_secret.ensure(load(path)) == secret  # made once, then kept
+
+
+@pytest.mark.parametrize(
+    ("line", "expect"),
+    [
+        ('secret = { env = "MG_SURELY_UNSET_VARIABLE" }\n', "mailgate.secret.env: $MG_SURELY_"),
+        ('secret = { command = ["echo", "short"] }\n', "mailgate.secret: must be at least 16"),
+        ('secret = { file = "nope" }\n', "mailgate.secret.file: cannot read"),
+    ],
+)
+def test_a_broken_secret_is_an_error_at_use_not_at_load(tmp_path, line, expect):
+    path = _without_secret(write_config(tmp_path), line)
+    cfg = load(path)
+    with pytest.raises(ConfigError) as e:
+        _ = cfg.secret
+    assert e.value.problems[0].startswith(f"{path}: {expect}"), e.value.problems
+    assert main(["--config", str(path), "check-config"]) == 1
+
+
+def test_secret_from_a_command(tmp_path):
+    path = _without_secret(
+        write_config(tmp_path), 'secret = { command = ["echo", "0123456789abcdef-cmd"] }\n'
+    )
+    assert load(path).secret == b"0123456789abcdef-cmd"
+
+
+def test_sections_are_typed_once_at_load(tmp_path):
+    from mailgate.config.imap import ImapSettings
+    from mailgate.config.sla import SlaSettings
+
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "pw").write_text("pw\n")
+    imap = '[imap]\nhost = "127.0.0.1"\nuser = "s"\npassword_file = "../pw"\n'
+    path = write_config(tmp_path, queue_extra={"support": imap + "[sla]\n"})
+    support = load(path).queue("support")
+    assert isinstance(support.imap, ImapSettings) and isinstance(support.sla, SlaSettings)
+    assert support.imap.base == path.parent / "queues" and support.imap.password() == "pw"
+    assert load(path).queue("billing").imap is None
+
+
+def test_a_broken_section_is_its_only_problem(tmp_path):
+    # alice serves support: its broken [sla] must not also read as "no queue named support"
+    path = write_config(tmp_path, queue_extra={"support": '[sla]\ntimezone = "Mars/Olympus"\n'})
+    with pytest.raises(ConfigError) as e:
+        load(path)
+    assert len(e.value.problems) == 1 and "sla.timezone: unknown time zone" in e.value.problems[0]
+
+
+def test_the_pipes_key_lists_match_the_schema():
+    from mailgate.config import layout, schema
+
+    assert tuple(schema.MailgateFile.model_fields) == layout.MAILGATE_TABLES
+    assert tuple(schema.MainSettings.model_fields) == layout.MAILGATE_KEYS
+    assert tuple(schema.ListenerSettings.model_fields) == layout.LISTENER_KEYS
+    assert tuple(schema.QueueFile.model_fields) == layout.QUEUE_KEYS
+    assert schema.MainSettings().data_dir == layout.DEFAULT_DATA_DIR
+    assert schema.MainSettings().queues_dir == layout.DEFAULT_QUEUES_DIR
+    assert schema.ListenerSettings().max_message_bytes == layout.DEFAULT_MAX_MESSAGE_BYTES
+
+
+@pytest.mark.parametrize("spool_dir", ["", 'spool_dir = "../elsewhere"'])
+def test_the_pipe_and_the_daemon_agree_on_the_spool(tmp_path, spool_dir):
+    from mailgate.pollers.pipe import read_pipe_config
+
+    path = write_config(tmp_path, main_extra=spool_dir)
+    cfg, pipe = load(path), read_pipe_config(path)
+    assert pipe.spool_dir == cfg.spool_dir
+    assert pipe.max_message_bytes == cfg.listener.max_message_bytes == 2_000_000
+    assert pipe.queues == {q.name for q in cfg.queues}
+
+
+@pytest.mark.parametrize(
+    ("file", "content", "expect"),
+    [
+        (
+            "mailgate.toml",
+            "[mailgate]\nspool-dir = 'x'\n",
+            "mailgate.toml: mailgate.spool-dir: unknown",
+        ),
+        ("mailgate.toml", "[listner]\nport = 1\n", "mailgate.toml: listner: unknown key"),
+        (
+            "mailgate.toml",
+            "mailgate = 3\n",
+            "mailgate.toml: mailgate: Input should be a valid dict",
+        ),
+        (
+            "mailgate.toml",
+            "[listener]\nmax_message_bytes = 'lots'\n",
+            "max_message_bytes: Input should",
+        ),
+        (
+            "mailgate.toml",
+            "[mailgate]\ndata_dir = 1\n",
+            "mailgate.data_dir: Input should be a valid",
+        ),
+        ("mailgate.toml", "[listener]\nmax_message_bytes = 0\n", "should be greater than 0"),
+        ("mailgate.toml", "[mailgate\n", "mailgate.toml: not valid TOML"),
+        ("queues/sales.toml", "nme = 'sales'\n", "queues/sales.toml: nme: unknown key"),
+        (
+            "queues/sales.toml",
+            "addresses = []\n",
+            "queues/sales.toml: name: required key is missing",
+        ),
+        ("queues/sales.toml", "name = 7\n", "queues/sales.toml: name: Input should be a valid str"),
+    ],
+)
+def test_the_pipe_checks_what_it_reads_by_hand(tmp_path, file, content, expect):
+    from mailgate.pollers.pipe import read_pipe_config
+
+    path = write_config(tmp_path)
+    (path.parent / file).write_text(content)
+    with pytest.raises(ConfigError) as e:
+        read_pipe_config(path)
+    assert any(expect in p for p in e.value.problems), e.value.problems
+    with pytest.raises(ConfigError):  # the daemon refuses the same file
+        load(path)

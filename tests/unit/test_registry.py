@@ -15,7 +15,7 @@ from mailgate.agents.commands.registry import GRAMMAR, REGISTRY, Registry, parse
 from mailgate.agents.commands.spec import CommandSpec, no_argument
 from mailgate.agents.plan import LineResult, Plan, TicketView
 from mailgate.agents.reply import split_reply
-from mailgate.config.load import Agent
+from mailgate.config.schema import Agent
 from mailgate.outgoing import digest
 from tests.harness import load, write_config
 from tests.unit.agent_replies import ALICE, BOB, CAROL, NILS, TICKET, run

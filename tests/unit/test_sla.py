@@ -8,9 +8,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from mailgate.config.load import ConfigError, Queue
-from mailgate.scheduler.calendar import FAR_PAST, describe_minutes, thresholds
-from mailgate.scheduler.sla import ClassBounds, SlaSettings, parse_range, parse_sla
+from mailgate.config.checks import queue_problems
+from mailgate.config.errors import ConfigError
+from mailgate.config.model import Queue
+from mailgate.config.sections import parse_section
+from mailgate.config.sla import ClassBounds, SlaSettings, parse_range
+from mailgate.scheduler.calendar import FAR_PAST, BusinessCalendar, describe_minutes, thresholds
 
 BERLIN = ZoneInfo("Europe/Berlin")
 H = 3600.0
@@ -25,11 +28,23 @@ def settings(**kw: object) -> SlaSettings:
     return SlaSettings.model_validate(base | kw)
 
 
-CAL = settings().calendar()  # Mon-Fri 09:00-17:00 Berlin, Wednesday 4 March 2026 off
+CAL = BusinessCalendar.of(settings())  # Mon-Fri 09:00-17:00 Berlin, Wednesday 4 March 2026 off
 
 
-def queue(sla: dict | None, source: str = "/etc/mailgate/queues/support.toml") -> Queue:
-    from mailgate.config.load import AutoResponseSettings, CloseSettings, PrioritySettings
+SOURCE = Path("/etc/mailgate/queues/support.toml")
+
+
+def parse_sla(table: dict | None) -> SlaSettings | None:
+    """The `[sla]` table as config.load types it; ConfigError with its problems."""
+    problems: list[str] = []
+    s = parse_section(SOURCE, "sla", table, SlaSettings, problems)
+    if problems:
+        raise ConfigError(problems)
+    return s
+
+
+def queue(sla: SlaSettings | None) -> Queue:
+    from mailgate.config.schema import AutoResponseSettings, CloseSettings, PrioritySettings
 
     return Queue(
         name="support",
@@ -40,15 +55,15 @@ def queue(sla: dict | None, source: str = "/etc/mailgate/queues/support.toml") -
         autoresponse=AutoResponseSettings(),
         priority=PrioritySettings(),
         close=CloseSettings(),
-        source=Path(source),
+        source=SOURCE,
         sla=sla,
     )
 
 
 # -- settings -----------------------------------------------------------------------------
 def test_no_table_means_no_sla_and_an_empty_table_means_defaults():
-    assert parse_sla(queue(None)) is None
-    s = parse_sla(queue({}))
+    assert parse_sla(None) is None
+    s = parse_sla({})
     assert s is not None and s.enabled
     assert (s.first_response.critical, s.first_response.high) == (15, 60)
     assert (s.first_response.medium, s.first_response.low) == (240, 480)
@@ -77,7 +92,7 @@ def test_no_table_means_no_sla_and_an_empty_table_means_defaults():
 )
 def test_errors_name_file_key_and_reason(table: dict, message: str):
     with pytest.raises(ConfigError) as e:
-        parse_sla(queue(table))
+        parse_sla(table)
     text = str(e.value)
     assert text.startswith("/etc/mailgate/queues/support.toml: sla.")
     assert message in text
@@ -85,12 +100,7 @@ def test_errors_name_file_key_and_reason(table: dict, message: str):
 
 
 def test_escalate_queue_must_exist():
-    from mailgate.scheduler.sla import sla_problems
-
-    class FakeConfig:
-        queues = (queue({"escalate_queue": "escalated"}),)
-
-    problems = sla_problems(FakeConfig())  # type: ignore[arg-type]
+    problems = queue_problems([queue(SlaSettings(escalate_queue="escalated"))])
     assert problems == [
         "/etc/mailgate/queues/support.toml: sla.escalate_queue: no queue named 'escalated'"
     ]
@@ -185,18 +195,20 @@ def test_dst_change_keeps_local_hours():
 
 
 def test_round_the_clock_calendar():
-    cal = settings(
-        business_days=["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
-        business_hours=["00:00-24:00"],
-        holidays=[],
-    ).calendar()
+    cal = BusinessCalendar.of(
+        settings(
+            business_days=["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
+            business_hours=["00:00-24:00"],
+            holidays=[],
+        )
+    )
     start = datetime(2026, 3, 28, 12, tzinfo=UTC)
     assert cal.business_seconds(start, start + timedelta(days=3)) == 72 * H
     assert cal.instant_before(start, 15 * 60) == start - timedelta(minutes=15)
 
 
 def test_split_day_and_unreachable_targets():
-    cal = settings(business_hours=["09:00-12:00", "13:00-17:00"]).calendar()
+    cal = BusinessCalendar.of(settings(business_hours=["09:00-12:00", "13:00-17:00"]))
     assert cal.business_seconds(berlin(2026, 3, 2, 11), berlin(2026, 3, 2, 14)) == 2 * H
     assert cal.add(berlin(2026, 3, 2, 11, 30), H) == berlin(2026, 3, 2, 13, 30)
     assert cal.instants_before(berlin(2026, 3, 2, 10), [1e12]) == [FAR_PAST]

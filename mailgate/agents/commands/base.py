@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from mailgate.config.load import ADDRESS_RE
+from mailgate.config.base import ADDRESS_RE
 
 
 @dataclass(frozen=True)

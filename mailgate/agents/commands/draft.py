@@ -7,7 +7,7 @@ from typing import Any
 
 from mailgate.agents.commands.base import CommandError, Query
 from mailgate.agents.plan import Event, PlanContext, TicketChange, TicketView
-from mailgate.config.load import Agent
+from mailgate.config.schema import Agent
 
 
 @dataclass

@@ -10,9 +10,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, func, update
 
 from mailgate.autoresponse.render import TemplateError
-from mailgate.config.load import Config, Queue
+from mailgate.config.model import Config, Queue
 from mailgate.runtime import chunks
-from mailgate.scheduler.sla import sla_settings
 from mailgate.scheduler.sweeps.mails import closing_mail, mail_facts, queue_mails
 from mailgate.scheduler.sweeps.sql import ACTOR, CHUNK, capped_ticket_update, ticket_sla
 from mailgate.store.audit import audit
@@ -25,7 +24,7 @@ def sweep_close(conn: Connection, config: Config, now: datetime) -> int:
     """Close answered tickets the customer left alone for `close.after_days` days."""
     changed = 0
     # the review link comes from [sla] even where the SLA itself is disabled
-    links = {name: s.review_link for name, s in sla_settings(config).items()}
+    links = {q.name: q.sla.review_link for q in config.queues if q.sla is not None}
     for queue in config.queues:
         days = queue.close.after_days
         if days < 0:

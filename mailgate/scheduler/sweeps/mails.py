@@ -16,7 +16,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, func, select
 
 from mailgate.agents.access import escalation_recipients, team_leads
-from mailgate.config.load import Agent, Config, Queue
+from mailgate.config.model import Config, Queue
+from mailgate.config.schema import Agent
 from mailgate.outgoing import agent_mails, customer_mails
 from mailgate.outgoing.compose import Outgoing
 from mailgate.runtime import chunks

@@ -13,7 +13,7 @@ from sqlalchemy import Connection, and_, bindparam, case, or_, select, update
 from sqlalchemy.sql import Select
 from sqlalchemy.sql.dml import Update
 
-from mailgate.config.load import Config
+from mailgate.config.model import Config
 from mailgate.scheduler.calendar import Thresholds, thresholds
 from mailgate.scheduler.sweeps.sql import (
     NO_GROWTH,

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, or_
 
 from mailgate.agents.access import escalation_recipients
-from mailgate.config.load import Config
+from mailgate.config.model import Config
 from mailgate.scheduler.sweeps.mails import mail_facts, queue_mails, reminder_mails
 from mailgate.scheduler.sweeps.sql import (
     ACTOR,

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, exists, or_
 
-from mailgate.config.load import Config
+from mailgate.config.model import Config
 from mailgate.scheduler.sweeps.reminders import remind
 from mailgate.scheduler.sweeps.sql import WORKED, Policy, capped_sla_update, policies, ticket_sla
 from mailgate.store.articles import articles

@@ -14,10 +14,10 @@ from sqlalchemy import ColumnElement, Connection, and_, false, or_, update
 
 from mailgate.agents.access import TIER_NAMES, next_tier
 from mailgate.autoresponse.render import TemplateError
-from mailgate.config.load import Config
+from mailgate.config.model import Config
+from mailgate.config.sla import SlaSettings
 from mailgate.runtime import chunks
 from mailgate.scheduler.calendar import CLASSES, Thresholds, describe_minutes, thresholds
-from mailgate.scheduler.sla import SlaSettings
 from mailgate.scheduler.sweeps.events import Escalation
 from mailgate.scheduler.sweeps.mails import (
     agent_escalation_mails,

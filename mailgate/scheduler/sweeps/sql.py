@@ -21,10 +21,10 @@ from typing import Any
 from sqlalchemy import ColumnElement, Table, bindparam, case, literal_column, select, update
 from sqlalchemy.sql.dml import Update
 
-from mailgate.config.load import Config, Queue
+from mailgate.config.model import Config, Queue
+from mailgate.config.sla import SlaSettings
 from mailgate.db.models import TicketSla, UtcDateTime
 from mailgate.scheduler.calendar import BusinessCalendar
-from mailgate.scheduler.sla import SlaSettings, sla_settings
 from mailgate.store.tickets import tickets
 
 ticket_sla: Table = TicketSla.__table__  # type: ignore[assignment]
@@ -53,10 +53,10 @@ class Policy:
 def policies(config: Config) -> dict[str, Policy]:
     """queue name -> policy of every queue whose `[sla]` is present and enabled."""
     out = {}
-    for name, s in sla_settings(config).items():
-        queue = config.queue(name)
-        if s.enabled and queue is not None:
-            out[name] = Policy(queue, s, s.calendar())
+    for queue in config.queues:
+        s = queue.sla
+        if s is not None and s.enabled:
+            out[queue.name] = Policy(queue, s, BusinessCalendar.of(s))
     return out
 
 

@@ -25,7 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from mailgate.config.load import Config
+from mailgate.config.model import Config
 from mailgate.db.models import OPEN_STATUSES, UtcDateTime
 from mailgate.runtime import chunks
 from mailgate.scheduler.calendar import BusinessCalendar

@@ -1,7 +1,7 @@
-"""The `[sla]` table of a queue file: its settings models and their validation. Pure.
+"""The `[sla]` table of a queue file: business hours, targets, tier budgets (docs/scheduler.md).
 
-config.py keeps the raw table (`Queue.sla`); this module owns its meaning. Errors read like
-config.py's: ``FILE: sla.KEY: reason``. The calendar math is in scheduler/calendar.py.
+Errors read ``FILE: sla.KEY: reason``. Pure: the calendar math that uses these settings is
+scheduler/calendar.py's.
 """
 
 from __future__ import annotations
@@ -11,13 +11,11 @@ from datetime import date
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from mailgate.config.load import Config, ConfigError, Queue, format_validation
-from mailgate.scheduler.calendar import BusinessCalendar
+from mailgate.config.base import Strict
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 Minutes = Annotated[int, Field(ge=0, le=525_600)]
 _RANGE_RE = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
@@ -51,11 +49,7 @@ def parse_time(text: str) -> int:
     return _minute_of_day(m[1], m[2], allow_24=False)
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ClassBounds(_Strict):
+class ClassBounds(Strict):
     """The lowest priority of each class; everything below `medium` is low."""
 
     critical: Annotated[int, Field(ge=1, le=99)] = 90
@@ -85,7 +79,7 @@ class ClassBounds(_Strict):
         return "medium" if priority >= self.medium else "low"
 
 
-class FirstResponseTargets(_Strict):
+class FirstResponseTargets(Strict):
     """Business minutes until the first answer, per class (0 = no target)."""
 
     critical: Minutes = 15
@@ -94,7 +88,7 @@ class FirstResponseTargets(_Strict):
     low: Minutes = 480
 
 
-class ResolutionTargets(_Strict):
+class ResolutionTargets(Strict):
     """Business minutes until resolved, per class (0 = no target)."""
 
     critical: Minutes = 240
@@ -103,14 +97,14 @@ class ResolutionTargets(_Strict):
     low: Minutes = 1920
 
 
-class TierBudgets(_Strict):
+class TierBudgets(Strict):
     """Business minutes a tier has before the ticket moves up (0 = it never does)."""
 
     L2: Minutes = 720
     L3: Minutes = 0
 
 
-class SlaSettings(_Strict):
+class SlaSettings(Strict):
     enabled: bool = True
     timezone: str = "UTC"
     business_days: list[Weekday] = ["mon", "tue", "wed", "thu", "fri"]
@@ -173,52 +167,13 @@ class SlaSettings(_Strict):
             raise ValueError("must be an http(s) URL without spaces")
         return v
 
-    def calendar(self) -> BusinessCalendar:
-        return BusinessCalendar(
-            tz=ZoneInfo(self.timezone),
-            days=frozenset(WEEKDAYS.index(d) for d in self.business_days),
-            hours=tuple(sorted(parse_range(r) for r in self.business_hours)),
-            holidays=frozenset(self.holidays),
-        )
+    def weekday_numbers(self) -> frozenset[int]:
+        """The business days as date.weekday() numbers (0 = Monday)."""
+        return frozenset(WEEKDAYS.index(d) for d in self.business_days)
+
+    def hour_ranges(self) -> tuple[tuple[int, int], ...]:
+        """The business hours as sorted (start, end) minutes from local midnight."""
+        return tuple(sorted(parse_range(r) for r in self.business_hours))
 
     def shift_minutes(self) -> tuple[int, ...]:
         return tuple(sorted(parse_time(t) for t in self.shift_ends))
-
-
-# -- loading ------------------------------------------------------------------------------
-def parse_sla(queue: Queue) -> SlaSettings | None:
-    """The queue's validated `[sla]` table, None when it has none; else ConfigError."""
-    if queue.sla is None:
-        return None
-    try:
-        return SlaSettings.model_validate(queue.sla)
-    except ValidationError as e:
-        raise ConfigError(format_validation(queue.source, e, "sla")) from e
-
-
-def sla_problems(config: Config) -> list[str]:
-    """Every problem in every queue's `[sla]` table (empty when all are fine)."""
-    problems: list[str] = []
-    names = {q.name for q in config.queues}
-    for q in config.queues:
-        try:
-            s = parse_sla(q)
-        except ConfigError as e:
-            problems.extend(e.problems)
-            continue
-        if s and s.escalate_queue and s.escalate_queue not in names:
-            problems.append(f"{q.source}: sla.escalate_queue: no queue named {s.escalate_queue!r}")
-    return problems
-
-
-def sla_settings(config: Config) -> dict[str, SlaSettings]:
-    """queue name -> settings of each queue with `[sla]`; ConfigError lists all problems."""
-    problems = sla_problems(config)
-    if problems:
-        raise ConfigError(problems)
-    out = {}
-    for q in config.queues:
-        s = parse_sla(q)
-        if s is not None:
-            out[q.name] = s
-    return out

@@ -1,18 +1,39 @@
-"""Terminal views for the CLI (rich tables). Read-only."""
+"""`mailgate tickets list|show`: tickets as rich tables; `show --secrets` prints decrypted
+PGP content and writes an audit event for it."""
 
 from __future__ import annotations
 
+import argparse
 import json
 
 from rich.console import Console
-from rich.table import Column, Table
-from sqlalchemy import Engine, case, func, select
+from rich.table import Table
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from mailgate.db.models import OPEN_STATUSES, Article, AuditEvent, OutboxRow, Ticket, TicketQueue
-from mailgate.spool import Spool
+from mailgate.cli.startup import engine, load_config
+from mailgate.db.models import OPEN_STATUSES, AuditEvent, OutboxRow, Ticket, TicketQueue
 
 console = Console(highlight=False, soft_wrap=True)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="action", required=True)
+    tl = sub.add_parser("list")
+    tl.add_argument("--queue")
+    tl.add_argument("--status", help="a status, or 'open' for every not-closed ticket")
+    tl.add_argument("--limit", type=int, default=50)
+    ts = sub.add_parser("show")
+    ts.add_argument("id", type=int)
+    ts.add_argument("--secrets", action="store_true", help="show decrypted PGP content (audited)")
+
+
+def main(args: argparse.Namespace) -> int:
+    db = engine(load_config(args.config))
+    if args.action == "list":
+        print_ticket_list(db, queue=args.queue, status=args.status, limit=args.limit)
+        return 0
+    return print_ticket(db, args.id, show_secrets=args.secrets)
 
 
 def print_ticket_list(engine: Engine, queue: str | None, status: str | None, limit: int) -> None:
@@ -136,62 +157,3 @@ def print_ticket(engine: Engine, ticket_id: int, show_secrets: bool = False) -> 
         with engine.begin() as conn:
             audit(conn, ticket_id, actor[:320], "secret-viewed", datetime.now(UTC), secrets=ids)
     return 0
-
-
-def print_shunt(spool: Spool) -> None:
-    entries = spool.shunted()
-    width = max((len(e.name) for e in entries), default=4)
-    # names are what `shunt show/retry/discard` take: never cut them, even in a pipe
-    table = Table(
-        Column("name", no_wrap=True, min_width=width), "source", "attempts", "stage", "reason"
-    )
-    for e in entries:
-        last = e.envelope.failures[-1] if e.envelope.failures else {}
-        reason = str(last.get("reason", "")).splitlines()[0][:80] if last else ""
-        table.add_row(
-            e.name, e.envelope.source, str(e.envelope.attempts), str(last.get("stage", "")), reason
-        )
-    console.print(table)
-
-
-def print_shunt_entry(spool: Spool, name: str) -> None:
-    entries = {e.name: e for e in spool.shunted()}
-    if name not in entries:
-        raise FileNotFoundError(f"no shunted message {name!r}")
-    e = entries[name]
-    console.print(
-        f"source {e.envelope.source}  from <{e.envelope.mail_from}>  to "
-        f"{', '.join(e.envelope.rcpt_tos)}  attempts {e.envelope.attempts}"
-    )
-    for f in e.envelope.failures:
-        console.rule(f"failed at {f.get('stage')}")
-        console.print(f.get("reason", ""))
-    raw = spool.shunt_read(name)
-    head = raw[:2000].decode("utf-8", "replace")
-    console.rule(f"first bytes of the message ({len(raw)} bytes)")
-    console.print(head, markup=False)
-
-
-def print_stats(engine: Engine, spool: Spool) -> None:
-    with engine.connect() as conn:
-        by_status = dict(
-            conn.execute(select(Ticket.status, func.count()).group_by(Ticket.status)).all()
-        )
-        articles = conn.execute(select(func.count()).select_from(Article)).scalar_one()
-        outbox = conn.execute(
-            select(
-                func.sum(case((OutboxRow.status == "pending", 1), else_=0)),
-                func.sum(case((OutboxRow.status == "sent", 1), else_=0)),
-                func.sum(case((OutboxRow.status == "failed", 1), else_=0)),
-            )
-        ).one()
-    table = Table("what", "count")
-    for st, n in sorted(by_status.items()):
-        table.add_row(f"tickets {st}", str(n))
-    table.add_row("articles", str(articles))
-    table.add_row("spool waiting", str(spool.pending()))
-    table.add_row("shunt", str(len(spool.shunted())))
-    table.add_row(
-        "outbox pending / sent / failed", f"{outbox[0] or 0} / {outbox[1] or 0} / {outbox[2] or 0}"
-    )
-    console.print(table)

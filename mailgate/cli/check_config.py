@@ -1,0 +1,59 @@
+"""`mailgate check-config`: every file validated, the queue keys asked of gpg, and with
+`--connect` every IMAP mailbox logged in to. Writes nothing (the HMAC secret included)."""
+
+from __future__ import annotations
+
+import argparse
+
+from mailgate.config import hmac_secret
+from mailgate.config import load as config_load
+from mailgate.config.errors import ConfigError
+from mailgate.config.model import Config
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--connect", action="store_true", help="also log in to every IMAP mailbox")
+
+
+def _report(problems: list[str]) -> int:
+    for problem in problems:
+        print(f"error: {problem}")
+    print(f"{len(problems)} problem(s) found")
+    return 1
+
+
+def _summary(cfg: Config) -> None:
+    print(f"{cfg.path}: ok")
+    for q in cfg.queues:
+        print(f"  queue {q.name}: {', '.join(q.addresses)} (tag {q.tag_for(1).replace('1', 'N')})")
+    print(f"  {len(cfg.agents)} agent(s); database {cfg.database_url}; spool {cfg.spool_dir}")
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        cfg = config_load.load(args.config)
+    except ConfigError as e:
+        return _report(e.problems)
+    try:
+        secret = hmac_secret.describe(cfg)
+    except ConfigError as e:
+        return _report(e.problems)
+    _summary(cfg)
+    print(f"  HMAC secret: {secret}")
+    from mailgate.pgp.checks import pgp_problems
+
+    key_problems = pgp_problems(cfg)  # the queue keys are in their homes
+    for problem in key_problems:
+        print(f"error: {problem}")
+    if key_problems:
+        return 1
+    if args.connect:
+        from mailgate.pollers.imap import check_mailboxes
+
+        failures = 0
+        for c in check_mailboxes(cfg):
+            print(f"  imap {c.queue} {c.mailbox}: {'ok' if c.ok else 'FAILED'} {c.detail}")
+            failures += not c.ok
+        if failures:
+            return 1
+    return 0

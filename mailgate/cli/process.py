@@ -1,0 +1,35 @@
+"""`mailgate process`: the spool once and the due outbox, then exit (the daemon does this
+continuously)."""
+
+from __future__ import annotations
+
+import argparse
+
+from mailgate.cli.startup import engine, ensure_secret, load_config, setup_logging
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """No options of its own."""
+
+
+def main(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config)
+    setup_logging(args.log_level or cfg.main.log_level)
+    ensure_secret(cfg)  # agent mail it sends carries reply tokens
+    from mailgate.outgoing.sender import Sender
+    from mailgate.pgp.keyring import Keyrings
+    from mailgate.pipeline.worker import Worker
+    from mailgate.spool import Spool
+
+    spool = Spool(cfg.spool_dir)
+    spool.lock()
+    spool.recover()
+    db = engine(cfg)
+    with Keyrings() as keyrings:  # closing stops the gpg-agents the keyrings started
+        r = Worker(cfg, db, spool, keyrings=keyrings).drain()
+        sent, deferred, failed = Sender(cfg, db, keyrings=keyrings).send_due(limit=10_000)
+    print(
+        f"stored {r.stored}, duplicates {r.duplicates}, retried {r.retried}, "
+        f"shunted {r.shunted}; sent {sent}, deferred {deferred}, failed {failed}"
+    )
+    return 0

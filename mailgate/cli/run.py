@@ -1,0 +1,28 @@
+"""`mailgate run`: the daemon."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from mailgate.cli.startup import ensure_secret, load_config, setup_logging
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """No options of its own."""
+
+
+def main(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config)
+    setup_logging(args.log_level or cfg.main.log_level)
+    ensure_secret(cfg)
+    from mailgate import app
+    from mailgate.spool import SpoolLocked
+
+    try:
+        app.run(cfg)
+    except SpoolLocked as e:
+        print(f"mailgate: {e}", file=sys.stderr)
+        return os.EX_TEMPFAIL
+    return os.EX_OK

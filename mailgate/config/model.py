@@ -1,0 +1,103 @@
+"""The validated configuration: `Config` and its `Queue`s, as load.py builds them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from mailgate.config.imap import ImapSettings
+from mailgate.config.pgp import PgpSettings
+from mailgate.config.schema import (
+    Agent,
+    AgentMailSettings,
+    AutoResponseSettings,
+    CloseSettings,
+    ListenerSettings,
+    MainSettings,
+    PrioritySettings,
+    RelaySettings,
+    WorkerSettings,
+)
+from mailgate.config.secrets import read_hmac_secret
+from mailgate.config.sla import SlaSettings
+
+
+@dataclass(frozen=True)
+class Queue:
+    name: str
+    addresses: tuple[str, ...]
+    subject_tag: str
+    from_name: str
+    description: str
+    autoresponse: AutoResponseSettings
+    priority: PrioritySettings
+    close: CloseSettings
+    source: Path
+    colleagues_may_follow_up: bool = True
+    imap: ImapSettings | None = None
+    pgp: PgpSettings | None = None
+    sla: SlaSettings | None = None
+    agent_mail: AgentMailSettings = AgentMailSettings()
+
+    @property
+    def address(self) -> str:
+        """The queue's primary address: the one it answers from."""
+        return self.addresses[0]
+
+    def tag_for(self, ticket_id: int) -> str:
+        return f"[{self.subject_tag} #{ticket_id}]" if self.subject_tag else f"[#{ticket_id}]"
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    main: MainSettings
+    listener: ListenerSettings
+    relay: RelaySettings
+    worker: WorkerSettings
+    queues: tuple[Queue, ...]
+    data_dir: Path
+    database_url: str
+    spool_dir: Path
+    templates_dir: Path
+    outbox_maildir: Path
+    agents: tuple[Agent, ...] = ()
+
+    @property
+    def secret_file(self) -> Path:
+        """Where the generated HMAC secret lives when `mailgate.secret` is not set."""
+        return self.data_dir / "secret"
+
+    @cached_property
+    def secret(self) -> bytes:
+        """The HMAC key of reply tokens, read at first use, never at load (ConfigError)."""
+        return read_hmac_secret(self.main.secret, self.path, self.secret_file)
+
+    def agent(self, name: str) -> Agent | None:
+        return next((a for a in self.agents if a.name == name), None)
+
+    def agent_by_address(self, address: str) -> Agent | None:
+        addr = address.lower()
+        return next((a for a in self.agents if a.address == addr), None)
+
+    @property
+    def agent_addresses(self) -> frozenset[str]:
+        return frozenset(a.address for a in self.agents)
+
+    def queue(self, name: str) -> Queue | None:
+        return next((q for q in self.queues if q.name == name), None)
+
+    def queue_for_address(self, address: str) -> Queue | None:
+        """The queue an envelope recipient belongs to; `support+tok@x` matches `support@x`."""
+        addr = address.lower().strip("<>")
+        local, _, domain = addr.partition("@")
+        base = local.split("+", 1)[0] + "@" + domain
+        for q in self.queues:
+            if addr in q.addresses or base in q.addresses:
+                return q
+        return None
+
+    @property
+    def our_addresses(self) -> frozenset[str]:
+        return frozenset(a for q in self.queues for a in q.addresses)

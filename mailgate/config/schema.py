@@ -1,0 +1,151 @@
+"""The files as pydantic models: mailgate.toml, a queue file, agents.toml.
+
+The queue sections that need the queue file's directory (`[imap]`, `[pgp]`, `[sla]`) stay
+tables here; load.py validates them with their models (imap.py, pgp.py, sla.py).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from mailgate.config.base import Address, Name, Strict, valid_address
+from mailgate.config.layout import DEFAULT_DATA_DIR, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_QUEUES_DIR
+from mailgate.config.secrets import SecretRef
+
+
+class ListenerSettings(Strict):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 2525
+    mode: Literal["smtp", "lmtp"] = "smtp"
+    max_message_bytes: Annotated[int, Field(gt=0)] = DEFAULT_MAX_MESSAGE_BYTES
+    timeout_seconds: Annotated[float, Field(gt=0)] = 300.0
+
+
+class RelaySettings(Strict):
+    host: str = ""
+    port: Annotated[int, Field(ge=1, le=65535)] = 25
+    starttls: bool = False
+    tls: bool = False
+    username: str = ""
+    password: SecretRef | None = None
+    timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
+    retry_initial_seconds: Annotated[float, Field(gt=0)] = 30.0
+    retry_max_seconds: Annotated[float, Field(gt=0)] = 1800.0
+    give_up_after_hours: Annotated[float, Field(gt=0)] = 72.0
+    maildir: str = "outbox-maildir"
+
+
+class WorkerSettings(Strict):
+    batch_size: Annotated[int, Field(ge=1, le=1000)] = 64
+    max_attempts: Annotated[int, Field(ge=1, le=20)] = 3
+    shutdown_timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
+
+
+class MainSettings(Strict):
+    data_dir: str = DEFAULT_DATA_DIR
+    database_url: str = ""
+    spool_dir: str = ""
+    hostname: str = "mailgate.localhost"
+    queues_dir: str = DEFAULT_QUEUES_DIR
+    agents_file: str = "agents.toml"
+    templates_dir: str = "../templates"
+    secret: SecretRef | None = None  # None: generated in data_dir by `mailgate run`
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class MailgateFile(Strict):
+    mailgate: MainSettings = MainSettings()
+    listener: ListenerSettings = ListenerSettings()
+    relay: RelaySettings = RelaySettings()
+    worker: WorkerSettings = WorkerSettings()
+
+
+class AutoResponseSettings(Strict):
+    enabled: bool = True
+    template: str = "new_ticket.txt"
+    period_hours: Annotated[float, Field(ge=0)] = 24.0
+
+
+class PrioritySettings(Strict):
+    initial: Annotated[int, Field(ge=1, le=99)] = 50
+
+
+class CloseSettings(Strict):
+    after_days: Annotated[int, Field(ge=-1)] = 7
+    reopen_window_days: Annotated[int, Field(ge=-1)] = 30
+
+
+class AgentMailSettings(Strict):
+    """[agent_mail] in a queue file: agent notifications and commands by mail (docs/agents.md)."""
+
+    notify: bool = True  # mail the queue's agents about new tickets and customer replies
+    latest_tickets: Annotated[int, Field(ge=0, le=50)] = 5  # the customer's other tickets
+    history_articles: Annotated[int, Field(ge=0, le=50)] = 5  # recent articles per mail
+    max_command_age_hours: Annotated[float, Field(gt=0)] = 72.0
+    max_command_future_minutes: Annotated[float, Field(ge=0)] = 15.0
+    require_signed_commands: bool = False
+    agent_keyring: str = ""  # GnuPG home with the agents' public keys (relative to this file)
+
+    @model_validator(mode="after")
+    def _keyring_for_signatures(self) -> AgentMailSettings:
+        if self.require_signed_commands and not self.agent_keyring:
+            raise ValueError(
+                "require_signed_commands needs agent_keyring "
+                "(a GnuPG home holding the agents' public keys)"
+            )
+        return self
+
+
+class QueueFile(Strict):
+    name: Name
+    addresses: list[str]
+    subject_tag: str = ""
+    # a follow-up from the requester's own company domain joins the ticket (public mail
+    # providers never count); false: only the requester, CCs and agents
+    colleagues_may_follow_up: bool = True
+    from_name: str = ""
+    description: str = ""
+    autoresponse: AutoResponseSettings = AutoResponseSettings()
+    priority: PrioritySettings = PrioritySettings()
+    close: CloseSettings = CloseSettings()
+    # typed by load.py with the queue file's directory as `base` (config/imap, pgp, sla)
+    imap: dict[str, Any] | None = None
+    pgp: dict[str, Any] | None = None
+    sla: dict[str, Any] | None = None
+    agent_mail: AgentMailSettings = AgentMailSettings()
+
+    @field_validator("addresses")
+    @classmethod
+    def _addresses(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("a queue needs at least one address")
+        return [valid_address(a) for a in v]
+
+    @field_validator("subject_tag")
+    @classmethod
+    def _tag(cls, v: str) -> str:
+        if any(c in v for c in "[]#\r\n"):
+            raise ValueError("must not contain '[', ']', '#' or line breaks")
+        return v.strip()
+
+
+class Agent(Strict):
+    """An agent: a person who answers tickets, from the agents file."""
+
+    name: Name
+    address: Address
+    full_name: str = ""
+    description: str = ""
+    signature: str = ""
+    queues: list[str] = []
+    tier: Literal["L1", "L2", "L3"] = "L1"
+    role: Literal["agent", "admin"] = "agent"
+    pgp_fingerprint: str = ""
+    team_lead: bool = False
+
+
+class AgentsFile(Strict):
+    agents: list[Agent] = []
