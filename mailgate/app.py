@@ -21,7 +21,8 @@ from mailgate.config import load as config_mod
 from mailgate.config.load import Config, ConfigError
 from mailgate.db import engine as db
 from mailgate.outgoing.sender import Sender
-from mailgate.pipeline.worker import Pipeline, Worker
+from mailgate.pipeline.steps import Pipeline
+from mailgate.pipeline.worker import Worker
 from mailgate.pollers.smtp import IntakeHandler, start_listener
 from mailgate.runtime import Clock, utcnow
 from mailgate.spool import Spool
@@ -84,7 +85,7 @@ class Daemon:
         self.spool.lock()
         self.spool.recover()
         work_wake, send_wake = asyncio.Event(), asyncio.Event()
-        self._worker = Worker(cfg, self.engine, self.spool, self.clock)
+        self._worker = Worker(cfg, self.engine, self.spool, Pipeline(cfg, self.clock))
         self._sender = Sender(cfg, self.engine, self.clock)
 
         def spooled() -> None:

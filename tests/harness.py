@@ -22,6 +22,7 @@ from mailgate.config import load as config_mod
 from mailgate.config.load import Config
 from mailgate.db import engine as db
 from mailgate.db.models import Article, OutboxRow, Ticket
+from mailgate.pipeline.steps import Pipeline
 from mailgate.pipeline.worker import Worker
 from mailgate.spool import Spool
 
@@ -247,4 +248,4 @@ def offline(config: Config) -> tuple[Engine, Spool, Worker]:
     """Engine, spool and worker without the daemon: for driving the pipeline synchronously."""
     engine = db.connect(config.database_url)
     spool = Spool(config.spool_dir)
-    return engine, spool, Worker(config, engine, spool)
+    return engine, spool, Worker(config, engine, spool, Pipeline(config))

@@ -144,6 +144,7 @@ def cmd_process(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     _setup_logging(args.log_level or cfg.main.log_level)
     from mailgate.outgoing.sender import Sender
+    from mailgate.pipeline.steps import Pipeline
     from mailgate.pipeline.worker import Worker
     from mailgate.spool import Spool
 
@@ -151,7 +152,7 @@ def cmd_process(args: argparse.Namespace) -> int:
     spool.lock()
     spool.recover()
     engine = _engine(cfg)
-    r = Worker(cfg, engine, spool).drain()
+    r = Worker(cfg, engine, spool, Pipeline(cfg)).drain()
     sent, deferred, failed = Sender(cfg, engine).send_due(limit=10_000)
     print(
         f"stored {r.stored}, duplicates {r.duplicates}, retried {r.retried}, "

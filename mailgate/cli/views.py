@@ -167,6 +167,9 @@ def print_shunt_entry(spool: Spool, name: str) -> None:
     for f in e.envelope.failures:
         console.rule(f"failed at {f.get('stage')}")
         console.print(f.get("reason", ""))
+    for t in e.envelope.tracebacks:  # each distinct traceback once
+        console.rule(f"traceback at {t['stage']}, attempt(s) {', '.join(map(str, t['attempts']))}")
+        console.print(t["text"], markup=False)
     raw = spool.shunt_read(name)
     head = raw[:2000].decode("utf-8", "replace")
     console.rule(f"first bytes of the message ({len(raw)} bytes)")

@@ -747,6 +747,7 @@ def test_uidvalidity_rescan_adds_no_duplicate_articles(
     tmp_path: Path, server: Dovecot, engine: Engine, spool: Spool
 ) -> None:
     """After a re-scan the spool holds the old messages again; the worker stores them once."""
+    from mailgate.pipeline.steps import Pipeline
     from mailgate.pipeline.worker import Worker
     from tests import harness
 
@@ -764,7 +765,7 @@ def test_uidvalidity_rescan_adds_no_duplicate_articles(
     c.create_folder("Tickets")
     c.logout()
     (p,) = make_pollers(cfg, spool, engine, asyncio.Event())
-    worker = Worker(cfg, engine, spool)
+    worker = Worker(cfg, engine, spool, Pipeline(cfg))
     for i in range(4):
         server.append(user, message(i), folder="Tickets")
     assert p.poll_once() == 4

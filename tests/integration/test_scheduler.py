@@ -22,6 +22,7 @@ from sqlalchemy import Engine, func, insert, select, update
 from mailgate.agents import tokens
 from mailgate.config.load import Config, ConfigError
 from mailgate.db import engine as db
+from mailgate.pipeline.steps import Pipeline
 from mailgate.pipeline.worker import Worker
 from mailgate.scheduler.runner import run_all_sweeps, run_scheduler
 from mailgate.scheduler.sweeps import ticket_sla
@@ -485,7 +486,7 @@ def test_a_reply_reopens_within_the_window_and_opens_a_new_ticket_after(tmp_path
     env = make_env(tmp_path, extra)
     clock = [MONDAY]
     spool = Spool(env.config.spool_dir)
-    worker = Worker(env.config, env.engine, spool, lambda: clock[0])
+    worker = Worker(env.config, env.engine, spool, Pipeline(env.config, lambda: clock[0]))
 
     def customer_writes(subject: str, at: datetime) -> None:
         clock[0] = at

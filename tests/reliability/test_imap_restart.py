@@ -27,6 +27,7 @@ import pytest
 from sqlalchemy import Engine
 
 from mailgate.db import engine as db
+from mailgate.pipeline.steps import Pipeline
 from mailgate.pipeline.worker import Worker
 from mailgate.pollers.imap import Poller, make_pollers
 from mailgate.spool import Envelope, Spool
@@ -103,7 +104,7 @@ def assert_spool_complete(spool: Spool, expected: list[str], failures: int, batc
 
 
 def assert_one_article_each(cfg: Any, engine: Engine, spool: Spool, n: int) -> None:
-    r = Worker(cfg, engine, spool).drain()
+    r = Worker(cfg, engine, spool, Pipeline(cfg)).drain()
     print(f"worker: stored {r.stored}, duplicates dropped {r.duplicates}, shunted {r.shunted}")
     assert r.shunted == 0 and r.stored == n
     assert harness.article_count(engine) == n

@@ -199,7 +199,10 @@ def test_pipeline_error_is_retried_then_shunted_then_retried_after_fix(
         f"{len(after_fix)} ack after retry: {ack.message['Subject']!r}"
     )
     assert env["attempts"] == max_attempts and len(env["failures"]) == max_attempts, env
-    assert set(stages) == {"pipeline"}
+    assert set(stages) == {"ack"}  # the step that raised: build_ack's template
+    [tb] = env["tracebacks"]  # one traceback, kept once for the attempts it covered
+    assert tb["stage"] == "ack" and tb["attempts"] == list(range(1, max_attempts + 1)), tb
+    assert "undefined_variable" in tb["text"], tb
     assert all("TemplateError" in r and "undefined_variable" in r for r in reasons), reasons
     assert env["mail_from"] == "v@x.test" and env["rcpt_tos"] == ["support@example.test"]
     # the failed tries left nothing behind: the ticket was rolled back with its savepoint
