@@ -160,7 +160,7 @@ class Daemon:
             )
         ]
         if any(q.imap for q in self.config.queues):
-            from mailgate.pollers.imap import run_pollers
+            from mailgate.pollers.imap.run import run_pollers
 
             assert self.spool is not None and self.engine is not None
             tasks.append(

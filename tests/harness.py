@@ -9,10 +9,11 @@ import smtplib
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
@@ -25,6 +26,8 @@ from mailgate.db.models import Article, OutboxRow, Ticket
 from mailgate.pipeline.steps import Pipeline
 from mailgate.pipeline.worker import Worker
 from mailgate.spool import Spool
+
+T = TypeVar("T")
 
 QUEUES = {
     "support": {"tag": "support", "priority": 50},
@@ -212,14 +215,20 @@ def running(config: Config) -> Iterator[RunningDaemon]:
         d.stop()
 
 
-def wait_until(predicate, timeout: float = 15.0, interval: float = 0.05):  # type: ignore[no-untyped-def]
+def wait_until(
+    predicate: Callable[[], T], timeout: float = 15.0, what: str = "condition", *, interval=0.05
+) -> T:
+    """The predicate's first true value; TimeoutError after `timeout` seconds.
+
+    The one polling wait of the tests, for states no event announces.
+    """
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise TimeoutError(f"condition not met within {timeout}s")
+            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
 
 

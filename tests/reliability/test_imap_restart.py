@@ -29,9 +29,11 @@ from sqlalchemy import Engine
 from mailgate.db import engine as db
 from mailgate.pipeline.steps import Pipeline
 from mailgate.pipeline.worker import Worker
-from mailgate.pollers.imap import Poller, make_pollers
+from mailgate.pollers.imap.poller import Poller
+from mailgate.pollers.imap.run import make_pollers
 from mailgate.spool import Envelope, Spool
 from tests import harness
+from tests.harness import wait_until
 from tests.integration.test_imap import (
     PASSWORD,
     LoopThread,
@@ -39,7 +41,6 @@ from tests.integration.test_imap import (
     folder_ids,
     message,
     spool_message_ids,
-    wait_until,
 )
 from tests.servers import Dovecot
 
@@ -212,7 +213,7 @@ CRASHY_POLLER = """
 import sys, time
 from mailgate.config import load as config
 from mailgate.db import engine as db
-from mailgate.pollers.imap import make_pollers
+from mailgate.pollers.imap.run import make_pollers
 from mailgate.spool import Spool
 import asyncio
 

@@ -18,204 +18,39 @@ asyncio side only starts the threads and hands them the stop signal.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
-import socket
-import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
-from imapclient import IMAPClient, SocketTimeout
-from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
-from sqlalchemy import Engine, insert, select, update
+from imapclient import IMAPClient
+from imapclient.exceptions import IMAPClientError
+from sqlalchemy import Engine
 
-from mailgate.config.load import Config, ConfigError, Queue
-from mailgate.db.models import ImapCheckpoint
-from mailgate.pollers.imap_settings import ImapSettings, SecretError, imap_settings, parse_imap
-from mailgate.runtime import Backoff, chunks
+from mailgate.config.load import Queue
+from mailgate.pollers.imap.checkpoint import Checkpoint, CheckpointStore, mailbox_key
+from mailgate.pollers.imap.connection import (
+    AuthFailed,
+    ConnectionLost,
+    FolderMissing,
+    ImapError,
+    TlsUnavailable,
+    connect,
+    describe_error,
+    forget_untagged,
+    logout,
+    shutdown,
+)
+from mailgate.pollers.imap_settings import ImapSettings
+from mailgate.runtime import Backoff, chunks, in_own_thread
 from mailgate.spool import Envelope, Spool
 
 log = logging.getLogger(__name__)
 
 SEEN = b"\\Seen"
 DELETED = b"\\Deleted"
-CHECKPOINTS = ImapCheckpoint.__table__
-
-
-# -- errors ------------------------------------------------------------------------------
-class ImapError(Exception):
-    """A problem with one mailbox, worded for an administrator."""
-
-
-class AuthFailed(ImapError):
-    """The server refused our credentials, or we could not obtain them."""
-
-
-class TlsUnavailable(ImapError):
-    """tls = "starttls" but the server does not offer STARTTLS."""
-
-
-class FolderMissing(ImapError):
-    """A watched folder or the move_to folder does not exist."""
-
-
-class ConnectionLost(ImapError):
-    """The server went away (BYE, EOF) in the middle of a session."""
-
-
-def _text(value: Any) -> str:
-    """imapclient error texts often arrive as a bytes repr: b'[AUTHENTICATIONFAILED] ...'."""
-    s = str(value)
-    if len(s) >= 3 and s[0] == "b" and s[1] in "'\"" and s[-1] == s[1]:
-        s = s[2:-1]
-    return s
-
-
-def describe_error(exc: BaseException, settings: ImapSettings) -> str:
-    """Say exactly what failed: DNS, refused, timeout, TLS, auth, folder, protocol."""
-    where = f"{settings.host}:{settings.effective_port}"
-    if isinstance(exc, ImapError | SecretError):
-        return str(exc)
-    if isinstance(exc, socket.gaierror):
-        return f"DNS lookup of {settings.host!r} failed: {exc.strerror or exc}"
-    if isinstance(exc, ConnectionRefusedError):
-        return f"connection to {where} refused (server down or wrong port?)"
-    if isinstance(exc, TimeoutError | socket.timeout):
-        return f"no answer from {where} within {settings.timeout_seconds:g}s (timeout)"
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return f"TLS certificate of {where} rejected: {exc.verify_message or exc}"
-    if isinstance(exc, ssl.SSLError):
-        hint = (
-            ' (is this port plain IMAP? try tls = "starttls")'
-            if exc.reason == ("WRONG_VERSION_NUMBER")
-            else ""
-        )
-        return f"TLS with {where} failed: {exc.reason or exc}{hint}"
-    if isinstance(exc, ConnectionError | EOFError):
-        return f"connection to {where} lost: {exc}"
-    if isinstance(exc, OSError):
-        return f"network error with {where}: {exc.strerror or exc}"
-    if isinstance(exc, IMAPClientAbortError):
-        return f"connection to {where} lost: {_text(exc)}"
-    if isinstance(exc, IMAPClientError):
-        return f"IMAP error from {where}: {_text(exc)}"
-    return f"{type(exc).__name__}: {exc}"
-
-
-# -- connection --------------------------------------------------------------------------
-def _ssl_context(settings: ImapSettings) -> ssl.SSLContext:
-    cafile = str(settings.path(settings.ca_file)) if settings.ca_file else None
-    return ssl.create_default_context(cafile=cafile)
-
-
-def _login(client: IMAPClient, settings: ImapSettings) -> None:
-    try:
-        if settings.uses_oauth2:
-            client.oauth2_login(settings.login_user, settings.oauth2_token())
-        else:
-            client.login(settings.user, settings.password())
-    except LoginError as e:
-        how = "XOAUTH2 login" if settings.uses_oauth2 else "login"
-        raise AuthFailed(f"imap {how} to {settings.account()} failed: {_text(e)}") from e
-    except SecretError as e:
-        raise AuthFailed(f"imap credentials for {settings.account()}: {e}") from e
-
-
-def connect(settings: ImapSettings) -> IMAPClient:
-    """A logged-in client with a socket timeout; TLS as configured (STARTTLS is mandatory)."""
-    ctx = _ssl_context(settings) if settings.tls != "none" else None
-    t = settings.timeout_seconds
-    client = IMAPClient(
-        settings.host,
-        port=settings.effective_port,
-        ssl=settings.tls == "implicit",
-        ssl_context=ctx,
-        timeout=SocketTimeout(connect=t, read=t),
-    )
-    _keepalive(client)
-    try:
-        if settings.tls == "starttls":
-            if not client.has_capability("STARTTLS"):
-                raise TlsUnavailable(
-                    f"{settings.host}:{settings.effective_port} does not offer STARTTLS and tls = "
-                    '"starttls" requires it (refusing to send the password in clear)'
-                )
-            client.starttls(ctx)
-        _login(client, settings)
-    except BaseException:
-        _shutdown(client)
-        raise
-    return client
-
-
-def _keepalive(client: IMAPClient, idle: int = 60, interval: int = 15, count: int = 4) -> None:
-    """TCP keepalive: a peer that vanished without a FIN is noticed in ~2 min, even in IDLE."""
-    sock = client.socket()
-    with contextlib.suppress(OSError, AttributeError):
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, idle)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, interval)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, count)
-
-
-def _shutdown(client: IMAPClient) -> None:
-    with contextlib.suppress(Exception):  # the socket is already gone
-        client.shutdown()
-
-
-def _logout(client: IMAPClient) -> None:
-    try:
-        client.logout()
-    except Exception:
-        _shutdown(client)
-
-
-def mailbox_key(queue: str, settings: ImapSettings, folder: str) -> str:
-    """The checkpoint key and Envelope source suffix: queue/user@host:port/folder."""
-    return f"{queue}/{settings.account()}/{folder}"
-
-
-# -- checkpoint --------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Checkpoint:
-    uidvalidity: int
-    last_uid: int
-
-
-class CheckpointStore:
-    """One row per mailbox key in imap_checkpoints (each key has exactly one writer)."""
-
-    def __init__(self, engine: Engine, key: str):
-        self.engine = engine
-        self.key = key
-
-    def load(self) -> Checkpoint | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                select(CHECKPOINTS.c.uidvalidity, CHECKPOINTS.c.last_uid).where(
-                    CHECKPOINTS.c.mailbox == self.key
-                )
-            ).first()
-        return None if row is None else Checkpoint(int(row[0]), int(row[1]))
-
-    def save(self, cp: Checkpoint) -> None:
-        values = {"uidvalidity": cp.uidvalidity, "last_uid": cp.last_uid, "updated_at": _now()}
-        with self.engine.begin() as conn:
-            done = conn.execute(
-                update(CHECKPOINTS).where(CHECKPOINTS.c.mailbox == self.key).values(**values)
-            )
-            if done.rowcount == 0:
-                conn.execute(insert(CHECKPOINTS).values(mailbox=self.key, **values))
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _group_by_bytes(uids: list[int], sizes: dict[int, int], limit: int) -> Iterator[list[int]]:
@@ -232,7 +67,6 @@ def _group_by_bytes(uids: list[int], sizes: dict[int, int], limit: int) -> Itera
         yield group
 
 
-# -- the poller --------------------------------------------------------------------------
 class Poller:
     """Takes every message of one folder of one queue's mailbox into the spool.
 
@@ -273,6 +107,7 @@ class Poller:
         self.monotonic = monotonic
         self.on_spooled = on_spooled  # called from the poller thread after spool writes
         self.halt = threading.Event()
+        self.idling = threading.Event()  # set while the connection is in IDLE (tests wait on it)
         self.taken = 0  # messages put into the spool by this poller (for tests and stats)
         self.connections = 0
         self.last_error = ""
@@ -293,7 +128,7 @@ class Poller:
         """Serve the folder until `stop` is set; never raises for mailbox problems."""
         watcher = asyncio.create_task(self._forward_stop()) if self.stop else None
         try:
-            await _in_thread(self.serve_forever, name=f"imap:{self.key}", halt=self.halt)
+            await in_own_thread(self.serve_forever, name=f"imap:{self.key}", halt=self.halt)
         finally:
             if watcher:
                 watcher.cancel()
@@ -323,9 +158,9 @@ class Poller:
             self._open_folder(client)
             self._drain(client)
         except BaseException:
-            _shutdown(client)
+            shutdown(client)
             raise
-        _logout(client)
+        logout(client)
         return self.taken - before
 
     def _action(self) -> str:
@@ -346,17 +181,17 @@ class Poller:
         try:
             self._serve(client)
         except FolderMissing as e:
-            _shutdown(client)
+            shutdown(client)
             return self._failed(e, self.folder_retry_seconds, logging.ERROR)
         except (OSError, EOFError, IMAPClientError, ImapError) as e:
-            _shutdown(client)
+            shutdown(client)
             return self._failed(e, self.backoff.next(), logging.WARNING)
         except Exception as e:  # a bug: log it with its traceback, keep the others running
-            _shutdown(client)
+            shutdown(client)
             log.exception("queue %s: imap %s: unexpected error", self.queue.name, self.where)
             self.last_error = f"{type(e).__name__}: {e}"
             return self.backoff.next()
-        _logout(client)
+        logout(client)
         return 0.0
 
     def _failed(self, exc: BaseException, delay: float, level: int) -> float:
@@ -433,7 +268,7 @@ class Poller:
     def _drain(self, client: IMAPClient) -> None:
         """Take messages until a search finds nothing new (mail may arrive meanwhile)."""
         while not self.halt.is_set():
-            _forget_untagged(client)
+            forget_untagged(client)
             uids = self._search_new(client)
             if not uids:
                 return
@@ -510,9 +345,18 @@ class Poller:
     # -- waiting -------------------------------------------------------------------------
     def _idle_wait(self, client: IMAPClient) -> None:
         """IDLE until new mail, stop, or the renew deadline; then DONE."""
-        if _forget_untagged(client):
+        if forget_untagged(client):
             return  # EXISTS arrived inside an earlier command's answer: drain again first
         client.idle()
+        self.idling.set()
+        try:
+            self._await_news(client)
+        finally:
+            self.idling.clear()
+        client.idle_done()
+
+    def _await_news(self, client: IMAPClient) -> None:
+        """In IDLE: return on EXISTS, stop or the renew deadline; raise if the server left."""
         deadline = self.monotonic() + self.settings.idle_renew_seconds
         quick_empties = 0
         while not self.halt.is_set() and self.monotonic() < deadline:
@@ -521,155 +365,13 @@ class Poller:
             if any(_is(r, b"BYE") for r in responses):
                 raise ConnectionLost(f"imap {self.where}: server closed the connection (BYE)")
             if any(_is(r, b"EXISTS") for r in responses):
-                break
+                return
             # idle_check swallows EOF and returns [] at once: a dead socket would spin here
             quick = not responses and self.monotonic() - t0 < self.idle_check_seconds / 2
             quick_empties = quick_empties + 1 if quick else 0
             if quick_empties >= 3:
                 raise ConnectionLost(f"imap {self.where}: connection closed during IDLE")
-        client.idle_done()
 
 
 def _is(response: tuple[Any, ...], word: bytes) -> bool:
     return any(isinstance(x, bytes) and x.upper() == word for x in response[:2])
-
-
-def _forget_untagged(client: IMAPClient) -> bool:
-    """Drop untagged replies imaplib keeps forever; True if one was EXISTS (new mail)."""
-    pending = getattr(getattr(client, "_imap", None), "untagged_responses", None)
-    if not isinstance(pending, dict):
-        return False
-    exists = "EXISTS" in pending
-    pending.clear()
-    return exists
-
-
-async def _in_thread(fn: Callable[[], None], *, name: str, halt: threading.Event) -> None:
-    """Run fn in a dedicated thread (not the shared default pool: pollers block for hours)."""
-    loop = asyncio.get_running_loop()
-    done: asyncio.Future[None] = loop.create_future()
-
-    def settle(exc: BaseException | None) -> None:
-        if done.done():
-            return
-        if exc is None:
-            done.set_result(None)
-        else:
-            done.set_exception(exc)
-
-    def target() -> None:
-        exc: BaseException | None = None
-        try:
-            fn()
-        except BaseException as e:
-            exc = e
-        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is waiting
-            loop.call_soon_threadsafe(settle, exc)
-
-    threading.Thread(target=target, name=name, daemon=True).start()
-    try:
-        await asyncio.shield(done)
-    except asyncio.CancelledError:
-        halt.set()  # cancelled: stop the thread and still wait for its clean end
-        await done
-        raise
-
-
-# -- the daemon entry point --------------------------------------------------------------
-def make_pollers(
-    config: Config, spool: Spool, engine: Engine, stop: asyncio.Event, **kwargs: Any
-) -> list[Poller]:
-    """One Poller per (queue, folder) with an [imap] table; ConfigError if one is invalid."""
-    settings = imap_settings(config)
-    return [
-        Poller(q, settings[q.name], folder, spool, engine, stop, **kwargs)
-        for q in config.queues
-        if q.name in settings
-        for folder in settings[q.name].folders
-    ]
-
-
-async def run_pollers(
-    config: Config,
-    spool: Spool,
-    engine: Engine,
-    stop: asyncio.Event,
-    on_spooled: Callable[[], None] | None = None,
-) -> None:
-    """Run every IMAP poller until `stop` is set; return when all of them ended cleanly.
-
-    `on_spooled` (optional, e.g. the worker's wake-up) is called on the event loop after
-    a poller wrote messages to the spool. Raises ConfigError for an invalid [imap] table.
-    """
-    wake = None
-    if on_spooled is not None:
-        loop = asyncio.get_running_loop()
-
-        def wake() -> None:
-            with contextlib.suppress(RuntimeError):  # loop closed: nobody to wake
-                loop.call_soon_threadsafe(on_spooled)
-
-    pollers = make_pollers(config, spool, engine, stop, on_spooled=wake)
-    if not pollers:
-        log.info("imap: no queue has an [imap] table; no pollers")
-        await stop.wait()
-        return
-    log.info("imap: starting %d poller(s)", len(pollers))
-    results = await asyncio.gather(*(p.run() for p in pollers), return_exceptions=True)
-    for p, r in zip(pollers, results, strict=True):
-        if isinstance(r, BaseException):
-            log.error("imap: poller %s ended with %r", p.key, r)
-    log.info("imap: all pollers stopped")
-
-
-# -- check-config --connect --------------------------------------------------------------
-@dataclass(frozen=True)
-class MailboxCheck:
-    queue: str
-    mailbox: str
-    ok: bool
-    detail: str
-
-
-def _check_folder(queue: str, settings: ImapSettings, folder: str) -> MailboxCheck:
-    mailbox = f"{settings.account()}/{folder}"
-    try:
-        client = connect(settings)
-    except Exception as e:
-        return MailboxCheck(queue, mailbox, False, describe_error(e, settings))
-    try:
-        if not client.folder_exists(folder):
-            return MailboxCheck(queue, mailbox, False, f"folder {folder!r} does not exist")
-        if settings.action == "move" and not client.folder_exists(settings.move_to):
-            return MailboxCheck(
-                queue, mailbox, False, f"move_to folder {settings.move_to!r} does not exist"
-            )
-        info = client.select_folder(folder, readonly=True)
-        caps = [c for c in ("IDLE", "MOVE", "UIDPLUS") if client.has_capability(c)]
-        detail = (
-            f"ok: {int(info.get(b'EXISTS', 0))} message(s), UIDVALIDITY "
-            f"{int(info[b'UIDVALIDITY'])}, {'+'.join(caps) or 'no IDLE (polling)'}"
-        )
-        return MailboxCheck(queue, mailbox, True, detail)
-    except Exception as e:
-        return MailboxCheck(queue, mailbox, False, describe_error(e, settings))
-    finally:
-        _logout(client)
-
-
-def check_mailboxes(config: Config, *, max_workers: int = 8) -> list[MailboxCheck]:
-    """Log in to every configured mailbox folder; report ok or exactly what failed."""
-    jobs: list[tuple[str, ImapSettings, str]] = []
-    out: list[MailboxCheck] = []
-    for q in config.queues:
-        try:
-            settings = parse_imap(q)
-        except ConfigError as e:
-            out.append(MailboxCheck(q.name, "(config)", False, "; ".join(e.problems)))
-            continue
-        if settings is not None:
-            jobs.extend((q.name, settings, f) for f in settings.folders)
-    if jobs:
-        with ThreadPoolExecutor(max_workers=min(max_workers, len(jobs))) as pool:
-            out.extend(pool.map(lambda j: _check_folder(*j), jobs))
-    return out
