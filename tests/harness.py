@@ -174,13 +174,10 @@ class RunningDaemon:
 
     def start(self) -> RunningDaemon:
         self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.daemon.ready.is_set():
-            if self.error or not self.thread.is_alive():
-                raise RuntimeError(f"daemon did not start: {self.error!r}")
-            if time.monotonic() > deadline:
-                raise TimeoutError("daemon did not become ready")
-            time.sleep(0.02)
+        ready = self.daemon.ready  # an asyncio.Event of the daemon's loop: polled from here
+        wait_until(lambda: ready.is_set() or not self.thread.is_alive(), 30, "the daemon")
+        if not ready.is_set():
+            raise RuntimeError(f"daemon did not start: {self.error!r}")
         return self
 
     @property

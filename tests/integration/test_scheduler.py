@@ -28,7 +28,7 @@ from mailgate.scheduler.runner import run_all_sweeps, run_scheduler
 from mailgate.scheduler.sweeps import ticket_sla
 from mailgate.spool import Envelope, Spool
 from mailgate.store import tickets as store
-from tests.harness import load, message, write_config
+from tests.harness import load, message, wait_until, write_config
 
 BERLIN = ZoneInfo("Europe/Berlin")
 T = store.tickets.c
@@ -633,10 +633,11 @@ def test_run_scheduler_sweeps_at_once_and_stops(tmp_path: Path):
         task = asyncio.create_task(
             run_scheduler(lambda: env.config, env.engine, stop, lambda: clock, interval_seconds=1)
         )
-        for _ in range(200):
-            await asyncio.sleep(0.05)
-            if env.get(tid)["status"] == "closed":
-                break
+
+        def closed() -> bool:
+            return env.get(tid)["status"] == "closed"
+
+        await asyncio.to_thread(wait_until, closed, 10, "the ticket closed")
         stop.set()
         await asyncio.wait_for(task, 10)
 
@@ -670,10 +671,10 @@ def test_a_broken_reload_keeps_the_last_good_sla_settings(tmp_path: Path):
     configs = [env.config]
 
     async def until_closed(tid: int) -> None:
-        for _ in range(200):
-            await asyncio.sleep(0.05)
-            if env.get(tid)["status"] == "closed":
-                return
+        def closed() -> bool:
+            return env.get(tid)["status"] == "closed"
+
+        await asyncio.to_thread(wait_until, closed, 10, f"#{tid} closed")
 
     async def main() -> int:
         stop = asyncio.Event()

@@ -289,7 +289,7 @@ def test_restart_during_idle_reconnects_and_picks_up(
     fut = lt.start(p.run())
     try:
         wait_until(lambda: p.connections == 1, 10, "first connection")
-        time.sleep(0.5)
+        assert p.idling.wait(10), "never entered IDLE"
         for k in range(3):
             if k == 1:
                 d.kill()  # a crash: no BYE, the socket just dies
@@ -297,7 +297,7 @@ def test_restart_during_idle_reconnects_and_picks_up(
             else:
                 d.restart(graceful=True)
             wait_until(lambda k=k: p.connections == k + 2, 20, "reconnect")
-            time.sleep(0.3)
+            assert p.idling.wait(10), "never back in IDLE"
             t0 = time.monotonic()
             d.append(USER, message(k))
             wait_until(
