@@ -92,7 +92,9 @@ class Daemon:
             work_wake.set()
 
         tasks = [
-            asyncio.create_task(self._worker_loop(work_wake, send_wake), name="worker"),
+            asyncio.create_task(
+                self._worker.run(self.stop, work_wake, on_batch=send_wake.set), name="worker"
+            ),
             asyncio.create_task(self._sender.run(self.stop, send_wake), name="sender"),
         ]
         tasks += self._optional_tasks(spooled)
@@ -143,11 +145,6 @@ class Daemon:
         )
         # a half-working daemon hides failures: stop, and let the supervisor restart us
         self.stop.set()
-
-    async def _worker_loop(self, wake: asyncio.Event, send_wake: asyncio.Event) -> None:
-        assert self._worker is not None
-        w = self._worker
-        await w.run(self.stop, wake, on_batch=send_wake.set)
 
     def _optional_tasks(self, spooled: Callable[[], None]) -> list[asyncio.Task[None]]:
         from mailgate.scheduler.runner import run_scheduler

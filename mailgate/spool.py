@@ -274,9 +274,6 @@ class Spool:
         with self._removed:
             return self._removed.wait_for(lambda: not self._removing, timeout)
 
-    def release(self, entries: list[SpoolEntry]) -> None:
-        """Give messages back untouched (the DB was unavailable): they never left incoming/."""
-
     def fail(
         self, entry: SpoolEntry, stage: str, reason: str, max_attempts: int, traceback: str = ""
     ) -> bool:

@@ -131,10 +131,10 @@ class Worker:
                 # something failed: redo the batch with each message in its own savepoint
                 committed, failed, outcomes = self._transaction(entries, isolate=True)
         except Exception:
+            # nothing to give back: a claimed message never leaves incoming/ before done()
             log.exception(
                 "worker: batch of %d not committed; messages stay in the spool", len(entries)
             )
-            self.spool.release(entries)
             raise
         self.spool.done(committed)
         now = time.time()

@@ -265,16 +265,16 @@ def test_kill_9_loses_nothing_and_doubles_nothing(tmp_path: Path, smtp_sink: Smt
     assert exit_code == 0, f"SIGTERM exit code {exit_code}\n{summary}\n{daemon.log()[-4000:]}"
     assert len(acked_mids) == len(corpus), summary
 
-    # invariants 1 and 2: nothing acknowledged lost, nothing processed twice
+    # README "What it promises": nothing acknowledged is lost, nothing processed twice
     assert not lost, f"lost {lost[:10]}\n{summary}"
     assert not duplicated, f"duplicated {duplicated[:10]}\n{summary}"
     assert not strangers, f"articles nobody sent {strangers[:10]}\n{summary}"
     assert articles == len(corpus), summary
-    # invariant 3: nothing stuck half-way, nothing shunted
+    # nothing stuck half-way, nothing shunted
     assert leftovers == {"tmp": [], "incoming": [], "claimed": [], "shunt": []}, (
         f"{leftovers}\n{summary}"
     )
-    # invariant 4: one ticket and one ack per distinct sender; every outbound mail delivered
+    # one ticket and one ack per distinct sender; every outbound mail delivered
     assert n_tickets == len(corpus), summary
     assert len(ack_rows) == n_tickets, summary
     assert out_status == {"sent": len(out_rows)}, summary

@@ -3,8 +3,8 @@
 Through a live daemon (real SMTP in, real relay out): binary junk and other non-mail end in
 the shunt with their stage and reason while the good messages around them become tickets;
 a message that makes the pipeline raise (a broken queue template, a stand-in for a bug) is
-retried `max_attempts` times, then shunted with stage "pipeline", and `mailgate shunt
-retry` after the fix turns it into a ticket.
+retried `max_attempts` times, then shunted with the step that raised ("ack") and its
+traceback once, and `mailgate shunt retry` after the fix turns it into a ticket.
 """
 
 from __future__ import annotations
@@ -132,7 +132,7 @@ def test_junk_is_shunted_and_good_mail_flows_around_it(tmp_path, smtp_sink: Smtp
         if kind != "good":
             print(f"  {kind}: {outcome[sender]}")
 
-    # invariant 3: every message ends somewhere visible
+    # README "What it promises": every message ends somewhere visible
     assert "NOWHERE" not in outcome.values(), f"{outcome}\n{summary}"
     assert all(outcome[s] == "ticket" for k, s, _r in plan if k == "good"), summary
     for kind in JUNK:
