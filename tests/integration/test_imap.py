@@ -873,8 +873,8 @@ def test_new_mail_reported_inside_a_command_answer_is_not_missed(
     p = _one_poller(tmp_path, server, spool, engine, idle_renew_seconds=60)
     client = connect(p.settings)
     try:
-        p._open_folder(client)
-        p._drain(client)
+        p.intake.open(client)
+        p.intake.drain(client)
         server.append("support@example.test", message(1))
 
         def exists_in_an_answer() -> bool:  # Dovecot notices the APPEND within 0.5 s
@@ -886,7 +886,7 @@ def test_new_mail_reported_inside_a_command_answer_is_not_missed(
         p._idle_wait(client)
         took = time.monotonic() - t0
         assert took < 0.2, took  # returned without IDLE, not after the 60 s renewal
-        p._drain(client)
+        p.intake.drain(client)
     finally:
         client.logout()
     assert list(spool_message_ids(spool)) == ["<m-1@customer.example>"]

@@ -22,7 +22,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from imapclient import IMAPClient
@@ -30,7 +30,7 @@ from imapclient.exceptions import IMAPClientError
 from sqlalchemy import Engine
 
 from mailgate.config.load import Queue
-from mailgate.pollers.imap.checkpoint import Checkpoint, CheckpointStore, mailbox_key
+from mailgate.pollers.imap.checkpoint import CheckpointStore, mailbox_key
 from mailgate.pollers.imap.connection import (
     AuthFailed,
     ConnectionLost,
@@ -43,29 +43,12 @@ from mailgate.pollers.imap.connection import (
     logout,
     shutdown,
 )
+from mailgate.pollers.imap.intake import FolderIntake
 from mailgate.pollers.imap_settings import ImapSettings
-from mailgate.runtime import Backoff, chunks, in_own_thread
+from mailgate.runtime import Backoff, in_own_thread
 from mailgate.spool import Envelope, Spool
 
 log = logging.getLogger(__name__)
-
-SEEN = b"\\Seen"
-DELETED = b"\\Deleted"
-
-
-def _group_by_bytes(uids: list[int], sizes: dict[int, int], limit: int) -> Iterator[list[int]]:
-    group: list[int] = []
-    total = 0
-    for uid in uids:
-        size = sizes.get(uid, 0)
-        if group and total + size > limit:
-            yield group
-            group, total = [], 0
-        group.append(uid)
-        total += size
-    if group:
-        yield group
-
 
 class Poller:
     """Takes every message of one folder of one queue's mailbox into the spool.
@@ -94,34 +77,31 @@ class Poller:
     ):
         self.queue = queue
         self.settings = settings
-        self.folder = folder
-        self.spool = spool
         self.stop = stop
         self.key = mailbox_key(queue.name, settings, folder)
         self.where = f"{settings.account()}/{folder}"  # for log lines that name the queue
-        self.checkpoints = CheckpointStore(engine, self.key)
         self.backoff = Backoff(backoff_initial, backoff_max, rng=rng or random.Random())
         self.auth_retry_seconds = auth_retry_seconds
         self.folder_retry_seconds = folder_retry_seconds
         self.idle_check_seconds = idle_check_seconds
         self.monotonic = monotonic
-        self.on_spooled = on_spooled  # called from the poller thread after spool writes
         self.halt = threading.Event()
         self.idling = threading.Event()  # set while the connection is in IDLE (tests wait on it)
-        self.taken = 0  # messages put into the spool by this poller (for tests and stats)
         self.connections = 0
         self.last_error = ""
-        self._last_uid = 0
-        self._uidvalidity = 0
+        envelope = Envelope(source=f"imap:{self.key}", queue=queue.name, rcpt_tos=(queue.address,))
+        checkpoints = CheckpointStore(engine, self.key)
+        self.intake = FolderIntake(
+            queue.name, settings, folder, spool, checkpoints, envelope, self.halt, on_spooled
+        )
 
     def __repr__(self) -> str:
         return f"Poller({self.key!r})"
 
     @property
-    def envelope(self) -> Envelope:
-        return Envelope(
-            source=f"imap:{self.key}", queue=self.queue.name, rcpt_tos=(self.queue.address,)
-        )
+    def taken(self) -> int:
+        """Messages this poller put into the spool."""
+        return self.intake.taken
 
     # -- asyncio side --------------------------------------------------------------------
     async def run(self) -> None:
@@ -155,8 +135,8 @@ class Poller:
         before = self.taken
         client = connect(self.settings)
         try:
-            self._open_folder(client)
-            self._drain(client)
+            self.intake.open(client)
+            self.intake.drain(client)
         except BaseException:
             shutdown(client)
             raise
@@ -212,7 +192,7 @@ class Poller:
         return detail if detail.startswith("imap ") else f"imap {self.where}: {detail}"
 
     def _serve(self, client: IMAPClient) -> None:
-        self._open_folder(client)
+        self.intake.open(client)
         idle = client.has_capability("IDLE")
         log.info(
             "queue %s: connected to %s (%s)",
@@ -221,7 +201,7 @@ class Poller:
             "IDLE" if idle else f"polling every {self.settings.poll_interval_seconds:g}s",
         )
         while not self.halt.is_set():
-            self._drain(client)
+            self.intake.drain(client)
             self.backoff.reset()
             if self.halt.is_set():
                 break
@@ -229,118 +209,6 @@ class Poller:
                 self._idle_wait(client)
             else:
                 self.halt.wait(self.settings.poll_interval_seconds)
-
-    # -- folder state --------------------------------------------------------------------
-    def _open_folder(self, client: IMAPClient) -> None:
-        s = self.settings
-        if not client.folder_exists(self.folder):
-            raise FolderMissing(f"imap {self.where}: folder {self.folder!r} does not exist")
-        if s.action == "move" and not client.folder_exists(s.move_to):
-            raise FolderMissing(
-                f"imap {self.where}: move_to folder {s.move_to!r} does not exist on {s.account()}"
-            )
-        info = client.select_folder(self.folder)
-        uidvalidity = int(info[b"UIDVALIDITY"])
-        cp = self.checkpoints.load()
-        if cp is None:
-            log.info("queue %s: %s: first run, taking every message", self.queue.name, self.where)
-            cp = Checkpoint(uidvalidity, 0)
-            self.checkpoints.save(cp)
-        elif cp.uidvalidity != uidvalidity:
-            log.warning(
-                "queue %s: %s: UIDVALIDITY changed %d -> %d (folder recreated?): re-scanning "
-                "from UID 1; the worker drops what it already has",
-                self.queue.name,
-                self.where,
-                cp.uidvalidity,
-                uidvalidity,
-            )
-            cp = Checkpoint(uidvalidity, 0)
-            self.checkpoints.save(cp)
-        self._uidvalidity, self._last_uid = cp.uidvalidity, cp.last_uid
-
-    def _search_new(self, client: IMAPClient) -> list[int]:
-        # `n:*` always matches the highest UID, even when it is below n: filter
-        found = client.search(["UID", f"{self._last_uid + 1}:*", "UNDELETED"])
-        return sorted(u for u in found if u > self._last_uid)
-
-    # -- taking messages -----------------------------------------------------------------
-    def _drain(self, client: IMAPClient) -> None:
-        """Take messages until a search finds nothing new (mail may arrive meanwhile)."""
-        while not self.halt.is_set():
-            forget_untagged(client)
-            uids = self._search_new(client)
-            if not uids:
-                return
-            for chunk in chunks(uids, self.settings.batch_size):
-                if self.halt.is_set():
-                    return
-                self._take_chunk(client, chunk)
-
-    def _take_chunk(self, client: IMAPClient, uids: list[int]) -> None:
-        sizes = {
-            uid: int(d.get(b"RFC822.SIZE", 0))
-            for uid, d in client.fetch(uids, ["RFC822.SIZE"]).items()
-        }
-        present = [u for u in uids if u in sizes]  # others were expunged meanwhile
-        for group in _group_by_bytes(present, sizes, self.settings.batch_max_bytes):
-            if self.halt.is_set():
-                return
-            self._take_group(client, group)
-        if not self.halt.is_set():
-            self._advance(uids[-1])
-
-    def _take_group(self, client: IMAPClient, uids: list[int]) -> None:
-        data = client.fetch(uids, ["BODY.PEEK[]"])
-        taken: list[int] = []
-        done_upto = self._last_uid
-        try:
-            for uid in uids:
-                if self.halt.is_set():
-                    break  # fetched but not spooled: it stays on the server untouched
-                item = data.pop(uid, None)
-                raw = None if item is None else item.get(b"BODY[]")
-                if raw is not None:
-                    self.spool.put(bytes(raw), self.envelope)
-                    taken.append(uid)
-                    self.taken += 1
-                done_upto = uid
-        finally:
-            # whatever the spool has gets its flag/move, even when stopping or failing;
-            # if that fails, no checkpoint: the next session fetches (and dedupes) again
-            if taken:
-                if self.on_spooled:
-                    self.on_spooled()
-                self._acknowledge(client, taken)
-                log.info(
-                    "queue %s: %s: took %d message(s), UID %d..%d",
-                    self.queue.name,
-                    self.where,
-                    len(taken),
-                    taken[0],
-                    taken[-1],
-                )
-            self._advance(done_upto)
-
-    def _acknowledge(self, client: IMAPClient, uids: list[int]) -> None:
-        if self.settings.action == "seen":
-            client.add_flags(uids, [SEEN], silent=True)
-            return
-        target = self.settings.move_to
-        if client.has_capability("MOVE"):
-            client.move(uids, target)
-            return
-        client.copy(uids, target)
-        client.add_flags(uids, [DELETED], silent=True)
-        if client.has_capability("UIDPLUS"):
-            client.uid_expunge(uids)
-        else:
-            client.expunge()
-
-    def _advance(self, uid: int) -> None:
-        if uid > self._last_uid:
-            self._last_uid = uid
-            self.checkpoints.save(Checkpoint(self._uidvalidity, uid))
 
     # -- waiting -------------------------------------------------------------------------
     def _idle_wait(self, client: IMAPClient) -> None:
