@@ -181,6 +181,7 @@ def test_pipeline_error_is_retried_then_shunted_then_retried_after_fix(
         wait_until(lambda: _relayed_to(smtp_sink, "payer@customers.example"), timeout=15)
         [env] = _shunt(spool).values()
         before_fix = tickets(d.engine)
+        shown = mailgate(cfg.path, "shunt", "show", env["name"]).stdout.decode()
 
         override.write_text("Fixed template: ticket {{ ticket_ref }}\n")
         r = mailgate(cfg.path, "shunt", "retry", env["name"])
@@ -201,6 +202,9 @@ def test_pipeline_error_is_retried_then_shunted_then_retried_after_fix(
     assert env["attempts"] == max_attempts and len(env["failures"]) == max_attempts, env
     assert set(stages) == {"ack"}  # the step that raised: build_ack's template
     [tb] = env["tracebacks"]  # one traceback, kept once for the attempts it covered
+    # `mailgate shunt show`: every attempt with its step, the traceback once
+    assert shown.count("failed at ack") == max_attempts, shown
+    assert shown.count("Traceback (most recent call last)") == 1, shown
     assert tb["stage"] == "ack" and tb["attempts"] == list(range(1, max_attempts + 1)), tb
     assert "undefined_variable" in tb["text"], tb
     assert all("TemplateError" in r and "undefined_variable" in r for r in reasons), reasons
