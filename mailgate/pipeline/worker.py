@@ -126,16 +126,19 @@ class Worker:
             return result
         try:
             try:
-                committed, failed, outcomes = self._transaction(entries, isolate=False)
+                done = self._transaction(entries, isolate=False)
             except _NeedsIsolation:
+                done = None
+            if done is None:  # outside the except: the redo's tracebacks carry no context
                 # something failed: redo the batch with each message in its own savepoint
-                committed, failed, outcomes = self._transaction(entries, isolate=True)
+                done = self._transaction(entries, isolate=True)
         except Exception:
             # nothing to give back: a claimed message never leaves incoming/ before done()
             log.exception(
                 "worker: batch of %d not committed; messages stay in the spool", len(entries)
             )
             raise
+        committed, failed, outcomes = done
         self.spool.done(committed)
         now = time.time()
         for entry, o in outcomes:

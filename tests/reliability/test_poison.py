@@ -204,7 +204,8 @@ def test_pipeline_error_is_retried_then_shunted_then_retried_after_fix(
     [tb] = env["tracebacks"]  # one traceback, kept once for the attempts it covered
     # `mailgate shunt show`: every attempt with its step, the traceback once
     assert shown.count("failed at ack") == max_attempts, shown
-    assert shown.count("Traceback (most recent call last)") == 1, shown
+    assert shown.count("traceback at ack, attempt(s) 1, 2, 3") == 1, shown
+    assert shown.count("in ack_step") == 1, shown  # the step's frame: printed once
     assert tb["stage"] == "ack" and tb["attempts"] == list(range(1, max_attempts + 1)), tb
     assert "undefined_variable" in tb["text"], tb
     assert all("TemplateError" in r and "undefined_variable" in r for r in reasons), reasons

@@ -62,6 +62,7 @@ def test_a_bug_in_a_step_is_shunted_with_that_step_and_one_traceback(
     [tb] = env.tracebacks
     assert tb["stage"] == step and tb["attempts"] == [1, 2, 3]
     assert "_boom" in tb["text"] and "injected bug" in tb["text"]
+    assert "_NeedsIsolation" not in tb["text"]  # not the optimistic pass's failure again
     assert tickets(engine) == []  # each failed try was rolled back with its savepoint
 
 
