@@ -50,6 +50,7 @@ from mailgate.spool import Envelope, Spool
 
 log = logging.getLogger(__name__)
 
+
 class Poller:
     """Takes every message of one folder of one queue's mailbox into the spool.
 
