@@ -32,7 +32,8 @@ sys.path.insert(0, str(ROOT))
 from mailgate.config import load as config_mod  # noqa: E402
 from mailgate.config.model import Config  # noqa: E402
 from mailgate.db import engine as db  # noqa: E402
-from mailgate.pollers.imap import Poller, make_pollers  # noqa: E402
+from mailgate.pollers.imap.poller import Poller  # noqa: E402
+from mailgate.pollers.imap.run import make_pollers  # noqa: E402
 from mailgate.spool import Spool  # noqa: E402
 from tests.servers import Dovecot  # noqa: E402
 

@@ -24,7 +24,8 @@ from mailgate.config.model import Config
 from mailgate.db import engine as db
 from mailgate.outgoing.sender import Sender
 from mailgate.pgp.keyring import Keyrings
-from mailgate.pipeline.worker import Pipeline, Worker
+from mailgate.pipeline.steps import Pipeline
+from mailgate.pipeline.worker import Worker
 from mailgate.pollers.smtp import IntakeHandler, start_listener
 from mailgate.runtime import Clock, utcnow
 from mailgate.spool import Spool
@@ -89,14 +90,18 @@ class Daemon:
         self.spool.lock()
         self.spool.recover()
         work_wake, send_wake = asyncio.Event(), asyncio.Event()
-        self._worker = Worker(cfg, self.engine, self.spool, self.clock, keyrings=self.keyrings)
+        self._worker = Worker(
+            cfg, self.engine, self.spool, Pipeline(cfg, self.clock, keyrings=self.keyrings)
+        )
         self._sender = Sender(cfg, self.engine, self.clock, keyrings=self.keyrings)
 
         def spooled() -> None:
             work_wake.set()
 
         tasks = [
-            asyncio.create_task(self._worker_loop(work_wake, send_wake), name="worker"),
+            asyncio.create_task(
+                self._worker.run(self.stop, work_wake, on_batch=send_wake.set), name="worker"
+            ),
             asyncio.create_task(self._sender.run(self.stop, send_wake), name="sender"),
         ]
         tasks += self._optional_tasks(spooled)
@@ -146,11 +151,6 @@ class Daemon:
         # a half-working daemon hides failures: stop, and let the supervisor restart us
         self.stop.set()
 
-    async def _worker_loop(self, wake: asyncio.Event, send_wake: asyncio.Event) -> None:
-        assert self._worker is not None
-        w = self._worker
-        await w.run(self.stop, wake, on_batch=send_wake.set)
-
     def _optional_tasks(self, spooled: Callable[[], None]) -> list[asyncio.Task[None]]:
         from mailgate.scheduler.runner import run_scheduler
 
@@ -162,7 +162,7 @@ class Daemon:
             )
         ]
         if any(q.imap for q in self.config.queues):
-            from mailgate.pollers.imap import run_pollers
+            from mailgate.pollers.imap.run import run_pollers
 
             assert self.spool is not None and self.engine is not None
             tasks.append(

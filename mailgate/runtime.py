@@ -1,10 +1,13 @@
 """Time, waiting and retrying: the clock the daemon runs on, the helpers its loops wait
-with, the one backoff every retry uses, and chunking for bounded statements."""
+with, threads for blocking work, the one backoff every retry uses, and chunking for
+bounded statements."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,6 +31,42 @@ async def wait_for_wake(wake: asyncio.Event, stop: asyncio.Event, timeout: float
     finally:
         waiter.cancel()
         stopper.cancel()
+
+
+async def in_own_thread(fn: Callable[[], None], *, name: str, halt: threading.Event) -> None:
+    """Run fn in a thread of its own (not the shared pool: an IMAP poller blocks for hours)
+    and return once that thread has ended. Cancelled: set `halt`, still wait for the end."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+
+    def settle(exc: BaseException | None) -> None:
+        if done.done():
+            return
+        if exc is None:
+            done.set_result(None)
+        else:
+            done.set_exception(exc)
+
+    def target() -> None:
+        exc: BaseException | None = None
+        try:
+            fn()
+        except BaseException as e:
+            exc = e
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is waiting
+            loop.call_soon_threadsafe(settle, exc)
+
+    thread = threading.Thread(target=target, name=name, daemon=True)
+    thread.start()
+    try:
+        await asyncio.shield(done)
+    except asyncio.CancelledError:
+        halt.set()
+        await done
+        raise
+    finally:
+        # fn has returned; the thread is only unwinding: its end is part of ours
+        await asyncio.to_thread(thread.join)
 
 
 def backoff_delay(attempt: int, initial: float, cap: float, rng: random.Random) -> float:

@@ -49,12 +49,16 @@ class Envelope(NamedTuple):
     queue: str = ""  # set when the source already knows the queue (pipe --queue, IMAP)
     received_at: float = 0.0
     attempts: int = 0
+    # one {"stage", "reason", "at"} per failed try, oldest first
     failures: tuple[dict, ...] = ()
+    # each distinct {"stage", "text"} once, with "attempts": the failures (1-based) it covers
+    tracebacks: tuple[dict, ...] = ()
 
     def to_json(self) -> bytes:
         d = self._asdict()
         d["rcpt_tos"] = list(self.rcpt_tos)
         d["failures"] = list(self.failures)
+        d["tracebacks"] = list(self.tracebacks)
         return json.dumps(d, ensure_ascii=False).encode()
 
     @classmethod
@@ -62,7 +66,31 @@ class Envelope(NamedTuple):
         d = json.loads(data)
         d["rcpt_tos"] = tuple(d.get("rcpt_tos", ()))
         d["failures"] = tuple(d.get("failures", ()))
+        d["tracebacks"] = tuple(d.get("tracebacks", ()))
         return cls(**d)
+
+    def with_failure(self, stage: str, reason: str, traceback: str = "") -> Envelope:
+        """One more failed try; a traceback already recorded only gains this attempt."""
+        failure = {"stage": stage, "reason": reason[:4000], "at": time.time()}
+        number = len(self.failures) + 1
+        tracebacks = _add_traceback(self.tracebacks, stage, traceback[:8000], number)
+        return self._replace(
+            attempts=self.attempts + 1,
+            failures=(*self.failures, failure),
+            tracebacks=tracebacks,
+        )
+
+
+def _add_traceback(
+    tracebacks: tuple[dict, ...], stage: str, text: str, number: int
+) -> tuple[dict, ...]:
+    if not text:
+        return tracebacks
+    for i, t in enumerate(tracebacks):
+        if t.get("stage") == stage and t.get("text") == text:
+            seen = {**t, "attempts": [*t.get("attempts", ()), number]}
+            return (*tracebacks[:i], seen, *tracebacks[i + 1 :])
+    return (*tracebacks, {"stage": stage, "text": text, "attempts": [number]})
 
 
 class SpoolEntry(NamedTuple):
@@ -250,17 +278,14 @@ class Spool:
         with self._removed:
             return self._removed.wait_for(lambda: not self._removing, timeout)
 
-    def release(self, entries: list[SpoolEntry]) -> None:
-        """Give messages back untouched (the DB was unavailable): they never left incoming/."""
-
-    def fail(self, entry: SpoolEntry, stage: str, reason: str, max_attempts: int) -> bool:
+    def fail(
+        self, entry: SpoolEntry, stage: str, reason: str, max_attempts: int, traceback: str = ""
+    ) -> bool:
         """Record a failed try; after `max_attempts` move the message to the shunt.
 
         Returns True when the message was shunted.
         """
-        env = entry.envelope
-        failure = {"stage": stage, "reason": reason[:4000], "at": time.time()}
-        env = env._replace(attempts=env.attempts + 1, failures=(*env.failures, failure))
+        env = entry.envelope.with_failure(stage, reason, traceback)
         inc = self._dir("incoming")
         target = self._dir("shunt") if env.attempts >= max_attempts else inc
         _write_durable(self._dir("tmp") / f"{entry.name}.json", env.to_json())

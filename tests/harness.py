@@ -9,10 +9,11 @@ import smtplib
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
@@ -23,8 +24,11 @@ from mailgate.config.model import Config
 from mailgate.db import engine as db
 from mailgate.db.models import Article, OutboxRow, Ticket
 from mailgate.pgp.keyring import Keyrings
+from mailgate.pipeline.steps import Pipeline
 from mailgate.pipeline.worker import Worker
 from mailgate.spool import Spool
+
+T = TypeVar("T")
 
 QUEUES = {
     "support": {"tag": "support", "priority": 50},
@@ -171,13 +175,10 @@ class RunningDaemon:
 
     def start(self) -> RunningDaemon:
         self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.daemon.ready.is_set():
-            if self.error or not self.thread.is_alive():
-                raise RuntimeError(f"daemon did not start: {self.error!r}")
-            if time.monotonic() > deadline:
-                raise TimeoutError("daemon did not become ready")
-            time.sleep(0.02)
+        ready = self.daemon.ready  # an asyncio.Event of the daemon's loop: polled from here
+        wait_until(lambda: ready.is_set() or not self.thread.is_alive(), 30, "the daemon")
+        if not ready.is_set():
+            raise RuntimeError(f"daemon did not start: {self.error!r}")
         return self
 
     @property
@@ -212,14 +213,20 @@ def running(config: Config) -> Iterator[RunningDaemon]:
         d.stop()
 
 
-def wait_until(predicate, timeout: float = 15.0, interval: float = 0.05):  # type: ignore[no-untyped-def]
+def wait_until(
+    predicate: Callable[[], T], timeout: float = 15.0, what: str = "condition", *, interval=0.05
+) -> T:
+    """The predicate's first true value; TimeoutError after `timeout` seconds.
+
+    The one polling wait of the tests, for states no event announces.
+    """
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise TimeoutError(f"condition not met within {timeout}s")
+            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
 
 
@@ -248,4 +255,4 @@ def offline(config: Config) -> tuple[Engine, Spool, Worker]:
     """Engine, spool and worker without the daemon: for driving the pipeline synchronously."""
     engine = db.connect(config.database_url)
     spool = Spool(config.spool_dir)
-    return engine, spool, Worker(config, engine, spool, keyrings=Keyrings())
+    return engine, spool, Worker(config, engine, spool, Pipeline(config, keyrings=Keyrings()))

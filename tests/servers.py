@@ -18,7 +18,6 @@ import ssl as ssl_module
 import subprocess
 import tempfile
 import threading
-import time
 import weakref
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
@@ -30,6 +29,8 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 from imapclient import IMAPClient
+
+from tests.harness import wait_until
 
 HOST = "127.0.0.1"
 TEST_USER = "mgtest"
@@ -139,15 +140,12 @@ def _pids_mentioning(text: str) -> list[int]:
 
 def _wait_gone(pids: Iterable[int], timeout: float) -> bool:
     """Wait until none of pids is alive; return False on timeout."""
-    pending = set(pids)
-    deadline = time.monotonic() + timeout
-    while True:
-        pending = {p for p in pending if pid_alive(p)}
-        if not pending:
-            return True
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
+    pending = tuple(pids)
+    try:
+        wait_until(lambda: not any(pid_alive(p) for p in pending), timeout, interval=0.01)
+    except TimeoutError:
+        return False
+    return True
 
 
 def _signal(pid: int, sig: int) -> None:
@@ -495,15 +493,19 @@ class Dovecot:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        deadline = time.monotonic() + 15
-        while not _imap_greets(self.host, self.port):
-            if self._proc.poll() is not None or time.monotonic() > deadline:
-                self._halt(graceful=False)
-                raise RuntimeError(
-                    f"dovecot did not come up on port {self.port}:\n"
-                    f"{_tail(os.path.join(self.dir, 'log', 'stdout.log'))}\n{self.log()}"
-                )
-            time.sleep(0.02)
+        proc = self._proc
+        with contextlib.suppress(TimeoutError):  # exited or too slow: said below
+            wait_until(
+                lambda: proc.poll() is not None or _imap_greets(self.host, self.port),
+                15,
+                interval=0.02,
+            )
+        if proc.poll() is not None or not _imap_greets(self.host, self.port):
+            self._halt(graceful=False)
+            raise RuntimeError(
+                f"dovecot did not come up on port {self.port}:\n"
+                f"{_tail(os.path.join(self.dir, 'log', 'stdout.log'))}\n{self.log()}"
+            )
         self.pid = self._master_pid()
 
     def _master_pid(self) -> int | None:
@@ -799,12 +801,11 @@ class Postgres:
                 start_new_session=True,
             )
         self._proc = proc
-        deadline = time.monotonic() + 30
-        while not self._ready():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                self._halt()
-                raise RuntimeError(f"postgres did not start:\n{_tail(self.log_path)}")
-            time.sleep(0.02)
+        with contextlib.suppress(TimeoutError):  # exited or too slow: said below
+            wait_until(lambda: proc.poll() is not None or self._ready(), 30, interval=0.02)
+        if proc.poll() is not None or not self._ready():
+            self._halt()
+            raise RuntimeError(f"postgres did not start:\n{_tail(self.log_path)}")
 
     def _ready(self) -> bool:
         try:

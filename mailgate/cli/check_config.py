@@ -48,7 +48,7 @@ def main(args: argparse.Namespace) -> int:
     if key_problems:
         return 1
     if args.connect:
-        from mailgate.pollers.imap import check_mailboxes
+        from mailgate.pollers.imap.check import check_mailboxes
 
         failures = 0
         for c in check_mailboxes(cfg):

@@ -18,6 +18,7 @@ def main(args: argparse.Namespace) -> int:
     ensure_secret(cfg)  # agent mail it sends carries reply tokens
     from mailgate.outgoing.sender import Sender
     from mailgate.pgp.keyring import Keyrings
+    from mailgate.pipeline.steps import Pipeline
     from mailgate.pipeline.worker import Worker
     from mailgate.spool import Spool
 
@@ -26,7 +27,7 @@ def main(args: argparse.Namespace) -> int:
     spool.recover()
     db = engine(cfg)
     with Keyrings() as keyrings:  # closing stops the gpg-agents the keyrings started
-        r = Worker(cfg, db, spool, keyrings=keyrings).drain()
+        r = Worker(cfg, db, spool, Pipeline(cfg, keyrings=keyrings)).drain()
         sent, deferred, failed = Sender(cfg, db, keyrings=keyrings).send_due(limit=10_000)
     print(
         f"stored {r.stored}, duplicates {r.duplicates}, retried {r.retried}, "

@@ -87,6 +87,10 @@ def print_shunt_entry(spool: Spool, name: str) -> None:
         numbers = ", ".join(str(n) for n in attempts)
         console.rule(f"failed at {stage}, attempt{'s' if len(attempts) > 1 else ''} {numbers}")
         console.print(reason, markup=False)
+    for t in e.envelope.tracebacks:  # each distinct traceback once
+        numbers = ", ".join(map(str, t["attempts"]))
+        console.rule(f"traceback at {t['stage']}, attempt(s) {numbers}")
+        console.print(t["text"], markup=False)
     raw = spool.shunt_read(name)
     head = raw[:2000].decode("utf-8", "replace")
     console.rule(f"first bytes of the message ({len(raw)} bytes)")

@@ -32,15 +32,6 @@ class Verdict:
     def may_autorespond(self) -> bool:
         return not (self.loop or self.bounce or self.auto or self.bulk)
 
-    def as_json(self) -> dict:
-        return {
-            "loop": self.loop,
-            "bounce": self.bounce,
-            "auto": self.auto,
-            "bulk": self.bulk,
-            "reasons": list(self.reasons),
-        }
-
 
 Rule = Callable[[Parsed, frozenset[str], str], str | None]
 

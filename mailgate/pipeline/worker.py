@@ -1,8 +1,9 @@
 """The worker: claim spooled messages, run the pipeline, commit, then remove the files.
 
-A batch of messages shares one database transaction (one durable commit); each message
-runs inside its own SAVEPOINT, so a message that fails rolls back alone and is retried
-or shunted with the stage and reason. Spool files are removed only after the commit.
+A batch of messages shares one database transaction (one durable commit). The batch runs
+optimistically without savepoints; when a message fails, the batch is rolled back and
+redone with a SAVEPOINT per message, so the failing one rolls back alone and is retried
+or shunted with the step and reason. Spool files are removed only after the commit.
 """
 
 from __future__ import annotations
@@ -13,31 +14,15 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from typing import Protocol
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
-from mailgate.agents import handle as agent_mail
-from mailgate.agents.notifications import notify_customer_mail
-from mailgate.autoresponse.policy import should_respond
 from mailgate.config.model import Config
-from mailgate.outgoing import customer_mails
-from mailgate.parse.limits import ParseRejected
-from mailgate.parse.message import parse
-from mailgate.pgp.incoming import open_incoming
-from mailgate.pgp.keyring import Keyrings
-from mailgate.pipeline.classify import classify
-from mailgate.pipeline.decide import Decision, decide
-from mailgate.pipeline.thread import ThreadLookups, choose
-from mailgate.queues.routing import route
-from mailgate.runtime import Backoff, Clock, utcnow, wait_for_wake
+from mailgate.pipeline.outcome import Outcome, Rejected, StepFailed
+from mailgate.runtime import Backoff, wait_for_wake
 from mailgate.spool import Spool, SpoolEntry
-from mailgate.store import pgp_secrets
-from mailgate.store import tickets as store
-from mailgate.store.autoresponses import last_autoresponse, record_autoresponse
-from mailgate.store.lookups import thread_lookups
-from mailgate.store.outbox import add_outbox
 
 log = logging.getLogger(__name__)
 
@@ -46,13 +31,10 @@ class _NeedsIsolation(Exception):
     """A message failed in an optimistic batch: redo the batch with savepoints."""
 
 
-class Rejected(Exception):
-    """The message cannot be processed, ever: shunt it at once with this reason."""
+class MessageProcessor(Protocol):
+    """The per-message pipeline (pipeline/steps.py) as the worker sees it."""
 
-    def __init__(self, stage: str, reason: str):
-        super().__init__(reason)
-        self.stage = stage
-        self.reason = reason
+    def process(self, conn: Connection, entry: SpoolEntry, raw: bytes) -> Outcome: ...
 
 
 @dataclass
@@ -69,120 +51,28 @@ class BatchResult:
 
 
 @dataclass(frozen=True)
-class Outcome:
-    ticket_id: int
-    article_id: int | None
-    action: str
-    queues: tuple[str, ...]
-    ack: bool
+class _Failure:
+    entry: SpoolEntry
+    step: str
+    reason: str
+    traceback: str = ""
+    final: bool = False  # retrying cannot help: shunt at once
 
 
-def _ticket_queue(lookups: ThreadLookups, d: Decision) -> str:
-    """The queue of the ticket a follow-up joins, when the lookups already know it."""
-    for t in (lookups.tagged, *lookups.referenced):
-        if t is not None and t.id == d.ticket_id:
-            return t.queue
-    return ""
-
-
-class Pipeline:
-    """The per-message stages, run on the batch's connection and transaction."""
-
-    def __init__(self, config: Config, clock: Clock = utcnow, *, keyrings: Keyrings):
-        self.config = config
-        self.clock = clock
-        self.keyrings = keyrings
-        self.ours = config.our_addresses
-        self.agents = config.agent_addresses
-
-    def process(self, conn: Connection, entry: SpoolEntry, raw: bytes) -> Outcome:
-        cfg = self.config
-        now = self.clock()
-        try:
-            p = parse(raw)
-        except ParseRejected as e:
-            raise Rejected("parse", e.reason) from e
-        queues = route(entry.envelope, p, cfg)
-        if not queues:
-            rcpts = ", ".join(entry.envelope.rcpt_tos) or "none"
-            raise Rejected("route", f"no queue for recipients ({rcpts}) or To/Cc headers")
-        p, opened = open_incoming(cfg, queues, p, raw, self.keyrings)  # text: ciphertext hidden
-        by_agent = agent_mail.handle(conn, cfg, entry.envelope, p, raw, now, self.keyrings)
-        if by_agent is not None:  # an authenticated agent reply: commands, answer, notes
-            return Outcome(by_agent.ticket_id, by_agent.article_id, by_agent.action, queues, False)
-        primary = cfg.queue(queues[0])
-        assert primary is not None
-        verdict = classify(p, self.ours, cfg.main.hostname)
-        lookups = thread_lookups(conn, p)
-        window = primary.close.reopen_window_days
-        choice = choose(
-            p.from_addr,
-            lookups,
-            self.agents,
-            now,
-            None if window < 0 else timedelta(days=window),
-            colleagues=primary.colleagues_may_follow_up,
-        )
-        last = (
-            last_autoresponse(conn, primary.name, p.from_addr)
-            if (choice.ticket_id is None and p.from_addr)
-            else None
-        )
-        ack = should_respond(
-            verdict=verdict,
-            sender=p.from_addr,
-            enabled=primary.autoresponse.enabled,
-            period=timedelta(hours=primary.autoresponse.period_hours),
-            last_sent_at=last,
-            now=now,
-        )
-        d = decide(
-            parsed=p,
-            raw=raw,
-            queues=queues,
-            verdict=verdict,
-            choice=choice,
-            acknowledge=ack,
-            initial_priority=primary.priority.initial,
-            our_addresses=self.ours,
-        )
-        applied = store.apply(conn, d, p, raw, now, ticket_queue=_ticket_queue(lookups, d))
-        pgp_secrets.save(conn, opened, applied, p.from_addr, now)  # decrypted parts, agent-only
-        acked = False
-        if applied.created and d.acknowledge.send:
-            out = customer_mails.ack(cfg, primary, applied.ticket_id, p, d, now)
-            deadline = now + timedelta(hours=cfg.relay.give_up_after_hours)
-            acked = add_outbox(conn, out, now, deadline)
-            if acked:
-                record_autoresponse(conn, primary.name, p.from_addr, now)
-        if applied.article_id is not None and d.customer_activity:
-            notify_customer_mail(
-                conn,
-                cfg,
-                applied.ticket_id,
-                created=applied.created,
-                sender=p.from_addr,
-                cause=d.dedupe_key,
-                now=now,
-            )
-        action = "duplicate" if applied.article_id is None else d.action
-        return Outcome(applied.ticket_id, applied.article_id, action, queues, acked)
+def _failure(entry: SpoolEntry, step: str, e: Exception) -> _Failure:
+    if isinstance(e, Rejected):
+        return _Failure(entry, e.step, e.reason, final=True)
+    if isinstance(e, StepFailed):
+        return _Failure(entry, e.step, e.summary, e.traceback)
+    return _Failure(entry, step, f"{type(e).__name__}: {e}", traceback.format_exc(limit=8))
 
 
 class Worker:
-    def __init__(
-        self,
-        config: Config,
-        engine: Engine,
-        spool: Spool,
-        clock: Clock = utcnow,
-        *,
-        keyrings: Keyrings,
-    ):
+    def __init__(self, config: Config, engine: Engine, spool: Spool, pipeline: MessageProcessor):
         self.config = config
         self.engine = engine
         self.spool = spool
-        self.pipeline = Pipeline(config, clock, keyrings=keyrings)
+        self.pipeline = pipeline
 
     def process_batch(self, limit: int | None = None) -> BatchResult:
         """Claim up to `limit` messages and process them in one transaction."""
@@ -192,16 +82,19 @@ class Worker:
             return result
         try:
             try:
-                committed, failed, outcomes = self._transaction(entries, isolate=False)
+                done = self._transaction(entries, isolate=False)
             except _NeedsIsolation:
+                done = None
+            if done is None:  # outside the except: the redo's tracebacks carry no context
                 # something failed: redo the batch with each message in its own savepoint
-                committed, failed, outcomes = self._transaction(entries, isolate=True)
+                done = self._transaction(entries, isolate=True)
         except Exception:
+            # nothing to give back: a claimed message never leaves incoming/ before done()
             log.exception(
                 "worker: batch of %d not committed; messages stay in the spool", len(entries)
             )
-            self.spool.release(entries)
             raise
+        committed, failed, outcomes = done
         self.spool.done(committed)
         now = time.time()
         for entry, o in outcomes:
@@ -219,26 +112,34 @@ class Worker:
                 o.article_id,
                 "queued" if o.ack else "no",
             )
-        for entry, stage, reason, final in failed:
-            first_line = reason.splitlines()[0] if reason else ""
-            if final:
-                self.spool.shunt_now(entry, stage, reason)
-                shunted = True
-            else:
-                shunted = self.spool.fail(entry, stage, reason, self.config.worker.max_attempts)
-            if shunted:
+        for f in failed:
+            if self._record_failure(f):
                 result.shunted += 1
-                log.warning("message %s: shunted at %s: %s", entry.name, stage, first_line)
             else:
                 result.retried += 1
-                log.warning(
-                    "message %s: failed at %s (will retry): %s", entry.name, stage, first_line
-                )
         return result
+
+    def _record_failure(self, f: _Failure) -> bool:
+        """Write the failure into the message's envelope; True if it was shunted."""
+        first_line = f.reason.splitlines()[0] if f.reason else ""
+        if f.final:
+            self.spool.shunt_now(f.entry, f.step, f.reason)
+            shunted = True
+        else:
+            shunted = self.spool.fail(
+                f.entry, f.step, f.reason, self.config.worker.max_attempts, f.traceback
+            )
+        if shunted:
+            log.warning("message %s: shunted at %s: %s", f.entry.name, f.step, first_line)
+        else:
+            log.warning(
+                "message %s: failed at %s (will retry): %s", f.entry.name, f.step, first_line
+            )
+        return shunted
 
     def _transaction(
         self, entries: list[SpoolEntry], isolate: bool
-    ) -> tuple[list[SpoolEntry], list[tuple[SpoolEntry, str, str, bool]], list]:
+    ) -> tuple[list[SpoolEntry], list[_Failure], list[tuple[SpoolEntry, Outcome]]]:
         """Process a batch in one transaction.
 
         Optimistically (isolate=False) without savepoints: two statements fewer per
@@ -247,14 +148,14 @@ class Worker:
         others' work with it.
         """
         committed: list[SpoolEntry] = []
-        failed: list[tuple[SpoolEntry, str, str, bool]] = []
+        failed: list[_Failure] = []
         outcomes: list[tuple[SpoolEntry, Outcome]] = []
         with self.engine.begin() as conn:
             for entry in entries:
-                stage = "read"
+                step = "read"
                 try:
                     raw = self.spool.read(entry)
-                    stage = "pipeline"
+                    step = "pipeline"
                     if isolate:
                         with conn.begin_nested():
                             outcome = self.pipeline.process(conn, entry, raw)
@@ -267,11 +168,7 @@ class Worker:
                 except Exception as e:  # noqa: BLE001 - a bug must not stop the worker
                     if not isolate:
                         raise _NeedsIsolation from e
-                    if isinstance(e, Rejected):
-                        failed.append((entry, e.stage, e.reason, True))
-                    else:
-                        tb = traceback.format_exc(limit=8)
-                        failed.append((entry, stage, f"{type(e).__name__}: {e}\n{tb}", False))
+                    failed.append(_failure(entry, step, e))
         return committed, failed, outcomes
 
     def drain(self) -> BatchResult:

@@ -87,14 +87,6 @@ class IntakeHandler:
         return "451 4.3.0 Internal error, try again later"
 
 
-class _SMTP(SMTP):
-    pass
-
-
-class _LMTP(LMTP):
-    pass
-
-
 async def start_listener(
     config: Config, spool: Spool, on_spooled: Callable[[], None]
 ) -> tuple[asyncio.AbstractServer, IntakeHandler]:
@@ -109,7 +101,7 @@ async def start_listener(
         "hostname": config.main.hostname,
         "timeout": s.timeout_seconds,
     }
-    factory = (lambda: _LMTP(handler, **kwargs)) if lmtp else (lambda: _SMTP(handler, **kwargs))
+    factory = (lambda: LMTP(handler, **kwargs)) if lmtp else (lambda: SMTP(handler, **kwargs))
     loop = asyncio.get_running_loop()
     server = await loop.create_server(factory, host=s.host, port=s.port)
     return server, handler

@@ -29,14 +29,11 @@ from mailgate.config.model import Config
 from mailgate.config.secrets import SecretError
 from mailgate.db import engine as db
 from mailgate.db.models import ImapCheckpoint
-from mailgate.pollers.imap import (
-    MailboxCheck,
-    Poller,
-    check_mailboxes,
-    make_pollers,
-    run_pollers,
-)
+from mailgate.pollers.imap.check import MailboxCheck, check_mailboxes
+from mailgate.pollers.imap.poller import Poller
+from mailgate.pollers.imap.run import make_pollers, serve
 from mailgate.spool import Envelope, Spool
+from tests.harness import wait_until
 from tests.servers import Dovecot, free_port
 
 PASSWORD = "secret"
@@ -142,15 +139,6 @@ def fast_kwargs() -> dict[str, Any]:
         "folder_retry_seconds": 1.0,
         "idle_check_seconds": 0.2,
     }
-
-
-def wait_until(pred: Callable[[], bool], timeout: float = 30, what: str = "condition") -> float:
-    t0 = time.monotonic()
-    while not pred():
-        if time.monotonic() - t0 > timeout:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.01)
-    return time.monotonic() - t0
 
 
 class LoopThread:
@@ -328,10 +316,12 @@ def test_append_to_three_queues_reaches_spool_with_idle(
     for n in names:  # mail waiting before the daemon starts
         server.append(f"{n}@example.test", message(0, to=f"{n}@example.test", tag=n))
     stop = loop_thread.event()
-    fut = loop_thread.start(run_pollers(cfg, spool, engine, stop))
+    pollers = make_pollers(cfg, spool, engine, stop)
+    fut = loop_thread.start(serve(pollers, stop))
     try:
-        wait_until(lambda: spool.pending() == 3, what="the 3 waiting messages")
-        time.sleep(0.3)  # the pollers are in IDLE now
+        wait_until(lambda: spool.pending() == 3, 30, "the 3 waiting messages")
+        for p in pollers:
+            assert p.idling.wait(10), f"{p} never entered IDLE"
         latencies = []
         for i in range(1, 6):
             for n in names:
@@ -435,7 +425,7 @@ def test_uidvalidity_change_rescans_from_uid_1(
     c.logout()
     for i in range(8):  # the same five again, then three new ones (UIDs restart at 1)
         server.append(user, message(i), folder="Tickets")
-    with caplog.at_level(logging.WARNING, logger="mailgate.pollers.imap"):
+    with caplog.at_level(logging.WARNING, logger="mailgate.pollers.imap.poller"):
         assert p.poll_once() == 8
     assert "UIDVALIDITY changed" in caplog.text and "re-scanning from UID 1" in caplog.text
     (uv2, last2) = checkpoints(engine)[key]
@@ -465,7 +455,7 @@ def test_polling_fallback_without_idle_or_move(
     (p,) = make_pollers(cfg, spool, engine, loop_thread.event(), **fast_kwargs())
     fut = loop_thread.start(p.run())
     try:
-        wait_until(lambda: p.connections == 1, what="connection")
+        wait_until(lambda: p.connections == 1, 30, "connection")
         t0 = time.monotonic()
         d.append("support@example.test", message(1))
         wait_until(lambda: spool.pending() == 1, 10, "poll pickup")
@@ -621,7 +611,7 @@ def test_bad_mailboxes_do_not_stop_a_good_one(
     )
     stop = loop_thread.event()
     pollers = make_pollers(cfg, spool, engine, stop, **fast_kwargs())
-    caplog.set_level(logging.INFO, logger="mailgate.pollers.imap")
+    caplog.set_level(logging.INFO, logger="mailgate.pollers.imap.poller")
     t0 = time.monotonic()
     futs = [loop_thread.start(p.run()) for p in pollers]
     try:
@@ -629,7 +619,13 @@ def test_bad_mailboxes_do_not_stop_a_good_one(
             server.append("support@example.test", message(i))
             server.append("billing@example.test", message(i, tag="b"))
             wait_until(lambda i=i: spool.pending() == i + 1, 10, "support mail")
-        time.sleep(2.5)  # let the bad ones retry a few times
+
+        def retried() -> bool:  # a few retries each; the delays below need six refusals
+            said = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+            auth = sum(m.startswith("queue billing: ") for m in said)
+            return auth >= 2 and sum(m.startswith("queue sales: ") for m in said) >= 6
+
+        wait_until(retried, 20, "the bad mailboxes to retry")
     finally:
         loop_thread.set(stop)
         for f in futs:
@@ -667,12 +663,10 @@ def test_stop_mid_idle_ends_cleanly_and_logs_out(
     stop = loop_thread.event()
     pollers = make_pollers(cfg, spool, engine, stop)  # default knobs: IDLE checks every 0.5 s
 
-    async def run_all() -> None:
-        await asyncio.gather(*(p.run() for p in pollers))
-
-    fut = loop_thread.start(run_all())
-    wait_until(lambda: all(p.connections == 1 for p in pollers), what="3 connections")
-    time.sleep(1.0)  # all three are in IDLE
+    fut = loop_thread.start(serve(pollers, stop))
+    for p in pollers:
+        assert p.idling.wait(30), f"{p} never entered IDLE"
+    assert all(p.connections == 1 for p in pollers)
     t0 = time.monotonic()
     loop_thread.set(stop)
     fut.result(timeout=10)
@@ -725,7 +719,9 @@ def test_end_to_end_imap_mail_becomes_tickets(tmp_path: Path, server: Dovecot) -
             n = names[i % 3]
             t0 = time.monotonic()
             server.append(f"{n}@example.test", message(i, to=f"{n}@example.test", tag=n))
-            harness.wait_until(lambda i=i: harness.article_count(d.engine) == 4 + i - 1, 20, 0.01)
+            harness.wait_until(
+                lambda i=i: harness.article_count(d.engine) == 4 + i - 1, 20, interval=0.01
+            )
             latencies.append(time.monotonic() - t0)
         ts = harness.tickets(d.engine)
     latencies.sort()
@@ -747,6 +743,7 @@ def test_uidvalidity_rescan_adds_no_duplicate_articles(
 ) -> None:
     """After a re-scan the spool holds the old messages again; the worker stores them once."""
     from mailgate.pgp.keyring import Keyrings
+    from mailgate.pipeline.steps import Pipeline
     from mailgate.pipeline.worker import Worker
     from tests import harness
 
@@ -764,7 +761,7 @@ def test_uidvalidity_rescan_adds_no_duplicate_articles(
     c.create_folder("Tickets")
     c.logout()
     (p,) = make_pollers(cfg, spool, engine, asyncio.Event())
-    worker = Worker(cfg, engine, spool, keyrings=Keyrings())
+    worker = Worker(cfg, engine, spool, Pipeline(cfg, keyrings=Keyrings()))
     for i in range(4):
         server.append(user, message(i), folder="Tickets")
     assert p.poll_once() == 4
@@ -871,21 +868,25 @@ def test_new_mail_reported_inside_a_command_answer_is_not_missed(
 ) -> None:
     """EXISTS that arrives in the answer to our own command (not during IDLE) must not
     leave the poller idling until the next IDLE renewal: it drains again at once."""
-    from mailgate.pollers.imap import connect
+    from mailgate.pollers.imap.connection import connect
 
     p = _one_poller(tmp_path, server, spool, engine, idle_renew_seconds=60)
     client = connect(p.settings)
     try:
-        p._open_folder(client)
-        p._drain(client)
+        p.intake.open(client)
+        p.intake.drain(client)
         server.append("support@example.test", message(1))
-        time.sleep(0.7)  # past Dovecot's 0.5 s change-notification delay
-        client.search(["ALL"])  # its answer carries the EXISTS; imaplib keeps it aside
+
+        def exists_in_an_answer() -> bool:  # Dovecot notices the APPEND within 0.5 s
+            client.search(["ALL"])  # its answer carries the EXISTS; imaplib keeps it aside
+            return "EXISTS" in client._imap.untagged_responses
+
+        wait_until(exists_in_an_answer, 10, "EXISTS inside a SEARCH answer", interval=0.1)
         t0 = time.monotonic()
         p._idle_wait(client)
         took = time.monotonic() - t0
         assert took < 0.2, took  # returned without IDLE, not after the 60 s renewal
-        p._drain(client)
+        p.intake.drain(client)
     finally:
         client.logout()
     assert list(spool_message_ids(spool)) == ["<m-1@customer.example>"]

@@ -26,6 +26,7 @@ from mailgate.config.errors import ConfigError
 from mailgate.config.model import Config
 from mailgate.db import engine as db
 from mailgate.pgp.keyring import Keyrings
+from mailgate.pipeline.steps import Pipeline
 from mailgate.pipeline.worker import Worker
 from mailgate.scheduler.runner import run_all_sweeps, run_scheduler
 from mailgate.scheduler.sweeps.sql import ticket_sla
@@ -34,7 +35,7 @@ from mailgate.store.articles import articles
 from mailgate.store.audit import audit_events
 from mailgate.store.outbox import outbox
 from mailgate.store.tickets import ticket_links, ticket_queues, tickets
-from tests.harness import load, message, write_config
+from tests.harness import load, message, wait_until, write_config
 
 BERLIN = ZoneInfo("Europe/Berlin")
 T = tickets.c
@@ -492,7 +493,9 @@ def test_a_reply_reopens_within_the_window_and_opens_a_new_ticket_after(tmp_path
     env = make_env(tmp_path, extra)
     clock = [MONDAY]
     spool = Spool(env.config.spool_dir)
-    worker = Worker(env.config, env.engine, spool, lambda: clock[0], keyrings=Keyrings())
+    worker = Worker(
+        env.config, env.engine, spool, Pipeline(env.config, lambda: clock[0], keyrings=Keyrings())
+    )
 
     def customer_writes(subject: str, at: datetime) -> None:
         clock[0] = at
@@ -639,10 +642,11 @@ def test_run_scheduler_sweeps_at_once_and_stops(tmp_path: Path):
         task = asyncio.create_task(
             run_scheduler(lambda: env.config, env.engine, stop, lambda: clock, interval_seconds=1)
         )
-        for _ in range(200):
-            await asyncio.sleep(0.05)
-            if env.get(tid)["status"] == "closed":
-                break
+
+        def closed() -> bool:
+            return env.get(tid)["status"] == "closed"
+
+        await asyncio.to_thread(wait_until, closed, 10, "the ticket closed")
         stop.set()
         await asyncio.wait_for(task, 10)
 
@@ -666,10 +670,10 @@ def test_a_broken_reload_keeps_the_last_good_sla_settings(tmp_path: Path):
     source = env.config.queue("support").source  # type: ignore[union-attr]
 
     async def until_closed(tid: int) -> None:
-        for _ in range(200):
-            await asyncio.sleep(0.05)
-            if env.get(tid)["status"] == "closed":
-                return
+        def closed() -> bool:
+            return env.get(tid)["status"] == "closed"
+
+        await asyncio.to_thread(wait_until, closed, 10, f"#{tid} closed")
 
     async def main() -> int:
         stop = asyncio.Event()

@@ -11,8 +11,9 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from tests.harness import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET_ENV = "MG_TEST_SECRET_UNSET_OK"
@@ -96,17 +97,18 @@ class DaemonProc:
         return READY_LINE in self.log()
 
     def wait_ready(self, timeout: float = 30) -> None:
-        assert self.proc is not None
-        deadline = time.monotonic() + timeout
-        while not self.is_ready():
-            if self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"mailgate run exited with {self.proc.returncode} before it was ready:\n"
-                    + self.log()[-4000:]
-                )
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"mailgate run not ready in {timeout}s:\n" + self.log()[-4000:])
-            time.sleep(0.02)
+        proc = self.proc
+        assert proc is not None
+        try:
+            wait_until(lambda: proc.poll() is not None or self.is_ready(), timeout, interval=0.02)
+        except TimeoutError:
+            log = self.log()[-4000:]
+            raise TimeoutError(f"mailgate run not ready in {timeout}s:\n{log}") from None
+        if not self.is_ready():
+            raise RuntimeError(
+                f"mailgate run exited with {proc.returncode} before it was ready:\n"
+                + self.log()[-4000:]
+            )
 
     def start(self, timeout: float = 30) -> DaemonProc:
         self.spawn()

@@ -28,10 +28,13 @@ from sqlalchemy import Engine
 
 from mailgate.db import engine as db
 from mailgate.pgp.keyring import Keyrings
+from mailgate.pipeline.steps import Pipeline
 from mailgate.pipeline.worker import Worker
-from mailgate.pollers.imap import Poller, make_pollers
+from mailgate.pollers.imap.poller import Poller
+from mailgate.pollers.imap.run import make_pollers
 from mailgate.spool import Envelope, Spool
 from tests import harness
+from tests.harness import wait_until
 from tests.integration.test_imap import (
     PASSWORD,
     LoopThread,
@@ -39,7 +42,6 @@ from tests.integration.test_imap import (
     folder_ids,
     message,
     spool_message_ids,
-    wait_until,
 )
 from tests.servers import Dovecot
 
@@ -104,7 +106,7 @@ def assert_spool_complete(spool: Spool, expected: list[str], failures: int, batc
 
 
 def assert_one_article_each(cfg: Any, engine: Engine, spool: Spool, n: int) -> None:
-    r = Worker(cfg, engine, spool, keyrings=Keyrings()).drain()
+    r = Worker(cfg, engine, spool, Pipeline(cfg, keyrings=Keyrings())).drain()
     print(f"worker: stored {r.stored}, duplicates dropped {r.duplicates}, shunted {r.shunted}")
     assert r.shunted == 0 and r.stored == n
     assert harness.article_count(engine) == n
@@ -212,7 +214,7 @@ CRASHY_POLLER = """
 import sys, time
 from mailgate.config import load as config
 from mailgate.db import engine as db
-from mailgate.pollers.imap import make_pollers
+from mailgate.pollers.imap.run import make_pollers
 from mailgate.spool import Spool
 import asyncio
 
@@ -288,7 +290,7 @@ def test_restart_during_idle_reconnects_and_picks_up(
     fut = lt.start(p.run())
     try:
         wait_until(lambda: p.connections == 1, 10, "first connection")
-        time.sleep(0.5)
+        assert p.idling.wait(10), "never entered IDLE"
         for k in range(3):
             if k == 1:
                 d.kill()  # a crash: no BYE, the socket just dies
@@ -296,7 +298,7 @@ def test_restart_during_idle_reconnects_and_picks_up(
             else:
                 d.restart(graceful=True)
             wait_until(lambda k=k: p.connections == k + 2, 20, "reconnect")
-            time.sleep(0.3)
+            assert p.idling.wait(10), "never back in IDLE"
             t0 = time.monotonic()
             d.append(USER, message(k))
             wait_until(

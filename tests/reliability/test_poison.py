@@ -3,8 +3,8 @@
 Through a live daemon (real SMTP in, real relay out): binary junk and other non-mail end in
 the shunt with their stage and reason while the good messages around them become tickets;
 a message that makes the pipeline raise (a broken queue template, a stand-in for a bug) is
-retried `max_attempts` times, then shunted with stage "pipeline", and `mailgate shunt
-retry` after the fix turns it into a ticket.
+retried `max_attempts` times, then shunted with the step that raised ("ack") and its
+traceback once, and `mailgate shunt retry` after the fix turns it into a ticket.
 """
 
 from __future__ import annotations
@@ -132,7 +132,7 @@ def test_junk_is_shunted_and_good_mail_flows_around_it(tmp_path, smtp_sink: Smtp
         if kind != "good":
             print(f"  {kind}: {outcome[sender]}")
 
-    # invariant 3: every message ends somewhere visible
+    # README "What it promises": every message ends somewhere visible
     assert "NOWHERE" not in outcome.values(), f"{outcome}\n{summary}"
     assert all(outcome[s] == "ticket" for k, s, _r in plan if k == "good"), summary
     for kind in JUNK:
@@ -181,6 +181,7 @@ def test_pipeline_error_is_retried_then_shunted_then_retried_after_fix(
         wait_until(lambda: _relayed_to(smtp_sink, "payer@customers.example"), timeout=15)
         [env] = _shunt(spool).values()
         before_fix = tickets(d.engine)
+        shown = mailgate(cfg.path, "shunt", "show", env["name"]).stdout.decode()
 
         override.write_text("Fixed template: ticket {{ ticket_ref }}\n")
         r = mailgate(cfg.path, "shunt", "retry", env["name"])
@@ -199,7 +200,14 @@ def test_pipeline_error_is_retried_then_shunted_then_retried_after_fix(
         f"{len(after_fix)} ack after retry: {ack.message['Subject']!r}"
     )
     assert env["attempts"] == max_attempts and len(env["failures"]) == max_attempts, env
-    assert set(stages) == {"pipeline"}
+    assert set(stages) == {"ack"}  # the step that raised: build_ack's template
+    [tb] = env["tracebacks"]  # one traceback, kept once for the attempts it covered
+    # `mailgate shunt show`: every attempt with its step, the traceback once
+    assert shown.count("failed at ack") == max_attempts, shown
+    assert shown.count("traceback at ack, attempt(s) 1, 2, 3") == 1, shown
+    assert shown.count("in ack_step") == 1, shown  # the step's frame: printed once
+    assert tb["stage"] == "ack" and tb["attempts"] == list(range(1, max_attempts + 1)), tb
+    assert "undefined_variable" in tb["text"], tb
     assert all("TemplateError" in r and "undefined_variable" in r for r in reasons), reasons
     assert env["mail_from"] == "v@x.test" and env["rcpt_tos"] == ["support@example.test"]
     # the failed tries left nothing behind: the ticket was rolled back with its savepoint

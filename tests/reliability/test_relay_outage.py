@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import Engine, func, select
 
+from mailgate.config.model import Config
 from mailgate.db.models import OutboxRow, Ticket
+from mailgate.outgoing.sender import Sender
+from mailgate.runtime import utcnow
 from tests.harness import load, message, outbox, running, tickets, wait_until, write_config
 from tests.servers import SmtpSink
 
@@ -32,6 +36,12 @@ def _count(engine: Engine, *where) -> int:  # type: ignore[no-untyped-def]
 def _acks(engine: Engine) -> list[OutboxRow]:
     """The acknowledgement rows (agent notifications, when configured, are other rows)."""
     return [r for r in outbox(engine) if r.kind == "ack"]
+
+
+def assert_nothing_left_to_send(config: Config, engine: Engine) -> None:
+    """A sender whose clock runs a month ahead finds no row due: none can go out again."""
+    month_later = Sender(config, engine, clock=lambda: utcnow() + timedelta(days=30))
+    assert month_later.send_due() == (0, 0, 0)
 
 
 def _sink_ids(sink: SmtpSink) -> Counter[str]:
@@ -69,7 +79,7 @@ def test_relay_outage_then_everything_delivered_once(tmp_path, smtp_sink: SmtpSi
         t_up = time.monotonic()
         wait_until(lambda: _count(d.engine, OutboxRow.status != "sent") == 0, timeout=30)
         recovery = time.monotonic() - t_up
-        time.sleep(1.5)  # a stray resend would arrive now
+        assert_nothing_left_to_send(cfg, d.engine)  # no stray resend, now or later
         after = _acks(d.engine)
         everything = outbox(d.engine)
         ts = tickets(d.engine)
@@ -111,7 +121,7 @@ def test_permanent_rcpt_failure_fails_the_row_and_notes_the_ticket(tmp_path, smt
         # the relay keeps working for the next message
         d.send(message(sender="fine@customers.example"), sender="fine@customers.example")
         wait_until(lambda: [r.status for r in outbox(d.engine)] == ["failed", "sent"], timeout=20)
-        time.sleep(1.5)  # the failed row must never be tried again
+        assert_nothing_left_to_send(cfg, d.engine)  # the failed row is never tried again
         rows = outbox(d.engine)
         ts = tickets(d.engine)
     failed, sent = rows
@@ -138,7 +148,7 @@ def test_temporary_rcpt_failure_is_retried_and_delivered_once(tmp_path, smtp_sin
     with running(cfg) as d:
         d.send(message(sender="busy@customers.example"), sender="busy@customers.example")
         wait_until(lambda: [r.status for r in outbox(d.engine)] == ["sent"], timeout=20)
-        time.sleep(1.5)  # a stray resend would arrive now
+        assert_nothing_left_to_send(cfg, d.engine)  # no stray resend, now or later
         rows = outbox(d.engine)
         ts = tickets(d.engine)
     got = _sink_ids(smtp_sink)

@@ -90,3 +90,26 @@ def test_envelopes_without_their_message_are_removed_at_start(tmp_path):
     s.recover()
     assert not list((tmp_path / "incoming").iterdir())
     assert not list((tmp_path / "shunt").iterdir())
+
+
+def test_a_traceback_is_kept_once_with_the_attempts_it_covered(tmp_path):
+    s = Spool(tmp_path)
+    s.put(b"x", Envelope(source="smtp"))
+    tries = [("store", "A"), ("store", "A"), ("ack", "A"), ("store", "B"), ("store", "A")]
+    for stage, text in tries:
+        (e,) = s.claim(1)
+        s.fail(e, stage, f"Err: {text}", max_attempts=10, traceback=f"Traceback {text}")
+    (e,) = s.claim(1)
+    env = Envelope.from_json(e.envelope.to_json())
+    assert [f["stage"] for f in env.failures] == [stage for stage, _ in tries]
+    assert env.tracebacks == (
+        {"stage": "store", "text": "Traceback A", "attempts": [1, 2, 5]},
+        {"stage": "ack", "text": "Traceback A", "attempts": [3]},
+        {"stage": "store", "text": "Traceback B", "attempts": [4]},
+    )
+
+
+def test_an_envelope_written_before_tracebacks_were_kept_still_reads(tmp_path):
+    old = b'{"source": "smtp", "attempts": 1, "failures": [{"stage": "pipeline", "reason": "x"}]}'
+    env = Envelope.from_json(old)
+    assert env.tracebacks == () and env.failures[0]["stage"] == "pipeline"
