@@ -12,7 +12,14 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from mailgate.cli.startup import engine, load_config
-from mailgate.db.models import OPEN_STATUSES, AuditEvent, OutboxRow, Ticket, TicketQueue
+from mailgate.db.models import (
+    OPEN_STATUSES,
+    TICKET_STATUSES,
+    AuditEvent,
+    OutboxRow,
+    Ticket,
+    TicketQueue,
+)
 
 console = Console(highlight=False, soft_wrap=True)
 
@@ -21,7 +28,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="action", required=True)
     tl = sub.add_parser("list")
     tl.add_argument("--queue")
-    tl.add_argument("--status", help="a status, or 'open' for every not-closed ticket")
+    tl.add_argument(
+        "--status",
+        choices=TICKET_STATUSES,
+        help="a status; 'open' means every ticket not closed",
+    )
     tl.add_argument("--limit", type=int, default=50)
     ts = sub.add_parser("show")
     ts.add_argument("id", type=int)

@@ -30,7 +30,6 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 TICKET_STATUSES = ("new", "open", "answered", "on-hold", "resolved", "closed", "reopened")
 OPEN_STATUSES = ("new", "open", "answered", "on-hold", "reopened")
-ARTICLE_KINDS = ("inbound", "outbound", "note", "system")
 
 
 class UtcDateTime(TypeDecorator[datetime]):

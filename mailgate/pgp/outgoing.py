@@ -88,11 +88,6 @@ def encrypt_mime(
     return outer
 
 
-def encrypt_text(text: str, recipients: list[str], *, keyring: Keyring) -> str:
-    """Armored message, e.g. to send a decrypted secret on to an agent; raises CryptoError."""
-    return keyring.encrypt(text.encode("utf-8"), recipients)
-
-
 # --------------------------------------------------------------------------- the sender's hook
 
 

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Table, bindparam, case, delete, insert, update
+from sqlalchemy.sql.dml import Update
 
 from mailgate.db.models import Ticket, TicketCc, TicketLink, TicketQueue, TicketTag
 from mailgate.parse.message import Parsed
@@ -131,32 +132,27 @@ def _create_ticket(conn: Connection, d: Decision, now: datetime) -> int:
     return tid
 
 
-# H-Sphere: a customer reply makes a ticket unassigned unless it is sticky
-_CUSTOMER_REPLY = (
-    update(tickets)
-    .where(tickets.c.id == bindparam("tid"))
-    .values(
-        updated_at=bindparam("now"),
-        last_customer_at=bindparam("now"),
-        assignee=case((tickets.c.sticky, tickets.c.assignee), else_=None),
-        status=case(
-            (tickets.c.status.in_(("answered", "on-hold", "resolved")), "open"),
-            else_=tickets.c.status,
-        ),
+def _customer_wrote(**values: Any) -> Update:
+    """A customer's mail on a ticket: touched, and unassigned unless sticky (H-Sphere)."""
+    return (
+        update(tickets)
+        .where(tickets.c.id == bindparam("tid"))
+        .values(
+            updated_at=bindparam("now"),
+            last_customer_at=bindparam("now"),
+            assignee=case((tickets.c.sticky, tickets.c.assignee), else_=None),
+            **values,
+        )
+    )
+
+
+_CUSTOMER_REPLY = _customer_wrote(
+    status=case(
+        (tickets.c.status.in_(("answered", "on-hold", "resolved")), "open"),
+        else_=tickets.c.status,
     )
 )
-_REOPEN = (
-    update(tickets)
-    .where(tickets.c.id == bindparam("tid"))
-    .values(
-        updated_at=bindparam("now"),
-        last_customer_at=bindparam("now"),
-        assignee=case((tickets.c.sticky, tickets.c.assignee), else_=None),
-        status="reopened",
-        closed_at=None,
-        resolved_at=None,
-    )
-)
+_REOPEN = _customer_wrote(status="reopened", closed_at=None, resolved_at=None)
 _TOUCH = update(tickets).where(tickets.c.id == bindparam("tid")).values(updated_at=bindparam("now"))
 
 

@@ -23,7 +23,7 @@ from mailgate.pgp.armor import SECURED, redact, scan
 from mailgate.pgp.keyring import CryptoError, Keyring
 from mailgate.pgp.mime import signed_region
 from mailgate.pgp.opener import MAX_BLOCKS, open_message
-from mailgate.pgp.outgoing import encrypt_mime, encrypt_text
+from mailgate.pgp.outgoing import encrypt_mime
 from mailgate.pgp.results import CryptoResult
 from mailgate.pgp.verdicts import decryption_verdict, status_lines
 from tests.pgp_keys import FPR, KEYS, drop_home, fresh_home
@@ -610,14 +610,6 @@ def test_encrypt_mime_refuses_unusable_recipients(queue: Keyring) -> None:
     for bad in ([], ["customer@example.com"], [FPR["revoked"]], [FPR["expired"]]):
         with pytest.raises(CryptoError):
             encrypt_mime(msg, bad, keyring=queue)
-
-
-def test_encrypt_text_for_an_agent(queue: Keyring, homes: Callable[..., Path]) -> None:
-    armored = encrypt_text(SECRET, [FPR["agent"]], keyring=queue)
-    assert armored.startswith("-----BEGIN PGP MESSAGE-----") and "hunter2" not in armored
-    agent = Keyring(homes("agent.sec.asc"))
-    decrypted = agent.decrypt(armored.encode())
-    assert decrypted.ok and decrypted.data.decode() == SECRET
 
 
 # --------------------------------------------------------------------------- keys

@@ -19,6 +19,7 @@ from sqlalchemy import Engine, func, select
 from mailgate.config.model import Config
 from mailgate.db.models import OutboxRow, Ticket
 from mailgate.outgoing.sender import Sender
+from mailgate.pgp.keyring import Keyrings
 from mailgate.runtime import utcnow
 from tests.harness import load, message, outbox, running, tickets, wait_until, write_config
 from tests.servers import SmtpSink
@@ -40,7 +41,9 @@ def _acks(engine: Engine) -> list[OutboxRow]:
 
 def assert_nothing_left_to_send(config: Config, engine: Engine) -> None:
     """A sender whose clock runs a month ahead finds no row due: none can go out again."""
-    month_later = Sender(config, engine, clock=lambda: utcnow() + timedelta(days=30))
+    month_later = Sender(
+        config, engine, clock=lambda: utcnow() + timedelta(days=30), keyrings=Keyrings()
+    )
     assert month_later.send_due() == (0, 0, 0)
 
 

@@ -1,4 +1,5 @@
-"""Spoofed agent commands run nothing (design invariant 6), over the real listener and relay.
+"""Spoofed agent commands run nothing (docs/architecture.md, "Commands only from
+authenticated agents"), over the real listener and relay.
 
 Each case mails an attack at a fresh ticket and then counts what was executed on it:
 commands in the audit log, answers sent, and any change of status, priority, assignee or

@@ -64,3 +64,11 @@ def test_shunt_show_prints_a_repeated_traceback_once(tmp_path: Path):
     assert text.count("ValueError: boom") == 1, text
     assert "[bracketed]" in text  # printed as text, not read as rich markup
     assert "failed at parse, attempts 1, 2, 3" in text and "attempts 3" in text
+
+
+def test_an_unknown_ticket_status_is_an_error_not_an_empty_table(capsys):
+    parser = build_parser("tickets")
+    with pytest.raises(SystemExit) as e:
+        parser.parse_args(["tickets", "list", "--status", "bogus"])
+    assert e.value.code == 2 and "invalid choice: 'bogus'" in capsys.readouterr().err
+    assert parser.parse_args(["tickets", "list", "--status", "on-hold"]).status == "on-hold"
