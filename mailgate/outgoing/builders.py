@@ -12,13 +12,15 @@ carries in its headers (set here, never by templates):
 `compose` gives every message Auto-Submitted and the loop header. The Message-ID is derived
 from the mail's kind and its cause, so building the same mail again gives the same id and
 the outbox refuses the copy. The mails themselves are built in `customer_mails` and
-`agent_mails` on top of these two.
+`agent_mails` on top of these two; `agent_only_headers` serves the `#secret` answer, whose
+reply must not come back into the mail path.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from email.utils import format_datetime, formataddr
 from typing import Any, Protocol
 
 from mailgate.agents import tokens
@@ -27,7 +29,13 @@ from mailgate.agents.reply import REPLY_MARKER
 from mailgate.autoresponse.render import render
 from mailgate.config.model import Config, Queue
 from mailgate.config.schema import Agent
-from mailgate.outgoing.compose import Outgoing, compose, stable_message_id
+from mailgate.outgoing.compose import (
+    LOOP_HEADER,
+    Outgoing,
+    compose,
+    header_text,
+    stable_message_id,
+)
 
 
 @dataclass(frozen=True)
@@ -202,3 +210,25 @@ def _compose(
         references=thread.references,
         **fields,
     )
+
+
+def agent_only_headers(
+    config: Config, queue: Queue, agent: Agent, *, subject: str, message_id: str, now: datetime
+) -> list[tuple[str, str]]:
+    """The headers of the one agent mail that is not made by `agent_mail`: the `#secret`
+    answer, a MIME message that may be encrypted after it is built. It carries
+    Auto-Submitted, the loop header and the command address like every agent mail, but
+    no reply marker and no token Reply-To: a reply to it, which would quote the decrypted
+    content, must never re-enter the mail path, so Reply-To is the agent's own address."""
+    command_address = tokens.command_address(config.secret, agent.name, queue.address)
+    return [
+        ("From", formataddr((header_text(f"{queue.from_name} (mailgate)"), queue.address))),
+        ("To", formataddr((header_text(agent.full_name), agent.address))),
+        ("Reply-To", agent.address),
+        ("Subject", header_text(subject)),
+        ("Date", format_datetime(now)),
+        ("Message-ID", message_id),
+        ("Auto-Submitted", "auto-generated"),
+        (LOOP_HEADER, config.main.hostname),
+        ("X-Mailgate-Command-Address", command_address),
+    ]

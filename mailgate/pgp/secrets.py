@@ -12,7 +12,6 @@ import logging
 from datetime import datetime
 from email.message import EmailMessage
 from email.policy import SMTP
-from email.utils import format_datetime, formataddr
 from typing import Any
 
 from sqlalchemy import Connection, select
@@ -22,7 +21,8 @@ from mailgate.config.model import Config, Queue
 from mailgate.config.pgp import PgpSettings
 from mailgate.config.schema import Agent
 from mailgate.db.models import pgp_secrets
-from mailgate.outgoing.compose import LOOP_HEADER, Outgoing, header_text, stable_message_id
+from mailgate.outgoing.builders import agent_only_headers
+from mailgate.outgoing.compose import Outgoing, header_text, stable_message_id
 from mailgate.pgp.keyring import CryptoError, Keyrings
 from mailgate.pgp.outgoing import encrypt_mime
 from mailgate.pgp.verdicts import signature_text
@@ -143,14 +143,11 @@ def _secret_mail(
                 body.append(f"    file: {a['filename']} (attached)")
         body.append("")
     msg = EmailMessage()
-    msg["From"] = formataddr((header_text(f"{queue.from_name} (mailgate)"), queue.address))
-    msg["To"] = formataddr((header_text(agent.full_name), agent.address))
-    msg["Reply-To"] = agent.address  # never back into the mail path, not even to the queue
-    msg["Subject"] = f"{queue.tag_for(ticket.id)} Secured information"
-    msg["Date"] = format_datetime(now)
-    msg["Message-ID"] = message_id
-    msg["Auto-Submitted"] = "auto-generated"
-    msg[LOOP_HEADER] = config.main.hostname
+    subject = f"{queue.tag_for(ticket.id)} Secured information"
+    for name, value in agent_only_headers(
+        config, queue, agent, subject=subject, message_id=message_id, now=now
+    ):
+        msg[name] = value
     msg["X-Mailgate-Ticket"] = str(ticket.id)
     msg.set_content("\n".join(body))
     for name, ctype, data in files:

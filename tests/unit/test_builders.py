@@ -25,7 +25,7 @@ from mailgate.autoresponse.policy import ResponseDecision
 from mailgate.config.model import Config, Queue
 from mailgate.config.schema import Agent
 from mailgate.outgoing import agent_mails, customer_mails
-from mailgate.outgoing.builders import Thread
+from mailgate.outgoing.builders import Thread, agent_only_headers
 from mailgate.outgoing.compose import LOOP_HEADER, Outgoing, stable_message_id
 from mailgate.outgoing.digest import TicketDigest
 from mailgate.parse.message import parse
@@ -405,3 +405,23 @@ def _parsed(out: Outgoing) -> EmailMessage:
 
 def _body(m: EmailMessage) -> str:
     return m.get_content().replace("\r\n", "\n")
+
+
+def test_the_secret_answer_is_automatic_and_never_routes_a_reply_back(config: Config):
+    alice = _agent(config)
+    headers = dict(
+        agent_only_headers(
+            config,
+            _support(config),
+            alice,
+            subject="[support #12] Secured",
+            message_id="<s@x>",
+            now=NOW,
+        )
+    )
+    assert headers["Auto-Submitted"] == "auto-generated" and headers[LOOP_HEADER]
+    assert headers["Reply-To"] == "alice@example.test"  # not the queue, not a token
+    assert not tokens.contains_token(headers["Reply-To"] + headers["From"])
+    command = tokens.parse_reply_address(headers["X-Mailgate-Command-Address"])
+    assert command is not None and command.ticket_id == tokens.COMMAND_TICKET
+    assert command.mac == tokens.token_mac(config.secret, "alice", tokens.COMMAND_TICKET)
