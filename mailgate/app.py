@@ -1,6 +1,8 @@
 """Composition root: wires config, database, spool, listener, worker, sender and pollers.
 
-The only module that puts I/O components together. A first SIGTERM/SIGINT stops
+It owns what has a lifecycle (the Keyrings cache, whose gpg-agents it stops); only
+`mailgate process` (cli/process.py) wires the same parts itself, for one pass. A first
+SIGTERM/SIGINT stops
 accepting, lets in-flight work finish within the shutdown timeout and exits; a second
 one exits at once (the spool keeps everything that was acknowledged). SIGHUP reloads
 the configuration and keeps the last good one if the new one is invalid.
