@@ -14,7 +14,7 @@ from pathlib import Path
 from tests.harness import message, write_config
 from tests.reliability.daemon_proc import REPO, DaemonProc, child_env, mailgate
 
-HEAVY = ("pydantic", "sqlalchemy", "aiosmtpd", "jinja2", "gnupg", "rich")
+HEAVY = ("pydantic", "sqlalchemy", "aiosmtpd", "jinja2", "gnupg", "rich", "argparse")
 
 
 def _fresh_config(root: Path, secret_line: str = "") -> Path:
@@ -49,6 +49,7 @@ def test_ingest_imports_nothing_heavy(tmp_path: Path):
     ours = sorted(m for m in imported if m.startswith("mailgate."))
     assert ours == [
         "mailgate.cli",
+        "mailgate.cli.commands",
         "mailgate.cli.ingest",
         "mailgate.cli.main",
         "mailgate.config",

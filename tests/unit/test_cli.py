@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from mailgate.cli import shunt
-from mailgate.cli.main import COMMANDS, _named_command, build_parser
+from mailgate.cli.commands import COMMANDS
+from mailgate.cli.ingest import fast_arguments
+from mailgate.cli.parser import build_parser, named_command
 from mailgate.spool import Envelope, Spool
 
 
@@ -22,7 +24,7 @@ from mailgate.spool import Envelope, Spool
     ],
 )
 def test_the_command_is_found_before_its_module_is_imported(argv, command):
-    assert _named_command(argv) == command
+    assert named_command(argv) == command
 
 
 def test_every_command_has_a_module_with_its_arguments():
@@ -72,3 +74,38 @@ def test_an_unknown_ticket_status_is_an_error_not_an_empty_table(capsys):
         parser.parse_args(["tickets", "list", "--status", "bogus"])
     assert e.value.code == 2 and "invalid choice: 'bogus'" in capsys.readouterr().err
     assert parser.parse_args(["tickets", "list", "--status", "on-hold"]).status == "on-hold"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["ingest"],
+        ["-c", "/etc/mg.toml", "ingest", "--queue", "support"],
+        ["--config=/etc/mg.toml", "--log-level", "debug", "ingest", "--sender="],
+        ["ingest", "--sender", "", "--recipient", "a@x.test", "--recipient=b@x.test", "-v"],
+        ["ingest", "--queue=billing", "--verbose", "--sender", "bounce@x.test"],
+    ],
+)
+def test_the_fast_ingest_arguments_are_what_argparse_gives(argv):
+    fast = fast_arguments(argv)
+    assert fast is not None
+    assert vars(fast) == vars(build_parser("ingest").parse_args(argv))
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["tickets", "list"],
+        ["ingest", "--help"],
+        ["ingest", "--que", "support"],  # argparse's abbreviation: left to argparse
+        ["ingest", "--queue"],  # a value missing: argparse's error
+        ["ingest", "--sender", "-x"],  # looks like an option
+        ["ingest", "--config", "x.toml"],  # a global option after the command: an error
+        ["--log-level", "loud", "ingest"],
+        ["ingest", "--verbose=yes"],
+        ["ingest", "extra"],
+    ],
+)
+def test_anything_unusual_goes_to_argparse(argv):
+    assert fast_arguments(argv) is None

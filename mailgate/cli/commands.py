@@ -1,0 +1,28 @@
+"""The commands mailgate has, and where their configuration is looked for. Stdlib only."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DESCRIPTION = "The mail side of a helpdesk: intake, tickets, auto-responses, agent commands."
+# command -> (module of mailgate.cli, help line)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("run", "run the daemon"),
+    "ingest": ("ingest", "read one message on stdin into the spool (MTA pipe)"),
+    "check-config": ("check_config", "validate the configuration"),
+    "process": ("process", "process the spool once and send due mail, then exit"),
+    "tickets": ("tickets", "list or show tickets"),
+    "shunt": ("shunt", "messages that could not be processed"),
+    "agents": ("agents", "agent helpers"),
+    "stats": ("stats", "counts of tickets, spool, shunt and outbox"),
+    "keys": ("keys", "PGP keys of a queue: create, import, export, list"),
+}
+
+
+def default_config_path() -> str:
+    env = os.environ.get("MAILGATE_CONFIG")
+    if env:
+        return env
+    local = Path("config/mailgate.toml")
+    return str(local) if local.exists() else "/etc/mailgate/mailgate.toml"
