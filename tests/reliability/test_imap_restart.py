@@ -120,11 +120,14 @@ def run_with_restarts(
     done = 0
     for k in range(restarts):
         target = min(expected - 1, (k + 1) * every)
-        wait_until(
-            lambda t=target, c=k + 1: poller.taken >= t and poller.connections >= c,
-            120,
-            f"{target} messages taken on connection {k + 1}",
-        )
+        try:
+            wait_until(
+                lambda t=target, c=k + 1: poller.taken >= t and poller.connections >= c,
+                120,
+                f"{target} messages taken on connection {k + 1}",
+            )
+        except TimeoutError as e:  # say what the server was doing meanwhile
+            raise TimeoutError(f"{e}; taken {poller.taken}; dovecot log:\n{d.log()}") from e
         t0 = time.monotonic()
         if k % 2:
             d.kill()
