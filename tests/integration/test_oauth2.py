@@ -14,9 +14,12 @@ import os
 import subprocess
 import sys
 import threading
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine
@@ -56,16 +59,29 @@ def oauth_dovecot(dovecot_factory: Callable[..., Dovecot], provider: ProviderSer
     return d
 
 
-@pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    eng = db.connect("sqlite:///" + str(tmp_path / "db.sqlite"))
-    yield eng
-    eng.dispose()
+@dataclass
+class World:
+    """What an IMAP test works with (DEBUG logs captured)."""
+
+    tmp: Path
+    provider: ProviderServer
+    d: Dovecot
+    engine: Engine
+    spool: Spool
+    caplog: pytest.LogCaptureFixture
 
 
 @pytest.fixture
-def spool(tmp_path: Path) -> Spool:
-    return Spool(tmp_path / "spool")
+def world(
+    tmp_path: Path,
+    provider: ProviderServer,
+    oauth_dovecot: Dovecot,
+    caplog: pytest.LogCaptureFixture,
+) -> Iterator[World]:
+    caplog.set_level(logging.DEBUG)
+    engine = db.connect("sqlite:///" + str(tmp_path / "db.sqlite"))
+    yield World(tmp_path, provider, oauth_dovecot, engine, Spool(tmp_path / "spool"), caplog)
+    engine.dispose()
 
 
 def config(
@@ -115,16 +131,10 @@ def support_poller(cfg: Config, spool: Spool, engine: Engine, **kwargs):  # noqa
     return next(p for p in pollers if p.queue.name == "support")
 
 
-def test_token_refused_mid_poll_is_refreshed_and_no_message_is_lost(
-    tmp_path: Path,
-    provider: ProviderServer,
-    oauth_dovecot: Dovecot,
-    engine: Engine,
-    spool: Spool,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    caplog.set_level(logging.DEBUG)
-    d = oauth_dovecot
+def test_token_refused_mid_poll_is_refreshed_and_no_message_is_lost(world: World) -> None:
+    w = world
+    tmp_path, provider, engine, spool, caplog = w.tmp, w.provider, w.engine, w.spool, w.caplog
+    d = w.d
     cfg = config(tmp_path, provider, d)
     seed = authorized(cfg, provider)
     p = support_poller(cfg, spool, engine, backoff_initial=0.05, backoff_max=0.5)
@@ -180,16 +190,10 @@ def test_access_token_is_refreshed_before_it_expires(
     assert "rt-" not in repr(clocked.current()) and "at-" not in repr(clocked.current())
 
 
-def test_revoked_refresh_token_gives_one_clear_error_and_the_slow_retry(
-    tmp_path: Path,
-    provider: ProviderServer,
-    oauth_dovecot: Dovecot,
-    engine: Engine,
-    spool: Spool,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    caplog.set_level(logging.DEBUG)
-    cfg = config(tmp_path, provider, oauth_dovecot)
+def test_revoked_refresh_token_gives_one_clear_error_and_the_slow_retry(world: World) -> None:
+    w = world
+    tmp_path, provider, engine, spool, caplog = w.tmp, w.provider, w.engine, w.spool, w.caplog
+    cfg = config(tmp_path, provider, w.d)
     authorized(cfg, provider)
     provider.provider.revoke_refresh_tokens()
     p = support_poller(cfg, spool, engine, auth_retry_seconds=300.0)
@@ -205,16 +209,10 @@ def test_revoked_refresh_token_gives_one_clear_error_and_the_slow_retry(
     assert_no_secret(provider, caplog.text)
 
 
-def test_client_credentials_and_oauthbearer(
-    tmp_path: Path,
-    provider: ProviderServer,
-    oauth_dovecot: Dovecot,
-    engine: Engine,
-    spool: Spool,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    caplog.set_level(logging.DEBUG)
-    d = oauth_dovecot
+def test_client_credentials_and_oauthbearer(world: World) -> None:
+    w = world
+    tmp_path, provider, engine, spool, caplog = w.tmp, w.provider, w.engine, w.spool, w.caplog
+    d = w.d
     secret = '{ file = "../client-secret" }'  # relative to the queue file
     cfg = config(
         tmp_path,
@@ -269,46 +267,82 @@ def test_relay_logs_in_with_xoauth2_and_refreshes_once(
     assert_no_secret(provider, caplog.text)
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any) -> None:  # keep the 302: its Location is pasted
+        return None
+
+
+@pytest.mark.parametrize("paste", [False, True])
 def test_authorize_command_stores_the_refresh_token(
-    tmp_path: Path, provider: ProviderServer, oauth_dovecot: Dovecot
+    tmp_path: Path, provider: ProviderServer, oauth_dovecot: Dovecot, paste: bool
 ) -> None:
     """`mailgate oauth2 authorize support`: the URL printed, the browser (here urllib)
-    signs in and lands on the loopback listener, the refresh token is stored."""
+    signs in and lands on the loopback listener (or the admin pastes where it landed),
+    the refresh token is stored."""
     redirect = f"http://127.0.0.1:{free_port()}/"
     cfg = config(tmp_path, provider, oauth_dovecot, redirect_uri=redirect)
+    argv = ["-m", "mailgate.cli.main", "-c", str(cfg.path), "oauth2", "authorize", "support"]
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mailgate.cli.main",
-            "-c",
-            str(cfg.path),
-            "oauth2",
-            "authorize",
-            "support",
-        ],
+        [sys.executable, *argv, *(["--paste"] if paste else [])],
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-    assert proc.stdout is not None
+    assert proc.stdout is not None and proc.stdin is not None
     printed = []
     for line in proc.stdout:
         printed.append(line)
-        if line.startswith("Waiting for the answer"):
+        if line.startswith(("Waiting for the answer", "Then paste")):
             break
     url = next(line.strip() for line in printed if line.strip().startswith(provider.url))
     assert "code_challenge_method=S256" in url and "login_hint=support%40example.test" in url
-    with urllib.request.urlopen(url, timeout=10) as landed:  # follows the 302 to the listener
-        assert b"authorization received" in landed.read()
-    out, err = proc.communicate(timeout=20)
+    if paste:
+        with pytest.raises(urllib.error.HTTPError) as redirected:
+            urllib.request.build_opener(_NoRedirect).open(url, timeout=10)
+        answer = redirected.value.headers["Location"]
+        assert answer.startswith(redirect)
+        out, err = proc.communicate(answer + "\n", timeout=20)
+    else:
+        with urllib.request.urlopen(url, timeout=10) as landed:  # 302 to the listener
+            assert b"authorization received" in landed.read()
+        out, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
+    assert "refresh token stored in" in out
     stored = token_store(cfg).load("imap-support")
     assert stored.refresh_token in provider.provider.refresh
     assert provider.provider.grants == ["authorization_code"]
     tokens = imap_tokens(cfg, cfg.queue("support"))
     assert tokens is not None and tokens.access_token() == stored.access_token
     assert_no_secret(provider, "".join(printed), out, err)
+
+
+def test_check_config_connect_says_token_state_and_what_to_do(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mailgate.cli.main import main
+
+    w = world
+    sink = OAuthSmtpSink(w.provider.provider)
+    try:
+        cfg = config(w.tmp, w.provider, w.d, relay_port=sink.port)
+        authorized(cfg, w.provider)
+        authorized(cfg, w.provider, "relay")
+        assert main(["-c", str(cfg.path), "check-config", "--connect"]) == 0
+        good = capsys.readouterr().out
+        w.provider.provider.revoke_refresh_tokens()
+        w.provider.provider.expire_access_tokens()
+        assert main(["-c", str(cfg.path), "check-config", "--connect"]) == 1
+        bad = capsys.readouterr().out
+    finally:
+        sink.stop()
+    print(good, bad)
+    imap = f"imap support {USER}@{w.d.host}:{w.d.port}/INBOX:"
+    assert f"{imap} ok" in good and "oauth2 token ok, expires at 20" in good
+    assert f"relay ok 127.0.0.1:{sink.port}: logged in as {USER}; oauth2 token ok" in good
+    assert f"{imap} FAILED" in bad and "run `mailgate oauth2 authorize support`" in bad
+    assert "relay FAILED" in bad and "run `mailgate oauth2 authorize --relay`" in bad
+    assert_no_secret(w.provider, good, bad, w.caplog.text)
 
 
 def test_no_refresh_token_yet_says_what_to_run(tmp_path: Path, provider: ProviderServer) -> None:
