@@ -358,3 +358,20 @@ def test_no_refresh_token_yet_says_what_to_run(tmp_path: Path, provider: Provide
     with pytest.raises(OAuth2Error, match="refused: temporarily_unavailable: told to fail"):
         tokens.access_token()
     assert tokens.access_token()  # the refresh token survived the failed attempt
+
+
+def test_a_fresh_token_refused_too_is_an_auth_error_after_one_refresh(world: World) -> None:
+    """The app's tokens open another mailbox: refused, refreshed once, refused: backoff."""
+    w = world
+    secret = '{ file = "../client-secret" }'
+    cfg = config(w.tmp, w.provider, w.d, grant="client_credentials", client_secret=secret)
+    w.provider.provider.app_user = "billing@example.test"
+    p = support_poller(cfg, w.spool, w.engine, auth_retry_seconds=300.0)
+    assert p._one_connection() == 300.0
+    assert p.last_error == (
+        f"imap XOAUTH2 login to {USER}@{w.d.host}:{w.d.port} failed with a fresh token: "
+        "[AUTHENTICATIONFAILED] Authentication failed. "
+        "(does the account grant this app IMAP access?)"
+    )
+    assert w.provider.provider.grants == ["client_credentials"] * 2  # one refresh, no loop
+    assert_no_secret(w.provider, w.caplog.text)
