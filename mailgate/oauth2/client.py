@@ -39,12 +39,18 @@ class TokenClient:
 
     def access_token(self, *, force: bool = False) -> str:
         """A token valid for at least the margin; `force`: a new one (the old was refused)."""
-        with self.store.locked(self.key):
-            tokens = self.store.load(self.key)
-            fresh = tokens.expires_at - self.settings.refresh_margin_seconds > self.clock()
-            if tokens.access_token and fresh and not force:
-                return tokens.access_token
-            return self._refresh(tokens).access_token
+        try:
+            with self.store.locked(self.key):
+                tokens = self.store.load(self.key)
+                fresh = tokens.expires_at - self.settings.refresh_margin_seconds > self.clock()
+                if tokens.access_token and fresh and not force:
+                    return tokens.access_token
+                return self._refresh(tokens).access_token
+        except (OSError, ValueError) as e:  # unreadable, unwritable or damaged token file
+            raise OAuth2Error(
+                f"token file {self.store.path(self.key)}: {getattr(e, 'strerror', None) or e} "
+                f"(run `{self.authorize_hint}` as the user mailgate runs as)"
+            ) from None
 
     def current(self) -> Tokens:
         return self.store.load(self.key)

@@ -111,3 +111,16 @@ def test_token_store_files_are_private_and_reprs_hold_no_token(tmp_path: Path) -
     assert store.load("relay") == Tokens()
     with pytest.raises(ValueError, match="bad token key"):
         store.path("../etc")
+
+
+def test_an_unreadable_token_file_is_an_oauth2_error_naming_the_file(tmp_path: Path) -> None:
+    from mailgate.oauth2.client import TokenClient
+    from mailgate.oauth2.endpoint import OAuth2Error
+
+    store = TokenStore(tmp_path / "oauth2")
+    store.save("relay", Tokens("rt", "at", 1.0))
+    store.path("relay").write_text("{not json")
+    settings = OAuth2Settings(provider="google", client_id="app")
+    tokens = TokenClient(settings, tmp_path, store, "relay", authorize_hint="mailgate oauth2 x")
+    with pytest.raises(OAuth2Error, match=r"token file .*relay.json: .*run `mailgate oauth2 x`"):
+        tokens.access_token()
