@@ -12,7 +12,9 @@ from mailgate.config.model import Config
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--connect", action="store_true", help="also log in to every IMAP mailbox")
+    p.add_argument(
+        "--connect", action="store_true", help="also log in to every IMAP mailbox and the relay"
+    )
 
 
 def _report(problems: list[str]) -> int:
@@ -54,6 +56,12 @@ def main(args: argparse.Namespace) -> int:
         for c in check_mailboxes(cfg):
             print(f"  imap {c.queue} {c.mailbox}: {'ok' if c.ok else 'FAILED'} {c.detail}")
             failures += not c.ok
+        from mailgate.outgoing.relay_check import check_relay
+
+        relay = check_relay(cfg)
+        if relay is not None:
+            print(f"  relay {'ok' if relay[0] else 'FAILED'} {relay[1]}")
+            failures += not relay[0]
         if failures:
             return 1
     return 0

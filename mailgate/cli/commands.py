@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "agents": ("agents", "agent helpers"),
     "stats": ("stats", "counts of tickets, spool, shunt and outbox"),
     "keys": ("keys", "PGP keys of a queue: create, import, export, list"),
+    "oauth2": ("oauth2", "OAuth2 for IMAP and the relay: authorize once"),
 }
 
 

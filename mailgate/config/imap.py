@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 
 from mailgate.config.base import NotBlank, Strict
+from mailgate.config.oauth2 import OAuth2Settings
 from mailgate.config.secrets import SecretError, flat_keys, flat_ref
 
 TlsMode = Literal["implicit", "starttls", "none"]
@@ -44,6 +45,7 @@ class ImapSettings(Strict):
     oauth2_token_file: str | None = None
     oauth2_token_env: str | None = None
     oauth2_token_command: str | list[str] | None = None
+    oauth2: OAuth2Settings | None = None  # mailgate gets and refreshes its own tokens
     folders: list[str] = ["INBOX"]
     after: After | None = None
     move_to: str | None = None
@@ -53,6 +55,11 @@ class ImapSettings(Strict):
     batch_size: Annotated[int, Field(ge=1, le=1000)] = 50
     batch_max_bytes: Annotated[int, Field(ge=1)] = 32 * 1024 * 1024
     base: Path = Path(".")
+
+    @field_validator("oauth2", mode="before")
+    @classmethod
+    def _for_imap(cls, v: object) -> object:
+        return {**v, "purpose": "imap"} if isinstance(v, dict) else v
 
     @field_validator("folders")
     @classmethod
@@ -73,6 +80,7 @@ class ImapSettings(Strict):
                 'use "implicit" or "starttls"'
             )
         password, oauth = flat_keys(self, "password"), flat_keys(self, "oauth2_token")
+        oauth += ["oauth2"] if self.oauth2 else []
         if len(password) > 1 or len(oauth) > 1:
             both = password if len(password) > 1 else oauth
             raise ValueError(f"give only one of {' and '.join(both)}")
@@ -81,10 +89,10 @@ class ImapSettings(Strict):
         if not password and not oauth:
             raise ValueError(
                 "no credentials: set password_file, password_env or password_command "
-                "(or oauth2_token_file / _env / _command for XOAUTH2)"
+                "(or an oauth2 table, or oauth2_token_file / _env / _command for XOAUTH2)"
             )
         if self.oauth2_user and not oauth:
-            raise ValueError("oauth2_user needs oauth2_token_file, _env or _command")
+            raise ValueError("oauth2_user needs an oauth2 table or oauth2_token_file/_env/_command")
         if self.after == "move" and not self.move_to:
             raise ValueError('after = "move" needs move_to (the folder taken mail goes to)')
         if self.after == "seen" and self.move_to:
@@ -105,7 +113,7 @@ class ImapSettings(Strict):
 
     @property
     def uses_oauth2(self) -> bool:
-        return bool(flat_keys(self, "oauth2_token"))
+        return bool(flat_keys(self, "oauth2_token")) or self.oauth2 is not None
 
     @property
     def login_user(self) -> str:
@@ -139,6 +147,10 @@ class ImapSettings(Strict):
             found = flat_ref(self, prefix)
             if found is not None:
                 out += [f"{source}: imap.{p}" for p in found[0].problems(self.base, found[1])]
+        secret = self.oauth2.client_secret if self.oauth2 else None
+        if secret is not None:
+            key = f"imap.oauth2.client_secret.{secret.kind}"
+            out += [f"{source}: {p}" for p in secret.problems(self.base, key)]
         if self.ca_file and not self.path(self.ca_file).is_file():
             out.append(f"{source}: imap.ca_file: {self.path(self.ca_file)} does not exist")
         return out

@@ -12,6 +12,7 @@ from pydantic import Field, field_validator, model_validator
 
 from mailgate.config.base import Address, Name, Strict, valid_address
 from mailgate.config.layout import DEFAULT_DATA_DIR, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_QUEUES_DIR
+from mailgate.config.oauth2 import OAuth2Settings
 from mailgate.config.secrets import SecretRef
 
 
@@ -31,11 +32,25 @@ class RelaySettings(Strict):
     tls: bool = False
     username: str = ""
     password: SecretRef | None = None
+    oauth2: OAuth2Settings | None = None  # XOAUTH2 / OAUTHBEARER as `username` (docs/imap.md)
     timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
     retry_initial_seconds: Annotated[float, Field(gt=0)] = 30.0
     retry_max_seconds: Annotated[float, Field(gt=0)] = 1800.0
     give_up_after_hours: Annotated[float, Field(gt=0)] = 72.0
     maildir: str = "outbox-maildir"
+
+    @field_validator("oauth2", mode="before")
+    @classmethod
+    def _for_smtp(cls, v: Any) -> Any:
+        return {**v, "purpose": "smtp"} if isinstance(v, dict) else v
+
+    @model_validator(mode="after")
+    def _one_login(self) -> RelaySettings:
+        if self.oauth2 and self.password:
+            raise ValueError("give either password or oauth2, not both")
+        if self.oauth2 and not self.username:
+            raise ValueError("oauth2 needs username (the mailbox the relay login is for)")
+        return self
 
 
 class WorkerSettings(Strict):

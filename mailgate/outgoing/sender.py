@@ -25,6 +25,7 @@ from sqlalchemy import Engine, select, update
 
 from mailgate.config.model import Config
 from mailgate.config.secrets import SecretError
+from mailgate.outgoing import relay_auth
 from mailgate.pgp.keyring import Keyrings
 from mailgate.pgp.outgoing import prepare_outgoing
 from mailgate.runtime import Clock, backoff_delay, utcnow, wait_for_wake
@@ -62,15 +63,12 @@ class Relay:
 
     def __init__(self, config: Config):
         self.settings = config.relay
+        self.config = config
         self.base = config.path.parent
         self.smtp: smtplib.SMTP | None = None
 
     def _connect(self) -> smtplib.SMTP:
         s = self.settings
-        # read at each connection (a rotated secret just works); SecretError defers the mail
-        password = (
-            s.password.read(self.base, f"relay.password.{s.password.kind}") if s.password else ""
-        )
         ctx = ssl.create_default_context()
         if s.tls:
             smtp: smtplib.SMTP = smtplib.SMTP_SSL(
@@ -80,8 +78,7 @@ class Relay:
             smtp = smtplib.SMTP(s.host, s.port, timeout=s.timeout_seconds)
             if s.starttls:
                 smtp.starttls(context=ctx)
-        if s.username:
-            smtp.login(s.username, password)
+        relay_auth.login(smtp, self.config)
         return smtp
 
     def send(self, mail_from: str, rcpts: list[str], raw: bytes) -> DeliveryResult:

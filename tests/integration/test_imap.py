@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import re
 import socket
 import threading
@@ -34,6 +33,7 @@ from mailgate.pollers.imap.poller import Poller
 from mailgate.pollers.imap.run import make_pollers, serve
 from mailgate.spool import Envelope, Spool
 from tests.harness import wait_until
+from tests.oauth2_provider import enable_oauth2
 from tests.servers import Dovecot, free_port
 
 PASSWORD = "secret"
@@ -805,25 +805,7 @@ def oauth_dovecot(dovecot_factory: Callable[..., Dovecot]) -> Iterator[Dovecot]:
     http = HTTPServer(("127.0.0.1", 0), Introspect)
     threading.Thread(target=http.serve_forever, daemon=True).start()
     d = dovecot_factory()
-    ext = Path(d.dir) / "oauth2.conf.ext"
-    ext.write_text(
-        f"introspection_url = http://127.0.0.1:{http.server_port}/introspect\n"
-        "introspection_mode = post\nusername_attribute = username\n"
-        "active_attribute = active\nactive_value = true\n"
-    )
-    os.chmod(ext, 0o644)
-    conf = Path(d.conf_path).read_text()
-    conf = conf.replace(
-        "auth_mechanisms = plain login", "auth_mechanisms = plain login xoauth2 oauthbearer"
-    )
-    conf = conf.replace(
-        "passdb {",
-        f"passdb {{\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n  args = {ext}\n}}\n"
-        "passdb {",
-        1,
-    )
-    Path(d.conf_path).write_text(conf)
-    d.restart()
+    enable_oauth2(d, f"http://127.0.0.1:{http.server_port}/introspect")
     yield d
     http.shutdown()
 

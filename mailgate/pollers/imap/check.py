@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from mailgate.config.imap import ImapSettings
 from mailgate.config.model import Config
+from mailgate.oauth2.client import TokenClient
+from mailgate.oauth2.clients import imap_tokens
 from mailgate.pollers.imap.connection import connect, describe_error, logout
 
 
@@ -18,10 +20,12 @@ class MailboxCheck:
     detail: str
 
 
-def _check_folder(queue: str, settings: ImapSettings, folder: str) -> MailboxCheck:
+def _check_folder(
+    queue: str, settings: ImapSettings, folder: str, tokens: TokenClient | None
+) -> MailboxCheck:
     mailbox = f"{settings.account()}/{folder}"
     try:
-        client = connect(settings)
+        client = connect(settings, tokens)
     except Exception as e:
         return MailboxCheck(queue, mailbox, False, describe_error(e, settings))
     try:
@@ -37,6 +41,8 @@ def _check_folder(queue: str, settings: ImapSettings, folder: str) -> MailboxChe
             f"ok: {int(info.get(b'EXISTS', 0))} message(s), UIDVALIDITY "
             f"{int(info[b'UIDVALIDITY'])}, {'+'.join(caps) or 'no IDLE (polling)'}"
         )
+        if tokens is not None:
+            detail += f"; {tokens.status()}"
         return MailboxCheck(queue, mailbox, True, detail)
     except Exception as e:
         return MailboxCheck(queue, mailbox, False, describe_error(e, settings))
@@ -46,8 +52,11 @@ def _check_folder(queue: str, settings: ImapSettings, folder: str) -> MailboxChe
 
 def check_mailboxes(config: Config, *, max_workers: int = 8) -> list[MailboxCheck]:
     """Log in to every configured mailbox folder; report ok or exactly what failed."""
-    jobs: list[tuple[str, ImapSettings, str]] = [
-        (q.name, q.imap, f) for q in config.queues if q.imap is not None for f in q.imap.folders
+    jobs: list[tuple[str, ImapSettings, str, TokenClient | None]] = [
+        (q.name, q.imap, f, imap_tokens(config, q))
+        for q in config.queues
+        if q.imap is not None
+        for f in q.imap.folders
     ]
     if not jobs:
         return []

@@ -4,6 +4,7 @@ administrator's words what went wrong."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import socket
 import ssl
 from typing import Any
@@ -13,6 +14,10 @@ from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginEr
 
 from mailgate.config.imap import ImapSettings
 from mailgate.config.secrets import SecretError
+from mailgate.oauth2.client import TokenClient
+from mailgate.oauth2.endpoint import OAuth2Error
+
+log = logging.getLogger(__name__)
 
 
 class ImapError(Exception):
@@ -79,7 +84,55 @@ def _ssl_context(settings: ImapSettings) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=cafile)
 
 
-def _login(client: IMAPClient, settings: ImapSettings) -> None:
+def _mechanism(client: IMAPClient, wanted: str) -> str:
+    if wanted != "auto":
+        return wanted.upper()
+    offered = [m for m in ("XOAUTH2", "OAUTHBEARER") if client.has_capability(f"AUTH={m}")]
+    return offered[0] if offered else "XOAUTH2"
+
+
+def _authenticate(client: IMAPClient, mechanism: str, user: str, token: str) -> None:
+    if mechanism == "OAUTHBEARER":
+        client.oauthbearer_login(user, token)
+    else:
+        client.oauth2_login(user, token)
+
+
+def _token(tokens: TokenClient, settings: ImapSettings, *, force: bool = False) -> str:
+    try:
+        return tokens.access_token(force=force)
+    except OAuth2Error as e:
+        raise AuthFailed(f"imap oauth2 token for {settings.account()}: {e}") from None
+
+
+def _oauth2_login(client: IMAPClient, settings: ImapSettings, tokens: TokenClient | None) -> None:
+    """Log in with a token from `tokens`; a refused one is refreshed once and tried again."""
+    if tokens is None:
+        raise AuthFailed(f"imap oauth2 for {settings.account()}: no token client was given")
+    assert settings.oauth2 is not None
+    mechanism = _mechanism(client, settings.oauth2.mechanism)
+    try:
+        _authenticate(client, mechanism, settings.login_user, _token(tokens, settings))
+        return
+    except LoginError as e:
+        log.info(
+            "imap %s login to %s refused (%s): refreshing the token once",
+            mechanism,
+            settings.account(),
+            _text(e),
+        )
+    try:
+        _authenticate(client, mechanism, settings.login_user, _token(tokens, settings, force=True))
+    except LoginError as e:
+        raise AuthFailed(
+            f"imap {mechanism} login to {settings.account()} failed with a fresh token: "
+            f"{_text(e)} (does the account grant this app IMAP access?)"
+        ) from e
+
+
+def _login(client: IMAPClient, settings: ImapSettings, tokens: TokenClient | None) -> None:
+    if settings.oauth2 is not None:
+        return _oauth2_login(client, settings, tokens)
     try:
         if settings.uses_oauth2:
             client.oauth2_login(settings.login_user, settings.oauth2_token())
@@ -92,8 +145,9 @@ def _login(client: IMAPClient, settings: ImapSettings) -> None:
         raise AuthFailed(f"imap credentials for {settings.account()}: {e}") from e
 
 
-def connect(settings: ImapSettings) -> IMAPClient:
-    """A logged-in client with a socket timeout; TLS as configured (STARTTLS is mandatory)."""
+def connect(settings: ImapSettings, tokens: TokenClient | None = None) -> IMAPClient:
+    """A logged-in client with a socket timeout; TLS as configured (STARTTLS is mandatory).
+    `tokens` gives the access tokens of an `[imap.oauth2]` table."""
     ctx = _ssl_context(settings) if settings.tls != "none" else None
     t = settings.timeout_seconds
     client = IMAPClient(
@@ -112,7 +166,7 @@ def connect(settings: ImapSettings) -> IMAPClient:
                     '"starttls" requires it (refusing to send the password in clear)'
                 )
             client.starttls(ctx)
-        _login(client, settings)
+        _login(client, settings, tokens)
     except BaseException:
         shutdown(client)
         raise

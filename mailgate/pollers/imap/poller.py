@@ -31,6 +31,7 @@ from sqlalchemy import Engine
 
 from mailgate.config.imap import ImapSettings
 from mailgate.config.model import Queue
+from mailgate.oauth2.client import TokenClient
 from mailgate.pollers.imap.checkpoint import CheckpointStore, mailbox_key
 from mailgate.pollers.imap.connection import (
     AuthFailed,
@@ -75,9 +76,11 @@ class Poller:
         idle_check_seconds: float = 0.5,
         monotonic: Callable[[], float] = time.monotonic,
         on_spooled: Callable[[], None] | None = None,
+        tokens: TokenClient | None = None,
     ):
         self.queue = queue
         self.settings = settings
+        self.tokens = tokens  # the access tokens of an [imap.oauth2] table
         self.stop = stop
         self.key = mailbox_key(queue.name, settings, folder)
         self.where = f"{settings.account()}/{folder}"  # for log lines that name the queue
@@ -134,7 +137,7 @@ class Poller:
         Errors propagate (unlike `serve_forever`, which logs and retries).
         """
         before = self.taken
-        client = connect(self.settings)
+        client = connect(self.settings, self.tokens)
         try:
             self.intake.open(client)
             self.intake.drain(client)
@@ -151,7 +154,7 @@ class Poller:
     def _one_connection(self) -> float:
         """One connect-serve-disconnect cycle; returns how long to wait before the next."""
         try:
-            client = connect(self.settings)
+            client = connect(self.settings, self.tokens)
         except AuthFailed as e:
             return self._failed(e, self.auth_retry_seconds, logging.ERROR)
         except TlsUnavailable as e:

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from mailgate.config.model import Config
+from mailgate.oauth2.clients import imap_tokens
 from mailgate.pollers.imap.poller import Poller
 from mailgate.spool import Spool
 
@@ -22,7 +23,7 @@ def make_pollers(
 ) -> list[Poller]:
     """One Poller per (queue, folder) with an [imap] table."""
     return [
-        Poller(q, q.imap, folder, spool, engine, stop, **kwargs)
+        Poller(q, q.imap, folder, spool, engine, stop, tokens=imap_tokens(config, q), **kwargs)
         for q in config.queues
         if q.imap is not None
         for folder in q.imap.folders
