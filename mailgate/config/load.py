@@ -62,7 +62,7 @@ def _load_agents(path: Path, problems: list[str]) -> list[Agent]:
 
 
 def _database_url(value: str, base: Path, data_dir: Path) -> str:
-    url = value or f"sqlite:///{data_dir / 'mailgate.db.engine'}"
+    url = value or f"sqlite:///{data_dir / 'mailgate.db'}"
     if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
         url = f"sqlite:///{(base / url[len('sqlite:///') :]).resolve()}"
     return url

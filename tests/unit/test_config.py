@@ -255,3 +255,10 @@ def test_the_pipe_checks_what_it_reads_by_hand(tmp_path, file, content, expect):
     assert any(expect in p for p in e.value.problems), e.value.problems
     with pytest.raises(ConfigError):  # the daemon refuses the same file
         load(path)
+
+
+def test_the_default_database_is_mailgate_db_in_the_data_dir():
+    # the module rename once turned this file name into "mailgate.db.engine": an existing
+    # install would have started on a new, empty database
+    cfg = load(REPO_CONFIG)
+    assert cfg.database_url == f"sqlite:///{cfg.data_dir / 'mailgate.db'}"
