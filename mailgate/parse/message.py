@@ -100,10 +100,14 @@ def parse(raw: bytes, limits: ParseLimits = ParseLimits()) -> Parsed:
         raise ParseRejected("empty message")
     if size > limits.max_bytes:
         raise ParseRejected(f"message too large: {size} bytes > limit {limits.max_bytes}")
-    start = header_start(raw)
+    start, damaged = header_start(raw)
     raw_sha256 = hashlib.sha256(raw).hexdigest()
     defects: list[str] = []
-    if start:
+    if damaged:
+        defects.append(
+            f"damaged first header line: read from the first valid one ({start} bytes skipped)"
+        )
+    elif start:
         defects.append(f"skipped {start} leading bytes (BOM or blank lines) before the header")
     try:
         data = raw[start:] if start else raw
