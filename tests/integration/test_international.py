@@ -6,16 +6,8 @@ import smtplib
 import subprocess
 import sys
 
-from tests.harness import (
-    load,
-    message,
-    offline,
-    outbox,
-    running,
-    tickets,
-    wait_until,
-    write_config,
-)
+from tests import harness as h
+from tests.harness import load, message, running, tickets, wait_until, write_config
 from tests.servers import SmtpSink
 
 JOSE = "josé@example.com"
@@ -34,7 +26,7 @@ def test_utf8_sender_becomes_a_ticket_and_gets_its_ack_via_smtputf8(tmp_path, sm
         send_utf8(d.port, message(sender=JOSE, name="José Núñez", subject="Grüße"))
         got = wait_until(lambda: [m for m in smtp_sink.messages if m.rcpt_tos == [JOSE]])
         ts = tickets(d.engine)
-        wait_until(lambda: [r for r in outbox(d.engine) if r.kind == "ack"][0].status == "sent")
+        wait_until(lambda: [r for r in h.outbox(d.engine) if r.kind == "ack"][0].status == "sent")
     assert len(ts) == 1 and ts[0].requester_addr == JOSE
     assert ts[0].articles[0].from_name == "José Núñez"
     ack = got[0]
@@ -50,7 +42,7 @@ def test_without_smtputf8_at_the_relay_the_ack_is_not_sent_and_the_ticket_says_w
         with running(cfg) as d:
             d.send(message(sender=JOSE, name="José"), sender="bounce@example.com")
             row = wait_until(
-                lambda: [r for r in outbox(d.engine) if r.kind == "ack" and r.status == "failed"]
+                lambda: [r for r in h.outbox(d.engine) if r.kind == "ack" and r.status == "failed"]
             )[0]
             ts = tickets(d.engine)
         assert "SMTPUTF8" in row.last_error and JOSE in row.last_error
@@ -72,6 +64,6 @@ def test_pipe_takes_a_utf8_message(tmp_path):
         timeout=60,
     )
     assert proc.returncode == 0, proc.stderr.decode()
-    engine, _spool, worker = offline(load(cfg_path))
+    engine, _spool, worker = h.offline(load(cfg_path))
     assert worker.drain().stored == 1
     assert tickets(engine)[0].requester_addr == JOSE
