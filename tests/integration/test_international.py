@@ -67,3 +67,17 @@ def test_pipe_takes_a_utf8_message(tmp_path):
     engine, _spool, worker = h.offline(load(cfg_path))
     assert worker.drain().stored == 1
     assert tickets(engine)[0].requester_addr == JOSE
+
+
+def test_imap_takes_a_utf8_message(tmp_path, dovecot_factory):
+    from tests.integration.test_imap import PASSWORD, _imap_toml
+
+    server = dovecot_factory()
+    path = write_config(
+        tmp_path, queue_extra={"support": _imap_toml(server, "support@example.test")}
+    )
+    (path.parent / "password").write_text(PASSWORD)
+    server.append("support@example.test", message(sender=JOSE, name="José", subject="Grüße"))
+    with running(load(path)) as d:
+        ts = wait_until(lambda: tickets(d.engine), 30, "the IMAP message as a ticket")
+    assert (ts[0].requester_addr, ts[0].title) == (JOSE, "Grüße")
