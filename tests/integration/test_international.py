@@ -6,6 +6,7 @@ import smtplib
 import subprocess
 import sys
 
+from mailgate.spool import Envelope
 from tests import harness as h
 from tests.harness import load, message, running, tickets, wait_until, write_config
 from tests.servers import SmtpSink
@@ -81,3 +82,15 @@ def test_imap_takes_a_utf8_message(tmp_path, dovecot_factory):
     with running(load(path)) as d:
         ts = wait_until(lambda: tickets(d.engine), 30, "the IMAP message as a ticket")
     assert (ts[0].requester_addr, ts[0].title) == (JOSE, "Grüße")
+
+
+def test_a_utf8_senders_follow_up_threads_into_their_ticket(tmp_path):
+    engine, spool, worker = h.offline(load(write_config(tmp_path)))
+    spool.put(message(sender=JOSE, subject="Drucker"), Envelope(source="pipe", queue="support"))
+    worker.drain()
+    (t,) = tickets(engine)
+    reply = message(sender="JOSÉ@example.com", subject=f"Re: [support #{t.id}] Drucker")
+    spool.put(reply, Envelope(source="pipe", queue="support"))
+    assert worker.drain().stored == 1
+    (t,) = tickets(engine)
+    assert [a.from_addr for a in t.articles] == [JOSE, JOSE]
