@@ -108,16 +108,7 @@ class Daemon:
         def spooled() -> None:
             work_wake.set()
 
-        tasks = [
-            asyncio.create_task(
-                self._worker.run(self.stop, work_wake, on_batch=send_wake.set), name="worker"
-            ),
-            asyncio.create_task(self._sender.run(self.stop, send_wake), name="sender"),
-        ]
-        tasks += self._optional_tasks(spooled)
-        for t in tasks:
-            t.add_done_callback(self._task_ended)
-        server = None
+        server = None  # bound before any task starts: a busy port is one clean line
         if cfg.listener.enabled:
             where = f"listener {cfg.listener.host}:{cfg.listener.port}"
             try:
@@ -131,6 +122,15 @@ class Daemon:
                 cfg.listener.host,
                 self.listen_port,
             )
+        tasks = [
+            asyncio.create_task(
+                self._worker.run(self.stop, work_wake, on_batch=send_wake.set), name="worker"
+            ),
+            asyncio.create_task(self._sender.run(self.stop, send_wake), name="sender"),
+        ]
+        tasks += self._optional_tasks(spooled)
+        for t in tasks:
+            t.add_done_callback(self._task_ended)
         log.info(
             "mailgate running: %d queue(s), database %s, spool %s, outgoing %s",
             len(cfg.queues),

@@ -4,6 +4,7 @@ and an exit code, a replaced SQLite file stops the worker and loses nothing."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -69,6 +70,17 @@ def test_start_up_failures_are_one_line_and_an_exit_code(tmp_path, what, main_ex
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert "Traceback" not in err, err
     assert len(lines) == 1 and lines[0].startswith("mailgate: cannot start: " + says), lines
+
+
+def test_a_busy_listener_port_is_one_line_and_exit_75(tmp_path: Path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        path = write_config(tmp_path, listen_port=busy.getsockname()[1])
+        r = mailgate(path, "run", timeout=60)
+    err = r.stderr.decode()
+    assert r.returncode == 75, err
+    assert err.strip().splitlines() == [err.strip()] and "cannot start: listener" in err, err
 
 
 def test_a_replaced_sqlite_file_stops_commits_and_loses_nothing(tmp_path: Path):
