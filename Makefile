@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CONFIG ?= config/mailgate.toml
 
-.PHONY: run test lint bench install clean
+.PHONY: run test lint bench fuzz install clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ test: $(BIN)/.installed
 	bash scripts/install-system-deps.sh
 	$(MAKE) lint
 	$(BIN)/pytest -q -ra
+
+# the fuzz test of the suite with more cases (FUZZ_CASES=...): prints time and peak RSS
+FUZZ_CASES ?= 20000
+fuzz: $(BIN)/.installed
+	MAILGATE_FUZZ_CASES=$(FUZZ_CASES) $(BIN)/pytest -q -s tests/fuzz
 
 bench: $(BIN)/.installed
 	$(BIN)/python bench/ingest.py

@@ -12,12 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
+import os
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
 from mailgate.config import hmac_secret
 from mailgate.config import load as config_mod
@@ -33,6 +39,7 @@ from mailgate.runtime import Clock, utcnow
 from mailgate.spool import Spool
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass
@@ -87,10 +94,13 @@ class Daemon:
         loop = asyncio.get_running_loop()
         if install_signals:
             self._install_signals(loop)
-        self.engine = await asyncio.to_thread(db.connect, cfg.database_url)
-        self.spool = Spool(cfg.spool_dir)
-        self.spool.lock()
-        self.spool.recover()
+        starting(f"data directory {cfg.data_dir}", _writable_dir, cfg.data_dir)
+        self.engine = await asyncio.to_thread(
+            starting, "database " + _shown_url(cfg.database_url), db.connect, cfg.database_url
+        )
+        self.spool = starting(f"spool {cfg.spool_dir}", Spool, cfg.spool_dir)
+        starting(f"spool {cfg.spool_dir}", self.spool.lock)
+        starting(f"spool {cfg.spool_dir}", self.spool.recover)
         work_wake, send_wake = asyncio.Event(), asyncio.Event()
         self._worker = Worker(
             cfg, self.engine, self.spool, Pipeline(cfg, self.clock, keyrings=self.keyrings)
@@ -100,6 +110,20 @@ class Daemon:
         def spooled() -> None:
             work_wake.set()
 
+        server = None  # bound before any task starts: a busy port is one clean line
+        if cfg.listener.enabled:
+            where = f"listener {cfg.listener.host}:{cfg.listener.port}"
+            try:
+                server, self._handler = await start_listener(cfg, self.spool, spooled)
+            except OSError as e:
+                raise StartupError(where, e) from e
+            self.listen_port = server.sockets[0].getsockname()[1]
+            log.info(
+                "listening for %s on %s:%d",
+                cfg.listener.mode.upper(),
+                cfg.listener.host,
+                self.listen_port,
+            )
         tasks = [
             asyncio.create_task(
                 self._worker.run(self.stop, work_wake, on_batch=send_wake.set), name="worker"
@@ -109,16 +133,6 @@ class Daemon:
         tasks += self._optional_tasks(spooled)
         for t in tasks:
             t.add_done_callback(self._task_ended)
-        server = None
-        if cfg.listener.enabled:
-            server, self._handler = await start_listener(cfg, self.spool, spooled)
-            self.listen_port = server.sockets[0].getsockname()[1]
-            log.info(
-                "listening for %s on %s:%d",
-                cfg.listener.mode.upper(),
-                cfg.listener.host,
-                self.listen_port,
-            )
         log.info(
             "mailgate running: %d queue(s), database %s, spool %s, outgoing %s",
             len(cfg.queues),
@@ -190,3 +204,47 @@ class Daemon:
 
 def run(config: Config) -> None:
     asyncio.run(Daemon(config).serve())
+
+
+# a path the admin must fix is a config problem (78); anything else may pass (75)
+_SETUP_ERRNOS = frozenset(
+    {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EISDIR, errno.ENOENT}
+)
+_SETUP_SQLITE = ("unable to open database file", "readonly database", "not a database")
+
+
+class StartupError(Exception):
+    """A start-up step failed: one line for the operator, and the exit code."""
+
+    def __init__(self, what: str, exc: BaseException):
+        if isinstance(exc, OSError):
+            reason = f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
+            config = exc.errno in _SETUP_ERRNOS
+        else:
+            orig = getattr(exc, "orig", None) or exc
+            reason = (str(orig).strip().splitlines() or [type(exc).__name__])[0]
+            config = isinstance(exc, ArgumentError | NoSuchModuleError) or any(
+                s in reason for s in _SETUP_SQLITE
+            )
+        super().__init__(f"{what}: {reason}")
+        self.exit_code = os.EX_CONFIG if config else os.EX_TEMPFAIL
+
+
+def starting(what: str, fn: Callable[..., T], *args: object) -> T:
+    """Run one start-up step; an OS or database error becomes a StartupError."""
+    try:
+        return fn(*args)
+    except (OSError, SQLAlchemyError) as e:
+        raise StartupError(what, e) from e
+
+
+def _writable_dir(path: Path) -> None:
+    """Make the directory and prove a file can be written there (OSError if not)."""
+    path.mkdir(parents=True, exist_ok=True)
+    probe = path / f".write-probe-{os.getpid()}"
+    probe.write_bytes(b"")
+    probe.unlink()
+
+
+def _shown_url(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)

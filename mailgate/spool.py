@@ -17,6 +17,7 @@ to be processed again, and the store's dedupe key makes that second pass a no-op
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -145,12 +146,20 @@ class Spool:
         if not envelope.received_at:
             envelope = envelope._replace(received_at=time.time())
         tmp, inc = self._dir("tmp"), self._dir("incoming")
-        _write_durable(tmp / f"{name}.json", envelope.to_json())
-        _write_durable(tmp / f"{name}.eml", raw)
-        # the message lands first, its envelope right after: a crash in between leaves a
-        # message the worker can still route by its headers, never an envelope alone
-        os.rename(tmp / f"{name}.eml", inc / f"{name}.eml")
-        os.rename(tmp / f"{name}.json", inc / f"{name}.json")
+        try:
+            _write_durable(tmp / f"{name}.json", envelope.to_json())
+            _write_durable(tmp / f"{name}.eml", raw)
+            # the message lands first, its envelope right after: a crash in between leaves a
+            # message the worker can still route by its headers, never an envelope alone
+            os.rename(tmp / f"{name}.eml", inc / f"{name}.eml")
+            os.rename(tmp / f"{name}.json", inc / f"{name}.json")
+        except BaseException:
+            # not acknowledged, so the source still has it: a full disk must not fill up
+            # with half-written files until the next restart
+            for suffix in (".eml", ".json"):
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp / f"{name}{suffix}")
+            raise
         _fsync_dir(inc)
         return name
 

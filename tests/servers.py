@@ -1073,6 +1073,7 @@ class SmtpSink:
         auth_required: bool = False,
         hostname: str = "sink.example.test",
         start: bool = True,
+        smtputf8: bool = True,
     ) -> None:
         """Configure (and start unless start=False) the sink; port 0 picks a free port."""
         self.lmtp = lmtp
@@ -1081,6 +1082,7 @@ class SmtpSink:
         self.auth = auth
         self.auth_required = auth_required
         self.hostname = hostname
+        self.smtputf8 = smtputf8
         self.connections = 0
         self.fired: list[tuple[str, int]] = []
         self._messages: list[CapturedMessage] = []
@@ -1107,7 +1109,7 @@ class SmtpSink:
             return
         kwargs: dict[str, Any] = {
             "server_hostname": self.hostname,
-            "enable_SMTPUTF8": True,
+            "enable_SMTPUTF8": self.smtputf8,
             "ready_timeout": 10,
         }
         if self.auth:

@@ -25,4 +25,7 @@ def main(args: argparse.Namespace) -> int:
     except SpoolLocked as e:
         print(f"mailgate: {e}", file=sys.stderr)
         return os.EX_TEMPFAIL
+    except app.StartupError as e:  # one line, no traceback: the exit code says what kind
+        print(f"mailgate: cannot start: {e}", file=sys.stderr)
+        return e.exit_code
     return os.EX_OK

@@ -36,6 +36,10 @@ def ensure_secret(cfg: Config) -> bytes:
         return hmac_secret.ensure(cfg)
     except ConfigError as e:
         config_error_exit(e)
+    except OSError as e:  # an unwritable data directory: one line, not a traceback
+        where = e.filename or cfg.data_dir
+        print(f"mailgate: cannot start: data directory: {e.strerror}: {where}", file=sys.stderr)
+        raise SystemExit(os.EX_CONFIG) from e
 
 
 def setup_logging(level: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from alembic import command
@@ -55,6 +56,41 @@ def upgrade(engine: Engine) -> None:
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "heads")
+
+
+class DatabaseReplaced(Exception):
+    """The SQLite file was removed or replaced under the running daemon."""
+
+
+class FileIdentity:
+    """Device and inode of an engine's SQLite file, as it was at start (None: not a file)."""
+
+    def __init__(self, engine: Engine):
+        u = engine.url
+        database = u.database if u.get_backend_name() == "sqlite" else None
+        self.path = Path(database) if database and database != ":memory:" else None
+        self.identity = self._stat()
+
+    def _stat(self) -> tuple[int, int] | None:
+        if self.path is None:
+            return None
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        return st.st_dev, st.st_ino
+
+    def check(self) -> None:
+        """Raise DatabaseReplaced if the file is gone or is another file now."""
+        if self.path is None or self.identity is None:
+            return
+        now = self._stat()
+        if now != self.identity:
+            what = "removed" if now is None else "replaced by another file"
+            raise DatabaseReplaced(
+                f"database file {self.path} was {what} while mailgate runs: not committing "
+                "into it; new mail stays in the spool; restart mailgate to continue"
+            )
 
 
 def connect(url: str) -> Engine:

@@ -45,7 +45,14 @@ def _encode_header(value: str) -> str:
 
 
 def _address(name: str, addr: str) -> str:
-    return formataddr((header_text(name), addr), charset="utf-8") if name else addr
+    name, addr = header_text(name), header_text(addr)
+    if not name:
+        return addr
+    if addr.isascii():
+        return formataddr((name, addr), charset="utf-8")
+    # RFC 6532: formataddr refuses a UTF-8 address, so the name is quoted or encoded alone
+    display = formataddr((name, "x@x"), charset="utf-8")[: -len(" <x@x>")]
+    return f"{display} <{addr}>"
 
 
 def _body(text: str) -> tuple[str, bytes]:
@@ -102,7 +109,8 @@ def compose(
         f"Content-Transfer-Encoding: {cte}",
     ]
     lines += [f"{k}: {_encode_header(v)}" for k, v in extra]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii") + payload
+    # only an internationalised address makes a header non-ASCII (RFC 6532 UTF-8 headers)
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8") + payload
 
 
 def reply_subject(subject: str, tag: str) -> str:

@@ -26,6 +26,7 @@ from sqlalchemy import Engine, select, update
 from mailgate.config.model import Config
 from mailgate.config.secrets import SecretError
 from mailgate.outgoing import relay_auth
+from mailgate.outgoing.smtputf8 import Smtputf8Missing, mail_options
 from mailgate.pgp.keyring import Keyrings
 from mailgate.pgp.outgoing import prepare_outgoing
 from mailgate.runtime import Clock, backoff_delay, utcnow, wait_for_wake
@@ -85,7 +86,10 @@ class Relay:
         try:
             if self.smtp is None:
                 self.smtp = self._connect()
-            refused = self.smtp.sendmail(mail_from, rcpts, raw)
+            options = mail_options(self.smtp, mail_from, rcpts, raw)
+            refused = self.smtp.sendmail(mail_from, rcpts, raw, mail_options=options)
+        except Smtputf8Missing as e:
+            return DeliveryResult(False, True, str(e))
         except smtplib.SMTPRecipientsRefused as e:
             codes = [c for c, _ in e.recipients.values()]
             permanent = all(500 <= c < 600 for c in codes)

@@ -7,7 +7,10 @@ import re
 from email.message import Message
 from functools import lru_cache
 
+from mailgate.parse.detect import guess_cyrillic
+
 _NON_ASCII_RE = re.compile(r"[^\x00-\x7f\ufffd]")
+_C1_RE = re.compile(rb"[\x80-\x9f]")
 # Labels that Python does not know, or knows under a narrower codec than mail uses.
 _CHARSET_ALIASES = {
     "iso-8859-8-i": "iso8859-8",
@@ -111,7 +114,7 @@ def decode_bytes(data: bytes, label: str | None, where: str, defects: list[str])
 
 
 def guess_decode(data: bytes) -> tuple[str, str]:
-    """Decode bytes of unknown charset: utf-8, mostly-utf-8 with replacements, or latin-1."""
+    """Decode bytes of unknown charset: utf-8, mostly utf-8, Cyrillic if guessed, or latin-1."""
     try:
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
@@ -120,6 +123,14 @@ def guess_decode(data: bytes) -> tuple[str, str]:
     bad = sample.count("\ufffd")
     if len(_NON_ASCII_RE.findall(sample)) > bad:  # real utf-8 sequences outnumber the bad bytes
         return data.decode("utf-8", "replace"), "utf-8 with replacement characters"
+    cyrillic = guess_cyrillic(data[:65536])
+    if cyrillic is not None:
+        return data.decode(cyrillic, "replace"), f"{cyrillic} (guessed)"
+    if _C1_RE.search(data):  # C1 controls are never text: windows-1252 quotes and dashes
+        try:
+            return data.decode("cp1252"), "windows-1252"
+        except UnicodeDecodeError:
+            pass
     return data.decode("latin-1"), "latin-1"
 
 

@@ -12,6 +12,7 @@ _FOLD_RE = re.compile(r"(?:\r\n|\r|\n)[ \t]?")
 _CTRL_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 CTRL_TAB_RE = re.compile(r"[\x00-\x1f\x7f]")
 _ENCODED_WORD_RE = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?]*)\?=")
+_NON_ASCII_RUN_RE = re.compile(r"([^\x00-\x7f]+)")
 
 
 def short(value: str, n: int = 60) -> str:
@@ -77,8 +78,14 @@ def decode_words(s: str, defects: list[str]) -> str:
             flush()
             out.append(gap)
         charset = m.group(1).split("*", 1)[0].lower()
-        data = _word_bytes(m.group(2), m.group(3))
         pos = m.end()
+        if not m.group(3).isascii():  # raw 8-bit inside the word: already decoded text
+            flush()
+            defects.append("8-bit bytes inside an encoded-word")
+            out.append(_mixed_word(charset, m.group(2), m.group(3), defects))
+            prev_word = True
+            continue
+        data = _word_bytes(m.group(2), m.group(3))
         if data is None:
             flush()
             defects.append(f"undecodable encoded-word {short(m.group(0), 40)}")
@@ -93,6 +100,18 @@ def decode_words(s: str, defects: list[str]) -> str:
     flush()
     out.append(s[pos:])
     return one_line("".join(out))
+
+
+def _mixed_word(charset: str, encoding: str, payload: str, defects: list[str]) -> str:
+    """An encoded-word payload holding raw text: its ASCII runs decoded, the rest kept."""
+    out = []
+    for piece in _NON_ASCII_RUN_RE.split(payload):
+        if piece.isascii():
+            data = _word_bytes(encoding, piece) if piece else b""
+            out.append(decode_bytes(data or b"", charset, "encoded-word", defects))
+        else:
+            out.append(piece)
+    return "".join(out)
 
 
 def one_line(s: str) -> str:

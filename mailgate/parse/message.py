@@ -47,6 +47,7 @@ from mailgate.parse.fallback import mailparser_body
 from mailgate.parse.limits import MAX_DEFECTS, ParseLimits, ParseRejected
 from mailgate.parse.mime import Body
 from mailgate.parse.prescan import bound_work, header_start
+from mailgate.parse.unicode import valid_fields, valid_text
 
 log = logging.getLogger(__name__)
 
@@ -99,10 +100,14 @@ def parse(raw: bytes, limits: ParseLimits = ParseLimits()) -> Parsed:
         raise ParseRejected("empty message")
     if size > limits.max_bytes:
         raise ParseRejected(f"message too large: {size} bytes > limit {limits.max_bytes}")
-    start = header_start(raw)
+    start, damaged = header_start(raw)
     raw_sha256 = hashlib.sha256(raw).hexdigest()
     defects: list[str] = []
-    if start:
+    if damaged:
+        defects.append(
+            f"damaged first header line: read from the first valid one ({start} bytes skipped)"
+        )
+    elif start:
         defects.append(f"skipped {start} leading bytes (BOM or blank lines) before the header")
     try:
         data = raw[start:] if start else raw
@@ -128,6 +133,9 @@ def _build(
         ctype = msg.get_content_type()
     except Exception:
         ctype = "text/plain"
+    if not ctype.isascii():  # raw 8-bit bytes in the type: malformed, as compat32 rules
+        defects.append("8-bit bytes in Content-Type: taken as text/plain")
+        ctype = "text/plain"
     try:
         body = Body(limits, defects)
         body.walk(msg)
@@ -136,21 +144,22 @@ def _build(
         log.debug("body walk failed: %r; trying mail-parser", exc)
         defects.append(f"body walk failed ({type(exc).__name__}: {exc}); used mail-parser")
         text, html, attachments = mailparser_body(msg, limits, defects)
-    return Parsed(
-        raw_sha256=raw_sha256,
-        size=size,
-        content_type=ctype,
-        text=text,
-        html=html,
-        attachments=tuple(attachments),
-        defects=_dedupe_defects(defects),
-        **vars(env),
+    fields = valid_fields(
+        {
+            "content_type": ctype,
+            "text": text,
+            "html": html,
+            "attachments": tuple(attachments),
+            **vars(env),
+        },
+        defects,
     )
+    return Parsed(raw_sha256=raw_sha256, size=size, defects=_dedupe_defects(defects), **fields)
 
 
 def _dedupe_defects(defects: list[str]) -> tuple[str, ...]:
-    """Drop repeated defects, keep order, cap the count."""
-    unique = list(dict.fromkeys(defects))
+    """Drop repeated defects, keep order, cap the count; each one valid Unicode."""
+    unique = list(dict.fromkeys(valid_text(d, "defect", []) for d in defects))
     if len(unique) > MAX_DEFECTS:
         extra = len(unique) - MAX_DEFECTS
         unique = unique[:MAX_DEFECTS] + [f"... and {extra} more defects"]

@@ -6,6 +6,7 @@ import logging
 from email.message import Message
 
 from mailgate.parse.attachments import Attachment
+from mailgate.parse.boundaries import reread_multipart
 from mailgate.parse.charsets import decode_bytes
 from mailgate.parse.enclosed import ENCLOSED_MESSAGES, enclosed_bytes, enclosed_subject
 from mailgate.parse.html_text import html_to_text
@@ -44,7 +45,10 @@ class Body:
             try:
                 head = read_part_head(part)
                 ctype = head.ctype
-                if part.is_multipart() and not ctype.startswith("message/"):
+                children = None
+                if ctype.startswith("multipart/") and not part.is_multipart():
+                    children = reread_multipart(part, ctype, self.defects) or None
+                if (children or part.is_multipart()) and not ctype.startswith("message/"):
                     if depth >= self.limits.max_depth:
                         if not deep_noted:
                             self.defects.append(
@@ -53,7 +57,7 @@ class Body:
                             )
                             deep_noted = True
                     else:
-                        children = part.get_payload()
+                        children = children or part.get_payload()
                         for i in range(len(children) - 1, -1, -1):
                             if isinstance(children[i], Message):
                                 child_path = f"{path}.{i + 1}" if path else str(i + 1)
@@ -74,6 +78,9 @@ class Body:
         filename = part_filename(part, head, self.defects)
         body_type = ctype if ctype in _BODY_TYPES else None
         if ctype.startswith("multipart/"):  # declared multipart without usable boundary
+            payload = part.get_payload()
+            if isinstance(payload, str) and not payload.strip():
+                return  # an empty one (a nested multipart reusing its parent's boundary)
             body_type = "text/plain"
         if disposition == "attachment" or filename or body_type is None:
             payload = part.get_payload(decode=True)

@@ -36,7 +36,8 @@ def read_part_head(part: Message) -> PartHead:
         ctype = part.get_default_type()
     else:
         main, ctype_params = _split_params(raw_ctype)
-        ctype = main if main.count("/") == 1 else "text/plain"  # the compat32 rule
+        valid = main.count("/") == 1 and main.isascii()
+        ctype = main if valid else "text/plain"  # the compat32 rule (and no 8-bit type)
     disposition, disposition_params = None, {}
     raw_disposition = found.get("content-disposition")
     if raw_disposition is not None:

@@ -20,6 +20,8 @@ _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _LINE_RE = re.compile(rb"[^\r\n]*")
 _BLANK_LINES_RE = re.compile(rb"(?:[ \t\x0b\x0c]*(?:\r\n|\r|\n))*")
 _EOL_RE = re.compile(rb"\r\n|\r|\n")
+_FIELD_START_RE = re.compile(rb"(?:^|(?<=[\r\n]))([\x21-\x39\x3b-\x7e]{1,200})[ \t]*:")
+_RECOVER_BYTES = 65536  # how far below a damaged first line a header block is looked for
 # RFC 5322 field name: printable US-ASCII except ":" (and no space), then optional WSP, ":".
 _HEADER_LINE_RE = re.compile(rb"[\x21-\x39\x3b-\x7e]{1,200}[ \t]*:")
 # Each pattern starts with a literal, so the scans run at C speed (one alternation: 10x slower).
@@ -28,8 +30,11 @@ _DELIMITER_RE = re.compile(rb"\n--([^\r\n]*?)[ \t]*\r?(?=\n|\Z)")
 _BLANK_RE = re.compile(rb"\n\r?(?=\n)")
 
 
-def header_start(raw: bytes) -> int:
-    """Offset where the header block starts; raise ParseRejected if there is none."""
+def header_start(raw: bytes) -> tuple[int, bool]:
+    """Offset where the header block starts, and whether damaged first lines were skipped.
+
+    Raise ParseRejected if there is no header block.
+    """
     if raw.startswith(_OLE_MAGIC):
         raise ParseRejected("not a MIME message: OLE compound file (Outlook .msg?)")
     pos = 3 if raw.startswith(_BOM) else 0
@@ -46,9 +51,33 @@ def header_start(raw: bytes) -> int:
         nxt = _LINE_RE.match(raw, eol.end()) if eol else None
         candidate = nxt.group() if nxt else b""
     if not _HEADER_LINE_RE.match(candidate):
+        later = _usable_header_below(raw, pos)
+        if later is not None:
+            return later, True
         shown = candidate[:40].decode("ascii", "backslashreplace")
         raise ParseRejected(f"no header block: first line is not a 'Name: value' field: {shown!r}")
-    return pos
+    return pos, False
+
+
+def _usable_header_below(raw: bytes, pos: int) -> int | None:
+    """Offset of the first valid field line, if the block from there has From and To/Subject.
+
+    A damaged first line (cut off, binary junk) must not cost a message whose own header
+    block is below it; a body of prose has no From: line there.
+    """
+    end = _blank_line(
+        raw, b"\r" if b"\n" not in raw[:_RECOVER_BYTES] else b"\n", pos, pos + _RECOVER_BYTES
+    )
+    block = raw[pos : end if end >= 0 else pos + _RECOVER_BYTES]
+    start = None
+    names: set[bytes] = set()
+    for m in _FIELD_START_RE.finditer(block):
+        if start is None:
+            start = m.start()
+        names.add(m.group(1).lower())
+    if start is None or b"from" not in names or not names & {b"to", b"subject"}:
+        return None
+    return pos + start
 
 
 def bound_work(data: bytes, limits: ParseLimits, defects: list[str]) -> bytes:

@@ -20,6 +20,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
 from mailgate.config.model import Config
+from mailgate.db.engine import DatabaseReplaced, FileIdentity
 from mailgate.pipeline.outcome import Outcome, Rejected, StepFailed
 from mailgate.runtime import Backoff, wait_for_wake
 from mailgate.spool import Spool, SpoolEntry
@@ -73,9 +74,12 @@ class Worker:
         self.engine = engine
         self.spool = spool
         self.pipeline = pipeline
+        self.db_file = FileIdentity(engine)
+        self.halted = ""  # why the worker stopped committing (the database file was replaced)
 
     def process_batch(self, limit: int | None = None) -> BatchResult:
         """Claim up to `limit` messages and process them in one transaction."""
+        self.db_file.check()  # commits into a deleted file would lose acknowledged mail
         entries = self.spool.claim(limit or self.config.worker.batch_size)
         result = BatchResult()
         if not entries:
@@ -199,6 +203,12 @@ class Worker:
             try:
                 r = await asyncio.to_thread(self.process_batch)
                 backoff.reset()
+            except DatabaseReplaced as e:
+                # one clear error; the sources keep spooling, the spool keeps every message
+                self.halted = str(e)
+                log.error("worker: %s", e)
+                await stop.wait()
+                return
             except Exception:  # noqa: BLE001 - logged in process_batch; wait and retry
                 await asyncio.sleep(backoff.next())
                 continue

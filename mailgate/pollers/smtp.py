@@ -4,7 +4,8 @@ Unknown recipients are refused at RCPT (550). A message is answered 250 only aft
 spool write returned; any internal error answers 451 so the sending MTA retries — never
 500, which would bounce the customer's mail. In LMTP mode every recipient gets its own
 reply after DATA (RFC 2033); one spool write covers them all, so they succeed or fail
-together.
+together. SMTPUTF8 is advertised (RFC 6531 addresses), and lines longer than RFC 5321's
+1,000 octets are taken, as real MTAs take them.
 """
 
 from __future__ import annotations
@@ -101,7 +102,15 @@ async def start_listener(
         "hostname": config.main.hostname,
         "timeout": s.timeout_seconds,
     }
-    factory = (lambda: LMTP(handler, **kwargs)) if lmtp else (lambda: SMTP(handler, **kwargs))
+    # real MTAs pass lines over RFC 5321's 1,000 (Postfix splits them at 2,048): take any
+    # line within the size limit rather than answer aiosmtpd's permanent "500 Line too long";
+    # twice the limit, so a single line over the size limit still gets 552 (too much data)
+    limit = 2 * max(s.max_message_bytes, 1 << 20) + 2
+    protocol = type("Intake", (LMTP if lmtp else SMTP,), {"line_length_limit": limit})
+
+    def factory() -> SMTP:
+        return protocol(handler, **kwargs)
+
     loop = asyncio.get_running_loop()
     server = await loop.create_server(factory, host=s.host, port=s.port)
     return server, handler

@@ -1,0 +1,57 @@
+"""The one place that makes every text field of `Parsed` valid Unicode (defect recorded).
+
+Whatever a step before it did, a field leaves the parse stage without lone surrogates
+(raw 8-bit bytes smuggled through surrogateescape, which SQLite, PostgreSQL and UTF-8
+JSON all refuse) and without NUL (PostgreSQL text refuses it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Any
+
+from mailgate.parse.attachments import Attachment
+from mailgate.parse.charsets import guess_decode
+
+_SURROGATES_RE = re.compile(r"[\ud800-\udfff]+")
+_ESCAPED_RE = re.compile(r"[\udc80-\udcff]+")
+
+
+def valid_text(value: str, where: str, defects: list[str]) -> str:
+    """`value` as valid Unicode: escaped bytes decoded, other surrogates and NUL replaced."""
+    if value.isascii() and "\x00" not in value:
+        return value  # the common case
+    if "\x00" in value:
+        value = value.replace("\x00", "")
+        defects.append(f"NUL characters removed ({where})")
+    if _SURROGATES_RE.search(value) is None:
+        return value
+    value = _ESCAPED_RE.sub(lambda m: _unescape(m.group()), value)
+    value = _SURROGATES_RE.sub("\ufffd", value)
+    defects.append(f"undecodable bytes repaired ({where})")
+    return value
+
+
+def _unescape(run: str) -> str:
+    """A run of surrogate-escaped bytes, decoded as the bytes' likely charset."""
+    return guess_decode(run.encode("utf-8", "surrogateescape"))[0]
+
+
+def valid_fields(fields: dict[str, Any], defects: list[str]) -> dict[str, Any]:
+    """Every str (also in tuples, header pairs and attachments) of `fields` made valid."""
+    return {name: _valid(value, name, defects) for name, value in fields.items()}
+
+
+def _valid(value: Any, where: str, defects: list[str]) -> Any:
+    if isinstance(value, str):
+        return valid_text(value, where, defects)
+    if isinstance(value, tuple):
+        return tuple(_valid(v, where, defects) for v in value)
+    if isinstance(value, Attachment):
+        changes = {
+            f: valid_text(getattr(value, f), f"attachment {f}", defects)
+            for f in ("filename", "content_type", "content_id")
+        }
+        return dataclasses.replace(value, **changes)
+    return value
