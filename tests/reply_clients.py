@@ -115,3 +115,43 @@ def inline(answers: list[str], original_parts: list[str], lang: str = "en") -> s
     for part, ans in zip(original_parts, answers, strict=True):
         out += [quoted(part), "", ans, ""]
     return "\n".join(out)
+
+
+# HTML-only replies as the clients write them (the agent path reads their text rendering)
+_ANSWER_HTML = (
+    "<p>Hello Carla,</p><p>please switch it off and on again.</p><p>Best regards,<br>Bob</p>"
+)
+_NOTE_HTML = (
+    "<p>##- Reply above this line: command lines first, then your answer -##</p><p>Ticket #12</p>"
+)
+HTML_REPLIES = {
+    "gmail": f'<div dir="ltr">{_ANSWER_HTML}</div><br><div class="gmail_quote"><div dir="ltr"'
+    f' class="gmail_attr">On {DATE} {SENDER.replace("<", "&lt;").replace(">", "&gt;")}'
+    f' wrote:<br></div><blockquote class="gmail_quote">{_NOTE_HTML}</blockquote></div>',
+    "outlook-desktop": f"<html><head><style>p{{margin:0}}</style></head><body>{_ANSWER_HTML}"
+    '<div style="border:none;border-top:solid #E1E1E1 1.0pt"><p><b>From:</b> Example Support'
+    " &lt;support@example.test&gt;<br><b>Sent:</b> Tuesday, December 1, 2026 10:00 AM<br>"
+    "<b>To:</b> Bob Example &lt;bob@example.test&gt;<br><b>Subject:</b> [support #12] New"
+    f" ticket</p></div>{_NOTE_HTML}</body></html>",
+    "outlook-web": f'<div>{_ANSWER_HTML}</div><hr style="display:inline-block;width:98%">'
+    '<div id="divRplyFwdMsg" dir="ltr"><font face="Calibri"><b>Von:</b> Example Support'
+    " &lt;support@example.test&gt;<br><b>Gesendet:</b> Dienstag, 1. Dezember 2026 10:00<br>"
+    "<b>An:</b> Bob Example<br><b>Betreff:</b> [support #12] New ticket</font><div>&nbsp;</div>"
+    f"</div>{_NOTE_HTML}",
+    "apple-mail": f'<html><body>{_ANSWER_HTML}<div><br><blockquote type="cite"><div>On 1 Dec'
+    f" 2026, at 10:00, Example Support &lt;support@example.test&gt; wrote:</div><br>{_NOTE_HTML}"
+    "</blockquote></div></body></html>",
+    "thunderbird": f'<html><body>{_ANSWER_HTML}<div class="moz-cite-prefix">On 01.12.26 10:00,'
+    ' Example Support wrote:<br></div><blockquote type="cite"'
+    f' cite="mid:x@example.test">{_NOTE_HTML}</blockquote></body></html>',
+}
+
+
+def html_only(html: str, to: str = "support@example.test") -> bytes:
+    """An HTML-only agent mail around `html`."""
+    head = (
+        "From: Bob <bob@example.test>\r\nTo: " + to + "\r\nSubject: Re: x\r\n"
+        "Message-ID: <h@example.test>\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: text/html; charset="utf-8"\r\n\r\n'
+    )
+    return (head + html).encode("utf-8")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 
 from mailgate.agents.reply import REPLY_MARKER, split_reply
+from mailgate.parse.message import parse
 from tests import reply_clients as clients
 from tests.reply_fixtures import SETS, load_cases, score, tally
 
@@ -128,3 +129,12 @@ def test_forwarded_message_is_kept_but_not_the_notification_under_it():
 def test_a_banner_of_angle_brackets_is_not_a_quote():
     text = "Visit us:\n>>> http://example.com <<<\nthanks"
     assert answer_of(text) == text
+
+
+@pytest.mark.parametrize("client", sorted(clients.HTML_REPLIES))
+def test_html_only_replies_from_each_client(client: str):
+    p = parse(clients.html_only(clients.HTML_REPLIES[client]))
+    assert (
+        answer_of(p.text)
+        == "Hello Carla,\n\nplease switch it off and on again.\n\nBest regards,\nBob"
+    )
