@@ -37,6 +37,7 @@ _HISTORY = (
         articles.c.author,
         articles.c.from_addr,
         articles.c.body_text,
+        articles.c.new_text,
     )
     .where(articles.c.ticket_id == _TID)
     .order_by(articles.c.id.desc())
@@ -108,7 +109,7 @@ def ticket_digest(conn: Connection, config: Config, row: Row[Any]) -> dg.TicketD
                 when=dg.when(a.created_at),
                 kind=a.kind,
                 who=a.author or a.from_addr or "mailgate",
-                text=dg.shorten(a.body_text),
+                text=dg.shorten(a.new_text or a.body_text),
             )
             for a in reversed(history)
         ),

@@ -72,6 +72,14 @@ def split_reply(text: str, signature: str = "") -> ReplyText:
     return ReplyText(tuple(commands), _answer_text([s for _, s in kept], signature), stray, noted)
 
 
+def new_text(text: str) -> str:
+    """What a customer wrote in this mail: quoted history, quote headers, the signature and
+    "Sent from my ..." cut (the same reading as an agent's answer, without commands)."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    lines = [line.rstrip(" \t\xa0") for line in text.split("\n")]
+    return _answer_text([s for _, s in _written_lines(lines, 0)], "")
+
+
 def _command_block(lines: list[str]) -> tuple[list[tuple[int, str]], int, bool]:
     """The '#' lines at the top (line number, text), the index after them, and whether a
     #note line ended them."""

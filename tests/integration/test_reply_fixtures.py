@@ -100,3 +100,38 @@ def test_fixture_set_end_to_end(daemon: RunningDaemon, module_sink: SmtpSink, fi
     assert t["leak"] / n <= 0.01, bad
     for a in answers:  # the notification's quote header never reaches the customer
         assert "support+" not in a and "bob@example.test" not in a and "[support #" not in a
+
+
+def test_customer_reply_notification_shows_only_the_new_text(
+    daemon: RunningDaemon, module_sink: SmtpSink
+):
+    before = len(tickets(daemon.engine))
+    daemon.send(
+        message(sender="dora@example.com", subject="Scanner jams", body="It jams on page 2.\n"),
+        rcpts=["support@example.test"],
+    )
+    wait_until(lambda: len(tickets(daemon.engine)) > before)
+    t = tickets(daemon.engine)[-1]
+    old = "OLD-HISTORY-LINE from the first mail"
+    body = clients.outlook("Still jams, now on page 3.", f"{old}\nIt jams on page 2.", "de")
+    daemon.send(
+        message(
+            sender="dora@example.com", subject=f"Re: [support #{t.id}] Scanner jams", body=body
+        ),
+        rcpts=["support@example.test"],
+    )
+    (note,) = wait_until(
+        lambda: [
+            m.message
+            for m in module_sink.messages
+            if "bob@example.test" in m.rcpt_tos
+            and f"#{t.id}]" in str(m.message["Subject"])
+            and "Customer reply" in str(m.message["Subject"])
+        ]
+    )
+    text = _text(note)
+    assert "Still jams, now on page 3." in text
+    assert old not in text and "Von:" not in text and "Betreff:" not in text
+    (inbound,) = [a for a in tickets(daemon.engine)[-1].articles if "page 3" in a.body_text]
+    assert old in inbound.body_text  # the whole mail stays (tickets show, raw)
+    assert inbound.new_text == "Still jams, now on page 3."

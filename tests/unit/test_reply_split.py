@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from mailgate.agents.reply import REPLY_MARKER, split_reply
+from mailgate.agents.reply import REPLY_MARKER, new_text, split_reply
 from mailgate.parse.message import parse
 from tests import reply_clients as clients
 from tests.reply_fixtures import SETS, load_cases, score, tally
@@ -138,3 +138,9 @@ def test_html_only_replies_from_each_client(client: str):
         answer_of(p.text)
         == "Hello Carla,\n\nplease switch it off and on again.\n\nBest regards,\nBob"
     )
+
+
+def test_new_text_of_a_customer_mail():
+    mail = clients.gmail("Any news?\n\n-- \nCarla", "Hello,\nmy printer is broken.", "de")
+    assert new_text(mail) == "Any news?"
+    assert new_text("#1 is my order number\n> old") == "#1 is my order number"
