@@ -28,7 +28,22 @@ _TAKES_REST_RE = REGISTRY.line_re(takes_rest=True)  # #note: the rest of the mai
 _SIGNED_BEGIN = "-----BEGIN PGP SIGNED MESSAGE-----"
 _SIGNATURE_BEGIN = "-----BEGIN PGP SIGNATURE-----"
 _SIGNATURE_END = "-----END PGP SIGNATURE-----"
-_INVISIBLE = dict.fromkeys(map(ord, "\ufeff\u200b\u200c\u200d\u2060"), None)
+# zero-width and bidi control characters: removed before command lines are read, so what
+# the agent sees is what runs (a zero-width space before "#close" does not hide it, a
+# right-to-left override does not reorder it)
+_INVISIBLE = dict.fromkeys(
+    [
+        0x00AD,
+        0x061C,
+        0x180E,
+        0xFEFF,
+        *range(0x200B, 0x2010),  # zero-width space/joiners, LRM, RLM
+        *range(0x202A, 0x202F),  # embeddings and overrides
+        *range(0x2060, 0x2065),  # word joiner, invisible operators
+        *range(0x2066, 0x206A),  # isolates
+    ],
+    None,
+)
 
 
 @dataclass(frozen=True)

@@ -144,3 +144,10 @@ def test_new_text_of_a_customer_mail():
     mail = clients.gmail("Any news?\n\n-- \nCarla", "Hello,\nmy printer is broken.", "de")
     assert new_text(mail) == "Any news?"
     assert new_text("#1 is my order number\n> old") == "#1 is my order number"
+
+
+@pytest.mark.parametrize("invisible", ["\u200b", "\u200e", "\u202e", "\u2066", "\ufeff", "\u00ad"])
+def test_invisible_and_bidi_controls_are_removed_before_commands_are_read(invisible: str):
+    split = split_reply(f"{invisible}#close\n\nDone{invisible}.")
+    assert split.command_lines == ((1, "#close"),)
+    assert split.text == "Done."
