@@ -168,6 +168,8 @@ class Attachment(Base):
     content_type: Mapped[str] = mapped_column(String(255))
     inline: Mapped[bool] = mapped_column(Boolean, default=False)
     agent_only: Mapped[bool] = mapped_column(Boolean, default=False)
+    content_id: Mapped[str] = mapped_column(String(255), default="")  # an inline image's cid
+    size: Mapped[int] = mapped_column(Integer, default=0)  # bytes of the decoded payload
 
 
 class ThreadRef(Base):

@@ -27,7 +27,7 @@ from mailgate.agents.reply import REPLY_MARKER
 from mailgate.autoresponse.render import render
 from mailgate.config.model import Config, Queue
 from mailgate.config.schema import Agent
-from mailgate.outgoing.compose import Outgoing, compose, stable_message_id
+from mailgate.outgoing.compose import OutAttachment, Outgoing, compose, stable_message_id
 
 
 @dataclass(frozen=True)
@@ -153,6 +153,7 @@ def agent_mail(
     ticket_id: int | None,
     reply_ticket: int,
     thread: Thread = Thread(),
+    attachments: tuple[OutAttachment, ...] = (),
 ) -> Outgoing:
     """One mail to an agent: marker line, body, footer, token Reply-To, command address.
 
@@ -179,6 +180,7 @@ def agent_mail(
         "reply_to": reply_to,
         "auto_submitted": "auto-generated",
         "extra": tuple(extra),
+        "attachments": attachments,
     }
     raw = _compose(config, queue, mid, now, thread, fields)
     return Outgoing(kind, "", (agent.address,), mid, raw, ticket_id or None)

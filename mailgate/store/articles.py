@@ -103,6 +103,8 @@ def add_attachments(
                 "content_type": a.content_type[:255],
                 "inline": a.inline,
                 "agent_only": agent_only,
+                "content_id": a.content_id[:255],
+                "size": len(a.data),
             }
         )
     if rows:
