@@ -16,6 +16,13 @@ from sqlalchemy import Connection, select
 
 from mailgate.db.models import Article, Attachment, Blob
 from mailgate.outgoing.compose import OutAttachment
+from mailgate.parse.attachments import Attachment as ParsedAttachment
+from mailgate.parse.filenames import safe_filename
+
+# parts of an agent's mail that are its signature or encryption, never the customer's files
+_NOT_FILES = frozenset(
+    {"application/pgp-signature", "application/pgp-encrypted", "application/pkcs7-signature"}
+)
 
 _attachments = Attachment.__table__
 _articles = Article.__table__
@@ -85,6 +92,35 @@ def carried(items: list[StoredAttachment], cap: int) -> list[StoredAttachment]:
         kept.append(a)
         total += a.size
     return kept
+
+
+def of_answer(parts: tuple[ParsedAttachment, ...]) -> tuple[ParsedAttachment, ...]:
+    """The files of an agent's answer that go to the customer: names sanitised again
+    (`safe_filename`), signature and encryption parts left out."""
+    return tuple(
+        ParsedAttachment(
+            safe_filename(a.filename), a.content_type, a.data, a.sha256, a.content_id, a.inline
+        )
+        for a in parts
+        if a.content_type.lower() not in _NOT_FILES
+    )
+
+
+def outgoing(parts: tuple[ParsedAttachment, ...]) -> tuple[OutAttachment, ...]:
+    return tuple(
+        OutAttachment(a.filename, a.content_type, a.data, a.content_id, a.inline) for a in parts
+    )
+
+
+def answer_problem(parts: tuple[ParsedAttachment, ...], cap: int) -> str:
+    """Why an answer's attachments may not go out, or ""."""
+    total = sum(len(a.data) for a in parts)
+    if total > cap:
+        return (
+            f"the attachments are {human_size(total)} in all, over this queue's cap of "
+            f"{human_size(cap)}: nothing was sent (send fewer or smaller files)"
+        )
+    return ""
 
 
 def human_size(n: int) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row
 
-from mailgate.agents import auth, planner
+from mailgate.agents import attachments, auth, planner
 from mailgate.agents.answer import compose_answer
 from mailgate.agents.changes import write_change
 from mailgate.agents.checks import authentication_problem
@@ -30,12 +30,13 @@ from mailgate.agents.reply import split_reply
 from mailgate.config.model import Config
 from mailgate.outgoing.compose import Outgoing
 from mailgate.outgoing.customer_mails import agent_display
+from mailgate.parse.attachments import Attachment as ParsedAttachment
 from mailgate.parse.message import Parsed
 from mailgate.pgp.keyring import Keyrings
 from mailgate.pipeline.classify import classify
 from mailgate.spool import Envelope
 from mailgate.store import agent_mails as seen
-from mailgate.store.articles import put_blob
+from mailgate.store.articles import add_attachments, put_blob
 from mailgate.store.audit import audit
 from mailgate.store.tickets import insert_ticket
 
@@ -96,7 +97,13 @@ class _AgentMail:
         plan = self._plan()
         if not plan.ok:
             return self._refuse(plan.lines)
-        return self._apply(plan)
+        files = attachments.of_answer(self.p.attachments) if plan.answer else ()
+        queue = self.config.queue(fx.row.queue) if fx.row is not None else None
+        cap = (queue or self.reply.queue).agent_mail.answer_attachments_max_bytes
+        problem = attachments.answer_problem(files, cap)
+        if problem:
+            return self._refuse((*plan.lines, LineResult(0, "(attachments)", False, problem)))
+        return self._apply(plan, files)
 
     def _plan(self) -> Plan:
         config, agent, row = self.config, self.agent, self.fx.row
@@ -129,7 +136,7 @@ class _AgentMail:
         return AgentMailResult(self.reply.ticket_id, aid, "agent-refused")
 
     # -- applying a plan
-    def _apply(self, plan: Plan) -> AgentMailResult:
+    def _apply(self, plan: Plan, files: tuple[ParsedAttachment, ...] = ()) -> AgentMailResult:
         agent = self.agent
         created = False
         if plan.new_requester:
@@ -174,7 +181,7 @@ class _AgentMail:
             for r, _ in plan.commands:
                 self.fx.audit("command", line=r.text, result=r.message)
         if plan.answer:
-            answer, main_article = self._answer(plan.answer)
+            answer, main_article = self._answer(plan.answer, files)
             mails.append(answer)
         queue = self.config.queue(self.fx.row.queue) or self.reply.queue
         mails += event_notifications(
@@ -226,7 +233,7 @@ class _AgentMail:
         return row
 
     # -- the answer to the customer
-    def _answer(self, text: str) -> tuple[Outgoing, int]:
+    def _answer(self, text: str, files: tuple[ParsedAttachment, ...]) -> tuple[Outgoing, int]:
         row = self.fx.row
         assert row is not None
         queue = self.config.queue(row.queue) or self.reply.queue
@@ -241,6 +248,7 @@ class _AgentMail:
             text,
             cause=self.fx.key,
             now=self.now,
+            attachments=attachments.outgoing(files),
         )
         aid = self.fx.article(
             kind="outbound",
@@ -253,6 +261,7 @@ class _AgentMail:
             cc=ccs,
             subject=subject,
         )
+        add_attachments(self.conn, aid, files, agent_only=False)  # by hash, on the ticket
         to = [row.requester_addr, *ccs]
         audit(
             self.conn,

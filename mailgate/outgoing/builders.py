@@ -120,6 +120,7 @@ def customer_mail(
     cc: tuple[str, ...] = (),
     from_name: str = "",
     auto_submitted: str = "auto-generated",
+    attachments: tuple[OutAttachment, ...] = (),
 ) -> Outgoing:
     """A mail to the requester (name, address) from the queue address.
 
@@ -134,6 +135,7 @@ def customer_mail(
         "subject": subject,
         "body": body,
         "auto_submitted": auto_submitted,
+        "attachments": attachments,
     }
     raw = _compose(config, queue, mid, now, thread, fields)
     mail_from = queue.address if auto_submitted == "no" else ""

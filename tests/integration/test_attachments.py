@@ -7,6 +7,7 @@ fetches one; `mailgate attachments list|get` serve admins.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -109,3 +110,55 @@ def test_admin_cli_lists_and_gets(desk: Desk, tmp_path, capsys):
     assert cli_main(["--config", config, "attachments", "get", str(pdf.id), "-o", str(out)]) == 0
     assert out.read_bytes() == PDF
     assert cli_main(["--config", config, "attachments", "get", "999999"]) == 1
+
+
+def agent_mail_with_file(desk: Desk, tid: int, body: str, name: str, data: bytes) -> None:
+    to = desk.address("bob", tid)
+    m = EmailMessage()
+    m["From"] = "Bob Example <bob@example.test>"
+    m["To"] = to
+    m["Subject"] = "Re: notification"
+    m["Date"] = format_datetime(datetime.now(UTC))
+    m["Message-ID"] = make_msgid(domain="example.test")
+    m.set_content(body)
+    m.add_attachment(data, "application", "pdf", filename=name)
+    desk.d.send(m.as_bytes(policy=SMTP), rcpts=[to], sender="bob@example.test")
+
+
+def _customer_mails(desk: Desk, subject_has: str) -> list[EmailMessage]:
+    return [
+        c.message
+        for c in desk.sink.messages
+        if "customer@example.com" in c.rcpt_tos and subject_has in str(c.message["Subject"])
+    ]
+
+
+def test_an_agents_attachment_reaches_the_customer_sanitised_and_stored(desk: Desk):
+    tid = _new_ticket(desk)
+    desk.wait_mail("bob@example.test", f"[support #{tid}] New")
+    credit = b"%PDF-1.4 credit note\n" * 50
+    agent_mail_with_file(
+        desk, tid, "Here is the credit note.\n", "../../Gutschrift\u202e.pdf", credit
+    )
+    (answer,) = wait_until(
+        lambda: [m for m in _customer_mails(desk, f"#{tid}]") if m["Auto-Submitted"] == "no"]
+    )
+    (part,) = list(answer.iter_attachments())
+    assert part.get_filename() == "Gutschrift.pdf" and part.get_content() == credit
+    assert "Here is the credit note." in text_of(answer.get_body(("plain",)))  # type: ignore[arg-type]
+    (outbound,) = desk.articles(tid, "outbound")
+    (stored,) = outbound.attachments
+    assert stored.filename == "Gutschrift.pdf" and stored.size == len(credit)
+    assert stored.blob_sha256 == hashlib.sha256(credit).hexdigest()
+
+
+def test_an_answer_over_the_attachment_cap_sends_the_customer_nothing(tmp_path, smtp_sink):
+    cfg_extra = "answer_attachments_max_bytes = 1000\n"
+    for desk in _desk(tmp_path, smtp_sink, cfg_extra):
+        tid = _new_ticket(desk)
+        desk.wait_mail("bob@example.test", f"[support #{tid}] New")
+        agent_mail_with_file(desk, tid, "Too big.\n", "big.pdf", b"x" * 5000)
+        (err,) = desk.wait_mail("bob@example.test", "Not applied")
+        assert "over this queue's cap of 1000 bytes: nothing was sent" in text_of(err)
+        assert not [m for m in _customer_mails(desk, f"#{tid}]") if m["Auto-Submitted"] == "no"]
+        assert not desk.articles(tid, "outbound")
