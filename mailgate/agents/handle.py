@@ -23,6 +23,7 @@ from mailgate.agents.changes import write_change
 from mailgate.agents.checks import authentication_problem
 from mailgate.agents.commands.queries import Show
 from mailgate.agents.effects import MailEffects
+from mailgate.agents.no_token import handle_without_token
 from mailgate.agents.notifications import event_notifications
 from mailgate.agents.plan import LineResult, Plan, PlanContext
 from mailgate.agents.queries import answer_queries, ticket_ccs_of, ticket_row, ticket_view
@@ -32,6 +33,7 @@ from mailgate.outgoing.compose import Outgoing
 from mailgate.outgoing.customer_mails import agent_display
 from mailgate.parse.attachments import Attachment as ParsedAttachment
 from mailgate.parse.message import Parsed
+from mailgate.pgp.armor import SECURED
 from mailgate.pgp.keyring import Keyrings
 from mailgate.pipeline.classify import classify
 from mailgate.spool import Envelope
@@ -47,7 +49,7 @@ log = logging.getLogger(__name__)
 class AgentMailResult:
     ticket_id: int  # 0: no ticket (the command address)
     article_id: int | None
-    action: str  # agent-applied | agent-refused | agent-automatic | duplicate
+    action: str  # agent-applied | agent-refused | agent-automatic | agent-no-token | duplicate
 
 
 def handle(
@@ -61,8 +63,9 @@ def handle(
 ) -> AgentMailResult | None:
     """Run an authenticated agent mail; None if the mail is not one (customer path)."""
     reply = auth.find_agent_reply(config, p.from_addr, auth.recipients(envelope, p))
-    if reply is None:
-        return None
+    if reply is None:  # an agent's mail without a token about a ticket: a note, never a reply
+        done = handle_without_token(conn, config, p, raw, now)
+        return AgentMailResult(*done) if done else None
     row = ticket_row(conn, reply.ticket_id) if reply.ticket_id else None
     return _AgentMail(MailEffects(conn, config, reply, p, raw, now, row, keyrings)).run()
 
@@ -92,6 +95,12 @@ class _AgentMail:
         problem, fx.content_key = authentication_problem(
             self.conn, self.config, self.reply, fx.row, self.p, fx.raw, self.now, fx.keyrings
         )
+        own = split_reply(self.p.text, self.agent.signature)  # what the agent wrote, unquoted
+        if not problem and SECURED in own.text:
+            problem = (
+                "the mail is encrypted: its text cannot be read for commands nor sent to a "
+                "customer, so nothing was sent; send it again unencrypted (signed is fine)"
+            )
         if problem:
             return self._refuse((LineResult(0, "(mail)", False, f"refused: {problem}"),))
         plan = self._plan()
@@ -131,7 +140,17 @@ class _AgentMail:
         headline = f"Nothing was applied: {where} and nothing was sent to a customer.\n" + (
             "Your mail is kept on the ticket as an internal note." if fx.row is not None else ""
         )
-        fx.result_mail(False, lines, headline.strip(), self.reply.ticket_id)
+        answer = split_reply(self.p.text, self.agent.signature).text
+        quoted = (
+            (
+                "Your text, not sent (fix the lines above and send it again):\n\n"
+                + "\n".join(f"> {s}" if s else ">" for s in answer.split("\n"))
+                + "\n",
+            )
+            if answer.strip() and SECURED not in answer
+            else ()
+        )
+        fx.result_mail(False, lines, headline.strip(), self.reply.ticket_id, quoted)
         log.info("agent %s: mail refused: %s", self.agent.name, "; ".join(errors))
         return AgentMailResult(self.reply.ticket_id, aid, "agent-refused")
 

@@ -13,10 +13,12 @@ docs/agents.md is the reference.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from mailgate.agents import quotes
 from mailgate.agents.commands.registry import REGISTRY
+from mailgate.agents.tokens import TOKEN_LIKE_RE
 
 # the first line of every agent notification; everything from it down is quoted by the reply
 REPLY_MARKER = "##- Reply above this line: command lines first, then your answer -##"
@@ -25,6 +27,9 @@ _MARKER_KEY = "reply above this line"
 _COMMAND_LINE_RE = REGISTRY.line_re()
 _TAKES_REST_RE = REGISTRY.line_re(takes_rest=True)  # #note: the rest of the mail is its text
 
+_TOKEN_ADDRESS_RE = re.compile(
+    r"[^\s<>,;:\"'()\[\]]*" + TOKEN_LIKE_RE.pattern + r"[^\s<>,;:\"'()\[\]]*"
+)
 _SIGNED_BEGIN = "-----BEGIN PGP SIGNED MESSAGE-----"
 _SIGNATURE_BEGIN = "-----BEGIN PGP SIGNATURE-----"
 _SIGNATURE_END = "-----END PGP SIGNATURE-----"
@@ -85,6 +90,16 @@ def split_reply(text: str, signature: str = "") -> ReplyText:
     kept = _written_lines(lines, end)
     stray = () if noted else tuple((n + 1, s.strip()) for n, s in kept if _COMMAND_LINE_RE.match(s))
     return ReplyText(tuple(commands), _answer_text([s for _, s in kept], signature), stray, noted)
+
+
+def cleaned_note(text: str, signature: str = "") -> str:
+    """An agent mail kept as an internal note (refused, or sent without a token): its
+    command lines and its text; quotes, our notification, the signature and every reply
+    token removed (the raw message stays for admins)."""
+    split = split_reply(text, signature)
+    parts = ("\n".join(line for _, line in split.command_lines), split.text)
+    body = "\n\n".join(part for part in parts if part.strip())
+    return _TOKEN_ADDRESS_RE.sub("[reply address removed]", body)
 
 
 def new_text(text: str) -> str:

@@ -114,6 +114,39 @@ def attachment_mail(
     )
 
 
+def no_token_notice(
+    config: Config,
+    queue: Queue,
+    agent: Agent,
+    *,
+    ticket_id: int,
+    subject: str,
+    in_reply_to: str,
+    cause: str,
+    now: datetime,
+) -> Outgoing:
+    """An agent wrote to the queue address without a token: not applied, how to answer."""
+    body = render(
+        config.templates_dir,
+        queue.name,
+        "agent_no_token.txt",
+        queue_context(queue, agent=agent, ticket_id=ticket_id, held=True),
+    )
+    return agent_mail(
+        config,
+        queue,
+        agent,
+        kind="agent-no-token",
+        subject=f"Not applied: {subject.strip() or f'ticket #{ticket_id}'}",
+        body=body,
+        cause=(agent.name, cause),
+        now=now,
+        ticket_id=ticket_id,
+        reply_ticket=ticket_id,
+        thread=Thread.answering(in_reply_to),
+    )
+
+
 def command_result(
     config: Config,
     queue: Queue,
