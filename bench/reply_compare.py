@@ -65,11 +65,12 @@ print(json.dumps(out))
 """
 
 
-def peers_python() -> Path:
+def peers_python(packages: tuple[str, ...] = PACKAGES) -> Path:
+    """The peers' venv (bench/.venv-peers) with `packages` installed."""
     py = PEERS / "bin" / "python"
     if not py.exists():
         venv.create(PEERS, with_pip=True)
-    for pkg in PACKAGES:  # each on its own: one that fails to build leaves the others
+    for pkg in packages:  # each on its own: one that fails to build leaves the others
         subprocess.run([str(py), "-m", "pip", "install", "-q", pkg], check=False)
     return py
 

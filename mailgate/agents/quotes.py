@@ -227,6 +227,8 @@ _SHARED_LINE_RE = re.compile(
     re.I,
 )
 ATTRIBUTION_MAX_LINES = 6
+_LONGEST_LINE = 400  # longer lines are text, never the start of an attribution
+_DIGIT_RE = re.compile(r"\d")
 
 
 @dataclass(frozen=True)
@@ -267,8 +269,11 @@ def is_mobile_footer(line: str) -> bool:
 def shared_line_split(line: str) -> str | None:
     """The author's text before an attribution that shares its line ("reply On ... wrote:"),
     or None."""
-    m = _SHARED_LINE_RE.match(_bare(line))
-    if m is None or _START_RE.match(_bare(line)):
+    s = _bare(line)
+    if not s.endswith((":", "：")):
+        return None
+    m = _SHARED_LINE_RE.match(s)
+    if m is None or _START_RE.match(s):
         return None
     return m.group(1).rstrip("-").rstrip()
 
@@ -311,11 +316,20 @@ def _header_block(lines: list[str], n: int) -> int:
     return last - n + 1 if len(seen) >= 2 else 0
 
 
+def _verb_end(text: str) -> bool:
+    """Does the text end with an attribution's verb? (only its tail is searched)"""
+    return bool(_VERB_END_RE.search(text[-48:]))
+
+
 def _attribution(lines: list[str], n: int) -> Header | None:
     first = _bare(lines[n])
-    starts = bool(_START_RE.match(first)) and bool(_DATE_RE.search(first))
+    if len(first) > _LONGEST_LINE:
+        return None
+    digits = _DIGIT_RE.search(first) is not None  # no digit: no date (the cheap test first)
+    dated = digits and _DATE_RE.search(first) is not None
+    starts = dated and _START_RE.match(first) is not None
     joined = first
-    dated_first = bool(_DATE_RE.search(first) or _EMAIL_RE.search(first))
+    dated_first = dated or ("@" in first and _EMAIL_RE.search(first) is not None)
     limit = ATTRIBUTION_MAX_LINES if starts else 3 if dated_first else 1
     for k in range(n, min(len(lines), n + limit)):
         if k > n:
@@ -323,24 +337,22 @@ def _attribution(lines: list[str], n: int) -> Header | None:
             if not nxt and not starts:
                 break
             joined = f"{joined} {nxt}".strip()
-        if _VERB_END_RE.search(joined):
+        if _verb_end(joined):
             dated = bool(_DATE_RE.search(joined) or _EMAIL_RE.search(joined))
             if starts or dated:
                 return Header(k - n + 1, explicit=True)
             return Header(k - n + 1, explicit=False)  # "X wrote:" alone: only before '>'
         if starts and _VERB_RE.search(joined) and joined.endswith((":", "：")):
             return Header(k - n + 1, explicit=True)  # nl: "Op <date> schreef <name>:"
-        if k > n and (is_quoted(lines[k]) and not _VERB_END_RE.search(nxt)):
+        if k > n and (is_quoted(lines[k]) and not _verb_end(nxt)):
             break
-    return _bare_attribution(lines, n)
+    return _bare_attribution(lines, n) if dated else None
 
 
 def _bare_attribution(lines: list[str], n: int) -> Header | None:
-    """A date and an address with no verb ("2011/4/7 Nathan <n@example.com>", Gmail's
+    """(Line n has a date.) A date and an address with no verb ("2011/4/7 Nathan <n@example.com>", Gmail's
     "2014-10-17 11:28 GMT+03:00 Name <\\naddr>:", ja "2026年12月1日 Name <addr>:")."""
     joined = _bare(lines[n])
-    if not _DATE_RE.search(joined):
-        return None
     for k in range(n, min(len(lines), n + 3)):
         if k > n:
             if not _bare(lines[k]):
