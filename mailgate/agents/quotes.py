@@ -350,8 +350,9 @@ def _attribution(lines: list[str], n: int) -> Header | None:
 
 
 def _bare_attribution(lines: list[str], n: int) -> Header | None:
-    """(Line n has a date.) A date and an address with no verb ("2011/4/7 Nathan <n@example.com>", Gmail's
-    "2014-10-17 11:28 GMT+03:00 Name <\\naddr>:", ja "2026年12月1日 Name <addr>:")."""
+    """(Line n has a date.) A date and an address with no verb ("2011/4/7 Nathan
+    <n@example.com>", Gmail's "2014-10-17 11:28 GMT+03:00 Name <\\naddr>:", ja
+    "2026年12月1日 Name <addr>:")."""
     joined = _bare(lines[n])
     for k in range(n, min(len(lines), n + 3)):
         if k > n:
