@@ -19,9 +19,7 @@ and the time to convert every HTML part of the corpus (best of 3 runs).
 from __future__ import annotations
 
 import email
-import json
 import re
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -30,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.reply_compare import peers_python  # noqa: E402
+from bench.reply_compare import run_peers  # noqa: E402
 from mailgate.agents.reply import split_reply  # noqa: E402
 from mailgate.parse.html_text import html_to_text  # noqa: E402
 from tests import reply_clients as clients  # noqa: E402
@@ -122,17 +120,7 @@ def main() -> None:
         d = time.perf_counter() - t
         best = d if best is None else min(best, d)
     results["mailgate html_text"] = {"texts": texts, "seconds": best}
-    got = subprocess.run(
-        [str(peers_python(("inscriptis", "selectolax"))), "-c", _PEER_RUNNER],
-        input=json.dumps(htmls + replies),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    try:
-        results.update(json.loads(got.stdout))
-    except json.JSONDecodeError:
-        print("peers failed:", got.stderr[-2000:])
+    results.update(run_peers(("inscriptis", "selectolax"), _PEER_RUNNER, htmls + replies))
     print(f"{len(htmls)} HTML parts in the corpus, {len(pairs)} with the sender's plain text")
     print(
         "| converter | word F1 vs the plain part (mean) | HTML replies read right | ms, all parts |"

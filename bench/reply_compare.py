@@ -78,6 +78,22 @@ def peers_python(packages: tuple[str, ...] = PACKAGES) -> Path:
 NOTIFICATION = f"{REPLY_MARKER}\nTicket #12: Printer is broken\n\nHello,\nmy printer is broken.\n"
 
 
+def run_peers(packages: tuple[str, ...], runner: str, payload: object) -> dict:
+    """Run `runner` in the peers' venv with `payload` as JSON on stdin; its JSON answer."""
+    got = subprocess.run(
+        [str(peers_python(packages)), "-c", runner],
+        input=json.dumps(payload),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    try:
+        return json.loads(got.stdout)
+    except json.JSONDecodeError:
+        print("peers failed:", got.stderr[-2000:])
+        return {}
+
+
 def main() -> None:
     cases = load_cases()
     answers: dict[str, list[str] | str] = {
@@ -89,18 +105,7 @@ def main() -> None:
             split_reply(clients.outlook(c.text, NOTIFICATION, "de")).text for c in cases
         ],
     }
-    py = peers_python()
-    got = subprocess.run(
-        [str(py), "-c", _PEER_RUNNER],
-        input=json.dumps([c.text for c in cases]),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    try:
-        answers.update(json.loads(got.stdout))
-    except json.JSONDecodeError:
-        print("peers failed:", got.stderr[-2000:])
+    answers.update(run_peers(PACKAGES, _PEER_RUNNER, [c.text for c in cases]))
     header = f"| parser | {' | '.join(SETS)} | all |"
     print(header)
     print("|" + "---|" * (len(SETS) + 2))

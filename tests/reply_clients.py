@@ -10,6 +10,10 @@ Message" separator.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+
 DATE = "Tue, 1 Dec 2026 at 10:00"
 SENDER = "Example Support <support+bob.12.abc@example.test>"
 
@@ -155,3 +159,15 @@ def html_only(html: str, to: str = "support@example.test") -> bytes:
         'Content-Type: text/html; charset="utf-8"\r\n\r\n'
     )
     return (head + html).encode("utf-8")
+
+
+def agent_mime(to: str, body: str, sender: str = "Bob Example <bob@example.test>") -> EmailMessage:
+    """A MIME mail from an agent (EmailMessage) to `to`, for tests to add parts to."""
+    m = EmailMessage()
+    m["From"] = sender
+    m["To"] = to
+    m["Subject"] = "Re: notification"
+    m["Date"] = format_datetime(datetime.now(UTC))
+    m["Message-ID"] = make_msgid(domain="example.test")
+    m.set_content(body)
+    return m

@@ -9,18 +9,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.policy import SMTP
-from email.utils import format_datetime, make_msgid
 from pathlib import Path
 
 import gnupg
 import pytest
 
 from tests import reply_clients as clients
-from tests.harness import load, message, running, wait_until, write_config
-from tests.integration.test_agents import AGENTS_TOML, Desk, agents_config, text_of
+from tests.harness import message, running, wait_until
+from tests.integration.test_agents import Desk, agents_config, text_of
 from tests.pgp_keys import FPR
 from tests.servers import SmtpSink
 
@@ -96,18 +94,8 @@ def test_an_encrypted_agent_mail_sends_the_customer_nothing(
 ):
     queue_home = homes("queue.sec.asc", "customer.pub.asc", "agent.pub.asc")
     agent_gpg = gnupg.GPG(gnupghome=str(homes("agent.sec.asc", "queue.pub.asc")))
-    pgp = (
-        f'[pgp]\ngnupg_home = "{queue_home}"\nkey = "{FPR["queue"]}"\n'
-        "\n[agent_mail]\nnotify = true\n"
-    )
-    cfg = load(
-        write_config(
-            tmp_path,
-            relay_port=smtp_sink.port,
-            queue_extra={"support": pgp},
-            agents_toml=AGENTS_TOML,
-        )
-    )
+    pgp = f'\n[pgp]\ngnupg_home = "{queue_home}"\nkey = "{FPR["queue"]}"\n'
+    cfg = agents_config(tmp_path, smtp_sink, pgp)  # every queue: the same queue key
     with running(cfg) as d:
         desk = Desk(d, smtp_sink, cfg)
         t, _ = desk.new_ticket(subject="Printer is broken")
@@ -117,13 +105,7 @@ def test_an_encrypted_agent_mail_sends_the_customer_nothing(
         )
         assert armored.ok
         to = desk.address("bob", t.id)
-        m = EmailMessage()
-        m["From"] = "Bob Example <bob@example.test>"
-        m["To"] = to
-        m["Subject"] = "Re: notification"
-        m["Date"] = format_datetime(datetime.now(UTC))
-        m["Message-ID"] = make_msgid(domain="example.test")
-        m.set_content(str(armored))
+        m = clients.agent_mime(to, str(armored))
         d.send(m.as_bytes(policy=SMTP), rcpts=[to], sender="bob@example.test")
         (err,) = desk.wait_mail("bob@example.test", "Not applied")
         assert "the mail is encrypted" in text_of(err) and "nothing was sent" in text_of(err)

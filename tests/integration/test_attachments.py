@@ -17,6 +17,7 @@ from email.utils import format_datetime, make_msgid
 import pytest
 
 from mailgate.cli.main import main as cli_main
+from tests import reply_clients as clients
 from tests.harness import running, tickets, wait_until
 from tests.integration.test_agents import Desk, agents_config, text_of
 from tests.servers import SmtpSink
@@ -114,13 +115,7 @@ def test_admin_cli_lists_and_gets(desk: Desk, tmp_path, capsys):
 
 def agent_mail_with_file(desk: Desk, tid: int, body: str, name: str, data: bytes) -> None:
     to = desk.address("bob", tid)
-    m = EmailMessage()
-    m["From"] = "Bob Example <bob@example.test>"
-    m["To"] = to
-    m["Subject"] = "Re: notification"
-    m["Date"] = format_datetime(datetime.now(UTC))
-    m["Message-ID"] = make_msgid(domain="example.test")
-    m.set_content(body)
+    m = clients.agent_mime(to, body)
     m.add_attachment(data, "application", "pdf", filename=name)
     desk.d.send(m.as_bytes(policy=SMTP), rcpts=[to], sender="bob@example.test")
 
