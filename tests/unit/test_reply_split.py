@@ -151,3 +151,15 @@ def test_invisible_and_bidi_controls_are_removed_before_commands_are_read(invisi
     split = split_reply(f"{invisible}#close\n\nDone{invisible}.")
     assert split.command_lines == ((1, "#close"),)
     assert split.text == "Done."
+
+
+def test_html_inline_and_bottom_posted_answers_keep_the_lines_between_quotes():
+    sender = clients.SENDER.replace("<", "&lt;").replace(">", "&gt;")
+    html = (
+        f'<div class="gmail_attr">On {clients.DATE} {sender} wrote:</div>'
+        '<blockquote class="gmail_quote"><p>Which printer is it?</p></blockquote>'
+        "<p>The Model 42.</p>"
+        '<blockquote type="cite"><p>Since when?</p><blockquote><p>old</p></blockquote></blockquote>'
+        "<div>Since Monday.</div>"
+    )
+    assert answer_of(parse(clients.html_only(html)).text) == "The Model 42.\n\nSince Monday."
