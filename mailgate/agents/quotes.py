@@ -216,7 +216,8 @@ _SEPARATOR_RE = re.compile(rf"^-{{2,}}\s*(?:{_alternatives(SEPARATOR_NAMES)})\s*
 _FORWARD_RE = re.compile(
     rf"^(?:-{{2,}}|begin)\s*(?:{_alternatives(FORWARD_NAMES)})\s*(?:-{{2,}}|:)?$", re.I
 )
-_RULE_RE = re.compile(r"^(?:_{20,}|-{20,})$")
+_RULE_RE = re.compile(r"^_{20,}$")  # Outlook's rule (and a mailing list's footer)
+_DASH_RULE_RE = re.compile(r"^-{20,}$")  # a quote's rule only when a header block follows
 _MOBILE_RE = re.compile(rf"^(?:{'|'.join(MOBILE_FOOTERS)})$", re.I)
 _DATE_RE = re.compile(
     r"\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}|\d{4}年|\b\d{1,2}[:.]\d{2}\b|\b\d{1,2}\.? \w+\.?,? \d{4}\b"
@@ -285,6 +286,11 @@ def header_at(lines: list[str], n: int) -> Header | None:
         return None
     if _SEPARATOR_RE.match(s) or _RULE_RE.match(s):
         return Header(1, explicit=True, separator=True)
+    if _DASH_RULE_RE.match(s):
+        following = next((k for k in range(n + 1, min(len(lines), n + 4)) if _bare(lines[k])), 0)
+        if following and _header_block(lines, following):
+            return Header(1, explicit=True, separator=True)
+        return None
     if _FORWARD_RE.match(s):
         return Header(1, explicit=False, forward=True)
     if _DASHED_VERB_RE.match(s):

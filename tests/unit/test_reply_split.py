@@ -163,3 +163,10 @@ def test_html_inline_and_bottom_posted_answers_keep_the_lines_between_quotes():
         "<div>Since Monday.</div>"
     )
     assert answer_of(parse(clients.html_only(html)).text) == "The Model 42.\n\nSince Monday."
+
+
+def test_a_rule_of_dashes_in_the_answer_is_text_unless_a_header_block_follows():
+    text = "Step one: unplug it.\n\n------------------------------\n\nStep two: wait."
+    assert answer_of(text) == text
+    quoted = clients.outlook("Done.", NOTIFICATION).replace("_" * 32, "-" * 30)
+    assert answer_of(quoted) == "Done."
