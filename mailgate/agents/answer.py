@@ -12,7 +12,7 @@ from mailgate.config.model import Config, Queue
 from mailgate.config.schema import Agent
 from mailgate.outgoing import customer_mails
 from mailgate.outgoing.builders import Thread
-from mailgate.outgoing.compose import Outgoing, reply_subject
+from mailgate.outgoing.compose import OutAttachment, Outgoing, reply_subject
 from mailgate.store.articles import articles
 
 _KNOWN_REFERENCES = 20
@@ -59,6 +59,7 @@ def compose_answer(
     *,
     cause: str,
     now: datetime,
+    attachments: tuple[OutAttachment, ...] = (),
 ) -> tuple[Outgoing, str, str]:
     """The answer mail for the ticket in `row`, its body and its subject."""
     thread, last_subject = answer_thread(conn, row.id)
@@ -76,5 +77,6 @@ def compose_answer(
         thread=thread,
         cause=cause,
         now=now,
+        attachments=attachments,
     )
     return out, body, subject

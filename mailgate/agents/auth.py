@@ -23,6 +23,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from email.utils import getaddresses
 from typing import Protocol
 
 from mailgate.agents import tokens
@@ -57,8 +58,11 @@ class AgentReply:
 
 
 def recipients(envelope: Envelope, p: Parsed) -> list[str]:
-    """Every place a token may be: the envelope recipients and the recipient headers."""
-    return [*envelope.rcpt_tos, *(v for h in RECIPIENT_HEADERS for v in p.header_all(h))]
+    """Every place a token may be: the envelope recipients and the addr-specs of the
+    recipient headers. Only an address counts: a token in a display name
+    (`"support+t1.k...@x" <support@x>`) authenticates nothing."""
+    values = [v for h in RECIPIENT_HEADERS for v in p.header_all(h)]
+    return [*envelope.rcpt_tos, *(addr for _, addr in getaddresses(values) if addr)]
 
 
 def find_agent_reply(

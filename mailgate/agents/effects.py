@@ -14,6 +14,7 @@ from sqlalchemy import Connection, Row
 
 from mailgate.agents import auth
 from mailgate.agents.plan import LineResult
+from mailgate.agents.reply import cleaned_note
 from mailgate.config.model import Config
 from mailgate.outgoing import agent_mails
 from mailgate.outgoing.compose import Outgoing
@@ -108,11 +109,14 @@ class MailEffects:
         )
 
     def keep_as_note(self, outcome: str, reasons: list[str]) -> int | None:
-        """The mail's text as an internal note (a mail that ran nothing), if on a ticket."""
+        """The mail as an internal note (a mail that ran nothing), if on a ticket: cleaned
+        of quotes, signature and tokens; the raw message is kept for admins."""
         if self.row is None:
             return None
         return self.article(
-            kind="note", body=self.p.text, verdict={"agent_mail": outcome, "reasons": reasons}
+            kind="note",
+            body=cleaned_note(self.p.text, self.agent.signature),
+            verdict={"agent_mail": outcome, "reasons": reasons},
         )
 
     def queue(self, mails: Iterable[Outgoing]) -> int:

@@ -17,12 +17,13 @@ from typing import Any
 
 from sqlalchemy import Connection, Row
 
-from mailgate.agents import auth, planner
+from mailgate.agents import attachments, auth, planner
 from mailgate.agents.answer import compose_answer
 from mailgate.agents.changes import write_change
 from mailgate.agents.checks import authentication_problem
 from mailgate.agents.commands.queries import Show
 from mailgate.agents.effects import MailEffects
+from mailgate.agents.no_token import handle_without_token
 from mailgate.agents.notifications import event_notifications
 from mailgate.agents.plan import LineResult, Plan, PlanContext
 from mailgate.agents.queries import answer_queries, ticket_ccs_of, ticket_row, ticket_view
@@ -30,12 +31,14 @@ from mailgate.agents.reply import split_reply
 from mailgate.config.model import Config
 from mailgate.outgoing.compose import Outgoing
 from mailgate.outgoing.customer_mails import agent_display
+from mailgate.parse.attachments import Attachment as ParsedAttachment
 from mailgate.parse.message import Parsed
+from mailgate.pgp.armor import SECURED
 from mailgate.pgp.keyring import Keyrings
 from mailgate.pipeline.classify import classify
 from mailgate.spool import Envelope
 from mailgate.store import agent_mails as seen
-from mailgate.store.articles import put_blob
+from mailgate.store.articles import add_attachments, put_blob
 from mailgate.store.audit import audit
 from mailgate.store.tickets import insert_ticket
 
@@ -46,7 +49,7 @@ log = logging.getLogger(__name__)
 class AgentMailResult:
     ticket_id: int  # 0: no ticket (the command address)
     article_id: int | None
-    action: str  # agent-applied | agent-refused | agent-automatic | duplicate
+    action: str  # agent-applied | agent-refused | agent-automatic | agent-no-token | duplicate
 
 
 def handle(
@@ -60,8 +63,9 @@ def handle(
 ) -> AgentMailResult | None:
     """Run an authenticated agent mail; None if the mail is not one (customer path)."""
     reply = auth.find_agent_reply(config, p.from_addr, auth.recipients(envelope, p))
-    if reply is None:
-        return None
+    if reply is None:  # an agent's mail without a token about a ticket: a note, never a reply
+        done = handle_without_token(conn, config, p, raw, now)
+        return AgentMailResult(*done) if done else None
     row = ticket_row(conn, reply.ticket_id) if reply.ticket_id else None
     return _AgentMail(MailEffects(conn, config, reply, p, raw, now, row, keyrings)).run()
 
@@ -91,12 +95,24 @@ class _AgentMail:
         problem, fx.content_key = authentication_problem(
             self.conn, self.config, self.reply, fx.row, self.p, fx.raw, self.now, fx.keyrings
         )
+        own = split_reply(self.p.text, self.agent.signature)  # what the agent wrote, unquoted
+        if not problem and SECURED in own.text:
+            problem = (
+                "the mail is encrypted: its text cannot be read for commands nor sent to a "
+                "customer, so nothing was sent; send it again unencrypted (signed is fine)"
+            )
         if problem:
             return self._refuse((LineResult(0, "(mail)", False, f"refused: {problem}"),))
         plan = self._plan()
         if not plan.ok:
             return self._refuse(plan.lines)
-        return self._apply(plan)
+        files = attachments.of_answer(self.p.attachments) if plan.answer else ()
+        queue = self.config.queue(fx.row.queue) if fx.row is not None else None
+        cap = (queue or self.reply.queue).agent_mail.answer_attachments_max_bytes
+        problem = attachments.answer_problem(files, cap)
+        if problem:
+            return self._refuse((*plan.lines, LineResult(0, "(attachments)", False, problem)))
+        return self._apply(plan, files)
 
     def _plan(self) -> Plan:
         config, agent, row = self.config, self.agent, self.fx.row
@@ -124,12 +140,22 @@ class _AgentMail:
         headline = f"Nothing was applied: {where} and nothing was sent to a customer.\n" + (
             "Your mail is kept on the ticket as an internal note." if fx.row is not None else ""
         )
-        fx.result_mail(False, lines, headline.strip(), self.reply.ticket_id)
+        answer = split_reply(self.p.text, self.agent.signature).text
+        quoted = (
+            (
+                "Your text, not sent (fix the lines above and send it again):\n\n"
+                + "\n".join(f"> {s}" if s else ">" for s in answer.split("\n"))
+                + "\n",
+            )
+            if answer.strip() and SECURED not in answer
+            else ()
+        )
+        fx.result_mail(False, lines, headline.strip(), self.reply.ticket_id, quoted)
         log.info("agent %s: mail refused: %s", self.agent.name, "; ".join(errors))
         return AgentMailResult(self.reply.ticket_id, aid, "agent-refused")
 
     # -- applying a plan
-    def _apply(self, plan: Plan) -> AgentMailResult:
+    def _apply(self, plan: Plan, files: tuple[ParsedAttachment, ...] = ()) -> AgentMailResult:
         agent = self.agent
         created = False
         if plan.new_requester:
@@ -174,7 +200,7 @@ class _AgentMail:
             for r, _ in plan.commands:
                 self.fx.audit("command", line=r.text, result=r.message)
         if plan.answer:
-            answer, main_article = self._answer(plan.answer)
+            answer, main_article = self._answer(plan.answer, files)
             mails.append(answer)
         queue = self.config.queue(self.fx.row.queue) or self.reply.queue
         mails += event_notifications(
@@ -226,7 +252,7 @@ class _AgentMail:
         return row
 
     # -- the answer to the customer
-    def _answer(self, text: str) -> tuple[Outgoing, int]:
+    def _answer(self, text: str, files: tuple[ParsedAttachment, ...]) -> tuple[Outgoing, int]:
         row = self.fx.row
         assert row is not None
         queue = self.config.queue(row.queue) or self.reply.queue
@@ -241,6 +267,7 @@ class _AgentMail:
             text,
             cause=self.fx.key,
             now=self.now,
+            attachments=attachments.outgoing(files),
         )
         aid = self.fx.article(
             kind="outbound",
@@ -253,6 +280,7 @@ class _AgentMail:
             cc=ccs,
             subject=subject,
         )
+        add_attachments(self.conn, aid, files, agent_only=False)  # by hash, on the ticket
         to = [row.requester_addr, *ccs]
         audit(
             self.conn,

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, Row
 
-from mailgate.agents import access
+from mailgate.agents import access, attachments
 from mailgate.agents.plan import Assigned, Event
 from mailgate.agents.queries import ticket_digest, ticket_row, ticket_view
 from mailgate.config.model import Config, Queue
@@ -36,8 +36,11 @@ def notify_customer_mail(
     sender: str,
     cause: str,
     now: datetime,
+    article_id: int | None = None,
 ) -> int:
-    """Queue notifications for a new ticket or a customer reply; the number queued."""
+    """Queue notifications for a new ticket or a customer reply; the number queued. They
+    list the attachments of the customer's mail (`article_id`) and carry them up to the
+    queue's cap."""
     if not config.agents or not any(q.agent_mail.notify for q in config.queues):
         return 0  # the common case costs no query
     row = ticket_row(conn, ticket_id)
@@ -60,8 +63,18 @@ def notify_customer_mail(
     if not recipients:
         return 0
     digest = ticket_digest(conn, config, row)
+    items = attachments.of_article(conn, article_id) if article_id else []
+    carry = attachments.carried(items, queue.agent_mail.attachments_max_bytes)
     mails = agent_mails.notifications(
-        config, queue, recipients, event, digest, cause=cause, now=now
+        config,
+        queue,
+        recipients,
+        event,
+        digest,
+        cause=cause,
+        now=now,
+        attachments=tuple(attachments.out(conn, a) for a in carry),
+        attachment_list=attachments.listing(items, {a.id for a in carry}),
     )
     return queue_mails(conn, mails, now, config.relay.give_up_after_hours)
 

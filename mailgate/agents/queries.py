@@ -1,5 +1,5 @@
 """What an agent mail reads: a ticket, its digest, and the answers to `#list`, `#unassigned`,
-`#show`, `#help` and `#secret`."""
+`#show`, `#help`, `#secret` and `#attachment`."""
 
 from __future__ import annotations
 
@@ -8,13 +8,21 @@ from typing import Any
 
 from sqlalchemy import Connection, Integer, Row, bindparam, select
 
-from mailgate.agents import access, tokens
+from mailgate.agents import access, attachments, tokens
 from mailgate.agents.commands.base import Query
-from mailgate.agents.commands.queries import Help, ListMine, ListUnassigned, Secret, Show
+from mailgate.agents.commands.queries import (
+    GetAttachment,
+    Help,
+    ListMine,
+    ListUnassigned,
+    Secret,
+    Show,
+)
 from mailgate.agents.plan import TicketView
 from mailgate.config.model import Config, Queue
 from mailgate.config.schema import Agent
 from mailgate.db.models import OPEN_STATUSES
+from mailgate.outgoing import agent_mails
 from mailgate.outgoing import digest as dg
 from mailgate.outgoing.compose import Outgoing
 from mailgate.pgp.keyring import Keyrings
@@ -37,6 +45,7 @@ _HISTORY = (
         articles.c.author,
         articles.c.from_addr,
         articles.c.body_text,
+        articles.c.new_text,
     )
     .where(articles.c.ticket_id == _TID)
     .order_by(articles.c.id.desc())
@@ -108,7 +117,7 @@ def ticket_digest(conn: Connection, config: Config, row: Row[Any]) -> dg.TicketD
                 when=dg.when(a.created_at),
                 kind=a.kind,
                 who=a.author or a.from_addr or "mailgate",
-                text=dg.shorten(a.body_text),
+                text=dg.shorten(a.new_text or a.body_text),
             )
             for a in reversed(history)
         ),
@@ -156,7 +165,40 @@ def answer_queries(
             else:
                 mails.append(sent)
                 sections.append(f"#secret {q.ticket_id}: sent to you in a separate mail.")
+        elif isinstance(q, GetAttachment):
+            sent = _attachment(conn, config, agent, queue, q.attachment_id, cause, now)
+            if isinstance(sent, str):
+                sections.append(sent)
+            else:
+                mails.append(sent)
+                sections.append(f"#attachment {q.attachment_id}: sent to you in a separate mail.")
     return tuple(sections), mails
+
+
+def _attachment(
+    conn: Connection,
+    config: Config,
+    agent: Agent,
+    queue: Queue,
+    attachment_id: int,
+    cause: str,
+    now: datetime,
+) -> Outgoing | str:
+    """The mail carrying one attachment, or why not (the same answer for "no such" and
+    "not yours", as #show gives)."""
+    found = attachments.by_id(conn, attachment_id)
+    row = ticket_row(conn, found.ticket_id) if found else None
+    if found is None or row is None:
+        return f"#attachment {attachment_id}: no such attachment in your queues."
+    view = ticket_view(conn, row)
+    if not access.can_see(agent, view.queues, view.assignee):
+        return f"#attachment {attachment_id}: no such attachment in your queues."
+    if found.agent_only:
+        return f"#attachment {attachment_id}: decrypted PGP content: #secret {row.id} sends it."
+    home = config.queue(row.queue) or queue
+    return agent_mails.attachment_mail(
+        config, home, agent, found, attachments.out(conn, found), cause=cause, now=now
+    )
 
 
 def _list(

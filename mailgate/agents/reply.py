@@ -16,7 +16,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from mailgate.agents import quotes
 from mailgate.agents.commands.registry import REGISTRY
+from mailgate.agents.tokens import TOKEN_LIKE_RE
 
 # the first line of every agent notification; everything from it down is quoted by the reply
 REPLY_MARKER = "##- Reply above this line: command lines first, then your answer -##"
@@ -25,20 +27,28 @@ _MARKER_KEY = "reply above this line"
 _COMMAND_LINE_RE = REGISTRY.line_re()
 _TAKES_REST_RE = REGISTRY.line_re(takes_rest=True)  # #note: the rest of the mail is its text
 
-# reply layouts of common mail clients: where quoted text begins
-_ATTRIBUTION_RE = re.compile(
-    r"^(on\b.*\bwrote:|am\b.*\bschrieb\b.*:|le\b.*\ba écrit\s*:|el\b.*\bescribió:)\s*$", re.I
+_TOKEN_ADDRESS_RE = re.compile(
+    r"[^\s<>,;:\"'()\[\]]*" + TOKEN_LIKE_RE.pattern + r"[^\s<>,;:\"'()\[\]]*"
 )
-_ATTRIBUTION_START_RE = re.compile(r"^(on|am|le|el)\s", re.I)
-_ATTRIBUTION_END_RE = re.compile(r"(wrote|schrieb|a écrit|escribió)\s*:\s*$", re.I)
-_ORIGINAL_MESSAGE_RE = re.compile(r"^-{2,}\s*(original message|forwarded message)\s*-{2,}$", re.I)
-_OUTLOOK_RULE_RE = re.compile(r"^_{20,}$")
-_OUTLOOK_FROM_RE = re.compile(r"^from\s*:", re.I)
-_OUTLOOK_HEADER_RE = re.compile(r"^(from|sent|date|to|cc|subject)\s*:", re.I)
 _SIGNED_BEGIN = "-----BEGIN PGP SIGNED MESSAGE-----"
 _SIGNATURE_BEGIN = "-----BEGIN PGP SIGNATURE-----"
 _SIGNATURE_END = "-----END PGP SIGNATURE-----"
-_INVISIBLE = dict.fromkeys(map(ord, "\ufeff\u200b\u200c\u200d\u2060"), None)
+# zero-width and bidi control characters: removed before command lines are read, so what
+# the agent sees is what runs (a zero-width space before "#close" does not hide it, a
+# right-to-left override does not reorder it)
+_INVISIBLE = dict.fromkeys(
+    [
+        0x00AD,
+        0x061C,
+        0x180E,
+        0xFEFF,
+        *range(0x200B, 0x2010),  # zero-width space/joiners, LRM, RLM
+        *range(0x202A, 0x202F),  # embeddings and overrides
+        *range(0x2060, 0x2065),  # word joiner, invisible operators
+        *range(0x2066, 0x206A),  # isolates
+    ],
+    None,
+)
 
 
 @dataclass(frozen=True)
@@ -82,6 +92,24 @@ def split_reply(text: str, signature: str = "") -> ReplyText:
     return ReplyText(tuple(commands), _answer_text([s for _, s in kept], signature), stray, noted)
 
 
+def cleaned_note(text: str, signature: str = "") -> str:
+    """An agent mail kept as an internal note (refused, or sent without a token): its
+    command lines and its text; quotes, our notification, the signature and every reply
+    token removed (the raw message stays for admins)."""
+    split = split_reply(text, signature)
+    parts = ("\n".join(line for _, line in split.command_lines), split.text)
+    body = "\n\n".join(part for part in parts if part.strip())
+    return _TOKEN_ADDRESS_RE.sub("[reply address removed]", body)
+
+
+def new_text(text: str) -> str:
+    """What a customer wrote in this mail: quoted history, quote headers, the signature and
+    "Sent from my ..." cut (the same reading as an agent's answer, without commands)."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    lines = [line.rstrip(" \t\xa0") for line in text.split("\n")]
+    return _answer_text([s for _, s in _written_lines(lines, 0)], "")
+
+
 def _command_block(lines: list[str]) -> tuple[list[tuple[int, str]], int, bool]:
     """The '#' lines at the top (line number, text), the index after them, and whether a
     #note line ended them."""
@@ -99,39 +127,49 @@ def _command_block(lines: list[str]) -> tuple[list[tuple[int, str]], int, bool]:
 
 
 def _written_lines(lines: list[str], start: int) -> list[tuple[int, str]]:
-    """(index, line) of what the agent wrote below the commands: up to quoted mail or the
-    signature, without '>' lines."""
+    """(index, line) of what the agent wrote below the commands, quotes dropped.
+
+    A quote header followed by '>' lines is dropped with them and reading goes on (inline
+    and bottom-posted answers keep the author's lines between quotes); a header whose
+    quote is not '>'-prefixed (Outlook) ends the text. Our notification's marker (unquoted:
+    a quoted one is a quoted line) and the signature delimiter end it too. A forwarded
+    message is the author's to keep."""
     kept: list[tuple[int, str]] = []
-    for n in range(start, len(lines)):
-        if _quote_starts(lines, n):
+    n, forward, dropped = start, False, False
+    while n < len(lines):
+        line = lines[n]
+        if quotes.is_quoted(line) or quotes.is_broken_quote_line(lines, n):
+            n, dropped = n + 1, True
+            continue
+        if _MARKER_KEY in line.lower() or line in ("--", "-- "):  # "-- ": its space often lost
             break
-        if not lines[n].lstrip().startswith(">"):
-            kept.append((n, lines[n]))
+        shared = quotes.shared_line_split(line)
+        if shared is not None and _quote_follows(lines, n + 1):
+            kept.append((n, shared))
+            n, dropped = n + 1, True
+            continue
+        header = quotes.header_at(lines, n)
+        if header is not None and header.forward:
+            forward = True
+        elif header is not None and _quote_follows(lines, n + header.lines):
+            n, dropped = n + header.lines, True
+            continue
+        elif header is not None and header.explicit and (header.separator or not forward):
+            break
+        if not line.strip() and dropped and (not kept or not kept[-1][1].strip()):
+            n += 1
+            continue
+        kept.append((n, line))
+        n, dropped = n + 1, False
+    while kept and (not kept[-1][1].strip() or quotes.is_mobile_footer(kept[-1][1])):
+        kept.pop()
     return kept
 
 
-def _quote_starts(lines: list[str], n: int) -> bool:
-    """Line n begins what the agent did not write: our notification, the signature, a
-    quoted or forwarded message."""
-    line = lines[n]
-    if _MARKER_KEY in line.lower() or line in ("--", "-- "):  # "-- ": its space often lost
-        return True
-    s = line.strip()
-    if _ORIGINAL_MESSAGE_RE.match(s) or _OUTLOOK_RULE_RE.match(s) or _ATTRIBUTION_RE.match(s):
-        return True
-    if _ATTRIBUTION_START_RE.match(s) and any(
-        _ATTRIBUTION_END_RE.search(following) for following in lines[n + 1 : n + 3]
-    ):
-        return True
-    return _outlook_header_block(lines, n)
-
-
-def _outlook_header_block(lines: list[str], n: int) -> bool:
-    """`From: ...` followed by `Sent:`/`Date:` and more header lines: a quoted message."""
-    if not _OUTLOOK_FROM_RE.match(lines[n].strip()):
-        return False
-    following = [s.strip() for s in lines[n + 1 : n + 4] if s.strip()]
-    return bool(following) and all(_OUTLOOK_HEADER_RE.match(s) for s in following[:2])
+def _quote_follows(lines: list[str], n: int) -> bool:
+    """The first non-blank line from n on is a '>' line."""
+    following = next((s for s in lines[n:] if s.strip()), "")
+    return quotes.is_quoted(following)
 
 
 def _answer_text(kept: list[str], signature: str) -> str:

@@ -13,6 +13,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "check-config": ("check_config", "validate the configuration"),
     "process": ("process", "process the spool once and send due mail, then exit"),
     "tickets": ("tickets", "list or show tickets"),
+    "attachments": ("attachments", "list or get the attachments of a ticket's mail"),
     "shunt": ("shunt", "messages that could not be processed"),
     "agents": ("agents", "agent helpers"),
     "stats": ("stats", "counts of tickets, spool, shunt and outbox"),

@@ -102,6 +102,10 @@ class AgentMailSettings(Strict):
     max_command_age_hours: Annotated[float, Field(gt=0)] = 72.0
     max_command_future_minutes: Annotated[float, Field(ge=0)] = 15.0
     require_signed_commands: bool = False
+    # the customer's attachments a notification carries, in all (the rest: #attachment N)
+    attachments_max_bytes: Annotated[int, Field(ge=0)] = 10 * 1024 * 1024
+    # an agent's answer with more than this in attachments is refused (nothing sent)
+    answer_attachments_max_bytes: Annotated[int, Field(ge=0)] = 10 * 1024 * 1024
     agent_keyring: str = ""  # GnuPG home with the agents' public keys (relative to this file)
 
     @model_validator(mode="after")

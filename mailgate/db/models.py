@@ -146,6 +146,8 @@ class Article(Base):
     cc_addrs: Mapped[list[str]] = mapped_column(JSON, default=list)
     subject: Mapped[str] = mapped_column(Text, default="")
     body_text: Mapped[str] = mapped_column(Text, default="")
+    # inbound: what the customer wrote this time, quoted history cut (agents/reply.new_text)
+    new_text: Mapped[str] = mapped_column(Text, default="")
     author: Mapped[str] = mapped_column(String(40), default="")
     auto: Mapped[bool] = mapped_column(Boolean, default=False)
     verdict: Mapped[dict] = mapped_column(JSON, default=dict)
@@ -166,6 +168,8 @@ class Attachment(Base):
     content_type: Mapped[str] = mapped_column(String(255))
     inline: Mapped[bool] = mapped_column(Boolean, default=False)
     agent_only: Mapped[bool] = mapped_column(Boolean, default=False)
+    content_id: Mapped[str] = mapped_column(String(255), default="")  # an inline image's cid
+    size: Mapped[int] = mapped_column(Integer, default=0)  # bytes of the decoded payload
 
 
 class ThreadRef(Base):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
 from mailgate.agents import tokens
 from mailgate.agents.access import TIER_NAMES
@@ -23,7 +24,7 @@ from mailgate.outgoing.builders import (
     queue_context,
     ticket_context,
 )
-from mailgate.outgoing.compose import Outgoing
+from mailgate.outgoing.compose import OutAttachment, Outgoing
 from mailgate.outgoing.digest import TicketDigest
 
 EVENTS = ("new_ticket", "customer_reply", "assigned", "escalated")
@@ -47,10 +48,14 @@ def notifications(
     now: datetime,
     actor: str = "",
     reason: str = "",
+    attachments: tuple[OutAttachment, ...] = (),
+    attachment_list: str = "",
 ) -> list[Outgoing]:
     """new_ticket | customer_reply | assigned | escalated, with the ticket's recent history.
 
     The body is rendered once for all agents; only headers and footer are per agent.
+    `attachment_list` (the customer mail's attachments, agents/attachments.listing) goes
+    under the body; `attachments` are the files carried.
     """
     if event not in EVENTS:
         raise ValueError(f"unknown notification event {event!r}")
@@ -61,6 +66,8 @@ def notifications(
         f"notify_{event}.txt",
         queue_context(queue, ticket=digest, tag=tag, actor=actor, reason=reason),
     )
+    if attachment_list:
+        body = f"{body.rstrip()}\n\n{attachment_list}"
     return [
         agent_mail(
             config,
@@ -73,9 +80,71 @@ def notifications(
             now=now,
             ticket_id=digest.id,
             reply_ticket=digest.id,
+            attachments=attachments,
         )
         for agent in agents
     ]
+
+
+def attachment_mail(
+    config: Config,
+    queue: Queue,
+    agent: Agent,
+    stored: Any,  # agents.attachments.StoredAttachment
+    attachment: OutAttachment,
+    *,
+    cause: str,
+    now: datetime,
+) -> Outgoing:
+    """The answer to `#attachment N`: the one file, with what it is."""
+    tag = queue.tag_for(stored.ticket_id)
+    return agent_mail(
+        config,
+        queue,
+        agent,
+        kind="attachment",
+        subject=f"{tag} Attachment [{stored.id}]: {stored.filename}",
+        body=f"Attachment [{stored.id}] of ticket #{stored.ticket_id}: {stored.filename}"
+        f" ({stored.content_type}, {stored.size} bytes).",
+        cause=(agent.name, f"attachment\x1f{stored.id}\x1f{cause}"),
+        now=now,
+        ticket_id=stored.ticket_id,
+        reply_ticket=stored.ticket_id,
+        attachments=(attachment,),
+    )
+
+
+def no_token_notice(
+    config: Config,
+    queue: Queue,
+    agent: Agent,
+    *,
+    ticket_id: int,
+    subject: str,
+    in_reply_to: str,
+    cause: str,
+    now: datetime,
+) -> Outgoing:
+    """An agent wrote to the queue address without a token: not applied, how to answer."""
+    body = render(
+        config.templates_dir,
+        queue.name,
+        "agent_no_token.txt",
+        queue_context(queue, agent=agent, ticket_id=ticket_id, held=True),
+    )
+    return agent_mail(
+        config,
+        queue,
+        agent,
+        kind="agent-no-token",
+        subject=f"Not applied: {subject.strip() or f'ticket #{ticket_id}'}",
+        body=body,
+        cause=(agent.name, cause),
+        now=now,
+        ticket_id=ticket_id,
+        reply_ticket=ticket_id,
+        thread=Thread.answering(in_reply_to),
+    )
 
 
 def command_result(

@@ -31,6 +31,7 @@ from mailgate.config.model import Config, Queue
 from mailgate.config.schema import Agent
 from mailgate.outgoing.compose import (
     LOOP_HEADER,
+    OutAttachment,
     Outgoing,
     compose,
     header_text,
@@ -128,6 +129,7 @@ def customer_mail(
     cc: tuple[str, ...] = (),
     from_name: str = "",
     auto_submitted: str = "auto-generated",
+    attachments: tuple[OutAttachment, ...] = (),
 ) -> Outgoing:
     """A mail to the requester (name, address) from the queue address.
 
@@ -142,6 +144,7 @@ def customer_mail(
         "subject": subject,
         "body": body,
         "auto_submitted": auto_submitted,
+        "attachments": attachments,
     }
     raw = _compose(config, queue, mid, now, thread, fields)
     mail_from = queue.address if auto_submitted == "no" else ""
@@ -161,6 +164,7 @@ def agent_mail(
     ticket_id: int | None,
     reply_ticket: int,
     thread: Thread = Thread(),
+    attachments: tuple[OutAttachment, ...] = (),
 ) -> Outgoing:
     """One mail to an agent: marker line, body, footer, token Reply-To, command address.
 
@@ -187,6 +191,7 @@ def agent_mail(
         "reply_to": reply_to,
         "auto_submitted": "auto-generated",
         "extra": tuple(extra),
+        "attachments": attachments,
     }
     raw = _compose(config, queue, mid, now, thread, fields)
     return Outgoing(kind, "", (agent.address,), mid, raw, ticket_id or None)

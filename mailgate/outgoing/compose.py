@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import quopri
 import re
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.header import Header
 from email.utils import format_datetime, formataddr
+from urllib.parse import quote
 
 LOOP_HEADER = "X-Mailgate-Loop"
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f]+")
@@ -24,6 +26,17 @@ class Outgoing:
     message_id: str
     raw: bytes
     ticket_id: int | None = None
+
+
+@dataclass(frozen=True)
+class OutAttachment:
+    """A file an outgoing mail carries (an inline image keeps its Content-ID)."""
+
+    filename: str
+    content_type: str
+    data: bytes
+    content_id: str = ""
+    inline: bool = False
 
 
 def stable_message_id(hostname: str, kind: str, *cause: object) -> str:
@@ -81,8 +94,10 @@ def compose(
     cc: tuple[str, ...] = (),
     auto_submitted: str = "auto-replied",
     extra: tuple[tuple[str, str], ...] = (),
+    attachments: tuple[OutAttachment, ...] = (),
 ) -> bytes:
-    """RFC 5322 bytes, CRLF line ends; every message carries Auto-Submitted and a loop header."""
+    """RFC 5322 bytes, CRLF line ends; every message carries Auto-Submitted and a loop header.
+    With attachments: multipart/mixed, the text first."""
     cte, payload = _body(body)
     lines = [
         f"From: {_address(from_name, from_addr)}",
@@ -105,12 +120,42 @@ def compose(
         f"Auto-Submitted: {auto_submitted}",
         f"{LOOP_HEADER}: {hostname}",
         "MIME-Version: 1.0",
-        'Content-Type: text/plain; charset="utf-8"',
-        f"Content-Transfer-Encoding: {cte}",
     ]
-    lines += [f"{k}: {_encode_header(v)}" for k, v in extra]
-    # only an internationalised address makes a header non-ASCII (RFC 6532 UTF-8 headers)
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8") + payload
+    text_headers = f'Content-Type: text/plain; charset="utf-8"\r\nContent-Transfer-Encoding: {cte}'
+    extra_lines = [f"{k}: {_encode_header(v)}" for k, v in extra]
+    if not attachments:
+        head = "\r\n".join([*lines, text_headers, *extra_lines])
+        # only an internationalised address makes a header non-ASCII (RFC 6532 UTF-8 headers)
+        return (head + "\r\n\r\n").encode("utf-8") + payload
+    boundary = "=_mailgate_" + hashlib.sha256(message_id.encode()).hexdigest()[:24]
+    head = "\r\n".join(
+        [*lines, f'Content-Type: multipart/mixed; boundary="{boundary}"', *extra_lines]
+    )
+    parts = [f"--{boundary}\r\n{text_headers}\r\n\r\n".encode("ascii") + payload]
+    parts += [_attachment_part(boundary, a) for a in attachments]
+    return (
+        (head + "\r\n\r\n").encode("utf-8")
+        + b"\r\n".join(parts)
+        + f"\r\n--{boundary}--\r\n".encode("ascii")
+    )
+
+
+def _attachment_part(boundary: str, a: OutAttachment) -> bytes:
+    """One base64 part; the file name RFC 2231-encoded when it is not ASCII."""
+    name = header_text(a.filename).replace('"', "'") or "attachment"
+    param = f'filename="{name}"' if name.isascii() else f"filename*=utf-8''{quote(name, safe='')}"
+    ctype = header_text(a.content_type) or "application/octet-stream"
+    headers = [
+        f"--{boundary}",
+        f"Content-Type: {ctype}" + (f'; name="{name}"' if name.isascii() else ""),
+        "Content-Transfer-Encoding: base64",
+        f"Content-Disposition: {'inline' if a.inline else 'attachment'}; {param}",
+    ]
+    cid = header_text(a.content_id).strip("<>")
+    if cid:
+        headers.append(f"Content-ID: <{cid}>")
+    encoded = base64.encodebytes(a.data).replace(b"\n", b"\r\n")
+    return ("\r\n".join(headers) + "\r\n\r\n").encode("ascii") + encoded
 
 
 def reply_subject(subject: str, tag: str) -> str:

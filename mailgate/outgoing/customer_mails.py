@@ -18,7 +18,7 @@ from mailgate.outgoing.builders import (
     ticket_context,
     ticket_vars,
 )
-from mailgate.outgoing.compose import Outgoing, reply_subject
+from mailgate.outgoing.compose import OutAttachment, Outgoing, reply_subject
 from mailgate.parse.message import Parsed
 from mailgate.pgp.outgoing import ack_context
 from mailgate.pipeline.decide import Decision
@@ -69,9 +69,10 @@ def answer(
     thread: Thread,
     cause: str,
     now: datetime,
+    attachments: tuple[OutAttachment, ...] = (),
 ) -> tuple[Outgoing, str]:
     """The agent's answer as the customer sees it (and its body): from the queue, signed by
-    the agent.
+    the agent, with the agent's files.
 
     Only the agent's own text and the footer template go in: never notes, history, tokens.
     """
@@ -106,6 +107,7 @@ def answer(
         thread=thread,
         from_name=agent_display(agent),
         auto_submitted="no",  # a person wrote it (RFC 3834); the loop header still marks it
+        attachments=attachments,
     )
     return out, body
 

@@ -41,6 +41,7 @@ _PARA_TAGS = frozenset(
     ["p", "h1", "h2", "h3", "h4", "h5", "h6", "table", "ul", "ol", "dl", "blockquote", "pre", "hr"]
 )
 _CELL_TAGS = frozenset({"td", "th"})
+_QUOTE_OPEN, _QUOTE_CLOSE = "\x01", "\x02"  # <blockquote> marks, resolved at the end
 
 
 def html_to_text(html: str) -> str:
@@ -96,6 +97,8 @@ def html_to_text(html: str) -> str:
                 text("- ")
         elif tag in _PARA_TAGS:
             pending = 2 if out else 0
+            if tag == "blockquote":
+                out.append(_QUOTE_CLOSE if closing else _QUOTE_OPEN)
             if tag == "pre":
                 in_pre = max(0, in_pre + (-1 if closing else 1))
         elif tag in _LINE_TAGS:
@@ -103,7 +106,30 @@ def html_to_text(html: str) -> str:
         elif tag in _CELL_TAGS and not closing:
             text(" ")
     lines = [_INLINE_SPACES_RE.sub(" ", line).strip() for line in "".join(out).split("\n")]
-    return _BLANKS_RE.sub("\n\n", "\n".join(lines)).strip()
+    text = "\n".join(lines)
+    if _QUOTE_OPEN in text:
+        text = _quote_marks(text)
+    return _BLANKS_RE.sub("\n\n", text).strip()
+
+
+def _quote_marks(text: str) -> str:
+    """Lines inside <blockquote> get a '> ' per level, as a plain-text client quotes them
+    (so an answer between quotes reads apart from them). A mark before a line's first
+    visible character counts for that line, one after it for the next lines."""
+    out, depth = [], 0
+    for line in text.split("\n"):
+        visible = line.replace(_QUOTE_OPEN, "").replace(_QUOTE_CLOSE, "").strip()
+        head = len(line) - len(line.lstrip(_QUOTE_OPEN + _QUOTE_CLOSE + " "))
+        for mark in line[:head]:
+            depth = max(
+                0, depth + (1 if mark == _QUOTE_OPEN else -1 if mark == _QUOTE_CLOSE else 0)
+            )
+        line_depth = depth
+        for mark in line[head:]:
+            if mark in (_QUOTE_OPEN, _QUOTE_CLOSE):
+                depth = max(0, depth + (1 if mark == _QUOTE_OPEN else -1))
+        out.append("> " * line_depth + visible if line_depth and visible else visible)
+    return "\n".join(out)
 
 
 def _html_chunk(chunk: str, in_pre: int) -> str:
@@ -114,7 +140,7 @@ def _html_chunk(chunk: str, in_pre: int) -> str:
         chunk = chunk.replace("\r\n", "\n").replace("\r", "\n")
     if "&" in chunk:
         chunk = htmllib.unescape(chunk)
-    return chunk.replace("\x00", "")
+    return chunk.replace("\x00", "").replace(_QUOTE_OPEN, "").replace(_QUOTE_CLOSE, "")
 
 
 def _skip_element(html: str, tag: str, pos: int, missing_close: set[str]) -> int:

@@ -191,6 +191,7 @@ def notify_step(ctx: Context, m: Message) -> None:
         sender=m.parsed.from_addr,
         cause=m.decision.dedupe_key,
         now=m.now,
+        article_id=m.applied.article_id,
     )
 
 

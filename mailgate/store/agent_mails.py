@@ -47,3 +47,12 @@ def record_agent_mail(
             "detail": detail,
         },
     )
+
+
+def recent_outcome(conn: Connection, agent: str, outcome: str, since: datetime) -> bool:
+    """Has an agent mail of `agent` had `outcome` since `since`?"""
+    c = agent_mails.c
+    found = conn.execute(
+        select(c.id).where(c.agent == agent, c.outcome == outcome, c.received_at >= since).limit(1)
+    ).first()
+    return found is not None

@@ -58,6 +58,7 @@ def add_article(
     auto: bool = False,
     verdict: Mapping[str, Any] | None = None,
     defects: Iterable[str] = (),
+    new_text: str = "",
 ) -> int:
     """Insert an article (and its Message-ID as a thread reference); its id."""
     aid = conn.execute(
@@ -74,6 +75,7 @@ def add_article(
             "cc_addrs": list(cc),
             "subject": subject,
             "body_text": body,
+            "new_text": new_text,
             "author": author,
             "auto": auto,
             "verdict": dict(verdict or {}),
@@ -101,6 +103,8 @@ def add_attachments(
                 "content_type": a.content_type[:255],
                 "inline": a.inline,
                 "agent_only": agent_only,
+                "content_id": a.content_id[:255],
+                "size": len(a.data),
             }
         )
     if rows:

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, Table, bindparam, case, delete, insert, update
 from sqlalchemy.sql.dml import Update
 
+from mailgate.agents.reply import new_text
 from mailgate.db.models import Ticket, TicketCc, TicketLink, TicketQueue, TicketTag
 from mailgate.parse.message import Parsed
 from mailgate.pipeline.decide import Decision
@@ -193,6 +194,7 @@ def apply(
         ticket_id=tid,
         kind="inbound",
         body=p.text,
+        new_text=new_text(p.text),
         now=now,
         dedupe_key=d.dedupe_key,
         message_id=p.message_id,

@@ -195,6 +195,15 @@ CASES = [
         ),
     ),
     Case(
+        'token only in a display name: To: "support+t1.k...@" <support@>',
+        lambda desk, tid: _send(
+            desk,
+            sender="alice@example.test",
+            to=f'"{desk.address("alice", tid)}" <support@example.test>',
+            rcpt="support@example.test",
+        ),
+    ),
+    Case(
         "tampered token (one hex digit)",
         lambda desk, tid: _send(
             desk,

@@ -119,6 +119,8 @@ def test_tokens_of_two_tickets_are_ambiguous(config: Config):
         ("body", False),  # a token only in the text authenticates nothing
         ("Subject", False),
         ("Reply-To", False),
+        ("To display name", False),  # "support+t1.k..@" <support@>: the address counts
+        ("Cc display name", False),
     ],
 )
 def test_where_a_token_counts(config: Config, where: str, found: bool):
@@ -126,6 +128,10 @@ def test_where_a_token_counts(config: Config, where: str, found: bool):
     headers = {"To": "support@example.test", "extra": "", "body": "Hello\n", "subject": "Re: x"}
     if where == "To":
         headers["To"] = tok
+    elif where == "To display name":
+        headers["To"] = f'"{tok}" <support@example.test>'
+    elif where == "Cc display name":
+        headers["extra"] = f'Cc: {tok.replace("@", " at ")} <bob@example.test>, "{tok}" <x@y.z>'
     elif where == "body":
         headers["body"] = f"#close\nwrite to {tok}\n"
     elif where == "Subject":

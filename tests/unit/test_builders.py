@@ -26,7 +26,7 @@ from mailgate.config.model import Config, Queue
 from mailgate.config.schema import Agent
 from mailgate.outgoing import agent_mails, customer_mails
 from mailgate.outgoing.builders import Thread, agent_only_headers
-from mailgate.outgoing.compose import LOOP_HEADER, Outgoing, stable_message_id
+from mailgate.outgoing.compose import LOOP_HEADER, OutAttachment, Outgoing, stable_message_id
 from mailgate.outgoing.digest import TicketDigest
 from mailgate.parse.message import parse
 from mailgate.pipeline.decide import Decision, NewTicket
@@ -162,6 +162,55 @@ def notification(event: str) -> Callable[..., Outgoing]:
     return build
 
 
+FILE = OutAttachment("Rechnung.pdf", "application/pdf", b"%PDF-1.4 x", "<c1@example.com>")
+
+
+def answer_with_file(c: Config, cause: str = "cause-1") -> Outgoing:
+    out, _ = customer_mails.answer(
+        c,
+        _support(c),
+        _agent(c),
+        ticket_id=12,
+        requester=("Carla Customer", "carla@example.com"),
+        ccs=(),
+        subject="[support #12] Printer is broken",
+        text="The credit note is attached.",
+        thread=Thread.answering("<m1@example.com>"),
+        cause=cause,
+        now=NOW,
+        attachments=(FILE,),
+    )
+    return out
+
+
+def notification_with_files(c: Config, cause: str = "cause-1", agent: str = "alice") -> Outgoing:
+    [out] = agent_mails.notifications(
+        c,
+        _support(c),
+        [_agent(c, agent)],
+        "new_ticket",
+        DIGEST,
+        cause=f"files-{cause}",
+        now=NOW,
+        attachments=(FILE,),
+        attachment_list="Attachments:\n  [3] Rechnung.pdf (application/pdf, 10 bytes) - attached",
+    )
+    return out
+
+
+def no_token_notice(c: Config, cause: str = "cause-1", agent: str = "alice") -> Outgoing:
+    return agent_mails.no_token_notice(
+        c,
+        _support(c),
+        _agent(c, agent),
+        ticket_id=12,
+        subject="Re: [support #12] New ticket",
+        in_reply_to="<a1@example.test>",
+        cause=cause,
+        now=NOW,
+    )
+
+
 def result(ok: bool) -> Callable[..., Outgoing]:
     def build(c: Config, cause: str = "cause-1", agent: str = "alice") -> Outgoing:
         return agent_mails.command_result(
@@ -220,11 +269,14 @@ def reminder(reason: str) -> Callable[..., Outgoing]:
 CUSTOMER: dict[str, tuple[Callable[..., Outgoing], str]] = {
     "ack": (ack, "auto-replied"),
     "answer": (answer, "no"),
+    "answer-with-file": (answer_with_file, "no"),
     "escalated": (escalated, "auto-generated"),
     "closed": (closed, "auto-generated"),
 }
 AGENT: dict[str, Callable[..., Outgoing]] = {
     **{f"notify-{e}": notification(e) for e in agent_mails.EVENTS},
+    "notify-with-files": notification_with_files,
+    "agent-no-token": no_token_notice,
     "agent-result": result(True),
     "agent-error": result(False),
     "escalation": escalation,
@@ -248,7 +300,7 @@ def test_customer_mail_comes_from_the_queue_and_carries_no_token(config: Config,
     for agent in ("alice", "bob"):
         for tid in (0, 12):
             assert tokens.token_mac(config.secret, agent, tid) not in out.raw.decode()
-    assert REPLY_MARKER not in m.get_content()
+    assert REPLY_MARKER not in _body(m)
     assert out.ticket_id == 12 and out.rcpt_tos[0] == "carla@example.com"
     # a person's answer has a return path; automatic mail the null one (RFC 3834)
     assert out.mail_from == ("support@example.test" if auto_submitted == "no" else "")
@@ -404,7 +456,19 @@ def _parsed(out: Outgoing) -> EmailMessage:
 
 
 def _body(m: EmailMessage) -> str:
-    return m.get_content().replace("\r\n", "\n")
+    text = m.get_body(("plain",)) if m.is_multipart() else m
+    assert isinstance(text, EmailMessage)
+    return text.get_content().replace("\r\n", "\n")
+
+
+def test_files_travel_as_multipart_mixed_with_their_content_id(config: Config):
+    for out in (answer_with_file(config), notification_with_files(config)):
+        m = _parsed(out)
+        assert m.get_content_type() == "multipart/mixed"
+        (part,) = list(m.iter_attachments())
+        assert part.get_filename() == "Rechnung.pdf" and part.get_content() == FILE.data
+        assert part["Content-ID"] == "<c1@example.com>"
+        assert m["Auto-Submitted"] and m["X-Mailgate-Loop"]
 
 
 def test_the_secret_answer_is_automatic_and_never_routes_a_reply_back(config: Config):

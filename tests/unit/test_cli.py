@@ -34,6 +34,7 @@ def test_every_command_has_a_module_with_its_arguments():
             "shunt": ["list"],
             "agents": ["address", "alice"],
             "oauth2": ["authorize", "q"],
+            "attachments": ["list", "1"],
         }.get(name, [])
         assert build_parser(name).parse_args(args).command == name
 

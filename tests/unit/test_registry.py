@@ -76,6 +76,7 @@ MALFORMED = {
     "unassigned": ("#unassigned mine", "#unassigned takes no argument"),
     "show": ("#show twelve", "#show needs a ticket number"),
     "secret": ("#secret 0", "#secret needs a ticket number"),
+    "attachment": ("#attachment x7", "#attachment needs an attachment number, as listed: [7]"),
     "help": ("#help me", "#help takes no argument"),
 }
 
@@ -115,6 +116,7 @@ REFUSED: dict[str, tuple[Agent, TicketView | None, str] | None] = {
     "unassigned": None,
     "show": None,
     "secret": None,
+    "attachment": None,
     "help": None,
 }
 

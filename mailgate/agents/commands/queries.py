@@ -1,4 +1,4 @@
-"""#list, #unassigned, #show, #secret, #help: questions, answered in the result mail.
+"""#list, #unassigned, #show, #secret, #attachment, #help: questions, answered in the result mail.
 
 The plan only collects them; `mailgate.agents.handle` answers them (and checks that the
 agent may see the ticket a #show or #secret names).
@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from mailgate.agents.commands.base import Argument, Query
+from mailgate.agents.commands.base import Argument, CommandError, Query
 from mailgate.agents.commands.draft import Draft
 from mailgate.agents.commands.spec import CommandSpec, no_argument
 
@@ -73,6 +73,26 @@ SECRET = _question(
     "a ticket's decrypted PGP content, encrypted to your key",
     "#secret 12",
     _numbered(Secret),
+)
+
+
+@dataclass(frozen=True)
+class GetAttachment(Query):
+    attachment_id: int  # mail me this attachment (its number in the notification)
+
+
+def _attachment_number(arg: Argument) -> GetAttachment:
+    value = arg.one_word("attachment number").lstrip("[#").rstrip("]")
+    if not value.isascii() or not value.isdigit() or not 0 < int(value) < 10**12:
+        raise CommandError(f"#{arg.command} needs an attachment number, as listed: [7]")
+    return GetAttachment(int(value))
+
+
+ATTACHMENT = _question(
+    "#attachment <N>",
+    "one attachment of a customer's mail (its [N] in the notification), in a separate mail",
+    "#attachment 7",
+    _attachment_number,
 )
 
 

@@ -79,6 +79,7 @@ REGISTRY = Registry(
         queries.UNASSIGNED,
         queries.SHOW,
         queries.SECRET,
+        queries.ATTACHMENT,
         queries.HELP,
     )
 )
