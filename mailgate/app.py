@@ -12,24 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import logging
-import os
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TypeVar
 
 from sqlalchemy import Engine
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
 from mailgate.config import hmac_secret
 from mailgate.config import load as config_mod
 from mailgate.config.errors import ConfigError
 from mailgate.config.model import Config
-from mailgate.db import engine as db
 from mailgate.outgoing.sender import Sender
 from mailgate.pgp.keyring import Keyrings
 from mailgate.pipeline.steps import Pipeline
@@ -37,6 +31,7 @@ from mailgate.pipeline.worker import Worker
 from mailgate.pollers.smtp import IntakeHandler, start_listener
 from mailgate.runtime import Clock, utcnow
 from mailgate.spool import Spool
+from mailgate.startup import StartupError, open_stores
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -94,13 +89,7 @@ class Daemon:
         loop = asyncio.get_running_loop()
         if install_signals:
             self._install_signals(loop)
-        starting(f"data directory {cfg.data_dir}", _writable_dir, cfg.data_dir)
-        self.engine = await asyncio.to_thread(
-            starting, "database " + _shown_url(cfg.database_url), db.connect, cfg.database_url
-        )
-        self.spool = starting(f"spool {cfg.spool_dir}", Spool, cfg.spool_dir)
-        starting(f"spool {cfg.spool_dir}", self.spool.lock)
-        starting(f"spool {cfg.spool_dir}", self.spool.recover)
+        self.engine, self.spool = await asyncio.to_thread(open_stores, cfg)
         work_wake, send_wake = asyncio.Event(), asyncio.Event()
         self._worker = Worker(
             cfg, self.engine, self.spool, Pipeline(cfg, self.clock, keyrings=self.keyrings)
@@ -204,47 +193,3 @@ class Daemon:
 
 def run(config: Config) -> None:
     asyncio.run(Daemon(config).serve())
-
-
-# a path the admin must fix is a config problem (78); anything else may pass (75)
-_SETUP_ERRNOS = frozenset(
-    {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EISDIR, errno.ENOENT}
-)
-_SETUP_SQLITE = ("unable to open database file", "readonly database", "not a database")
-
-
-class StartupError(Exception):
-    """A start-up step failed: one line for the operator, and the exit code."""
-
-    def __init__(self, what: str, exc: BaseException):
-        if isinstance(exc, OSError):
-            reason = f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
-            config = exc.errno in _SETUP_ERRNOS
-        else:
-            orig = getattr(exc, "orig", None) or exc
-            reason = (str(orig).strip().splitlines() or [type(exc).__name__])[0]
-            config = isinstance(exc, ArgumentError | NoSuchModuleError) or any(
-                s in reason for s in _SETUP_SQLITE
-            )
-        super().__init__(f"{what}: {reason}")
-        self.exit_code = os.EX_CONFIG if config else os.EX_TEMPFAIL
-
-
-def starting(what: str, fn: Callable[..., T], *args: object) -> T:
-    """Run one start-up step; an OS or database error becomes a StartupError."""
-    try:
-        return fn(*args)
-    except (OSError, SQLAlchemyError) as e:
-        raise StartupError(what, e) from e
-
-
-def _writable_dir(path: Path) -> None:
-    """Make the directory and prove a file can be written there (OSError if not)."""
-    path.mkdir(parents=True, exist_ok=True)
-    probe = path / f".write-probe-{os.getpid()}"
-    probe.write_bytes(b"")
-    probe.unlink()
-
-
-def _shown_url(url: str) -> str:
-    return make_url(url).render_as_string(hide_password=True)

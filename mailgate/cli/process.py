@@ -4,8 +4,10 @@ continuously)."""
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 
-from mailgate.cli.startup import engine, ensure_secret, load_config, setup_logging
+from mailgate.cli.startup import ensure_secret, load_config, setup_logging
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -20,12 +22,14 @@ def main(args: argparse.Namespace) -> int:
     from mailgate.pgp.keyring import Keyrings
     from mailgate.pipeline.steps import Pipeline
     from mailgate.pipeline.worker import Worker
-    from mailgate.spool import Spool
+    from mailgate.spool import SpoolLocked
+    from mailgate.startup import StartupError, open_stores
 
-    spool = Spool(cfg.spool_dir)
-    spool.lock()
-    spool.recover()
-    db = engine(cfg)
+    try:
+        db, spool = open_stores(cfg)
+    except (StartupError, SpoolLocked) as e:  # one line, no traceback, like `mailgate run`
+        print(f"mailgate: cannot start: {e}", file=sys.stderr)
+        return e.exit_code if isinstance(e, StartupError) else os.EX_TEMPFAIL
     with Keyrings() as keyrings:  # closing stops the gpg-agents the keyrings started
         r = Worker(cfg, db, spool, Pipeline(cfg, keyrings=keyrings)).drain()
         sent, deferred, failed = Sender(cfg, db, keyrings=keyrings).send_due(limit=10_000)

@@ -19,13 +19,14 @@ def main(args: argparse.Namespace) -> int:
     ensure_secret(cfg)
     from mailgate import app
     from mailgate.spool import SpoolLocked
+    from mailgate.startup import StartupError
 
     try:
         app.run(cfg)
     except SpoolLocked as e:
         print(f"mailgate: {e}", file=sys.stderr)
         return os.EX_TEMPFAIL
-    except app.StartupError as e:  # one line, no traceback: the exit code says what kind
+    except StartupError as e:  # one line, no traceback: the exit code says what kind
         print(f"mailgate: cannot start: {e}", file=sys.stderr)
         return e.exit_code
     return os.EX_OK

@@ -57,14 +57,17 @@ def _blocked(tmp_path: Path) -> Path:
         ("db server", 'database_url = "postgresql+psycopg://u@127.0.0.1:1/x"', 75, "database"),
     ],
 )
-def test_start_up_failures_are_one_line_and_an_exit_code(tmp_path, what, main_extra, code, says):
+@pytest.mark.parametrize("command", ["run", "process"])
+def test_start_up_failures_are_one_line_and_an_exit_code(
+    tmp_path, what, main_extra, code, says, command
+):
     blocker = _blocked(tmp_path)
     path = write_config(tmp_path, main_extra=main_extra.format(blocker=blocker))
     text = path.read_text()
     if "data_dir" in main_extra:  # the harness sets one already: this one replaces it
         text = text.replace('data_dir = "../var"\n', "", 1)
     path.write_text(text)
-    r = mailgate(path, "run", timeout=60)
+    r = mailgate(path, command, timeout=60)
     err = r.stderr.decode()
     assert r.returncode == code, err
     lines = [ln for ln in err.splitlines() if ln.strip()]
