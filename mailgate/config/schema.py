@@ -36,6 +36,11 @@ class RelaySettings(Strict):
     retry_max_seconds: Annotated[float, Field(gt=0)] = 1800.0
     give_up_after_hours: Annotated[float, Field(gt=0)] = 72.0
     maildir: str = "outbox-maildir"
+    # the sender (outgoing/sender.py): connections kept open to the relay, rows claimed
+    # and marked per batch, and how long a claimed row stays a dead sender's
+    connections: Annotated[int, Field(ge=1, le=64)] = 4
+    batch_size: Annotated[int, Field(ge=1, le=1000)] = 64
+    lease_seconds: Annotated[float, Field(gt=0)] = 300.0
 
 
 class WorkerSettings(Strict):

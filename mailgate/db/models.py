@@ -20,6 +20,7 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -207,8 +208,19 @@ class OutboxRow(Base):
     deadline: Mapped[datetime] = mapped_column(UtcDateTime())
     last_error: Mapped[str] = mapped_column(Text, default="")
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # 0 customer-facing, 1 agent notifications, 2 reminders and digests (outgoing/claims.py)
+    priority: Mapped[int] = mapped_column(SmallInteger, default=1, server_default="1")
+    # a sender's lease on the row: set when claimed, cleared when its result is recorded
+    claim_token: Mapped[str | None] = mapped_column(String(40))
+    claimed_until: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # per recipient: the last relay answer ("250 ...", "452 ...", "550 ..."); recipients
+    # with a 2xx or a 5xx are done and never tried again
+    rcpt_results: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default="{}")
 
-    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_outbox_due", "status", "next_attempt_at"),
+        Index("ix_outbox_class", "status", "priority", "next_attempt_at"),
+    )
 
 
 class AutoResponseLog(Base):

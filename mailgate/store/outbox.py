@@ -15,6 +15,15 @@ from mailgate.store.sql import insert_ignore
 outbox: Table = OutboxRow.__table__  # type: ignore[assignment]
 
 
+# the sender's classes (outgoing/claims.py): customer-facing first, reminders and digests last
+CUSTOMER_FACING = frozenset({"ack", "answer", "closed", "escalated"})
+LATER = frozenset({"reminder", "digest"})
+
+
+def priority_of(kind: str) -> int:
+    return 0 if kind in CUSTOMER_FACING else 2 if kind in LATER else 1
+
+
 def outbox_deadline(now: datetime, hours: float) -> datetime:
     return now + timedelta(hours=hours)
 
@@ -28,6 +37,8 @@ def add_outbox(conn: Connection, out: Outgoing, now: datetime, deadline: datetim
             "created_at": now,
             "ticket_id": out.ticket_id,
             "kind": out.kind,
+            "priority": priority_of(out.kind),
+            "rcpt_results": {},
             "mail_from": out.mail_from,
             "rcpt_tos": list(out.rcpt_tos),
             "message_id": out.message_id,
