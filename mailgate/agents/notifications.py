@@ -63,7 +63,7 @@ def notify_customer_mail(
     mails = agent_mails.notifications(
         config, queue, recipients, event, digest, cause=cause, now=now
     )
-    return queue_mails(conn, mails, now, config.relay.give_up_after_hours)
+    return queue_mails(conn, mails, now, config.relay.give_up_after_hours, config.governor)
 
 
 def event_notifications(

@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "shunt": ("shunt", "messages that could not be processed"),
     "agents": ("agents", "agent helpers"),
     "stats": ("stats", "counts of tickets, spool, shunt and outbox"),
+    "outbox": ("outbox", "mail the governor held back: list, release, drop"),
     "keys": ("keys", "PGP keys of a queue: create, import, export, list"),
 }
 

@@ -223,6 +223,25 @@ class OutboxRow(Base):
     )
 
 
+class SendLog(Base):
+    """One line per recipient of each outbox row: what outgoing/governor.py counts."""
+
+    __tablename__ = "send_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    outbox_id: Mapped[int] = mapped_column(ForeignKey("outbox.id"))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    address: Mapped[str] = mapped_column(String(320))  # lower-cased
+    ticket_id: Mapped[int | None] = mapped_column(Integer)
+    queue: Mapped[str] = mapped_column(String(40), default="")
+    kind: Mapped[str] = mapped_column(String(30))
+
+    __table_args__ = (
+        Index("ix_send_log_address", "address", "created_at"),
+        Index("ix_send_log_queue", "queue", "kind", "created_at"),
+    )
+
+
 class AutoResponseLog(Base):
     """When each (queue, sender) last got an auto-response: at most one per period."""
 

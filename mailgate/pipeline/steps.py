@@ -175,7 +175,7 @@ def ack_step(ctx: Context, m: Message) -> None:
     cfg = ctx.config
     out = build_ack(cfg, m.primary, m.applied.ticket_id, m.parsed, m.decision, m.now)
     deadline = m.now + timedelta(hours=cfg.relay.give_up_after_hours)
-    m.acked = add_outbox(ctx.conn, out, m.now, deadline)
+    m.acked = add_outbox(ctx.conn, out, m.now, deadline, cfg.governor, m.primary.name)
     if m.acked:
         record_autoresponse(ctx.conn, m.primary.name, m.parsed.from_addr, m.now)
 

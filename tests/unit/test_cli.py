@@ -28,7 +28,9 @@ def test_the_command_is_found_before_its_module_is_imported(argv, command):
 def test_every_command_has_a_module_with_its_arguments():
     for name in COMMANDS:
         args = {"keys": ["keys", "list", "q"], "tickets": ["tickets", "list"]}.get(name, [name])
-        args += {"shunt": ["list"], "agents": ["address", "alice"]}.get(name, [])
+        args += {"shunt": ["list"], "outbox": ["list"], "agents": ["address", "alice"]}.get(
+            name, []
+        )
         assert build_parser(name).parse_args(args).command == name
 
 

@@ -1,4 +1,5 @@
-"""outbox claims: priority class, a sender's lease, per-recipient results
+"""outbound: outbox priority class, a sender's lease, per-recipient results, held rows;
+send_log (what the governor counts)
 
 Revision ID: 0005
 Revises: 0001
@@ -34,9 +35,26 @@ def upgrade() -> None:
     outbox = sa.table("outbox", sa.column("kind", sa.String), sa.column("priority", sa.Integer))
     op.execute(outbox.update().where(outbox.c.kind.in_(CUSTOMER_KINDS)).values(priority=0))
     op.execute(outbox.update().where(outbox.c.kind.in_(LATER_KINDS)).values(priority=2))
+    op.create_table(
+        "send_log",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("outbox_id", sa.Integer(), nullable=False),
+        sa.Column("created_at", mailgate.db.models.UtcDateTime(), nullable=False),
+        sa.Column("address", sa.String(length=320), nullable=False),
+        sa.Column("ticket_id", sa.Integer(), nullable=True),
+        sa.Column("queue", sa.String(length=40), nullable=False),
+        sa.Column("kind", sa.String(length=30), nullable=False),
+        sa.ForeignKeyConstraint(["outbox_id"], ["outbox.id"]),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("ix_send_log_address", "send_log", ["address", "created_at"])
+    op.create_index("ix_send_log_queue", "send_log", ["queue", "kind", "created_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_send_log_queue", table_name="send_log")
+    op.drop_index("ix_send_log_address", table_name="send_log")
+    op.drop_table("send_log")
     with op.batch_alter_table("outbox") as batch:
         batch.drop_index("ix_outbox_class")
         batch.drop_column("rcpt_results")
