@@ -7,6 +7,8 @@ customer answers From/Reply-To, an agent answers the notification's token Reply-
 
 from __future__ import annotations
 
+import random
+import string
 from collections import Counter
 from datetime import datetime, timedelta
 from email.utils import getaddresses, make_msgid
@@ -30,15 +32,19 @@ class Clock:
         return self.now
 
 
-def vacation_reply(got: CapturedMessage, responder: str, clock: Clock, subject: str) -> bytes:
+def vacation_reply(
+    got: CapturedMessage, responder: str, clock: Clock, subject: str, vary: bool = False
+) -> bytes:
+    """The responder's answer; `vary`: a different word in each (no two alike)."""
     m = got.message
+    word = "".join(random.choices(string.ascii_lowercase, k=12)) if vary else "Monday"
     to = str(m["Reply-To"] or m["From"])
     return message(
         sender=responder,
         name="Away",
         to=getaddresses([to])[0][1],
         subject=subject.format(subject=m["Subject"]),
-        body="I am away until Monday and will answer your mail then.\n",
+        body=f"I am away until {word} and will answer your mail then.\n",
         message_id=make_msgid(domain=responder.split("@")[1]),
         in_reply_to=str(m["Message-ID"]),
         references=str(m["Message-ID"]),
@@ -56,6 +62,7 @@ def exchange(
     step_minutes: float = 5,
     start: datetime,
     subject: str = "Re: {subject}",
+    vary: bool = False,
 ) -> Counter[tuple[str, str]]:
     """Run the loop for `hours` of fake time; what reached the relay, by (rcpt, kind)."""
     clock = Clock(start)
@@ -75,7 +82,7 @@ def exchange(
             for rcpt in c.rcpt_tos:
                 got[(rcpt, kind)] += 1
                 if rcpt in responders:
-                    raw = vacation_reply(c, rcpt, clock, subject)
+                    raw = vacation_reply(c, rcpt, clock, subject, vary)
                     to = getaddresses([str(c.message["Reply-To"] or c.message["From"])])[0][1]
                     spool.put(raw, Envelope(source="smtp", rcpt_tos=(to,)))
         clock.now += timedelta(minutes=step_minutes)

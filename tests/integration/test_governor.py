@@ -1,8 +1,10 @@
 """The governor against a mail loop and a backscatter storm (fake clock, real sink).
 
-Naive vacation responders on both sides (tests/responders.py): the exchange per ticket
-stays within the caps over a simulated day, and the same exchange with the governor
-switched off goes past them (so the count can fail). 400 forged senders to one queue:
+Naive vacation responders on both sides (tests/responders.py), each reply worded a little
+differently so that only the governor stands in the way (the loop breakers catch alike
+replies: test_loop_breakers.py): the exchange per ticket stays within the caps over a
+simulated day, and the same exchange with the governor switched off goes past them (so
+the count can fail). 400 forged senders to one queue:
 acknowledgements within the queue's budget, the rest held, listed, released by hand.
 """
 
@@ -37,10 +39,12 @@ def _with_governor(tmp_path, sink, governor: str):  # type: ignore[no-untyped-de
     return path
 
 
-def _loop(tmp_path, sink, governor: str, hours: float) -> Counter[tuple[str, str]]:
+def _loop(
+    tmp_path, sink, governor: str, hours: float, vary: bool = True
+) -> Counter[tuple[str, str]]:
     cfg = load(_with_governor(tmp_path, sink, governor))
     first = message(sender=CUSTOMER, subject="My invoice is wrong", date=START)
-    got = exchange(cfg, sink, first, {CUSTOMER, AGENT}, hours=hours, start=START)
+    got = exchange(cfg, sink, first, {CUSTOMER, AGENT}, hours=hours, start=START, vary=vary)
     print(f"\nloop over {hours} h with [governor] {governor or 'defaults'}: {dict(got)}")
     return got
 
