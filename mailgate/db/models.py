@@ -238,6 +238,7 @@ class SendLog(Base):
 
     __table_args__ = (
         Index("ix_send_log_address", "address", "created_at"),
+        Index("ix_send_log_ticket", "address", "ticket_id", "created_at"),
         Index("ix_send_log_queue", "queue", "kind", "created_at"),
     )
 

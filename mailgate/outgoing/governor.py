@@ -20,12 +20,14 @@ def is_notification(kind: str) -> bool:
 
 
 @dataclass(frozen=True)
-class Sent:
-    """One mail already queued to the address: what it was, about which ticket, how old."""
+class Counts:
+    """What the store counted for one recipient (only what the mail's caps need)."""
 
-    kind: str
-    ticket_id: int | None
-    age_seconds: float
+    auto_hour: int = 0  # automatic mails to the address in the last hour
+    auto_day: int = 0
+    ticket_hour: int = 0  # mails of any kind to the address about this ticket, last hour
+    notify_ticket_hour: int = 0  # of those, notifications
+    acks_queue_minute: int = 0  # acknowledgements the queue sent in the last minute
 
 
 @dataclass(frozen=True)
@@ -58,37 +60,28 @@ WINDOWS = {
 }
 
 
-def check(
-    mail: Mail, to_address: list[Sent], acks_in_queue_last_minute: int, caps: GovernorSettings
-) -> Verdict:
-    """Hold `mail` if one more would pass a cap; `to_address`: the address's last day."""
+def check(mail: Mail, counts: Counts, caps: GovernorSettings) -> Verdict:
+    """Hold `mail` if one more would pass a cap."""
     if not caps.enabled:
         return PASS
     auto = mail.kind in AUTOMATIC_KINDS
-    autos = [s for s in to_address if s.kind in AUTOMATIC_KINDS]
-    on_ticket = mail.ticket_id is not None
-    same_ticket = [
-        s
-        for s in to_address
-        if on_ticket and s.ticket_id == mail.ticket_id and s.age_seconds < HOUR
-    ]
     about_ticket = f"{mail.address} on ticket #{mail.ticket_id}"
     rules = (
         (
             "ack_per_queue_minute",
             mail.kind == "ack",
-            acks_in_queue_last_minute,
+            counts.acks_queue_minute,
             f"queue {mail.queue}",
         ),
-        ("auto_per_address_hour", auto, sum(s.age_seconds < HOUR for s in autos), mail.address),
-        ("auto_per_address_day", auto, sum(s.age_seconds < DAY for s in autos), mail.address),
+        ("auto_per_address_hour", auto, counts.auto_hour, mail.address),
+        ("auto_per_address_day", auto, counts.auto_day, mail.address),
         (
             "notify_per_agent_ticket_hour",
             is_notification(mail.kind),
-            sum(is_notification(s.kind) for s in same_ticket),
+            counts.notify_ticket_hour,
             about_ticket,
         ),
-        ("per_ticket_address_hour", on_ticket, len(same_ticket), about_ticket),
+        ("per_ticket_address_hour", mail.ticket_id is not None, counts.ticket_hour, about_ticket),
     )
     for cap, applies, n, about in rules:
         limit = getattr(caps, cap)

@@ -23,6 +23,7 @@ import time
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, Engine, Row, update
+from sqlalchemy.exc import OperationalError
 
 from mailgate.config.model import Config
 from mailgate.outgoing.claims import claim
@@ -37,6 +38,7 @@ from mailgate.store.outbox import outbox
 log = logging.getLogger(__name__)
 
 IDLE_CLOSE_SECONDS = 30.0  # relay connections unused this long are closed
+RECORD_TRIES = 5  # a batch's results against a busy database
 
 
 def remaining(row: Row) -> list[str]:
@@ -126,13 +128,25 @@ class Sender:
         return relay.send(row.mail_from, rcpts, wire.raw)
 
     def _record_batch(self, rows: list[Row], results: list[DeliveryResult]) -> tuple[int, int, int]:
-        """Every result of one batch in one transaction."""
-        now = self.clock()
-        counts = {"sent": 0, "deferred": 0, "failed": 0}
-        with self.engine.begin() as conn:
-            for row, res in zip(rows, results, strict=True):
-                counts[self._record(conn, row, res, now)] += 1
-        return counts["sent"], counts["deferred"], counts["failed"]
+        """Every result of one batch in one transaction.
+
+        The relay already has the mail: a busy database (SQLite's one writer is the
+        worker's batch) is waited for, a few times, before the rows are left to their
+        lease (then sent again, same Message-ID)."""
+        for attempt in range(RECORD_TRIES):
+            now = self.clock()
+            counts = {"sent": 0, "deferred": 0, "failed": 0}
+            try:
+                with self.engine.begin() as conn:
+                    for row, res in zip(rows, results, strict=True):
+                        counts[self._record(conn, row, res, now)] += 1
+                return counts["sent"], counts["deferred"], counts["failed"]
+            except OperationalError:
+                if attempt == RECORD_TRIES - 1:
+                    raise
+                log.warning("sender: database busy recording %d row(s), again", len(rows))
+                time.sleep(0.2 * (attempt + 1))
+        raise AssertionError("unreachable")
 
     def _record(self, conn: Connection, row: Row, res: DeliveryResult, now: datetime) -> str:
         attempts = row.attempts + 1

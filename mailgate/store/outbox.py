@@ -13,7 +13,7 @@ from mailgate.db.models import OutboxRow
 from mailgate.outgoing.compose import Outgoing
 from mailgate.outgoing.governor import PASS, Mail, Verdict, check
 from mailgate.store.articles import add_thread_ref
-from mailgate.store.send_log import acks_last_minute, log_sends, recent_to
+from mailgate.store.send_log import counts_for, log_sends
 from mailgate.store.sql import insert_ignore
 
 log = logging.getLogger(__name__)
@@ -82,10 +82,9 @@ _logged: dict[tuple[str, str], int] = {}  # (cap, key) -> the window last logged
 def _govern(
     conn: Connection, out: Outgoing, now: datetime, caps: GovernorSettings, queue: str
 ) -> Verdict:
-    acks = acks_last_minute(conn, queue, now) if out.kind == "ack" else 0
     for address in out.rcpt_tos:
         mail = Mail(out.kind, address.lower(), out.ticket_id, queue)
-        verdict = check(mail, recent_to(conn, address, now), acks, caps)
+        verdict = check(mail, counts_for(conn, mail, now, caps), caps)
         if verdict.hold:
             # once per cap, key and window, not once per message
             key = (verdict.cap, queue if verdict.cap == "ack_per_queue_minute" else address)

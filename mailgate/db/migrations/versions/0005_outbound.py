@@ -48,11 +48,13 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("ix_send_log_address", "send_log", ["address", "created_at"])
+    op.create_index("ix_send_log_ticket", "send_log", ["address", "ticket_id", "created_at"])
     op.create_index("ix_send_log_queue", "send_log", ["queue", "kind", "created_at"])
 
 
 def downgrade() -> None:
     op.drop_index("ix_send_log_queue", table_name="send_log")
+    op.drop_index("ix_send_log_ticket", table_name="send_log")
     op.drop_index("ix_send_log_address", table_name="send_log")
     op.drop_table("send_log")
     with op.batch_alter_table("outbox") as batch:
