@@ -122,37 +122,27 @@ def decide(
 ) -> Decision:
     reasons = (*verdict.reasons, f"thread: {choice.reason}", f"ack: {acknowledge.reason}")
     key = dedupe_key(parsed, raw)
-    if choice.ticket_id is not None and run >= RUN_IS_LOOP:
-        # a responder answering our answers: stored, inert, nobody notified
-        reasons += (f"loop: {run} near-identical messages from {parsed.from_addr} here",)
-        return Decision(
-            action="follow-up",
-            dedupe_key=key,
-            queues=queues,
-            ticket_id=choice.ticket_id,
-            new_ticket=None,
-            reopen=False,
-            new_ccs=(),
-            customer_activity=False,
-            acknowledge=ResponseDecision(False, "a loop gets no acknowledgement"),
-            reasons=reasons,
-        )
     if choice.ticket_id is not None:
+        # automatic mail, or a run of alike mails (a responder answering our answers):
+        # stored, inert, nobody notified
+        inert = verdict.automatic or run >= RUN_IS_LOOP
+        if run >= RUN_IS_LOOP:
+            reasons += (f"loop: {run} near-identical messages from {parsed.from_addr} here",)
         return Decision(
             action="follow-up",
             dedupe_key=key,
             queues=queues,
             ticket_id=choice.ticket_id,
             new_ticket=None,
-            reopen=choice.reopen and not verdict.automatic,
+            reopen=choice.reopen and not inert,
             new_ccs=()
-            if verdict.automatic
+            if inert
             else tuple(
                 dict.fromkeys(
                     (*([choice.new_cc] if choice.new_cc else []), *ccs_of(parsed, our_addresses))
                 )
             ),
-            customer_activity=not verdict.automatic,
+            customer_activity=not inert,
             acknowledge=ResponseDecision(False, "follow-ups get no acknowledgement"),
             reasons=reasons,
         )

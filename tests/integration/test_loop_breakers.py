@@ -42,6 +42,16 @@ def _offline(cfg):  # type: ignore[no-untyped-def]
     )
 
 
+def _with_first_ticket(tmp_path, sink, mid: str):  # type: ignore[no-untyped-def]
+    """Config, engine, spool and worker, with the customer's first mail made a ticket."""
+    cfg = _config(tmp_path, sink)
+    engine, spool, worker = _offline(cfg)
+    first = message(sender=CUSTOMER, subject="Printer", date=START, message_id=mid)
+    spool.put(first, Envelope(source="smtp", rcpt_tos=("support@example.test",)))
+    worker.drain()
+    return cfg, engine, spool, worker
+
+
 def test_alike_vacation_replies_on_both_sides_stop_by_themselves(tmp_path, smtp_sink):
     cfg = _config(tmp_path, smtp_sink)
     first = message(sender=CUSTOMER, subject="My invoice is wrong", date=START)
@@ -60,13 +70,7 @@ def test_alike_vacation_replies_on_both_sides_stop_by_themselves(tmp_path, smtp_
 
 
 def test_a_run_of_alike_customer_mails_is_a_loop_after_three(tmp_path, smtp_sink):
-    cfg = _config(tmp_path, smtp_sink)
-    engine, spool, worker = _offline(cfg)
-    first = message(
-        sender=CUSTOMER, subject="Printer", date=START, message_id="<c0@customers.example>"
-    )
-    spool.put(first, Envelope(source="smtp", rcpt_tos=("support@example.test",)))
-    worker.drain()
+    cfg, engine, spool, worker = _with_first_ticket(tmp_path, smtp_sink, "<c0@customers.example>")
     for i in range(1, 7):
         # the same text, quoting another line and naming another number each time
         body = f"Thank you for your mail {i}00.\nWe will be back soon.\n> quoted {i}\n"
@@ -121,13 +125,7 @@ def test_an_agents_vacation_reply_by_subject_is_an_inert_note(tmp_path, smtp_sin
 
 
 def test_automatic_customer_mail_notifies_nobody_and_reopens_nothing(tmp_path, smtp_sink):
-    cfg = _config(tmp_path, smtp_sink)
-    engine, spool, worker = _offline(cfg)
-    first = message(
-        sender=CUSTOMER, subject="Printer", date=START, message_id="<c1@customers.example>"
-    )
-    spool.put(first, Envelope(source="smtp", rcpt_tos=("support@example.test",)))
-    worker.drain()
+    cfg, engine, spool, worker = _with_first_ticket(tmp_path, smtp_sink, "<c1@customers.example>")
     with engine.begin() as conn:
         conn.execute(Ticket.__table__.update().values(status="closed"))
         before = len(conn.scalars(select(OutboxRow.id)).all())
