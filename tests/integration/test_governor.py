@@ -6,12 +6,15 @@ replies: test_loop_breakers.py): the exchange per ticket stays within the caps o
 simulated day, and the same exchange with the governor switched off goes past them (so
 the count can fail). 400 forged senders to one queue:
 acknowledgements within the queue's budget, the rest held, listed, released by hand.
+The same responders for 60 s against the running daemon (real sockets, real clock).
 """
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from datetime import UTC, datetime
+from email.utils import getaddresses
 
 import pytest
 from sqlalchemy import func, select
@@ -24,8 +27,8 @@ from mailgate.pgp.keyring import Keyrings
 from mailgate.pipeline.steps import Pipeline
 from mailgate.pipeline.worker import Worker
 from mailgate.spool import Envelope, Spool
-from tests.harness import load, message, write_config
-from tests.responders import exchange
+from tests.harness import load, message, running, write_config
+from tests.responders import Clock, exchange, vacation_reply
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 NOTIFY = {q: "[agent_mail]\nnotify = true\n" for q in ("support", "billing", "sales")}
@@ -101,3 +104,30 @@ def test_forged_senders_get_acknowledgements_within_the_queue_budget(
     assert f"{n - 51} row(s) released" in capsys.readouterr().out
     Sender(cfg, engine, keyrings=Keyrings()).send_due()
     assert len(smtp_sink.messages) == n - 1
+
+
+def test_naive_responders_against_the_running_daemon_for_60_s(tmp_path, smtp_sink):
+    """Real sockets both ways, real clock: the loop is bounded by the caps while it runs."""
+    cfg = load(_with_governor(tmp_path, smtp_sink, ""))
+    clock = Clock(START)
+    got: Counter[tuple[str, str]] = Counter()
+    with running(cfg) as d:
+        d.send(message(sender=CUSTOMER, subject="My invoice is wrong"), sender=CUSTOMER)
+        seen, end = 0, time.monotonic() + 60
+        while time.monotonic() < end:
+            new, seen = smtp_sink.messages[seen:], len(smtp_sink.messages)
+            for c in new:
+                kind = str(c.message["Message-ID"]).split(".")[1]
+                for rcpt in c.rcpt_tos:
+                    got[(rcpt, kind)] += 1
+                    if rcpt in (CUSTOMER, AGENT):
+                        clock.now = datetime.now(UTC)
+                        raw = vacation_reply(c, rcpt, clock, "Re: {subject}", vary=True)
+                        to = getaddresses([str(c.message["Reply-To"] or c.message["From"])])[0][1]
+                        d.send(raw, rcpts=[to], sender=rcpt)
+            time.sleep(0.2)
+    print(f"\n60 s against the daemon: {dict(got)}")
+    notifications = sum(n for (rcpt, k), n in got.items() if rcpt == AGENT and "notify" in k)
+    to_customer = sum(n for (rcpt, _), n in got.items() if rcpt == CUSTOMER)
+    assert 1 <= notifications <= 5  # notify_per_agent_ticket_hour
+    assert got[(CUSTOMER, "ack")] == 1 and to_customer <= 1 + 5
