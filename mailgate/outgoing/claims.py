@@ -9,7 +9,8 @@ Claiming is one short transaction: pick the due, unleased rows (``FOR UPDATE SKI
 on PostgreSQL, so two senders never pick one row; SQLite serialises writers with BEGIN
 IMMEDIATE), stamp them with a fresh token and a lease, read back what carries the token.
 A sender that dies keeps its rows only until the lease runs out; they are then sent again
-with the same Message-ID (at-least-once, never lost).
+with the same Message-ID (at-least-once, never lost). On SQLite (one daemon per database)
+a starting sender takes every claim back at once (`release_all`).
 """
 
 from __future__ import annotations
@@ -88,3 +89,14 @@ def claim(engine: Engine, now: datetime, limit: int, lease_seconds: float) -> li
         )
         rows = conn.execute(select(*COLUMNS).where(outbox.c.claim_token == token)).all()
     return sorted(rows, key=lambda r: (r.priority, r.next_attempt_at, r.id))
+
+
+def release_all(engine: Engine) -> int:
+    """Take back every claim: for a sender starting on SQLite, where one daemon owns the
+    database, a claim left over is a killed sender's (on PostgreSQL leases run out)."""
+    with engine.begin() as conn:
+        return conn.execute(
+            update(outbox)
+            .where(outbox.c.claim_token.is_not(None), outbox.c.status == "pending")
+            .values(claim_token=None, claimed_until=None)
+        ).rowcount

@@ -26,7 +26,7 @@ from sqlalchemy import Connection, Engine, Row, update
 from sqlalchemy.exc import OperationalError
 
 from mailgate.config.model import Config
-from mailgate.outgoing.claims import claim
+from mailgate.outgoing.claims import claim, release_all
 from mailgate.outgoing.relay import DeliveryResult, Relay, RelayPool, deliver_maildir, is_done
 from mailgate.pgp.keyring import Keyrings
 from mailgate.pgp.outgoing import prepare_outgoing
@@ -232,6 +232,10 @@ class Sender:
 
     async def run(self, stop: asyncio.Event, wake: asyncio.Event, idle_poll: float = 1.0) -> None:
         idle_since = time.monotonic()
+        if self.engine.dialect.name == "sqlite":
+            taken = await asyncio.to_thread(release_all, self.engine)
+            if taken:
+                log.warning("sender: %d row(s) claimed by a sender that stopped: sent again", taken)
         try:
             while not stop.is_set():
                 wake.clear()  # before the work: a wake-up during it is not lost
