@@ -120,7 +120,8 @@ class MailEffects:
         )
 
     def queue(self, mails: Iterable[Outgoing]) -> int:
-        return queue_mails(self.conn, mails, self.now, self.config.relay.give_up_after_hours)
+        cfg = self.config
+        return queue_mails(self.conn, mails, self.now, cfg.relay.give_up_after_hours, cfg.governor)
 
     def result_mail(
         self,

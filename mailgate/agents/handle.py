@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Row
@@ -36,10 +36,12 @@ from mailgate.parse.message import Parsed
 from mailgate.pgp.armor import SECURED
 from mailgate.pgp.keyring import Keyrings
 from mailgate.pipeline.classify import classify
+from mailgate.pipeline.decide import text_digest
 from mailgate.spool import Envelope
 from mailgate.store import agent_mails as seen
 from mailgate.store.articles import add_attachments, put_blob
 from mailgate.store.audit import audit
+from mailgate.store.repeats import recent_texts
 from mailgate.store.tickets import insert_ticket
 
 log = logging.getLogger(__name__)
@@ -199,7 +201,16 @@ class _AgentMail:
             main_article = main_article or aid
             for r, _ in plan.commands:
                 self.fx.audit("command", line=r.text, result=r.message)
-        if plan.answer:
+        repeated = plan.answer and self._answered_alike(plan.answer)
+        if repeated:
+            aid = self.fx.article(
+                kind="note",
+                body=plan.answer,
+                verdict={"agent_mail": "repeated-answer", "reasons": [repeated]},
+            )
+            main_article = main_article or aid
+            self.fx.audit("answer-not-resent", reason=repeated)
+        elif plan.answer:
             answer, main_article = self._answer(plan.answer, files)
             mails.append(answer)
         queue = self.config.queue(self.fx.row.queue) or self.reply.queue
@@ -222,7 +233,9 @@ class _AgentMail:
         self.fx.queue(mails)
         if plan.commands or created:
             headline = f"Done: ticket #{tid}" + (" opened" if created else "")
-            if plan.answer:
+            if repeated:
+                headline += f"; {repeated}"
+            elif plan.answer:
                 headline += f"; your answer was sent to {self.fx.row.requester_addr}"
             self._confirm(plan, sections, headline + ".")
         log.info(
@@ -252,6 +265,18 @@ class _AgentMail:
         return row
 
     # -- the answer to the customer
+    def _answered_alike(self, text: str) -> str:
+        """Why this answer is not sent: the agent sent the same text here within the hour."""
+        assert self.fx.row is not None
+        since = self.now - timedelta(hours=1)
+        digest = text_digest(text)
+        for _, verdict in recent_texts(
+            self.conn, self.fx.row.id, since, kind="outbound", author=self.agent.name
+        ):
+            if verdict.get("answer_digest") == digest:
+                return "the same answer was sent on this ticket within the hour: not sent again"
+        return ""
+
     def _answer(self, text: str, files: tuple[ParsedAttachment, ...]) -> tuple[Outgoing, int]:
         row = self.fx.row
         assert row is not None
@@ -272,7 +297,11 @@ class _AgentMail:
         aid = self.fx.article(
             kind="outbound",
             body=body,
-            verdict={"agent_mail": "answer", "agent_message_id": self.p.message_id},
+            verdict={
+                "agent_mail": "answer",
+                "agent_message_id": self.p.message_id,
+                "answer_digest": text_digest(text),
+            },
             message_id=out.message_id,
             from_addr=queue.address,
             from_name=agent_display(self.agent),

@@ -76,7 +76,7 @@ def notify_customer_mail(
         attachments=tuple(attachments.out(conn, a) for a in carry),
         attachment_list=attachments.listing(items, {a.id for a in carry}),
     )
-    return queue_mails(conn, mails, now, config.relay.give_up_after_hours)
+    return queue_mails(conn, mails, now, config.relay.give_up_after_hours, config.governor)
 
 
 def event_notifications(

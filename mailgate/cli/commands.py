@@ -15,6 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "tickets": ("tickets", "list or show tickets"),
     "attachments": ("attachments", "list or get the attachments of a ticket's mail"),
     "shunt": ("shunt", "messages that could not be processed"),
+    "outbox": ("outbox", "mail held back (governor caps, no SMTPUTF8): list, release, drop"),
     "agents": ("agents", "agent helpers"),
     "stats": ("stats", "counts of tickets, spool, shunt and outbox"),
     "keys": ("keys", "PGP keys of a queue: create, import, export, list"),

@@ -36,6 +36,8 @@ def print_stats(engine: Engine, spool: Spool) -> None:
                 func.sum(case((OutboxRow.status == "pending", 1), else_=0)),
                 func.sum(case((OutboxRow.status == "sent", 1), else_=0)),
                 func.sum(case((OutboxRow.status == "failed", 1), else_=0)),
+                func.sum(case((OutboxRow.status == "held", 1), else_=0)),
+                func.sum(case((OutboxRow.status == "dropped", 1), else_=0)),
             )
         ).one()
     table = Table("what", "count")
@@ -47,4 +49,5 @@ def print_stats(engine: Engine, spool: Spool) -> None:
     table.add_row(
         "outbox pending / sent / failed", f"{outbox[0] or 0} / {outbox[1] or 0} / {outbox[2] or 0}"
     )
+    table.add_row("outbox held / dropped", f"{outbox[3] or 0} / {outbox[4] or 0}")
     console.print(table)

@@ -139,10 +139,12 @@ def print_ticket(engine: Engine, ticket_id: int, show_secrets: bool = False) -> 
         for o in out:
             console.print(
                 f"outbox {o.kind} to {', '.join(o.rcpt_tos)}: {o.status}"
-                + (f" ({o.last_error})" if o.last_error else ""),
+                + (f" ({o.last_error})" if o.last_error and not o.rcpt_results else ""),
                 style="dim",
                 markup=False,
             )
+            for rcpt, answer in (o.rcpt_results or {}).items():
+                console.print(f"  {rcpt}: {answer}", style="dim", markup=False)
         events = s.scalars(
             select(AuditEvent).where(AuditEvent.ticket_id == t.id).order_by(AuditEvent.id)
         )

@@ -96,6 +96,7 @@ def load(path: str | os.PathLike[str]) -> Config:
         main=main,
         listener=mf.listener,
         relay=mf.relay,
+        governor=mf.governor,
         worker=mf.worker,
         queues=tuple(queues),
         data_dir=data_dir,

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from mailgate.config.governor import GovernorSettings
 from mailgate.config.imap import ImapSettings
 from mailgate.config.pgp import PgpSettings
 from mailgate.config.schema import (
@@ -63,6 +64,7 @@ class Config:
     templates_dir: Path
     outbox_maildir: Path
     agents: tuple[Agent, ...] = ()
+    governor: GovernorSettings = GovernorSettings()
 
     @property
     def secret_file(self) -> Path:

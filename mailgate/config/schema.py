@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from mailgate.config.base import Address, Name, Strict, valid_address
+from mailgate.config.governor import GovernorSettings
 from mailgate.config.layout import DEFAULT_DATA_DIR, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_QUEUES_DIR
 from mailgate.config.oauth2 import OAuth2Settings
 from mailgate.config.secrets import SecretRef
@@ -38,6 +39,11 @@ class RelaySettings(Strict):
     retry_max_seconds: Annotated[float, Field(gt=0)] = 1800.0
     give_up_after_hours: Annotated[float, Field(gt=0)] = 72.0
     maildir: str = "outbox-maildir"
+    # the sender (outgoing/sender.py): connections kept open to the relay, rows claimed
+    # and marked per batch, and how long a claimed row stays a dead sender's
+    connections: Annotated[int, Field(ge=1, le=64)] = 4
+    batch_size: Annotated[int, Field(ge=1, le=1000)] = 64
+    lease_seconds: Annotated[float, Field(gt=0)] = 300.0
 
     @field_validator("oauth2", mode="before")
     @classmethod
@@ -76,6 +82,7 @@ class MailgateFile(Strict):
     listener: ListenerSettings = ListenerSettings()
     relay: RelaySettings = RelaySettings()
     worker: WorkerSettings = WorkerSettings()
+    governor: GovernorSettings = GovernorSettings()
 
 
 class AutoResponseSettings(Strict):

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -211,8 +212,39 @@ class OutboxRow(Base):
     deadline: Mapped[datetime] = mapped_column(UtcDateTime())
     last_error: Mapped[str] = mapped_column(Text, default="")
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # 0 customer-facing, 1 agent notifications, 2 reminders and digests (outgoing/claims.py)
+    priority: Mapped[int] = mapped_column(SmallInteger, default=1, server_default="1")
+    # a sender's lease on the row: set when claimed, cleared when its result is recorded
+    claim_token: Mapped[str | None] = mapped_column(String(40))
+    claimed_until: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # per recipient: the last relay answer ("250 ...", "452 ...", "550 ..."); recipients
+    # with a 2xx or a 5xx are done and never tried again
+    rcpt_results: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default="{}")
 
-    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_outbox_due", "status", "next_attempt_at"),
+        Index("ix_outbox_class", "status", "priority", "next_attempt_at"),
+    )
+
+
+class SendLog(Base):
+    """One line per recipient of each outbox row: what outgoing/governor.py counts."""
+
+    __tablename__ = "send_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    outbox_id: Mapped[int] = mapped_column(ForeignKey("outbox.id"))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    address: Mapped[str] = mapped_column(String(320))  # lower-cased
+    ticket_id: Mapped[int | None] = mapped_column(Integer)
+    queue: Mapped[str] = mapped_column(String(40), default="")
+    kind: Mapped[str] = mapped_column(String(30))
+
+    __table_args__ = (
+        Index("ix_send_log_address", "address", "created_at"),
+        Index("ix_send_log_ticket", "address", "ticket_id", "created_at"),
+        Index("ix_send_log_queue", "queue", "kind", "created_at"),
+    )
 
 
 class AutoResponseLog(Base):

@@ -1,32 +1,33 @@
 """Drain outbox rows to the SMTP relay (or a local maildir when no relay is set).
 
-A row is marked sent only after the relay answered 2xx for it. Temporary failures
-(4xx, connection errors) retry with capped exponential backoff and jitter until the row's
-deadline; permanent ones (5xx, or the deadline) mark the row failed and put a system
-note on its ticket. Message-IDs are fixed when the row is written, so a resend after a
-crash between the relay's 2xx and our commit carries the same Message-ID.
+A batch of due rows is claimed (outgoing/claims.py: customer-facing mail first, no class
+starved, never one row to two senders), sent over a small pool of reused relay
+connections (outgoing/relay.py), and every result of the batch is recorded in ONE
+transaction. A crash between the relay's 2xx and that commit sends the row again once
+its lease ran out, with the same Message-ID (fixed when the row was written): delivery
+is at least once, never lost.
+
+Per recipient: a 2xx recipient is done, a 4xx recipient is retried alone with capped
+exponential backoff and jitter until the row's deadline, a 5xx recipient (or one still
+refused at the deadline) is failed with a system note on the ticket. A row is `sent`
+when no recipient is left to try and at least one got it, else `failed`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import os
 import random
-import smtplib
-import ssl
+import threading
 import time
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Connection, Engine, Row, update
+from sqlalchemy.exc import OperationalError
 
 from mailgate.config.model import Config
-from mailgate.config.secrets import SecretError
-from mailgate.outgoing import relay_auth
-from mailgate.outgoing.smtputf8 import Smtputf8Missing, mail_options
+from mailgate.outgoing.claims import claim, release_all
+from mailgate.outgoing.relay import DeliveryResult, Relay, RelayPool, deliver_maildir, is_done
 from mailgate.pgp.keyring import Keyrings
 from mailgate.pgp.outgoing import prepare_outgoing
 from mailgate.runtime import Clock, backoff_delay, utcnow, wait_for_wake
@@ -36,82 +37,13 @@ from mailgate.store.outbox import outbox
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class DeliveryResult:
-    ok: bool
-    permanent: bool
-    detail: str
-    relay_unreachable: bool = False  # the relay itself failed, not this message
+IDLE_CLOSE_SECONDS = 30.0  # relay connections unused this long are closed
+RECORD_TRIES = 5  # a batch's results against a busy database
 
 
-def deliver_maildir(root: Path, message_id: str, raw: bytes) -> DeliveryResult:
-    """Write one message into a maildir (tmp, fsync, rename to new)."""
-    for d in ("tmp", "new", "cur"):
-        (root / d).mkdir(parents=True, exist_ok=True)
-    name = f"{time.time_ns()}.{os.getpid()}.{abs(hash(message_id)) % 10**8}.mailgate"
-    tmp = root / "tmp" / name
-    with open(tmp, "wb") as f:
-        f.write(raw.replace(b"\r\n", b"\n"))
-        f.flush()
-        os.fsync(f.fileno())
-    os.rename(tmp, root / "new" / name)
-    return DeliveryResult(True, False, f"written to {root / 'new' / name}")
-
-
-class Relay:
-    """One SMTP connection reused across a sweep."""
-
-    def __init__(self, config: Config):
-        self.settings = config.relay
-        self.config = config
-        self.base = config.path.parent
-        self.smtp: smtplib.SMTP | None = None
-
-    def _connect(self) -> smtplib.SMTP:
-        s = self.settings
-        ctx = ssl.create_default_context()
-        if s.tls:
-            smtp: smtplib.SMTP = smtplib.SMTP_SSL(
-                s.host, s.port, timeout=s.timeout_seconds, context=ctx
-            )
-        else:
-            smtp = smtplib.SMTP(s.host, s.port, timeout=s.timeout_seconds)
-            if s.starttls:
-                smtp.starttls(context=ctx)
-        relay_auth.login(smtp, self.config)
-        return smtp
-
-    def send(self, mail_from: str, rcpts: list[str], raw: bytes) -> DeliveryResult:
-        try:
-            if self.smtp is None:
-                self.smtp = self._connect()
-            options = mail_options(self.smtp, mail_from, rcpts, raw)
-            refused = self.smtp.sendmail(mail_from, rcpts, raw, mail_options=options)
-        except Smtputf8Missing as e:
-            return DeliveryResult(False, True, str(e))
-        except smtplib.SMTPRecipientsRefused as e:
-            codes = [c for c, _ in e.recipients.values()]
-            permanent = all(500 <= c < 600 for c in codes)
-            return DeliveryResult(False, permanent, f"recipients refused: {e.recipients}")
-        except smtplib.SMTPResponseException as e:
-            self.close()
-            permanent = 500 <= e.smtp_code < 600
-            msg = e.smtp_error.decode(errors="replace") if isinstance(e.smtp_error, bytes) else e
-            return DeliveryResult(False, permanent, f"{e.smtp_code} {msg}")
-        except (TimeoutError, OSError, smtplib.SMTPException, SecretError) as e:
-            self.close()
-            return DeliveryResult(False, False, f"{type(e).__name__}: {e}")
-        if refused:
-            # some recipients took it: those must not get it twice, so the row is done
-            return DeliveryResult(True, False, f"partly refused: {refused}")
-        return DeliveryResult(True, False, "250 accepted")
-
-    def close(self) -> None:
-        if self.smtp is not None:
-            with contextlib.suppress(OSError, smtplib.SMTPException):
-                self.smtp.quit()
-            self.smtp = None
+def remaining(row: Row) -> list[str]:
+    """The row's recipients still to try (no 2xx and no 5xx answer yet)."""
+    return [r for r in row.rcpt_tos if not is_done(row.rcpt_results.get(r, ""))]
 
 
 class Sender:
@@ -129,149 +61,205 @@ class Sender:
         self.keyrings = keyrings
         self.clock = clock
         self.rng = rng or random.Random()
+        self._pool: RelayPool | None = None
+        self._pgp_lock = threading.Lock()  # keyrings and gpg-agents are not shared by threads
 
-    def _due(self, now: datetime, limit: int) -> list:
-        with self.engine.connect() as conn:
-            return conn.execute(
-                select(
-                    outbox.c.id,
-                    outbox.c.mail_from,
-                    outbox.c.rcpt_tos,
-                    outbox.c.raw,
-                    outbox.c.message_id,
-                    outbox.c.attempts,
-                    outbox.c.deadline,
-                    outbox.c.ticket_id,
-                    outbox.c.kind,
-                )
-                .where(outbox.c.status == "pending", outbox.c.next_attempt_at <= now)
-                .order_by(outbox.c.next_attempt_at, outbox.c.id)
-                .limit(limit)
-            ).all()
+    @property
+    def pool(self) -> RelayPool:
+        if self._pool is not None and self._pool.config is not self.config:
+            self.close()  # reloaded: the relay's settings may have changed
+        if self._pool is None:
+            self._pool = RelayPool(self.config, self.config.relay.connections)
+        return self._pool
 
-    def send_due(self, limit: int = 100) -> tuple[int, int, int]:
-        """One sweep: returns (sent, deferred, failed)."""
-        rows = self._due(self.clock(), limit)
-        if not rows:
-            return 0, 0, 0
-        relay = Relay(self.config) if self.config.relay.host else None
-        sent = deferred = failed = 0
+    def close(self) -> None:
+        """Quit every relay connection and stop the pool's threads."""
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+    def send_due(self, limit: int = 10_000, *, keep_open: bool = False) -> tuple[int, int, int]:
+        """Send due rows batch by batch (at most `limit`): returns (sent, deferred, failed)."""
+        totals = [0, 0, 0]
         try:
-            for row in rows:
-                # PGP/MIME to customers whose key the queue holds; refuses decrypted content
-                wire = prepare_outgoing(
-                    self.config,
+            while limit > 0:
+                rows = claim(
                     self.engine,
-                    self.keyrings,
-                    kind=row.kind,
-                    rcpt_tos=row.rcpt_tos,
-                    raw=row.raw,
-                    ticket_id=row.ticket_id,
+                    self.clock(),
+                    min(limit, self.config.relay.batch_size),
+                    self.config.relay.lease_seconds,
                 )
-                if wire.error:
-                    res = DeliveryResult(False, wire.permanent, wire.error)
-                elif relay is None:
-                    res = deliver_maildir(self.config.outbox_maildir, row.message_id, wire.raw)
-                else:
-                    res = relay.send(row.mail_from, list(row.rcpt_tos), wire.raw)
-                outcome = self._record(row, res)
-                sent += outcome == "sent"
-                deferred += outcome == "deferred"
-                failed += outcome == "failed"
-                if res.relay_unreachable:
-                    # one connect timeout per pass, not one per waiting row
-                    deferred += self._postpone(rows[rows.index(row) + 1 :], res.detail)
+                if not rows:
                     break
+                limit -= len(rows)
+                results = self._deliver(rows)
+                for i, n in enumerate(self._record_batch(rows, results)):
+                    totals[i] += n
         finally:
-            if relay is not None:
-                relay.close()
-        return sent, deferred, failed
+            if not keep_open:
+                self.close()
+        return totals[0], totals[1], totals[2]
 
-    def _postpone(self, rows: list, why: str) -> int:
-        """Give rows not tried in this pass the backoff of a first failure (attempts kept)."""
-        if not rows:
-            return 0
-        now = self.clock()
-        delay = backoff_delay(
-            0,
-            self.config.relay.retry_initial_seconds,
-            self.config.relay.retry_max_seconds,
-            self.rng,
-        )
-        with self.engine.begin() as conn:
-            conn.execute(
-                update(outbox)
-                .where(outbox.c.id.in_([r.id for r in rows]), outbox.c.status == "pending")
-                .values(
-                    next_attempt_at=now + timedelta(seconds=delay),
-                    last_error=f"not tried: relay unreachable ({why})"[:2000],
-                )
+    def _deliver(self, rows: list[Row]) -> list[DeliveryResult]:
+        if not self.config.relay.host:
+            return [self._attempt(None, row) for row in rows]
+        return [f.result() for f in self.pool.run(self._job(row) for row in rows)]
+
+    def _job(self, row: Row):  # type: ignore[no-untyped-def]
+        return lambda relay: self._attempt(relay, row)
+
+    def _attempt(self, relay: Relay | None, row: Row) -> DeliveryResult:
+        rcpts = remaining(row)
+        # PGP/MIME to customers whose key the queue holds; refuses decrypted content
+        with self._pgp_lock:
+            wire = prepare_outgoing(
+                self.config,
+                self.engine,
+                self.keyrings,
+                kind=row.kind,
+                rcpt_tos=rcpts,
+                raw=row.raw,
+                ticket_id=row.ticket_id,
             )
-        return len(rows)
+        if wire.error:
+            return DeliveryResult.every(rcpts, ("554 " if wire.permanent else "451 ") + wire.error)
+        if relay is None:
+            return deliver_maildir(self.config.outbox_maildir, row.message_id, rcpts, wire.raw)
+        return relay.send(row.mail_from, rcpts, wire.raw)
 
-    def _record(self, row, res: DeliveryResult) -> str:  # type: ignore[no-untyped-def]
-        now = self.clock()
+    def _record_batch(self, rows: list[Row], results: list[DeliveryResult]) -> tuple[int, int, int]:
+        """Every result of one batch in one transaction.
+
+        The relay already has the mail: a busy database (SQLite's one writer is the
+        worker's batch) is waited for, a few times, before the rows are left to their
+        lease (then sent again, same Message-ID)."""
+        for attempt in range(RECORD_TRIES):
+            now = self.clock()
+            counts = {"sent": 0, "deferred": 0, "failed": 0}
+            try:
+                with self.engine.begin() as conn:
+                    for row, res in zip(rows, results, strict=True):
+                        counts[self._record(conn, row, res, now)] += 1
+                return counts["sent"], counts["deferred"], counts["failed"]
+            except OperationalError:
+                if attempt == RECORD_TRIES - 1:
+                    raise
+                log.warning("sender: database busy recording %d row(s), again", len(rows))
+                time.sleep(0.2 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    def _record(self, conn: Connection, row: Row, res: DeliveryResult, now: datetime) -> str:
+        if res.hold:
+            return self._hold(conn, row, res.hold, now)
         attempts = row.attempts + 1
-        with self.engine.begin() as conn:
-            if res.ok:
-                conn.execute(
-                    update(outbox)
-                    .where(outbox.c.id == row.id)
-                    .values(status="sent", sent_at=now, attempts=attempts, last_error="")
-                )
-                log.info("outbox %d %s: sent to %s", row.id, row.message_id, row.rcpt_tos)
-                return "sent"
-            if res.permanent or now >= row.deadline:
-                why = res.detail if res.permanent else f"gave up at deadline: {res.detail}"
-                conn.execute(
-                    update(outbox)
-                    .where(outbox.c.id == row.id)
-                    .values(status="failed", attempts=attempts, last_error=why[:2000])
-                )
-                if row.ticket_id is not None:
-                    system_article(
-                        conn,
-                        row.ticket_id,
-                        f"Delivery of {row.message_id} to {', '.join(row.rcpt_tos)} failed: {why}",
-                        now,
-                    )
-                    audit(
-                        conn,
-                        row.ticket_id,
-                        "mailgate",
-                        "delivery-failed",
-                        now,
-                        message_id=row.message_id,
-                        error=why[:500],
-                    )
-                log.warning("outbox %d: permanent failure: %s", row.id, why)
-                return "failed"
+        answers = {**row.rcpt_results, **res.answers}
+        left = [r for r in row.rcpt_tos if not is_done(answers.get(r, ""))]
+        if left and now >= row.deadline:
+            for r in left:
+                answers[r] = f"gave up at deadline: {answers.get(r) or res.detail}"
+            left = []
+        done = {"claim_token": None, "claimed_until": None, "attempts": attempts}
+        newly_failed = {
+            r: a
+            for r, a in answers.items()
+            if not is_done(row.rcpt_results.get(r, ""))
+            and (a[:1] == "5" or a.startswith("gave up"))
+        }
+        log.info(
+            "outbox %d %s: %s",
+            row.id,
+            row.message_id,
+            "; ".join(f"{r} {answers.get(r, 'not tried')}" for r in row.rcpt_tos),
+        )
+        if newly_failed and row.ticket_id is not None:
+            self._note_failure(conn, row, newly_failed, answers, now)
+        if left:
             delay = backoff_delay(
                 attempts - 1,
                 self.config.relay.retry_initial_seconds,
                 self.config.relay.retry_max_seconds,
                 self.rng,
             )
-            conn.execute(
-                update(outbox)
-                .where(outbox.c.id == row.id)
-                .values(
-                    attempts=attempts,
-                    last_error=res.detail[:2000],
-                    next_attempt_at=now + timedelta(seconds=delay),
-                )
+            why = "; ".join(f"{r}: {answers[r]}" for r in left)
+            self._update(
+                conn,
+                row,
+                done,
+                rcpt_results=answers,
+                last_error=why[:2000],
+                next_attempt_at=now + timedelta(seconds=delay),
             )
-            log.info("outbox %d: deferred %.0fs: %s", row.id, delay, res.detail)
+            log.info("outbox %d: deferred %.0fs for %s", row.id, delay, ", ".join(left))
             return "deferred"
+        failed = {r: a for r, a in answers.items() if not a.startswith("2")}
+        status = "sent" if len(failed) < len(answers) else "failed"
+        error = "; ".join(f"{r}: {a}" for r, a in failed.items())
+        self._update(
+            conn,
+            row,
+            done,
+            rcpt_results=answers,
+            status=status,
+            last_error=error[:2000],
+            sent_at=now if status == "sent" else None,
+        )
+        if failed:
+            log.warning("outbox %d: %s: %s", row.id, status, error)
+        return status
+
+    def _hold(self, conn: Connection, row: Row, reason: str, now: datetime) -> str:
+        """Keep the row for an admin: held with the reason, noted on its ticket once."""
+        done = {"claim_token": None, "claimed_until": None, "attempts": row.attempts + 1}
+        self._update(conn, row, done, status="held", last_error=f"not sent: {reason}"[:2000])
+        if row.ticket_id is not None:  # once: a held row is tried again only when released
+            system_article(conn, row.ticket_id, f"Mail {row.message_id} held: {reason}", now)
+        log.warning("outbox %d: held: %s", row.id, reason)
+        return "deferred"
+
+    @staticmethod
+    def _update(conn: Connection, row: Row, done: dict, **values: object) -> None:
+        conn.execute(update(outbox).where(outbox.c.id == row.id).values(**done, **values))
+
+    @staticmethod
+    def _note_failure(
+        conn: Connection, row: Row, failed: dict[str, str], answers: dict[str, str], now: datetime
+    ) -> None:
+        got = [r for r, a in answers.items() if a.startswith("2")]
+        why = "; ".join(f"{r}: {a}" for r, a in failed.items())
+        text = f"Delivery of {row.message_id} to {', '.join(failed)} failed: {why}"
+        if got:
+            text += f" (delivered to {', '.join(got)})"
+        system_article(conn, row.ticket_id, text, now)
+        audit(
+            conn,
+            row.ticket_id,
+            "mailgate",
+            "delivery-failed",
+            now,
+            message_id=row.message_id,
+            recipients=sorted(failed),
+            error=why[:500],
+        )
 
     async def run(self, stop: asyncio.Event, wake: asyncio.Event, idle_poll: float = 1.0) -> None:
-        while not stop.is_set():
-            wake.clear()  # before the work: a wake-up during it is not lost
-            try:
-                sent, _deferred, failed = await asyncio.to_thread(self.send_due)
-            except Exception:  # noqa: BLE001 - the database may be briefly unavailable
-                log.exception("sender: sweep failed")
-                sent = failed = 0
-            if sent or failed:
-                continue
-            await wait_for_wake(wake, stop, idle_poll)
+        idle_since = time.monotonic()
+        if self.engine.dialect.name == "sqlite":
+            taken = await asyncio.to_thread(release_all, self.engine)
+            if taken:
+                log.warning("sender: %d row(s) claimed by a sender that stopped: sent again", taken)
+        try:
+            while not stop.is_set():
+                wake.clear()  # before the work: a wake-up during it is not lost
+                try:
+                    sent, _deferred, failed = await asyncio.to_thread(self.send_due, keep_open=True)
+                except Exception:  # noqa: BLE001 - the database may be briefly unavailable
+                    log.exception("sender: sweep failed")
+                    sent = failed = 0
+                if sent or failed:
+                    idle_since = time.monotonic()
+                    continue
+                if self._pool is not None and time.monotonic() - idle_since > IDLE_CLOSE_SECONDS:
+                    await asyncio.to_thread(self._pool.close)  # reopened on the next batch
+                await wait_for_wake(wake, stop, idle_poll)
+        finally:
+            await asyncio.to_thread(self.close)

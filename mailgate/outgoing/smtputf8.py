@@ -39,4 +39,4 @@ def mail_options(smtp: smtplib.SMTP, mail_from: str, rcpts: list[str], raw: byte
 
 
 class Smtputf8Missing(Exception):
-    """The message needs SMTPUTF8 and the relay does not offer it (a permanent failure)."""
+    """The message needs SMTPUTF8 and the relay does not offer it: held for an admin."""

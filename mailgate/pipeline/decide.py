@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -53,6 +54,36 @@ def body_digest(raw: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
+# this many near-identical messages from one sender on one ticket are a loop
+RUN_IS_LOOP = 3
+_QUOTED = re.compile(
+    r"^\s*(>.*|on .{0,200} wrote:|am .{0,200} schrieb .{0,200}:|le .{0,200} a écrit\s*:)\s*$"
+)
+
+
+# shorter texts ("Hello", "Thanks!") are said again by people: never a loop by themselves
+RUN_MIN_CHARS = 30
+
+
+def _normalised(text: str) -> str:
+    lines = [ln for ln in text.lower().splitlines() if not _QUOTED.match(ln)]
+    return re.sub(r"\d+", "#", " ".join(" ".join(lines).split()))
+
+
+def text_digest(text: str) -> str:
+    """Digest of a mail text with quotes, case, digits and spacing taken out: a responder's
+    mails, each quoting the last and naming another date or number, digest alike."""
+    return hashlib.sha256(_normalised(text).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def run_length(text: str, earlier: list[str]) -> int:
+    """How many of `earlier` plus this one digest alike (1: this one is not a repeat)."""
+    if len(_normalised(text)) < RUN_MIN_CHARS:
+        return 1
+    digest = text_digest(text)
+    return 1 + sum(text_digest(t) == digest for t in earlier)
+
+
 def dedupe_key(p: Parsed, raw: bytes) -> str:
     """One article per (Message-ID, sender, body); without a Message-ID, per raw bytes.
 
@@ -87,25 +118,31 @@ def decide(
     acknowledge: ResponseDecision,
     initial_priority: int,
     our_addresses: frozenset[str],
+    run: int = 1,
 ) -> Decision:
     reasons = (*verdict.reasons, f"thread: {choice.reason}", f"ack: {acknowledge.reason}")
     key = dedupe_key(parsed, raw)
     if choice.ticket_id is not None:
+        # automatic mail, or a run of alike mails (a responder answering our answers):
+        # stored, inert, nobody notified
+        inert = verdict.automatic or run >= RUN_IS_LOOP
+        if run >= RUN_IS_LOOP:
+            reasons += (f"loop: {run} near-identical messages from {parsed.from_addr} here",)
         return Decision(
             action="follow-up",
             dedupe_key=key,
             queues=queues,
             ticket_id=choice.ticket_id,
             new_ticket=None,
-            reopen=choice.reopen and not verdict.automatic,
+            reopen=choice.reopen and not inert,
             new_ccs=()
-            if verdict.automatic
+            if inert
             else tuple(
                 dict.fromkeys(
                     (*([choice.new_cc] if choice.new_cc else []), *ccs_of(parsed, our_addresses))
                 )
             ),
-            customer_activity=not verdict.automatic,
+            customer_activity=not inert,
             acknowledge=ResponseDecision(False, "follow-ups get no acknowledgement"),
             reasons=reasons,
         )

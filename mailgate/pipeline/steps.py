@@ -18,7 +18,7 @@ from sqlalchemy.exc import OperationalError
 
 from mailgate.agents import handle as agent_mail
 from mailgate.agents.notifications import notify_customer_mail
-from mailgate.autoresponse.policy import ResponseDecision, should_respond
+from mailgate.autoresponse.policy import ResponseDecision, looks_like_reply, should_respond
 from mailgate.config.model import Config, Queue
 from mailgate.outgoing.customer_mails import ack as build_ack
 from mailgate.parse.limits import ParseRejected
@@ -27,7 +27,7 @@ from mailgate.pgp.incoming import open_incoming
 from mailgate.pgp.keyring import Keyrings
 from mailgate.pgp.results import Opened
 from mailgate.pipeline.classify import Verdict, classify
-from mailgate.pipeline.decide import Decision, decide
+from mailgate.pipeline.decide import RUN_IS_LOOP, Decision, decide, run_length
 from mailgate.pipeline.outcome import Outcome, Rejected, StepFailed
 from mailgate.pipeline.thread import ThreadChoice, ThreadLookups, choose
 from mailgate.queues.routing import route
@@ -35,9 +35,11 @@ from mailgate.runtime import Clock, utcnow
 from mailgate.spool import SpoolEntry
 from mailgate.store import pgp_secrets
 from mailgate.store import tickets as store
+from mailgate.store.articles import system_article
 from mailgate.store.autoresponses import last_autoresponse, record_autoresponse
 from mailgate.store.lookups import thread_lookups
 from mailgate.store.outbox import add_outbox
+from mailgate.store.repeats import recent_texts
 
 TRACEBACK_FRAMES = 8  # from the step down: enough to find the bug, short enough to read
 
@@ -71,6 +73,7 @@ class Message:
     decision: Decision = field(init=False)
     applied: store.Applied = field(init=False)
     acked: bool = False
+    run: int = 1  # near-identical messages from this sender on this ticket, this one included
 
 
 Step = Callable[[Context, Message], Outcome | None]
@@ -109,6 +112,11 @@ def agent_step(ctx: Context, m: Message) -> Outcome | None:
 
 def classify_step(ctx: Context, m: Message) -> None:
     m.verdict = classify(m.parsed, ctx.our_addresses, ctx.config.main.hostname)
+    if m.verdict.loop:
+        # our own mail came back: never a ticket, an article or a mail; the shunt keeps it
+        # with the reason (`mailgate shunt list`)
+        loops = [r for r in m.verdict.reasons if r.startswith("loop:")]
+        raise Rejected("classify", "dropped as a mail loop: " + "; ".join(loops))
 
 
 def thread_step(ctx: Context, m: Message) -> None:
@@ -122,6 +130,11 @@ def thread_step(ctx: Context, m: Message) -> None:
         None if window < 0 else timedelta(days=window),
         colleagues=m.primary.colleagues_may_follow_up,
     )
+    tid = m.choice.ticket_id
+    if tid is not None and not m.verdict.automatic:
+        since = m.now - timedelta(days=1)
+        earlier = recent_texts(ctx.conn, tid, since, kind="inbound", from_addr=m.parsed.from_addr)
+        m.run = run_length(m.parsed.text, [body for body, _ in earlier])
 
 
 def autoresponse_step(ctx: Context, m: Message) -> None:
@@ -138,6 +151,7 @@ def autoresponse_step(ctx: Context, m: Message) -> None:
         period=timedelta(hours=m.primary.autoresponse.period_hours),
         last_sent_at=last,
         now=m.now,
+        reply=looks_like_reply(m.parsed),
     )
 
 
@@ -151,6 +165,7 @@ def decide_step(ctx: Context, m: Message) -> None:
         acknowledge=m.acknowledge,
         initial_priority=m.primary.priority.initial,
         our_addresses=ctx.our_addresses,
+        run=m.run,
     )
 
 
@@ -167,6 +182,14 @@ def store_step(ctx: Context, m: Message) -> None:
     queue = _ticket_queue(m.lookups, d)
     m.applied = store.apply(ctx.conn, d, p, m.raw, m.now, ticket_queue=queue)
     pgp_secrets.save(ctx.conn, m.opened, m.applied, p.from_addr, m.now)  # agent-only parts
+    if m.run == RUN_IS_LOOP and m.applied.article_id is not None:
+        system_article(
+            ctx.conn,
+            m.applied.ticket_id,
+            f"Mail loop: {m.run} near-identical messages from {p.from_addr} on this ticket; "
+            "further ones are kept here but notify nobody and send nothing.",
+            m.now,
+        )
 
 
 def ack_step(ctx: Context, m: Message) -> None:
@@ -175,7 +198,7 @@ def ack_step(ctx: Context, m: Message) -> None:
     cfg = ctx.config
     out = build_ack(cfg, m.primary, m.applied.ticket_id, m.parsed, m.decision, m.now)
     deadline = m.now + timedelta(hours=cfg.relay.give_up_after_hours)
-    m.acked = add_outbox(ctx.conn, out, m.now, deadline)
+    m.acked = add_outbox(ctx.conn, out, m.now, deadline, cfg.governor, m.primary.name)
     if m.acked:
         record_autoresponse(ctx.conn, m.primary.name, m.parsed.from_addr, m.now)
 

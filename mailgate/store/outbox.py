@@ -2,25 +2,52 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, Table
+from sqlalchemy import Connection, Table, update
 
+from mailgate.config.governor import GovernorSettings
 from mailgate.db.models import OutboxRow
 from mailgate.outgoing.compose import Outgoing
+from mailgate.outgoing.governor import PASS, Mail, Verdict, check
 from mailgate.store.articles import add_thread_ref
+from mailgate.store.send_log import counts_for, log_sends
 from mailgate.store.sql import insert_ignore
 
+log = logging.getLogger(__name__)
+
 outbox: Table = OutboxRow.__table__  # type: ignore[assignment]
+
+
+# the sender's classes (outgoing/claims.py): customer-facing first, reminders and digests last
+CUSTOMER_FACING = frozenset({"ack", "answer", "closed", "escalated"})
+LATER = frozenset({"reminder", "digest"})
+
+
+def priority_of(kind: str) -> int:
+    return 0 if kind in CUSTOMER_FACING else 2 if kind in LATER else 1
 
 
 def outbox_deadline(now: datetime, hours: float) -> datetime:
     return now + timedelta(hours=hours)
 
 
-def add_outbox(conn: Connection, out: Outgoing, now: datetime, deadline: datetime) -> bool:
-    """Queue a message; False if one with this Message-ID is already queued (idempotent)."""
+def add_outbox(
+    conn: Connection,
+    out: Outgoing,
+    now: datetime,
+    deadline: datetime,
+    governor: GovernorSettings | None = None,
+    queue: str = "",
+) -> bool:
+    """Queue a message; False if one with this Message-ID is already queued (idempotent).
+
+    With `governor`, a message over one of its caps is queued as `held` with the reason
+    (outgoing/governor.py); it goes out only when released (`mailgate outbox release`).
+    """
+    verdict = _govern(conn, out, now, governor, queue) if governor else PASS
     res = insert_ignore(
         conn,
         outbox,
@@ -28,27 +55,82 @@ def add_outbox(conn: Connection, out: Outgoing, now: datetime, deadline: datetim
             "created_at": now,
             "ticket_id": out.ticket_id,
             "kind": out.kind,
+            "priority": priority_of(out.kind),
+            "rcpt_results": {},
             "mail_from": out.mail_from,
             "rcpt_tos": list(out.rcpt_tos),
             "message_id": out.message_id,
             "raw": out.raw,
-            "status": "pending",
+            "status": "held" if verdict.hold else "pending",
             "attempts": 0,
             "next_attempt_at": now,
             "deadline": deadline,
-            "last_error": "",
+            "last_error": verdict.reason,
         },
     )
     if res.rowcount == 0:
         return False
+    log_sends(conn, res.inserted_primary_key[0], out, queue, now)
     if out.ticket_id is not None:
         add_thread_ref(conn, out.message_id, out.ticket_id)
     return True
 
 
+_logged: dict[tuple[str, str], int] = {}  # (cap, key) -> the window last logged
+
+
+def _govern(
+    conn: Connection, out: Outgoing, now: datetime, caps: GovernorSettings, queue: str
+) -> Verdict:
+    for address in out.rcpt_tos:
+        mail = Mail(out.kind, address.lower(), out.ticket_id, queue)
+        verdict = check(mail, counts_for(conn, mail, now, caps), caps)
+        if verdict.hold:
+            # once per cap, key and window, not once per message
+            key = (verdict.cap, queue if verdict.cap == "ack_per_queue_minute" else address)
+            window = int(now.timestamp()) // verdict.window_seconds
+            if _logged.get(key) != window:
+                _logged[key] = window
+                log.warning("outbox %s %s: %s", out.kind, out.message_id, verdict.reason)
+            return verdict
+    return PASS
+
+
 def queue_mails(
-    conn: Connection, mails: Iterable[Outgoing], now: datetime, give_up_after_hours: float
+    conn: Connection,
+    mails: Iterable[Outgoing],
+    now: datetime,
+    give_up_after_hours: float,
+    governor: GovernorSettings | None = None,
 ) -> int:
     """Queue several messages with the relay's deadline; the number newly queued."""
     deadline = outbox_deadline(now, give_up_after_hours)
-    return sum(add_outbox(conn, m, now, deadline) for m in mails)
+    return sum(add_outbox(conn, m, now, deadline, governor) for m in mails)
+
+
+def release_held(
+    conn: Connection, ids: list[int] | None, now: datetime, give_up_after_hours: float
+) -> int:
+    """Held rows (all when `ids` is None) back to pending, due now, with a fresh deadline."""
+    where = [outbox.c.status == "held"]
+    if ids is not None:
+        where.append(outbox.c.id.in_(ids))
+    return conn.execute(
+        update(outbox)
+        .where(*where)
+        .values(
+            status="pending",
+            next_attempt_at=now,
+            deadline=outbox_deadline(now, give_up_after_hours),
+            last_error="",
+        )
+    ).rowcount
+
+
+def drop_held(conn: Connection, ids: list[int]) -> int:
+    """Held rows marked dropped (kept, never sent)."""
+    return conn.execute(
+        update(outbox)
+        .where(outbox.c.status == "held", outbox.c.id.in_(ids))
+        .values(status="dropped", last_error=outbox.c.last_error + " (dropped by hand)")
+    ).rowcount

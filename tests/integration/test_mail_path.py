@@ -133,13 +133,21 @@ def test_unknown_recipient_is_refused_at_rcpt(cfg):
         assert code == 250
 
 
-def test_one_ack_per_sender_per_period(cfg, smtp_sink: SmtpSink):
+def test_every_new_ticket_is_acknowledged_a_reply_once_per_period(cfg, smtp_sink: SmtpSink):
+    # issue 10: the old one-per-period limit left a customer's second and third tickets
+    # unacknowledged; now each new ticket is (the governor caps per address), and the
+    # period guards only replies that start a ticket (as a responder's would)
     with running(cfg) as d:
         for i in range(3):
             d.send(message(subject=f"question {i}"))
         wait_until(lambda: len(tickets(d.engine)) == 3)
-        smtp_sink.wait_for(1, timeout=15)
-    assert len(acks(d.engine)) == 1
+        smtp_sink.wait_for(3, timeout=15)
+        for i in range(2):
+            d.send(message(subject=f"Re: elsewhere {i}", in_reply_to=f"<other{i}@example.com>"))
+        wait_until(lambda: len(tickets(d.engine)) == 5)
+    assert len(acks(d.engine)) == 3
+    numbers = {str(c.message["Subject"]) for c in smtp_sink.messages}
+    assert len(numbers) == 3
 
 
 def test_customer_subject_cannot_inject_headers(cfg, smtp_sink: SmtpSink):

@@ -31,9 +31,9 @@ from mailgate.oauth2.client import TokenClient
 from mailgate.oauth2.clients import imap_tokens, relay_tokens, token_store
 from mailgate.oauth2.endpoint import OAuth2Error
 from mailgate.oauth2.store import Tokens
+from mailgate.outgoing.relay import Relay, is_done
 from mailgate.outgoing.relay_auth import bearer
 from mailgate.outgoing.relay_check import check_relay
-from mailgate.outgoing.sender import Relay
 from mailgate.pollers.imap.check import check_mailboxes
 from mailgate.pollers.imap.run import make_pollers
 from mailgate.spool import Spool
@@ -259,7 +259,8 @@ def test_relay_logs_in_with_xoauth2_and_refreshes_once(
         provider.provider.expire_access_tokens()
         relay = Relay(cfg)
         result = relay.send("support@example.test", ["c@customer.example"], raw)
-        assert not result.ok and not result.permanent  # kept in the outbox, retried
+        # kept in the outbox and retried: no recipient is done (2xx) or refused for good (5xx)
+        assert not result.ok and not any(is_done(a) for a in result.answers.values())
         assert "run `mailgate oauth2 authorize --relay`" in result.detail, result
         assert len(sink.messages) == 2
     finally:

@@ -139,16 +139,19 @@ def test_referenced_ids_nearest_first_without_duplicates():
 
 
 @pytest.mark.parametrize(
-    ("automatic", "last", "enabled", "send"),
+    ("automatic", "last", "enabled", "reply", "send"),
     [
-        ("", None, True, True),
-        ("", None, False, False),
-        ("Auto-Submitted: auto-replied", None, True, False),
-        ("", NOW - timedelta(hours=1), True, False),
-        ("", NOW - timedelta(hours=25), True, True),
+        ("", None, True, False, True),
+        ("", None, False, False, False),
+        ("Auto-Submitted: auto-replied", None, True, False, False),
+        # issue 10: a person's second ticket within the period is acknowledged too (the
+        # governor caps acknowledgements per address); the period guards replies only
+        ("", NOW - timedelta(hours=1), True, False, True),
+        ("", NOW - timedelta(hours=1), True, True, False),
+        ("", NOW - timedelta(hours=25), True, True, True),
     ],
 )
-def test_should_respond(automatic, last, enabled, send):
+def test_should_respond(automatic, last, enabled, reply, send):
     d = should_respond(
         verdict=verdict(automatic),
         sender="c@example.com",
@@ -156,8 +159,56 @@ def test_should_respond(automatic, last, enabled, send):
         period=timedelta(hours=24),
         last_sent_at=last,
         now=NOW,
+        reply=reply,
     )
     assert d.send is send and d.reason
+
+
+@pytest.mark.parametrize(
+    "sender",
+    [
+        "noreply@shop.example",
+        "no-reply@shop.example",
+        "donotreply@bank.example",
+        "MAILER-DAEMON@mx.example",
+        "postmaster@mx.example",
+        "bounces+123@lists.example",
+        "bounce-abc@news.example",
+    ],
+)
+def test_no_auto_response_to_no_reply_senders(sender):
+    d = should_respond(
+        verdict=verdict(""),
+        sender=sender,
+        enabled=True,
+        period=timedelta(hours=24),
+        last_sent_at=None,
+        now=NOW,
+    )
+    assert not d.send and ("no-reply" in d.reason or "bounce" in d.reason), d.reason
+
+
+@pytest.mark.parametrize(
+    ("extra", "subject"),
+    [
+        ("Precedence: auto_reply", "Printer"),
+        ("X-Autorespond: yes", "Printer"),
+        ("X-MS-Exchange-Generated-Message-Source: Mailbox Rules Agent", "Printer"),
+        ("", "Out of Office: Printer"),
+        ("", "Automatic reply: Printer"),
+        ("", "Abwesenheitsnotiz: Drucker"),
+        ("", "Réponse automatique : Imprimante"),
+        ("", "Respuesta automática: Impresora"),
+    ],
+)
+def test_auto_replies_are_recognised_by_header_and_subject(extra, subject):
+    v = classify(parse(message(extra=extra, subject=subject)), OURS, HOST)
+    assert v.auto and not v.may_autorespond and v.reasons
+
+
+def test_a_subject_about_an_office_is_not_an_auto_reply():
+    v = classify(parse(message(subject="Our office printer is out of toner")), OURS, HOST)
+    assert not v.automatic
 
 
 def test_dedupe_key_ignores_trace_headers_and_line_ends_but_not_the_body():

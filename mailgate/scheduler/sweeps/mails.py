@@ -88,7 +88,7 @@ def _local_text(when: datetime, cal: BusinessCalendar | None) -> str:
 def queue_mails(conn: Connection, config: Config, outs: Iterable[Outgoing], now: datetime) -> None:
     deadline = now + timedelta(hours=config.relay.give_up_after_hours)
     for out in outs:
-        add_outbox(conn, out, now, deadline)
+        add_outbox(conn, out, now, deadline, config.governor)
 
 
 def _unique(agents: Iterable[Agent]) -> list[Agent]:
