@@ -5,25 +5,37 @@ loading the configuration, `check-config` or `ingest`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 from mailgate.config.model import Config
 
 
 def ensure(config: Config) -> bytes:
-    """The secret, creating the generated one first when it does not exist yet."""
-    if config.main.secret is None and not config.secret_file.exists():
+    """The secret, creating the generated one first when it does not exist yet.
+
+    Written whole or not at all: the key goes into a temp file (fsync'ed), which is linked
+    to its name (a link never replaces a secret another process made first) and the
+    directory fsync'ed, so a crash can leave no empty or short secret behind."""
+    path = config.secret_file
+    if config.main.secret is None and not path.exists():
         config.data_dir.mkdir(parents=True, exist_ok=True)
-        token = os.urandom(32).hex().encode()
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
-            fd = os.open(config.secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass  # another process made it first: use that one
-        else:
             with os.fdopen(fd, "wb") as f:
-                f.write(token)
+                f.write(os.urandom(32).hex().encode())
                 f.flush()
                 os.fsync(f.fileno())
+            with contextlib.suppress(FileExistsError):  # another process made it first
+                os.link(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        dfd = os.open(config.data_dir, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
     return config.secret
 
 

@@ -113,7 +113,7 @@ def read_hmac_secret(ref: SecretRef | None, config_path: Path, secret_file: Path
     (hmac_secret.ensure creates it). ConfigError naming file, key and reason."""
     if ref is None:
         try:
-            return secret_file.read_bytes().strip()
+            generated = secret_file.read_bytes().strip()
         except FileNotFoundError as e:
             raise ConfigError(
                 [
@@ -123,6 +123,15 @@ def read_hmac_secret(ref: SecretRef | None, config_path: Path, secret_file: Path
             ) from e
         except OSError as e:
             raise ConfigError([f"{secret_file}: cannot read: {e.strerror}"]) from e
+        if len(generated) < MIN_HMAC_SECRET:  # an empty key would let anyone mint tokens
+            raise ConfigError(
+                [
+                    f"{secret_file}: the generated HMAC secret is {len(generated)} characters, "
+                    f"at least {MIN_HMAC_SECRET} needed; remove the file and `mailgate run` "
+                    "makes a new one (reply addresses already sent stop working)"
+                ]
+            )
+        return generated
     try:
         value = ref.read(config_path.parent, f"mailgate.secret.{ref.kind}")
     except SecretError as e:

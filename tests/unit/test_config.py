@@ -139,6 +139,19 @@ def test_loading_writes_nothing_and_reads_no_secret(tmp_path):
     assert cfg.secret_file.read_bytes() == secret and len(secret) == 64
     assert cfg.secret_file.stat().st_mode & 0o777 == 0o600
     assert hmac_secret.ensure(load(path)) == secret  # made once, then kept
+    assert sorted(f.name for f in cfg.data_dir.iterdir()) == ["secret"]  # no temp file left
+
+
+def test_an_empty_generated_secret_is_refused_not_used_as_a_key(tmp_path):
+    # a crash between creating the file and writing it (the old ensure) left it empty,
+    # and every token was then an HMAC under the empty key: anyone could mint one
+    from mailgate.config import hmac_secret
+
+    cfg = load(_without_secret(write_config(tmp_path)))
+    cfg.data_dir.mkdir(parents=True, exist_ok=True)
+    cfg.secret_file.write_bytes(b"")
+    with pytest.raises(ConfigError, match="generated HMAC secret is 0 characters, at least 16"):
+        hmac_secret.ensure(cfg)
 
 
 @pytest.mark.parametrize(
