@@ -6,16 +6,14 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from mailgate.db import engine as db  # noqa: F401
-from mailgate.db import (
-    models,  # noqa: F401
-)
+from mailgate.db.tables import metadata
 
 
 def _drift(url: str) -> list:
     engine = db.connect(url)
     try:
         with engine.connect() as conn:
-            diff = compare_metadata(MigrationContext.configure(conn), models.Base.metadata)
+            diff = compare_metadata(MigrationContext.configure(conn), metadata)
     finally:
         engine.dispose()
     return [d for d in diff if not _duplicates_primary_key(d)]
@@ -26,7 +24,7 @@ def _duplicates_primary_key(d: tuple) -> bool:
     if d[0] not in ("add_constraint", "remove_constraint"):
         return False
     c = d[1]
-    table = models.Base.metadata.tables.get(c.table.name)
+    table = metadata.tables.get(c.table.name)
     if table is None:
         return False
     pk = {col.name for col in table.primary_key.columns}
