@@ -23,6 +23,7 @@ MAILGATE_KEYS = (
     "templates_dir",
     "secret",
     "log_level",
+    "watch_config",
 )
 LISTENER_KEYS = ("enabled", "host", "port", "mode", "max_message_bytes", "timeout_seconds")
 QUEUE_KEYS = (

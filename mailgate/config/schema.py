@@ -75,6 +75,7 @@ class MainSettings(Strict):
     templates_dir: str = "../templates"
     secret: SecretRef | None = None  # None: generated in data_dir by `mailgate run`
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    watch_config: bool = True  # reload when a *.toml file of the config changes (reload.py)
 
 
 class MailgateFile(Strict):
