@@ -26,6 +26,7 @@ from mailgate.config import hmac_secret
 from mailgate.config import load as config_mod
 from mailgate.config.errors import ConfigError
 from mailgate.config.model import Config
+from mailgate.health import Health
 from mailgate.outgoing.sender import Sender
 from mailgate.pgp.keyring import Keyrings
 from mailgate.pipeline.steps import Pipeline
@@ -36,6 +37,7 @@ from mailgate.spool import Spool
 from mailgate.startup import StartupError, open_stores
 
 if TYPE_CHECKING:
+    from mailgate.observe.server import StatusServer
     from mailgate.pollers.imap.run import PollerSet
 
 log = logging.getLogger(__name__)
@@ -52,6 +54,8 @@ class Daemon:
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     listen_port: int | None = None
     keyrings: Keyrings = field(default_factory=Keyrings)  # closed when serve() ends
+    health: Health = field(default_factory=Health)  # what each running part last reported
+    http_port: int | None = None  # the [http] status port, when enabled
     _handler: IntakeHandler | None = None
     _worker: Worker | None = None
     _sender: Sender | None = None
@@ -114,6 +118,7 @@ class Daemon:
             cfg, self.engine, self.spool, Pipeline(cfg, self.clock, keyrings=self.keyrings)
         )
         self._sender = Sender(cfg, self.engine, self.clock, keyrings=self.keyrings)
+        self._worker.health = self._sender.health = self.health
 
         def spooled() -> None:
             work_wake.set()
@@ -132,6 +137,7 @@ class Daemon:
                 cfg.listener.host,
                 self.listen_port,
             )
+        status = self._start_status_server()
         tasks = [
             asyncio.create_task(
                 self._worker.run(self.stop, work_wake, on_batch=send_wake.set), name="worker"
@@ -160,10 +166,36 @@ class Daemon:
             log.warning("shutdown timeout: leaving unfinished work in the spool/outbox")
             for t in tasks:
                 t.cancel()
+        if status is not None:
+            status.stop()
         self.spool.unlock()
         self.engine.dispose()
         self.keyrings.close()  # the gpg-agents the queues' keyrings started
         log.info("mailgate stopped")
+
+    def _start_status_server(self) -> StatusServer | None:
+        """The [http] port: /metrics and /healthz (observe/), bound before any task starts."""
+        http = self.config.http
+        if not http.enabled:
+            return None
+        from mailgate.observe.metrics import DaemonCollector, registry_for
+        from mailgate.observe.server import StatusServer
+
+        assert self.engine is not None and self.spool is not None and self._worker is not None
+        collector = DaemonCollector(
+            self.engine,
+            self.spool,
+            self.health,
+            self._worker.intake,
+            lambda: self._pollers.connections() if self._pollers is not None else {},
+        )
+        try:
+            server = StatusServer(http.host, http.port, registry_for(collector), self.health)
+        except OSError as e:
+            raise StartupError(f"http {http.host}:{http.port}", e) from e
+        self.http_port = server.port
+        log.info("metrics and health on http://%s:%d/metrics, /healthz", http.host, server.port)
+        return server.start()
 
     def _task_ended(self, task: asyncio.Task[None]) -> None:
         if task.cancelled() or self.stop.is_set():
@@ -188,7 +220,9 @@ class Daemon:
         from mailgate.pollers.imap.run import PollerSet
 
         assert self.spool is not None
-        self._pollers = PollerSet(self.spool, self.engine, self.stop, on_spooled=spooled)
+        self._pollers = PollerSet(
+            self.spool, self.engine, self.stop, on_spooled=spooled, health=self.health
+        )
         tasks.append(asyncio.create_task(self._pollers.run(self.config), name="imap"))
         if self.config.main.watch_config:
             from mailgate import reload as watcher

@@ -79,6 +79,10 @@ class PollerSet:
     def keys(self) -> list[str]:
         return sorted(self.pollers)
 
+    def connections(self) -> dict[str, bool]:
+        """Mailbox key -> whether its poller is logged in now."""
+        return {key: p.connected for key, p in list(self.pollers.items())}
+
     async def update(self, config: Config) -> None:
         """Start new mailboxes, stop removed ones, restart changed ones."""
         async with self._lock:
@@ -93,6 +97,9 @@ class PollerSet:
                 changed = key in wanted
                 log.info("imap: %s %s", "restarting" if changed else "stopping", key)
                 await self._end(key)
+                health = self.kwargs.get("health")
+                if not changed and health is not None:
+                    health.forget(f"imap:{key}")  # stopped on purpose: not a failing part
             for key, poller in wanted.items():
                 if key not in self.pollers and not self.stop.is_set():
                     self._start(poller)
