@@ -8,12 +8,8 @@ import urllib.error
 import urllib.request
 from datetime import UTC, datetime
 
-from rich.console import Console
-from rich.table import Table
-
+from mailgate.cli.output import console, print_table, table
 from mailgate.config.model import Config
-
-console = Console(highlight=False, soft_wrap=True)
 
 
 def scrape(config: Config, timeout: float = 5.0) -> dict[str, list[tuple[dict[str, str], float]]]:
@@ -48,9 +44,9 @@ def print_daemon_section(config: Config) -> None:
     except (OSError, urllib.error.URLError) as e:
         console.print(f"running daemon: not reachable at http://{where}/metrics ({e})")
         return
-    table = Table("running daemon", "value", title=f"the running daemon (http://{where})")
+    out = table("running daemon", "value", title=f"the running daemon (http://{where})")
     for labels, n in m.get("mailgate_intake_messages_total", []):
-        table.add_row(f"intake {labels['queue']} {labels['source']}", str(int(n)))
+        out.add_row(f"intake {labels['queue']} {labels['source']}", str(int(n)))
     last = {
         lb["component"]: v
         for lb, v in m.get("mailgate_component_last_success_timestamp_seconds", [])
@@ -58,7 +54,7 @@ def print_daemon_section(config: Config) -> None:
     for labels, ok in m.get("mailgate_component_ok", []):
         name = labels["component"]
         state = "ok" if ok else "FAILING"
-        table.add_row(name, f"{state}, last success {_when(last.get(name))}")
+        out.add_row(name, f"{state}, last success {_when(last.get(name))}")
     for labels, connected in m.get("mailgate_imap_connected", []):
-        table.add_row(f"imap {labels['mailbox']}", "connected" if connected else "not connected")
-    console.print(table)
+        out.add_row(f"imap {labels['mailbox']}", "connected" if connected else "not connected")
+    print_table(out)
