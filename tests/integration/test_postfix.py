@@ -13,6 +13,7 @@ import smtplib
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -93,6 +94,15 @@ def delivered(postfix: Postfix, engine, n: int) -> None:
     assert len(harness.tickets(engine)) == n  # one ticket per message, two addresses or one
 
 
+def first_batch(postfix: Postfix, engine) -> None:
+    """The first FIRST messages through Postfix into tickets; prints the rate (a figure)."""
+    t0 = time.monotonic()
+    submit(postfix, 0, FIRST)
+    delivered(postfix, engine, FIRST)
+    took = time.monotonic() - t0
+    print(f"\n{FIRST} messages via postfix: {took:.1f}s, {FIRST / took:.1f} msg/s")
+
+
 def deferred(postfix: Postfix, first: int, count: int) -> None:
     """Submit `count` messages that Postfix must defer and keep."""
     submit(postfix, first, count)
@@ -116,8 +126,7 @@ def test_postfix_lmtp_as_documented(root: Path) -> None:
     postfix = Postfix(root / "postfix", main_extra=contrib("main.cf-lmtp", path, port)).start()
     try:
         d = harness.RunningDaemon(harness.load(path)).start()
-        submit(postfix, 0, FIRST)
-        delivered(postfix, d.engine, FIRST)
+        first_batch(postfix, d.engine)
         d.stop()  # mailgate down: Postfix cannot connect, defers and keeps the mail
         deferred(postfix, FIRST, LATER)
         back_again(postfix, path, "lmtp")
@@ -138,8 +147,7 @@ def test_postfix_pipe_as_documented(root: Path) -> None:
     try:
         d = harness.RunningDaemon(harness.load(path)).start()
         subprocess.run(["chown", "-R", "mailgate:", str(var / "spool")], check=True)
-        submit(postfix, 0, FIRST)
-        delivered(postfix, d.engine, FIRST)
+        first_batch(postfix, d.engine)
         d.stop()  # the daemon down: the pipe still spools, the mail waits there
         submit(postfix, FIRST, LATER // 2)
         harness.wait_until(postfix.queue_empty, 60, "the pipe to spool with the daemon down")
