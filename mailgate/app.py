@@ -90,6 +90,7 @@ class Daemon:
             self._worker.pipeline = Pipeline(new, self.clock, keyrings=self.keyrings)
         if self._pollers is not None and self._loop is not None:  # also from another thread
             self._follow = asyncio.run_coroutine_threadsafe(self._pollers.update(new), self._loop)
+            self._follow.add_done_callback(_log_follow_error)
         log.info("config reloaded from %s: %d queue(s)", new.path, len(new.queues))
         return True
 
@@ -247,6 +248,11 @@ class Daemon:
         await asyncio.gather(*tasks, return_exceptions=True)
         if server is not None:
             await server.wait_closed()
+
+
+def _log_follow_error(done: concurrent.futures.Future[None]) -> None:
+    if not done.cancelled() and done.exception() is not None:
+        log.error("imap: following the reloaded config failed: %r", done.exception())
 
 
 def run(config: Config) -> None:
