@@ -139,3 +139,23 @@ def test_queue_file_edits_under_a_running_daemon(
         assert "<late-5@customer.example>" in folder_ids(server, "support@example.test", "INBOX")
     assert harness.article_count(d.engine) == sent == 10
     assert caplog.text.count("config reload rejected") == 1
+
+
+def test_a_toml_syntax_error_is_logged_once_with_file_and_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    path = harness.write_config(tmp_path)
+    sales = path.parent / "queues" / "sales.toml"
+    good = sales.read_text()
+    with harness.running(harness.load(path)) as d:
+        before = d.daemon.config
+        sales.write_text(good.replace('name = "sales"', 'name = "sales'))  # unterminated
+        harness.wait_until(lambda: "not valid TOML" in caplog.text, 20, "the rejection")
+        (line,) = [r.getMessage() for r in caplog.records if "not valid TOML" in r.getMessage()]
+        assert f"{sales}: not valid TOML" in line and "(at line 1," in line
+        assert d.daemon.config is before
+        d.send(harness.message(to="sales@example.test"), rcpts=["sales@example.test"])
+        harness.wait_until(lambda: harness.article_count(d.engine) == 1, 20, "the mail")
+        sales.write_text(good)
+        harness.wait_until(lambda: d.daemon.config is not before, 20, "the good config back")
