@@ -4,17 +4,25 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CONFIG ?= config/mailgate.toml
 
-.PHONY: run test lint bench fuzz install clean
+.PHONY: run test lint bench fuzz install install-run clean
 
-$(BIN)/.installed: pyproject.toml
+# what running needs: mailgate and its dependencies (no test tools)
+$(BIN)/.installed-run: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e .
+	touch $@
+
+# what the tests, lint and benchmarks need on top
+$(BIN)/.installed: $(BIN)/.installed-run
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
 
+install-run: $(BIN)/.installed-run
+
 install: $(BIN)/.installed
 
-run: $(BIN)/.installed
+run: $(BIN)/.installed-run
 	$(BIN)/mailgate --config $(CONFIG) run
 
 lint: $(BIN)/.installed

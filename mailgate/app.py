@@ -4,19 +4,21 @@ It owns what has a lifecycle (the Keyrings cache, whose gpg-agents it stops); on
 `mailgate process` (cli/process.py) wires the same parts itself, for one pass. A first
 SIGTERM/SIGINT stops
 accepting, lets in-flight work finish within the shutdown timeout and exits; a second
-one exits at once (the spool keeps everything that was acknowledged). SIGHUP reloads
-the configuration and keeps the last good one if the new one is invalid.
+one exits at once (the spool keeps everything that was acknowledged). SIGHUP, or an edit
+of a config file (reload.py), reloads the configuration and keeps the last good one if the
+new one is invalid; the IMAP pollers follow the new one (pollers/imap/run.PollerSet).
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy import Engine
 
@@ -24,6 +26,7 @@ from mailgate.config import hmac_secret
 from mailgate.config import load as config_mod
 from mailgate.config.errors import ConfigError
 from mailgate.config.model import Config
+from mailgate.health import Health
 from mailgate.outgoing.sender import Sender
 from mailgate.pgp.keyring import Keyrings
 from mailgate.pipeline.steps import Pipeline
@@ -32,6 +35,10 @@ from mailgate.pollers.smtp import IntakeHandler, start_listener
 from mailgate.runtime import Clock, utcnow
 from mailgate.spool import Spool
 from mailgate.startup import StartupError, open_stores
+
+if TYPE_CHECKING:
+    from mailgate.observe.server import StatusServer
+    from mailgate.pollers.imap.run import PollerSet
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -47,19 +54,33 @@ class Daemon:
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     listen_port: int | None = None
     keyrings: Keyrings = field(default_factory=Keyrings)  # closed when serve() ends
+    health: Health = field(default_factory=Health)  # what each running part last reported
+    http_port: int | None = None  # the [http] status port, when enabled
     _handler: IntakeHandler | None = None
     _worker: Worker | None = None
     _sender: Sender | None = None
+    _pollers: PollerSet | None = None
+    _rejected: tuple[str, ...] = ()  # the problems of the last rejected reload
+    _loop: asyncio.AbstractEventLoop | None = None  # the loop serve() runs on
+    _follow: concurrent.futures.Future[None] | None = None  # pollers following the reload
 
-    def reload(self) -> bool:
-        """Re-read the configuration; on any error keep running with the last good one."""
+    def reload(self, *, repeat_log: bool = True) -> bool:
+        """Re-read the configuration; on any error keep running with the last good one.
+
+        `repeat_log=False` (the file watcher): the same problems as the last rejected
+        reload are not logged again, so one bad edit is one set of lines.
+        """
         try:
             new = config_mod.load(self.config.path)
             hmac_secret.ensure(new)  # read (or make) it now: a broken one keeps the old config
         except ConfigError as e:
-            for problem in e.problems:
-                log.error("config reload rejected, keeping the running config: %s", problem)
+            problems = tuple(e.problems)
+            if repeat_log or problems != self._rejected:
+                for problem in problems:
+                    log.error("config reload rejected, keeping the running config: %s", problem)
+            self._rejected = problems
             return False
+        self._rejected = ()
         self.config = new
         for part in (self._handler, self._sender):
             if part is not None:
@@ -67,6 +88,9 @@ class Daemon:
         if self._worker is not None:
             self._worker.config = new
             self._worker.pipeline = Pipeline(new, self.clock, keyrings=self.keyrings)
+        if self._pollers is not None and self._loop is not None:  # also from another thread
+            self._follow = asyncio.run_coroutine_threadsafe(self._pollers.update(new), self._loop)
+            self._follow.add_done_callback(_log_follow_error)
         log.info("config reloaded from %s: %d queue(s)", new.path, len(new.queues))
         return True
 
@@ -86,7 +110,7 @@ class Daemon:
 
     async def serve(self, install_signals: bool = True) -> None:
         cfg = self.config
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         if install_signals:
             self._install_signals(loop)
         self.engine, self.spool = await asyncio.to_thread(open_stores, cfg)
@@ -95,6 +119,7 @@ class Daemon:
             cfg, self.engine, self.spool, Pipeline(cfg, self.clock, keyrings=self.keyrings)
         )
         self._sender = Sender(cfg, self.engine, self.clock, keyrings=self.keyrings)
+        self._worker.health = self._sender.health = self.health
 
         def spooled() -> None:
             work_wake.set()
@@ -113,6 +138,7 @@ class Daemon:
                 cfg.listener.host,
                 self.listen_port,
             )
+        status = self._start_status_server()
         tasks = [
             asyncio.create_task(
                 self._worker.run(self.stop, work_wake, on_batch=send_wake.set), name="worker"
@@ -141,10 +167,36 @@ class Daemon:
             log.warning("shutdown timeout: leaving unfinished work in the spool/outbox")
             for t in tasks:
                 t.cancel()
+        if status is not None:
+            status.stop()
         self.spool.unlock()
         self.engine.dispose()
         self.keyrings.close()  # the gpg-agents the queues' keyrings started
         log.info("mailgate stopped")
+
+    def _start_status_server(self) -> StatusServer | None:
+        """The [http] port: /metrics and /healthz (observe/), bound before any task starts."""
+        http = self.config.http
+        if not http.enabled:
+            return None
+        from mailgate.observe.metrics import DaemonCollector, registry_for
+        from mailgate.observe.server import StatusServer
+
+        assert self.engine is not None and self.spool is not None and self._worker is not None
+        collector = DaemonCollector(
+            self.engine,
+            self.spool,
+            self.health,
+            self._worker.intake,
+            lambda: self._pollers.connections() if self._pollers is not None else {},
+        )
+        try:
+            server = StatusServer(http.host, http.port, registry_for(collector), self.health)
+        except OSError as e:
+            raise StartupError(f"http {http.host}:{http.port}", e) from e
+        self.http_port = server.port
+        log.info("metrics and health on http://%s:%d/metrics, /healthz", http.host, server.port)
+        return server.start()
 
     def _task_ended(self, task: asyncio.Task[None]) -> None:
         if task.cancelled() or self.stop.is_set():
@@ -166,19 +218,26 @@ class Daemon:
                 name="scheduler",
             )
         ]
-        if any(q.imap for q in self.config.queues):
-            from mailgate.pollers.imap.run import run_pollers
+        from mailgate.pollers.imap.run import PollerSet
 
-            assert self.spool is not None and self.engine is not None
+        assert self.spool is not None
+        self._pollers = PollerSet(
+            self.spool, self.engine, self.stop, on_spooled=spooled, health=self.health
+        )
+        tasks.append(asyncio.create_task(self._pollers.run(self.config), name="imap"))
+        if self.config.main.watch_config:
+            from mailgate import reload as watcher
+
             tasks.append(
                 asyncio.create_task(
-                    run_pollers(
-                        self.config, self.spool, self.engine, self.stop, on_spooled=spooled
-                    ),
-                    name="imap",
+                    watcher.watch(lambda: self.config, self._watched_reload, self.stop),
+                    name="config-watch",
                 )
             )
         return tasks
+
+    def _watched_reload(self) -> None:
+        self.reload(repeat_log=False)
 
     async def _drain(
         self, server: asyncio.AbstractServer | None, tasks: list[asyncio.Task[None]]
@@ -189,6 +248,11 @@ class Daemon:
         await asyncio.gather(*tasks, return_exceptions=True)
         if server is not None:
             await server.wait_closed()
+
+
+def _log_follow_error(done: concurrent.futures.Future[None]) -> None:
+    if not done.cancelled() and done.exception() is not None:
+        log.error("imap: following the reloaded config failed: %r", done.exception())
 
 
 def run(config: Config) -> None:

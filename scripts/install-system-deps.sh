@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install the Debian packages the integration tests need (Dovecot, GnuPG, PostgreSQL, OpenSSL).
+# Install the Debian packages the integration tests need (Dovecot, GnuPG, PostgreSQL, OpenSSL,
+# Postfix for the MTA tests of docs/postfix.md).
 #
 #   bash scripts/install-system-deps.sh
 #
@@ -38,6 +39,8 @@ if ! have gpg /usr/bin/gpg || ! have gpgconf /usr/bin/gpgconf; then
 fi
 have_initdb || missing+=(postgresql-15)
 have openssl /usr/bin/openssl || missing+=(openssl)
+have postfix /usr/sbin/postfix || missing+=(postfix)
+have systemd-analyze /usr/bin/systemd-analyze || missing+=(systemd)  # checks contrib/systemd
 
 ((${#missing[@]} == 0)) && exit 0
 
@@ -50,6 +53,8 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 
 echo "installing: ${missing[*]}" >&2
+# postfix asks which setup it should write: none (the tests write their own main.cf)
+echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
 apt-get update -qq
 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 echo "installed: ${missing[*]}" >&2

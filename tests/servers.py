@@ -246,6 +246,15 @@ _COMPONENTS: dict[str, tuple[str, Any]] = {
         lambda: shutil.which("gpg") is not None and shutil.which("gpgconf") is not None,
     ),
     "openssl": ("apt-get install -y openssl", lambda: shutil.which("openssl") is not None),
+    "systemd-analyze": (
+        "apt-get install -y systemd",
+        lambda: shutil.which("systemd-analyze") is not None,
+    ),
+    # Postfix's master must start as root (tests/postfix_server.py)
+    "postfix": (
+        "bash scripts/install-system-deps.sh (preseeds and installs postfix), as root",
+        lambda: os.access("/usr/sbin/postfix", os.X_OK) and _is_root(),
+    ),
 }
 
 

@@ -13,8 +13,8 @@ from mailgate.cli.startup import ensure_secret, load_config
 def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="action", required=True)
     addr = sub.add_parser("address", help="an agent's command address (keep it private)")
-    addr.add_argument("name")
-    addr.add_argument("queue", nargs="?")
+    addr.add_argument("name", help="the agent's name in the agents file")
+    addr.add_argument("queue", nargs="?", help="one queue (default: every queue of the agent)")
 
 
 def main(args: argparse.Namespace) -> int:

@@ -10,15 +10,17 @@ import sys
 from pathlib import Path
 
 from mailgate.agents import attachments
+from mailgate.cli.output import add_json_flag, print_json
 from mailgate.cli.startup import engine, load_config
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="action", required=True)
     al = sub.add_parser("list", help="the attachments of a ticket's articles")
-    al.add_argument("ticket", type=int)
+    al.add_argument("ticket", type=int, help="ticket number")
+    add_json_flag(al)
     ag = sub.add_parser("get", help="one attachment's bytes, to a file or standard output")
-    ag.add_argument("id", type=int)
+    ag.add_argument("id", type=int, help="attachment id from `attachments list`")
     ag.add_argument("-o", "--output", help="file to write (default: standard output)")
 
 
@@ -27,6 +29,9 @@ def main(args: argparse.Namespace) -> int:
     with db.connect() as conn:
         if args.action == "list":
             items = attachments.of_ticket(conn, args.ticket)
+            if args.json:
+                print_json(items)
+                return 0
             if not items:
                 print(f"ticket #{args.ticket}: no attachments", file=sys.stderr)
                 return 0

@@ -28,7 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--queue", help="queue name (else taken from recipients/headers)")
     p.add_argument("--sender", help="envelope sender, e.g. Postfix ${sender}")
     p.add_argument("--recipient", action="append", help="envelope recipient (repeatable)")
-    p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("-v", "--verbose", action="store_true", help="print the spool entry's name")
 
 
 def fast_arguments(argv: list[str]) -> SimpleNamespace | None:

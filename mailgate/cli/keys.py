@@ -7,10 +7,12 @@ queue key can be made before its fingerprint is written into `key`.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import re
 import sys
 from pathlib import Path
 
+from mailgate.cli.output import add_json_flag, print_json
 from mailgate.cli.startup import config_error_exit
 from mailgate.config import load as config_load
 from mailgate.config.errors import ConfigError
@@ -190,6 +192,10 @@ def cmd_list(cfg: Config, args: argparse.Namespace) -> int:
     queue_key = _pgp(queue).key
     agents = {a.pgp_fingerprint.replace(" ", "").upper(): a.name for a in cfg.agents}
     found = keymgmt.list_keys(home)
+    if args.json:
+        roles = {queue_key: "queue key"} | {f: f"agent {n}" for f, n in agents.items()}
+        print_json({**dataclasses.asdict(k), "role": roles.get(k.fingerprint, "")} for k in found)
+        return EX_OK
     print(f"{home}: {len(found)} key(s)")
     for k in found:
         role = ""
@@ -220,15 +226,17 @@ def add_arguments(k: argparse.ArgumentParser) -> None:
     ks = k.add_subparsers(dest="keys_action", required=True)
 
     c = ks.add_parser("create", help="generate the queue's key pair in its GnuPG home")
-    c.add_argument("queue")
+    c.add_argument("queue", help="queue name")
     c.add_argument("--name", help="user id name (default: the queue's from_name)")
     c.add_argument("--email", help="user id address (default: the queue's first address)")
-    c.add_argument("--algo", choices=sorted(keymgmt.ALGOS), default="ecc")
+    c.add_argument(
+        "--algo", choices=sorted(keymgmt.ALGOS), default="ecc", help="key type (default: ecc)"
+    )
     c.add_argument("--expire", default="0", help="0 (never), N[dwmy] or YYYY-MM-DD")
     c.add_argument("--force", action="store_true", help="even if a key for the address exists")
 
     i = ks.add_parser("import", help="import a customer's or agent's public key (or --queue-key)")
-    i.add_argument("queue")
+    i.add_argument("queue", help="queue whose GnuPG home takes the key")
     i.add_argument("file", help="armored or binary key file, '-' for stdin")
     i.add_argument(
         "--queue-key", action="store_true", help="the file is the queue's own SECRET key"
@@ -236,9 +244,10 @@ def add_arguments(k: argparse.ArgumentParser) -> None:
     i.add_argument("--expect-email", help="refuse unless every key has a user id with this address")
 
     e = ks.add_parser("export", help="print the queue's public key (to publish for customers)")
-    e.add_argument("queue")
+    e.add_argument("queue", help="queue name")
     e.add_argument("-o", "--output", help="write to this file instead of stdout")
     e.add_argument("--fingerprint", help="another key of the home instead of the queue key")
 
     li = ks.add_parser("list", help="keys in the queue's GnuPG home")
-    li.add_argument("queue")
+    li.add_argument("queue", help="queue name")
+    add_json_flag(li)

@@ -8,6 +8,7 @@ import sys
 from rich.console import Console
 from sqlalchemy import select
 
+from mailgate.cli.output import add_json_flag, print_json
 from mailgate.cli.startup import engine, load_config
 from mailgate.db.models import OutboxRow
 from mailgate.runtime import utcnow
@@ -20,10 +21,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="action", required=True)
     ls = sub.add_parser("list", help="outbox rows not yet sent (pending, held)")
     ls.add_argument("--held", action="store_true", help="only mail the governor held back")
+    add_json_flag(ls)
     rel = sub.add_parser("release", help="send held mail after all")
     rel.add_argument("id", help="outbox row id from `outbox list --held`, or 'all'")
     drop = sub.add_parser("drop", help="never send a held mail (it is kept, marked dropped)")
-    drop.add_argument("id", type=int)
+    drop.add_argument("id", type=int, help="outbox row id from `outbox list --held`")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -45,6 +47,9 @@ def main(args: argparse.Namespace) -> int:
                 .where(OutboxRow.status.in_(statuses))
                 .order_by(OutboxRow.id)
             ).all()
+        if args.json:
+            print_json(r._asdict() for r in rows)
+            return 0
         for r in rows:
             ticket = f" #{r.ticket_id}" if r.ticket_id else ""
             console.print(

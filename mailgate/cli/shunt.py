@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from rich.console import Console
 from rich.table import Column, Table
 
+from mailgate.cli.output import add_json_flag, print_json, print_table
 from mailgate.cli.startup import load_config
 from mailgate.spool import Spool
 
@@ -17,9 +18,15 @@ console = Console(highlight=False, soft_wrap=True)
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="action", required=True)
-    sub.add_parser("list")
-    for action in ("show", "retry", "discard"):
-        sp = sub.add_parser(action)
+    add_json_flag(
+        sub.add_parser("list", help="every shunted message: source, attempts, step, reason")
+    )
+    for action, help_line in (
+        ("show", "one shunted message: each failure, its traceback, the first bytes"),
+        ("retry", "put shunted messages back in the spool with a fresh attempt count"),
+        ("discard", "delete a shunted message for good"),
+    ):
+        sp = sub.add_parser(action, help=help_line)
         sp.add_argument(
             "name", help="entry name from `shunt list`" + (" or 'all'" if action == "retry" else "")
         )
@@ -28,7 +35,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     spool = Spool(load_config(args.config).spool_dir)
     try:
-        if args.action == "list":
+        if args.action == "list" and args.json:
+            print_json(shunt_rows(spool))
+        elif args.action == "list":
             print_shunt(spool)
         elif args.action == "show":
             print_shunt_entry(spool, args.name)
@@ -58,20 +67,40 @@ def distinct_failures(failures: Iterable[dict]) -> list[tuple[tuple[str, str], l
     return list(seen.items())
 
 
+def shunt_rows(spool: Spool) -> list[dict]:
+    """Each shunted message with its last failure, the reason whole."""
+    rows = []
+    for e in spool.shunted():
+        last = e.envelope.failures[-1] if e.envelope.failures else {}
+        rows.append(
+            {
+                "name": e.name,
+                "source": e.envelope.source,
+                "mail_from": e.envelope.mail_from,
+                "rcpt_tos": list(e.envelope.rcpt_tos),
+                "attempts": e.envelope.attempts,
+                "stage": str(last.get("stage", "")),
+                "reason": str(last.get("reason", "")),
+            }
+        )
+    return rows
+
+
 def print_shunt(spool: Spool) -> None:
-    entries = spool.shunted()
-    width = max((len(e.name) for e in entries), default=4)
+    rows = shunt_rows(spool)
+    width = max((len(r["name"]) for r in rows), default=4)
     # names are what `shunt show/retry/discard` take: never cut them, even in a pipe
     table = Table(
-        Column("name", no_wrap=True, min_width=width), "source", "attempts", "stage", "reason"
+        Column("name", no_wrap=True, min_width=width),
+        "source",
+        "attempts",
+        "stage",
+        Column("reason", overflow="fold"),  # wrapped, never cut (`shunt show` has the rest)
     )
-    for e in entries:
-        last = e.envelope.failures[-1] if e.envelope.failures else {}
-        reason = str(last.get("reason", "")).splitlines()[0][:80] if last else ""
-        table.add_row(
-            e.name, e.envelope.source, str(e.envelope.attempts), str(last.get("stage", "")), reason
-        )
-    console.print(table)
+    for r in rows:
+        first_line = (r["reason"].splitlines() or [""])[0]
+        table.add_row(r["name"], r["source"], str(r["attempts"]), r["stage"], first_line)
+    print_table(table, console)
 
 
 def print_shunt_entry(spool: Spool, name: str) -> None:

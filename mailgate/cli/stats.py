@@ -1,4 +1,5 @@
-"""`mailgate stats`: counts of tickets, articles, spool, shunt and outbox."""
+"""`mailgate stats`: counts of tickets, articles, spool, shunt and outbox; then the running
+daemon's own figures (cli/stats_daemon.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from rich.table import Table
 from sqlalchemy import Engine, case, func, select
 
 from mailgate.cli.startup import engine, load_config
+from mailgate.cli.stats_daemon import print_daemon_section
 from mailgate.db.models import Article, OutboxRow, Ticket
 from mailgate.spool import Spool
 
@@ -22,6 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     print_stats(engine(cfg), Spool(cfg.spool_dir))
+    print_daemon_section(cfg)  # what only the running daemon knows (cli/stats_daemon.py)
     return 0
 
 

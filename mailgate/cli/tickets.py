@@ -7,10 +7,10 @@ import argparse
 import json
 
 from rich.console import Console
-from rich.table import Table
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from mailgate.cli.output import add_json_flag, bad_choice, print_json, print_table, table
 from mailgate.cli.startup import engine, load_config
 from mailgate.db.models import (
     OPEN_STATUSES,
@@ -26,28 +26,38 @@ console = Console(highlight=False, soft_wrap=True)
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="action", required=True)
-    tl = sub.add_parser("list")
-    tl.add_argument("--queue")
+    tl = sub.add_parser("list", help="tickets, highest priority first, then the oldest")
+    tl.add_argument("--queue", help="only tickets this queue can see")
     tl.add_argument(
         "--status",
         choices=TICKET_STATUSES,
         help="a status; 'open' means every ticket not closed",
     )
-    tl.add_argument("--limit", type=int, default=50)
-    ts = sub.add_parser("show")
-    ts.add_argument("id", type=int)
+    tl.add_argument("--limit", type=int, default=50, help="at most this many (default: 50)")
+    add_json_flag(tl)
+    ts = sub.add_parser("show", help="one ticket: articles, attachments, outbox, audit log")
+    ts.add_argument("id", type=int, help="ticket number")
     ts.add_argument("--secrets", action="store_true", help="show decrypted PGP content (audited)")
 
 
 def main(args: argparse.Namespace) -> int:
-    db = engine(load_config(args.config))
+    cfg = load_config(args.config)
+    db = engine(cfg)
     if args.action == "list":
-        print_ticket_list(db, queue=args.queue, status=args.status, limit=args.limit)
+        names = {q.name for q in cfg.queues}
+        if args.queue and args.queue not in names:
+            return bad_choice("--queue", args.queue, names)
+        rows = ticket_rows(db, queue=args.queue, status=args.status, limit=args.limit)
+        if args.json:
+            print_json(rows)
+        else:
+            print_ticket_list(rows)
         return 0
     return print_ticket(db, args.id, show_secrets=args.secrets)
 
 
-def print_ticket_list(engine: Engine, queue: str | None, status: str | None, limit: int) -> None:
+def ticket_rows(engine: Engine, queue: str | None, status: str | None, limit: int) -> list[dict]:
+    """The tickets `tickets list` shows, as plain rows (the table and --json print them)."""
     q = select(Ticket)
     if queue:
         q = q.where(Ticket.id.in_(select(TicketQueue.ticket_id).where(TicketQueue.queue == queue)))
@@ -57,21 +67,36 @@ def print_ticket_list(engine: Engine, queue: str | None, status: str | None, lim
         q = q.where(Ticket.status == status)
     # the SOP order: highest priority first, then the oldest
     q = q.order_by(Ticket.priority.desc(), Ticket.created_at, Ticket.id).limit(limit)
-    table = Table("id", "pri", "status", "queue", "assignee", "requester", "title", "created")
     with Session(engine) as s:
-        for t in s.scalars(q):
-            queues = ",".join(sorted({tq.queue for tq in t.queues})) or t.queue
-            table.add_row(
-                str(t.id),
-                str(t.priority),
-                t.status,
-                queues,
-                t.assignee or "-",
-                t.requester_addr,
-                t.title[:60],
-                t.created_at.strftime("%Y-%m-%d %H:%M"),
-            )
-    console.print(table)
+        return [
+            {
+                "id": t.id,
+                "priority": t.priority,
+                "status": t.status,
+                "queues": sorted({tq.queue for tq in t.queues}) or [t.queue],
+                "assignee": t.assignee,
+                "requester": t.requester_addr,
+                "title": t.title,
+                "created": t.created_at.isoformat(),
+            }
+            for t in s.scalars(q)
+        ]
+
+
+def print_ticket_list(rows: list[dict]) -> None:
+    out = table("id", "pri", "status", "queue", "assignee", "requester", "title", "created")
+    for r in rows:
+        out.add_row(
+            str(r["id"]),
+            str(r["priority"]),
+            r["status"],
+            ",".join(r["queues"]),
+            r["assignee"] or "-",
+            r["requester"],
+            r["title"],
+            r["created"][:16].replace("T", " "),
+        )
+    print_table(out)
 
 
 def print_ticket(engine: Engine, ticket_id: int, show_secrets: bool = False) -> int:

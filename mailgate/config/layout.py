@@ -12,7 +12,7 @@ from typing import Any
 
 from mailgate.config.errors import ConfigError
 
-MAILGATE_TABLES = ("mailgate", "listener", "relay", "worker", "governor")
+MAILGATE_TABLES = ("mailgate", "listener", "relay", "worker", "governor", "http")
 MAILGATE_KEYS = (
     "data_dir",
     "database_url",
@@ -23,6 +23,7 @@ MAILGATE_KEYS = (
     "templates_dir",
     "secret",
     "log_level",
+    "watch_config",
 )
 LISTENER_KEYS = ("enabled", "host", "port", "mode", "max_message_bytes", "timeout_seconds")
 QUEUE_KEYS = (

@@ -14,6 +14,7 @@ from mailgate.config.schema import (
     AgentMailSettings,
     AutoResponseSettings,
     CloseSettings,
+    HttpSettings,
     ListenerSettings,
     MainSettings,
     PrioritySettings,
@@ -65,6 +66,7 @@ class Config:
     outbox_maildir: Path
     agents: tuple[Agent, ...] = ()
     governor: GovernorSettings = GovernorSettings()
+    http: HttpSettings = HttpSettings()
 
     @property
     def secret_file(self) -> Path:

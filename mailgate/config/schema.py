@@ -75,6 +75,22 @@ class MainSettings(Strict):
     templates_dir: str = "../templates"
     secret: SecretRef | None = None  # None: generated in data_dir by `mailgate run`
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    watch_config: bool = True  # reload when a *.toml file of the config changes (reload.py)
+
+
+class HttpSettings(Strict):
+    """[http]: Prometheus /metrics and /healthz on a loopback port (mailgate/observe/)."""
+
+    enabled: bool = False  # off: several daemons on one host would fight over one port
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 9325
+
+    @field_validator("host")
+    @classmethod
+    def _loopback(cls, v: str) -> str:
+        if v != "localhost" and not v.startswith("127.") and v != "::1":
+            raise ValueError(f"must be a loopback address (127.0.0.1, ::1), not {v!r}")
+        return v
 
 
 class MailgateFile(Strict):
@@ -83,6 +99,7 @@ class MailgateFile(Strict):
     relay: RelaySettings = RelaySettings()
     worker: WorkerSettings = WorkerSettings()
     governor: GovernorSettings = GovernorSettings()
+    http: HttpSettings = HttpSettings()
 
 
 class AutoResponseSettings(Strict):

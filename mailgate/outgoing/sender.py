@@ -26,6 +26,7 @@ from sqlalchemy import Connection, Engine, Row, update
 from sqlalchemy.exc import OperationalError
 
 from mailgate.config.model import Config
+from mailgate.health import Health
 from mailgate.outgoing.claims import claim, release_all
 from mailgate.outgoing.relay import DeliveryResult, Relay, RelayPool, deliver_maildir, is_done
 from mailgate.pgp.keyring import Keyrings
@@ -63,6 +64,7 @@ class Sender:
         self.rng = rng or random.Random()
         self._pool: RelayPool | None = None
         self._pgp_lock = threading.Lock()  # keyrings and gpg-agents are not shared by threads
+        self.health: Health | None = None  # set by app.py: "sender" reports each sweep
 
     @property
     def pool(self) -> RelayPool:
@@ -241,6 +243,19 @@ class Sender:
             error=why[:500],
         )
 
+    def _report(self, sent: int, deferred: int, error: Exception | None) -> None:
+        """Into `health` (set by app.py): a sweep that only deferred mail is a failing relay."""
+        if self.health is None:
+            return
+        if error is not None:
+            self.health.failed("sender", f"{type(error).__name__}: {error}"[:300])
+        elif deferred and not sent:
+            self.health.failed(
+                "sender", f"{deferred} row(s) deferred: the relay refused or is down"
+            )
+        else:
+            self.health.succeeded("sender", f"sent {sent}" if sent else "")
+
     async def run(self, stop: asyncio.Event, wake: asyncio.Event, idle_poll: float = 1.0) -> None:
         idle_since = time.monotonic()
         if self.engine.dialect.name == "sqlite":
@@ -251,10 +266,12 @@ class Sender:
             while not stop.is_set():
                 wake.clear()  # before the work: a wake-up during it is not lost
                 try:
-                    sent, _deferred, failed = await asyncio.to_thread(self.send_due, keep_open=True)
-                except Exception:  # noqa: BLE001 - the database may be briefly unavailable
+                    sent, deferred, failed = await asyncio.to_thread(self.send_due, keep_open=True)
+                    self._report(sent, deferred, None)
+                except Exception as e:  # noqa: BLE001 - the database may be briefly unavailable
                     log.exception("sender: sweep failed")
                     sent = failed = 0
+                    self._report(0, 0, e)
                 if sent or failed:
                     idle_since = time.monotonic()
                     continue

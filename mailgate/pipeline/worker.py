@@ -21,6 +21,8 @@ from sqlalchemy.exc import OperationalError
 
 from mailgate.config.model import Config
 from mailgate.db.engine import DatabaseReplaced, FileIdentity
+from mailgate.health import Health
+from mailgate.observe.intake import IntakeCounts
 from mailgate.pipeline.outcome import Outcome, Rejected, StepFailed
 from mailgate.runtime import Backoff, wait_for_wake
 from mailgate.spool import Spool, SpoolEntry
@@ -76,6 +78,8 @@ class Worker:
         self.pipeline = pipeline
         self.db_file = FileIdentity(engine)
         self.halted = ""  # why the worker stopped committing (the database file was replaced)
+        self.health: Health | None = None  # set by app.py: "worker" reports each batch
+        self.intake = IntakeCounts()  # stored messages per queue and source (/metrics)
 
     def process_batch(self, limit: int | None = None) -> BatchResult:
         """Claim up to `limit` messages and process them in one transaction."""
@@ -106,6 +110,7 @@ class Worker:
                 result.duplicates += 1
             else:
                 result.stored += 1
+                self.intake.add(o.queues, entry.envelope.source)
             result.latencies.append(now - entry.envelope.received_at)
             log.info(
                 "message %s: queue=%s ticket=#%d %s article=%s ack=%s",
@@ -189,6 +194,14 @@ class Worker:
             total.shunted += r.shunted
             total.latencies += r.latencies
 
+    def _report(self, error: Exception | None) -> None:
+        if self.health is None:
+            return
+        if error is None:
+            self.health.succeeded("worker")
+        else:
+            self.health.failed("worker", f"{type(error).__name__}: {error}"[:300])
+
     async def run(
         self,
         stop: asyncio.Event,
@@ -203,13 +216,16 @@ class Worker:
             try:
                 r = await asyncio.to_thread(self.process_batch)
                 backoff.reset()
+                self._report(None)
             except DatabaseReplaced as e:
                 # one clear error; the sources keep spooling, the spool keeps every message
                 self.halted = str(e)
                 log.error("worker: %s", e)
+                self._report(e)
                 await stop.wait()
                 return
-            except Exception:  # noqa: BLE001 - logged in process_batch; wait and retry
+            except Exception as e:  # noqa: BLE001 - logged in process_batch; wait and retry
+                self._report(e)
                 await asyncio.sleep(backoff.next())
                 continue
             if r.handled:

@@ -31,6 +31,7 @@ from sqlalchemy import Engine
 
 from mailgate.config.imap import ImapSettings
 from mailgate.config.model import Queue
+from mailgate.health import Health
 from mailgate.oauth2.client import TokenClient
 from mailgate.pollers.imap.checkpoint import CheckpointStore, mailbox_key
 from mailgate.pollers.imap.connection import (
@@ -77,6 +78,7 @@ class Poller:
         monotonic: Callable[[], float] = time.monotonic,
         on_spooled: Callable[[], None] | None = None,
         tokens: TokenClient | None = None,
+        health: Health | None = None,
     ):
         self.queue = queue
         self.settings = settings
@@ -93,6 +95,8 @@ class Poller:
         self.idling = threading.Event()  # set while the connection is in IDLE (tests wait on it)
         self.connections = 0
         self.last_error = ""
+        self.health = health  # reports as "imap:KEY": a drained folder, or why it failed
+        self.connected = False  # logged in right now (/metrics: mailgate_imap_connected)
         envelope = Envelope(source=f"imap:{self.key}", queue=queue.name, rcpt_tos=(queue.address,))
         checkpoints = CheckpointStore(engine, self.key)
         self.intake = FolderIntake(
@@ -162,6 +166,7 @@ class Poller:
         except Exception as e:
             return self._failed(e, self.backoff.next(), logging.WARNING)
         self.connections += 1
+        self.connected = True
         try:
             self._serve(client)
         except FolderMissing as e:
@@ -174,12 +179,18 @@ class Poller:
             shutdown(client)
             log.exception("queue %s: imap %s: unexpected error", self.queue.name, self.where)
             self.last_error = f"{type(e).__name__}: {e}"
+            if self.health is not None:
+                self.health.failed(f"imap:{self.key}", self.last_error)
             return self.backoff.next()
+        finally:
+            self.connected = False
         logout(client)
         return 0.0
 
     def _failed(self, exc: BaseException, delay: float, level: int) -> float:
         self.last_error = describe_error(exc, self.settings)
+        if self.health is not None:
+            self.health.failed(f"imap:{self.key}", self.last_error)
         if self.halt.is_set():
             log.info("queue %s: %s (stopping)", self.queue.name, self._prefixed(self.last_error))
             return 0.0
@@ -207,6 +218,8 @@ class Poller:
         while not self.halt.is_set():
             self.intake.drain(client)
             self.backoff.reset()
+            if self.health is not None:
+                self.health.succeeded(f"imap:{self.key}", "connected")
             if self.halt.is_set():
                 break
             if idle:
