@@ -77,6 +77,7 @@ def print_ticket_list(engine: Engine, queue: str | None, status: str | None, lim
 def print_ticket(engine: Engine, ticket_id: int, show_secrets: bool = False) -> int:
     from mailgate.pgp.secrets import secret_lines, secrets_of
     from mailgate.pgp.verdicts import verdict_signature_lines
+    from mailgate.store.satisfaction import of_ticket
 
     with Session(engine) as s:
         t = s.get(Ticket, ticket_id)
@@ -99,6 +100,8 @@ def print_ticket(engine: Engine, ticket_id: int, show_secrets: bool = False) -> 
         console.print(
             f"created {t.created_at:%Y-%m-%d %H:%M:%S}  updated {t.updated_at:%Y-%m-%d %H:%M:%S}"
         )
+        for survey in of_ticket(s.connection(), t.id):
+            console.print(survey.describe(), markup=False)
         for a in t.articles:
             who = a.from_addr or a.author or a.from_name
             flag = " (automatic)" if a.auto else ""

@@ -98,6 +98,8 @@ class PrioritySettings(Strict):
 class CloseSettings(Strict):
     after_days: Annotated[int, Field(ge=-1)] = 7
     reopen_window_days: Annotated[int, Field(ge=-1)] = 30
+    # resolving and closing mails ask the customer to rate the support 1-5 (docs/report.md)
+    survey: bool = True
 
 
 class AgentMailSettings(Strict):
