@@ -9,6 +9,7 @@ from pathlib import Path
 from mailgate.config.governor import GovernorSettings
 from mailgate.config.imap import ImapSettings
 from mailgate.config.pgp import PgpSettings
+from mailgate.config.report import ReportSettings
 from mailgate.config.schema import (
     Agent,
     AgentMailSettings,
@@ -65,6 +66,7 @@ class Config:
     outbox_maildir: Path
     agents: tuple[Agent, ...] = ()
     governor: GovernorSettings = GovernorSettings()
+    report: ReportSettings = ReportSettings()
 
     @property
     def secret_file(self) -> Path:

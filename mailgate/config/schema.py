@@ -14,6 +14,7 @@ from mailgate.config.base import Address, Name, Strict, valid_address
 from mailgate.config.governor import GovernorSettings
 from mailgate.config.layout import DEFAULT_DATA_DIR, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_QUEUES_DIR
 from mailgate.config.oauth2 import OAuth2Settings
+from mailgate.config.report import ReportSettings
 from mailgate.config.secrets import SecretRef
 
 
@@ -83,6 +84,7 @@ class MailgateFile(Strict):
     relay: RelaySettings = RelaySettings()
     worker: WorkerSettings = WorkerSettings()
     governor: GovernorSettings = GovernorSettings()
+    report: ReportSettings = ReportSettings()
 
 
 class AutoResponseSettings(Strict):
