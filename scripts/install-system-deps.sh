@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install the Debian packages the integration tests need (Dovecot, GnuPG, PostgreSQL, OpenSSL).
+# Install the Debian packages the integration tests need (Dovecot, GnuPG, PostgreSQL, OpenSSL,
+# Chromium).
 #
 #   bash scripts/install-system-deps.sh
 #
@@ -38,6 +39,8 @@ if ! have gpg /usr/bin/gpg || ! have gpgconf /usr/bin/gpgconf; then
 fi
 have_initdb || missing+=(postgresql-15)
 have openssl /usr/bin/openssl || missing+=(openssl)
+# headless Chromium renders the HTML report in tests/integration/test_report_html.py
+have chromium /usr/bin/chromium || missing+=(chromium)
 
 ((${#missing[@]} == 0)) && exit 0
 

@@ -246,6 +246,7 @@ _COMPONENTS: dict[str, tuple[str, Any]] = {
         lambda: shutil.which("gpg") is not None and shutil.which("gpgconf") is not None,
     ),
     "openssl": ("apt-get install -y openssl", lambda: shutil.which("openssl") is not None),
+    "chromium": ("apt-get install -y chromium", lambda: shutil.which("chromium") is not None),
 }
 
 
