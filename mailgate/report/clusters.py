@@ -86,10 +86,11 @@ def _link(sig: np.ndarray, threshold: float) -> _Sets:
         keys = part.view(np.dtype((np.void, part.dtype.itemsize * width))).ravel()
         _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
         heads = first[inverse.ravel()]
-        for i in np.nonzero(heads != np.arange(len(sig)))[0]:
-            h = int(heads[i])
-            if np.mean(sig[i] == sig[h]) >= threshold:  # the estimated Jaccard similarity
-                found.union(int(i), h)
+        members = np.nonzero(heads != np.arange(len(sig)))[0]
+        # each candidate's estimated Jaccard similarity to its bucket's first ticket
+        alike = (sig[members] == sig[heads[members]]).mean(axis=1) >= threshold
+        for i, h in zip(members[alike].tolist(), heads[members[alike]].tolist(), strict=True):
+            found.union(i, h)
     return found
 
 

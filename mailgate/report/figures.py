@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -30,6 +30,17 @@ class Settings:
     weights: Mapping[str, float]  # complexity -> weight ("" for tickets without one)
     targets: Mapping[str, Targets]  # queue -> its SLA (queues without [sla] are absent)
     as_of: datetime  # open tickets are judged against their SLA up to this instant
+    _met: dict[int, tuple[bool | None, bool | None]] = field(default_factory=dict)
+
+    def met(self, t: TicketRow) -> tuple[bool | None, bool | None]:
+        """(first response, resolution) within the SLA target, judged once per ticket."""
+        if t.id not in self._met:
+            target = self.targets.get(t.queue)
+            self._met[t.id] = (
+                first_response_met(target, t, self.as_of),
+                resolution_met(target, t, self.as_of),
+            )
+        return self._met[t.id]
 
 
 def _frt(t: TicketRow) -> float | None:
@@ -64,13 +75,11 @@ def _times(s: Settings, first: list[TicketRow], owned: list[TicketRow]) -> dict[
     return {
         "frt_median_h": median(frt),
         "frt_p90_h": p90(frt),
-        "fr_sla_pct": _sla_pct(
-            first_response_met(s.targets.get(t.queue), t, s.as_of) for t in first
-        ),
+        "fr_sla_pct": _sla_pct(s.met(t)[0] for t in first),
         "resolved": len(res),
         "resolution_median_h": median(res),
         "resolution_p90_h": p90(res),
-        "res_sla_pct": _sla_pct(resolution_met(s.targets.get(t.queue), t, s.as_of) for t in owned),
+        "res_sla_pct": _sla_pct(s.met(t)[1] for t in owned),
     }
 
 
