@@ -21,7 +21,7 @@ class ReportSettings(Strict):
     }
     top: Annotated[int, Field(ge=1, le=100)] = 10  # tags, categories, repetitive issues
     # two tickets are alike at this Jaccard similarity of their words (title, first mail)
-    cluster_threshold: Annotated[float, Field(ge=0.1, le=1.0)] = 0.6
+    cluster_threshold: Annotated[float, Field(ge=0.1, le=0.95)] = 0.6
     cluster_min_size: Annotated[int, Field(ge=2, le=1000)] = 3
 
     @field_validator("complexity_weights")
