@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install the Debian packages the integration tests need (Dovecot, GnuPG, PostgreSQL, OpenSSL,
-# Postfix for the MTA tests of docs/postfix.md).
+# Postfix for the MTA tests of docs/postfix.md, Chromium for the HTML report's test).
 #
 #   bash scripts/install-system-deps.sh
 #
@@ -41,6 +41,8 @@ have_initdb || missing+=(postgresql-15)
 have openssl /usr/bin/openssl || missing+=(openssl)
 have postfix /usr/sbin/postfix || missing+=(postfix)
 have systemd-analyze /usr/bin/systemd-analyze || missing+=(systemd)  # checks contrib/systemd
+# headless Chromium renders the HTML report in tests/integration/test_report_html.py
+have chromium /usr/bin/chromium || missing+=(chromium)
 
 ((${#missing[@]} == 0)) && exit 0
 

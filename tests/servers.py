@@ -255,6 +255,7 @@ _COMPONENTS: dict[str, tuple[str, Any]] = {
         "bash scripts/install-system-deps.sh (preseeds and installs postfix), as root",
         lambda: os.access("/usr/sbin/postfix", os.X_OK) and _is_root(),
     ),
+    "chromium": ("apt-get install -y chromium", lambda: shutil.which("chromium") is not None),
 }
 
 

@@ -28,6 +28,7 @@ from mailgate.agents.notifications import event_notifications
 from mailgate.agents.plan import LineResult, Plan, PlanContext
 from mailgate.agents.queries import answer_queries, ticket_ccs_of, ticket_row, ticket_view
 from mailgate.agents.reply import split_reply
+from mailgate.agents.survey import ask_on_resolve
 from mailgate.config.model import Config
 from mailgate.outgoing.compose import Outgoing
 from mailgate.outgoing.customer_mails import agent_display
@@ -178,7 +179,7 @@ class _AgentMail:
             self.fx.record("applied", {"queries": len(plan.queries)})
             self._confirm(plan, sections, "Done.")
             return AgentMailResult(0, None, "agent-applied")
-        tid = self.fx.row.id
+        tid, before = self.fx.row.id, self.fx.row
         write_change(self.conn, self.fx.row, plan.change, bool(plan.answer), self.now)
         self.fx.row = ticket_row(self.conn, tid)
         assert self.fx.row is not None
@@ -225,6 +226,9 @@ class _AgentMail:
             created=created,
             cause=self.fx.key,
             now=self.now,
+        )
+        mails += ask_on_resolve(
+            self.conn, self.config, queue, before, self.fx.row, cause=self.fx.key, now=self.now
         )
         self.fx.record(
             "applied",

@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "outbox": ("outbox", "mail held back (governor caps, no SMTPUTF8): list, release, drop"),
     "agents": ("agents", "agent helpers"),
     "stats": ("stats", "counts of tickets, spool, shunt and outbox"),
+    "report": ("report", "the monthly KPI report: per agent and queue, trends, charts"),
     "keys": ("keys", "PGP keys of a queue: create, import, export, list"),
     "oauth2": ("oauth2", "OAuth2 for IMAP and the relay: authorize once"),
 }

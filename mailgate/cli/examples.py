@@ -38,6 +38,11 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "agents": ("mailgate agents address alice support",),
     "agents address": ("mailgate agents address alice", "mailgate agents address alice support"),
     "stats": ("mailgate stats",),
+    "report": (
+        "mailgate report --month 2026-11",
+        "mailgate report --month 2026-11 --html report-2026-11.html",
+        "mailgate report --month 2026-11 --json",
+    ),
     "keys": ("mailgate keys create support", "mailgate keys list support"),
     "keys create": ("mailgate keys create support --expire 2y",),
     "keys import": ("mailgate keys import support customer.asc --expect-email carla@example.com",),

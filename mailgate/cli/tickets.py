@@ -102,6 +102,7 @@ def print_ticket_list(rows: list[dict]) -> None:
 def print_ticket(engine: Engine, ticket_id: int, show_secrets: bool = False) -> int:
     from mailgate.pgp.secrets import secret_lines, secrets_of
     from mailgate.pgp.verdicts import verdict_signature_lines
+    from mailgate.store.satisfaction import of_ticket
 
     with Session(engine) as s:
         t = s.get(Ticket, ticket_id)
@@ -124,6 +125,8 @@ def print_ticket(engine: Engine, ticket_id: int, show_secrets: bool = False) -> 
         console.print(
             f"created {t.created_at:%Y-%m-%d %H:%M:%S}  updated {t.updated_at:%Y-%m-%d %H:%M:%S}"
         )
+        for survey in of_ticket(s.connection(), t.id):
+            console.print(survey.describe(), markup=False)
         for a in t.articles:
             who = a.from_addr or a.author or a.from_name
             flag = " (automatic)" if a.auto else ""

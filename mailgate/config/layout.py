@@ -12,7 +12,7 @@ from typing import Any
 
 from mailgate.config.errors import ConfigError
 
-MAILGATE_TABLES = ("mailgate", "listener", "relay", "worker", "governor", "http")
+MAILGATE_TABLES = ("mailgate", "listener", "relay", "worker", "governor", "http", "report")
 MAILGATE_KEYS = (
     "data_dir",
     "database_url",

@@ -98,6 +98,7 @@ def load(path: str | os.PathLike[str]) -> Config:
         relay=mf.relay,
         governor=mf.governor,
         http=mf.http,
+        report=mf.report,
         worker=mf.worker,
         queues=tuple(queues),
         data_dir=data_dir,

@@ -9,6 +9,7 @@ from pathlib import Path
 from mailgate.config.governor import GovernorSettings
 from mailgate.config.imap import ImapSettings
 from mailgate.config.pgp import PgpSettings
+from mailgate.config.report import ReportSettings
 from mailgate.config.schema import (
     Agent,
     AgentMailSettings,
@@ -67,6 +68,7 @@ class Config:
     agents: tuple[Agent, ...] = ()
     governor: GovernorSettings = GovernorSettings()
     http: HttpSettings = HttpSettings()
+    report: ReportSettings = ReportSettings()
 
     @property
     def secret_file(self) -> Path:

@@ -14,6 +14,7 @@ from mailgate.config.base import Address, Name, Strict, valid_address
 from mailgate.config.governor import GovernorSettings
 from mailgate.config.layout import DEFAULT_DATA_DIR, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_QUEUES_DIR
 from mailgate.config.oauth2 import OAuth2Settings
+from mailgate.config.report import ReportSettings
 from mailgate.config.secrets import SecretRef
 
 
@@ -100,6 +101,7 @@ class MailgateFile(Strict):
     worker: WorkerSettings = WorkerSettings()
     governor: GovernorSettings = GovernorSettings()
     http: HttpSettings = HttpSettings()
+    report: ReportSettings = ReportSettings()
 
 
 class AutoResponseSettings(Strict):
@@ -115,6 +117,8 @@ class PrioritySettings(Strict):
 class CloseSettings(Strict):
     after_days: Annotated[int, Field(ge=-1)] = 7
     reopen_window_days: Annotated[int, Field(ge=-1)] = 30
+    # resolving and closing mails ask the customer to rate the support 1-5 (docs/report.md)
+    survey: bool = True
 
 
 class AgentMailSettings(Strict):

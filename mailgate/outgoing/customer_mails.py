@@ -1,9 +1,11 @@
-"""Mails to customers: the acknowledgement, an agent's answer, the closing and escalation
-notices. Built by `builders.customer_mail`; none of them carries a reply token."""
+"""Mails to customers: the acknowledgement, an agent's answer, the closing, resolving
+(satisfaction survey) and escalation notices. Built by `builders.customer_mail`; none of
+them carries a reply token."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from urllib.parse import quote
 
 from mailgate.agents import tokens
 from mailgate.agents.access import TIER_NAMES
@@ -141,8 +143,10 @@ def closing(
     review_link: str,
     answered_at: datetime | None,
     now: datetime,
+    satisfaction: str = "",
 ) -> Outgoing:
-    """Tell the customer an answered ticket was closed, and how to open it again."""
+    """Tell the customer an answered ticket was closed, and how to open it again (and,
+    given the rendered `survey_block`, ask for a rating)."""
     context = ticket_context(
         config,
         queue,
@@ -150,12 +154,50 @@ def closing(
         days=days,
         review_link=review_link,
         reopen_days=queue.close.reopen_window_days,
+        satisfaction=satisfaction,
     )
     cause = (answered_at.isoformat() if answered_at else "",)
     subject = reply_subject(t.title, queue.tag_for(t.id))
     return _about_ticket(
         config, queue, t, TicketMail("closed", subject, "closed.txt", context, cause), now
     )
+
+
+def rating_link(queue: Queue, ticket_id: int, score: int) -> str:
+    """A mailto link that answers the survey with `score` (subject and body carry it)."""
+    subject = quote(f"Rating {score} {queue.tag_for(ticket_id)}")
+    return f"mailto:{queue.address}?subject={subject}&body={score}"
+
+
+def survey_block(config: Config, queue: Queue, t: MailTicket, review_link: str) -> str:
+    """The queue's `satisfaction.txt`: the 1-5 question, its links, the review link."""
+    links = [(n, rating_link(queue, t.id, n)) for n in range(5, 0, -1)]
+    context = ticket_context(config, queue, t, rating_links=links, review_link=review_link)
+    return render(config.templates_dir, queue.name, "satisfaction.txt", context)
+
+
+def resolved_notice(
+    config: Config,
+    queue: Queue,
+    t: MailTicket,
+    *,
+    status: str,
+    satisfaction: str,
+    cause: str,
+    now: datetime,
+) -> Outgoing:
+    """Tell the customer an agent resolved or closed the ticket, with the survey."""
+    context = ticket_context(
+        config,
+        queue,
+        t,
+        status=status,
+        satisfaction=satisfaction,
+        reopen_days=queue.close.reopen_window_days,
+    )
+    subject = reply_subject(t.title, queue.tag_for(t.id))
+    mail = TicketMail("survey", subject, "resolved.txt", context, (cause,))
+    return _about_ticket(config, queue, t, mail, now)
 
 
 def _about_ticket(

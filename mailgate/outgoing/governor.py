@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from mailgate.config.governor import GovernorSettings
 
 # automatic mail a loop, a storm or a forged sender would make us send
-AUTOMATIC_KINDS = frozenset({"ack", "closed", "escalated"})
+AUTOMATIC_KINDS = frozenset({"ack", "closed", "escalated", "survey"})
 
 
 def is_notification(kind: str) -> bool:

@@ -32,7 +32,7 @@ from mailgate.pgp.leaks import leaked_secret
 log = logging.getLogger(__name__)
 
 # mail a customer reads: encrypted to them when we hold their key (the rest go to agents)
-CUSTOMER_KINDS = frozenset({"ack", "answer", "escalated", "closed"})
+CUSTOMER_KINDS = frozenset({"ack", "answer", "escalated", "closed", "survey"})
 PUBLIC_KEY_CACHE_SECONDS = 300.0
 
 

@@ -10,6 +10,7 @@ from typing import Literal
 from mailgate.autoresponse.policy import ResponseDecision
 from mailgate.parse.message import Parsed
 from mailgate.pipeline.classify import Verdict
+from mailgate.pipeline.rating import Rating, read_rating
 from mailgate.pipeline.thread import ThreadChoice
 
 
@@ -37,6 +38,7 @@ class Decision:
     customer_activity: bool  # a human wrote: touches state, timestamps and assignment
     acknowledge: ResponseDecision
     reasons: tuple[str, ...]
+    rating: Rating | None = None  # the answer to the ticket's satisfaction survey
 
 
 def body_digest(raw: bytes) -> str:
@@ -119,13 +121,22 @@ def decide(
     initial_priority: int,
     our_addresses: frozenset[str],
     run: int = 1,
+    survey_ticket: int | None = None,
 ) -> Decision:
     reasons = (*verdict.reasons, f"thread: {choice.reason}", f"ack: {acknowledge.reason}")
     key = dedupe_key(parsed, raw)
+    # the requester answering a survey: kept on the ticket, never a reopen or a customer
+    # reply; an auto-reply to the survey is no rating
+    rating = None
+    if survey_ticket is not None and not verdict.automatic:
+        rating = read_rating(parsed.subject, parsed.text)
+    if rating is not None:
+        reasons += (f"satisfaction: rated {rating.score}/5 on #{survey_ticket}",)
+        choice = ThreadChoice(survey_ticket, f"survey answer on #{survey_ticket}")
     if choice.ticket_id is not None:
-        # automatic mail, or a run of alike mails (a responder answering our answers):
-        # stored, inert, nobody notified
-        inert = verdict.automatic or run >= RUN_IS_LOOP
+        # automatic mail, a run of alike mails (a responder answering our answers) or a
+        # survey answer: stored, inert, nobody notified
+        inert = verdict.automatic or run >= RUN_IS_LOOP or rating is not None
         if run >= RUN_IS_LOOP:
             reasons += (f"loop: {run} near-identical messages from {parsed.from_addr} here",)
         return Decision(
@@ -145,6 +156,7 @@ def decide(
             customer_activity=not inert,
             acknowledge=ResponseDecision(False, "follow-ups get no acknowledgement"),
             reasons=reasons,
+            rating=rating,
         )
     ticket = NewTicket(
         title=(parsed.subject or "(no subject)")[:500],

@@ -33,9 +33,10 @@ from mailgate.pipeline.thread import ThreadChoice, ThreadLookups, choose
 from mailgate.queues.routing import route
 from mailgate.runtime import Clock, utcnow
 from mailgate.spool import SpoolEntry
-from mailgate.store import pgp_secrets
+from mailgate.store import pgp_secrets, satisfaction
 from mailgate.store import tickets as store
 from mailgate.store.articles import system_article
+from mailgate.store.audit import audit
 from mailgate.store.autoresponses import last_autoresponse, record_autoresponse
 from mailgate.store.lookups import thread_lookups
 from mailgate.store.outbox import add_outbox
@@ -74,6 +75,7 @@ class Message:
     applied: store.Applied = field(init=False)
     acked: bool = False
     run: int = 1  # near-identical messages from this sender on this ticket, this one included
+    survey: satisfaction.Survey | None = None  # the survey this sender may be answering
 
 
 Step = Callable[[Context, Message], Outcome | None]
@@ -135,6 +137,21 @@ def thread_step(ctx: Context, m: Message) -> None:
         since = m.now - timedelta(days=1)
         earlier = recent_texts(ctx.conn, tid, since, kind="inbound", from_addr=m.parsed.from_addr)
         m.run = run_length(m.parsed.text, [body for body, _ in earlier])
+    m.survey = _open_survey(ctx.conn, m)
+
+
+def _open_survey(conn: Connection, m: Message) -> satisfaction.Survey | None:
+    """The survey of the resolved or closed ticket this mail follows up, if the requester
+    sent it (a closed ticket past its reopen window too: the choice only links it)."""
+    tid = m.choice.ticket_id or m.choice.linked_to
+    facts = [t for t in (m.lookups.tagged, *m.lookups.referenced) if t is not None]
+    ticket = next((t for t in facts if t.id == tid), None)
+    if ticket is None or ticket.status not in ("resolved", "closed") or m.verdict.automatic:
+        return None
+    survey = satisfaction.latest(conn, ticket.id)
+    if survey is None or survey.requester_addr != m.parsed.from_addr.lower():
+        return None
+    return survey
 
 
 def autoresponse_step(ctx: Context, m: Message) -> None:
@@ -166,6 +183,7 @@ def decide_step(ctx: Context, m: Message) -> None:
         initial_priority=m.primary.priority.initial,
         our_addresses=ctx.our_addresses,
         run=m.run,
+        survey_ticket=m.survey.ticket_id if m.survey else None,
     )
 
 
@@ -190,6 +208,16 @@ def store_step(ctx: Context, m: Message) -> None:
             "further ones are kept here but notify nobody and send nothing.",
             m.now,
         )
+
+
+def satisfaction_step(ctx: Context, m: Message) -> None:
+    rating, survey = m.decision.rating, m.survey
+    if rating is None or survey is None or m.applied.article_id is None:
+        return
+    satisfaction.rate(
+        ctx.conn, survey.id, rating.score, rating.comment, m.applied.article_id, m.now
+    )
+    audit(ctx.conn, survey.ticket_id, m.parsed.from_addr, "rated", m.now, rating=rating.score)
 
 
 def ack_step(ctx: Context, m: Message) -> None:
@@ -228,6 +256,7 @@ STEPS: tuple[tuple[str, Step], ...] = (
     ("autoresponse", autoresponse_step),
     ("decide", decide_step),
     ("store", store_step),
+    ("satisfaction", satisfaction_step),
     ("ack", ack_step),
     ("notify", notify_step),
 )

@@ -22,7 +22,7 @@ outbox: Table = OutboxRow.__table__  # type: ignore[assignment]
 
 
 # the sender's classes (outgoing/claims.py): customer-facing first, reminders and digests last
-CUSTOMER_FACING = frozenset({"ack", "answer", "closed", "escalated"})
+CUSTOMER_FACING = frozenset({"ack", "answer", "closed", "escalated", "survey"})
 LATER = frozenset({"reminder", "digest"})
 
 

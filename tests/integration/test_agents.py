@@ -313,8 +313,12 @@ def test_every_ticket_command(desk: Desk):
     assert "asks for a refund" in text_of(moved)
     (assigned,) = desk.wait_mail("bob@example.test", "Assigned to you")
     assert "Alice Example" in text_of(assigned)
-    # nothing but the ack ever went to the customer: commands alone send no answer
-    assert len(desk.mails(lambda m: "customer@example.com" in m.rcpt_tos)) == 1
+    # commands alone send no answer: the customer got the ack and the satisfaction survey
+    # of #status resolved (issue 15); #close came after the requester changed to carla
+    to_customer = desk.wait_mail("customer@example.com", n=2)
+    assert len(to_customer) == 2 and "rate our support" in text_of(to_customer[1])
+    (survey,) = desk.wait_mail("carla@example.org")
+    assert "we have closed your request" in text_of(survey)
 
 
 def test_refused_set_applies_nothing_and_mails_a_transcript(desk: Desk):

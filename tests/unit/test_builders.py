@@ -152,6 +152,34 @@ def closed(c: Config, cause: str = "cause-1") -> Outgoing:
     )
 
 
+def survey(c: Config, cause: str = "cause-1") -> Outgoing:
+    q = _support(c)
+    block = customer_mails.survey_block(c, q, TICKET, "https://reviews.example/acme")
+    return customer_mails.resolved_notice(
+        c, q, TICKET, status="resolved", satisfaction=block, cause=cause, now=NOW
+    )
+
+
+def test_the_survey_asks_for_1_to_5_with_links_that_carry_the_rating(config: Config):
+    text = _parsed(survey(config)).get_content()
+    assert "rate our support from 1 (poor) to 5 (excellent)" in text
+    for n in range(1, 6):
+        link = f"mailto:support@example.test?subject=Rating%20{n}%20%5Bsupport%20%2312%5D&body={n}"
+        assert link in text
+    assert "https://reviews.example/acme" in text and "resolved your request" in text
+    closing = customer_mails.closing(
+        config,
+        _support(config),
+        TICKET,
+        days=3,
+        review_link="",
+        answered_at=NOW,
+        now=NOW,
+        satisfaction="RATE-US-BLOCK",
+    )
+    assert "RATE-US-BLOCK" in _parsed(closing).get_content()
+
+
 def notification(event: str) -> Callable[..., Outgoing]:
     def build(c: Config, cause: str = "cause-1", agent: str = "alice") -> Outgoing:
         [out] = agent_mails.notifications(
@@ -272,6 +300,7 @@ CUSTOMER: dict[str, tuple[Callable[..., Outgoing], str]] = {
     "answer-with-file": (answer_with_file, "no"),
     "escalated": (escalated, "auto-generated"),
     "closed": (closed, "auto-generated"),
+    "survey": (survey, "auto-generated"),
 }
 AGENT: dict[str, Callable[..., Outgoing]] = {
     **{f"notify-{e}": notification(e) for e in agent_mails.EVENTS},

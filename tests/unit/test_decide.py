@@ -155,3 +155,29 @@ def test_a_long_subject_and_name_are_cut_and_an_empty_subject_named() -> None:
         d = _decide(raw)
         assert d.new_ticket is not None
         assert d.new_ticket.title == title and len(d.new_ticket.requester_name) == 200
+
+
+RESOLVED = ThreadChoice(7, "follow-up by subject tag to #7")
+RATING_CASES = {
+    # (verdict, choice, survey ticket, body): (rated?, ticket, reopen, customer activity)
+    "a number answers the survey": (HUMAN, RESOLVED, 7, "4\nquick and kind\n", True),
+    "an answer to a closed ticket never reopens it": (HUMAN, REOPEN, 7, "5\n", True),
+    "past the reopen window it still rates the old ticket": (HUMAN, LATE, 7, "3\n", True),
+    "an auto-reply to the survey is no rating": (AUTO, REOPEN, 7, "5\n", False),
+    "a numbered list is a customer reply": (HUMAN, REOPEN, 7, "1. still broken\n", False),
+    "no survey open: a number is a reply": (HUMAN, REOPEN, None, "5\n", False),
+}
+
+
+@pytest.mark.parametrize("case", RATING_CASES.values(), ids=RATING_CASES.keys())
+def test_a_survey_answer_is_stored_inert_on_its_ticket(case) -> None:
+    verdict, choice, survey, body, rated = case
+    raw = message(subject="Re: [support #7] Printer", body=body)
+    d = _decide(raw, verdict=verdict, choice=choice, survey_ticket=survey)
+    assert (d.rating is not None) == rated
+    if rated:
+        assert d.action == "follow-up" and d.ticket_id == 7
+        assert not d.reopen and not d.customer_activity and d.new_ccs == ()
+        assert any(r.startswith("satisfaction: rated") for r in d.reasons)
+    elif verdict is HUMAN and choice is REOPEN:
+        assert d.reopen and d.customer_activity

@@ -20,6 +20,7 @@ def test_the_steps_run_in_the_documented_order():
         "autoresponse",
         "decide",
         "store",
+        "satisfaction",
         "ack",
         "notify",
     ]

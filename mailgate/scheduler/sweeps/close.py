@@ -11,9 +11,11 @@ from sqlalchemy import ColumnElement, Connection, func, update
 
 from mailgate.autoresponse.render import TemplateError
 from mailgate.config.model import Config, Queue
+from mailgate.outgoing.customer_mails import survey_block
 from mailgate.runtime import chunks
 from mailgate.scheduler.sweeps.mails import closing_mail, mail_facts, queue_mails
 from mailgate.scheduler.sweeps.sql import ACTOR, CHUNK, capped_ticket_update, ticket_sla
+from mailgate.store import satisfaction
 from mailgate.store.audit import audit
 from mailgate.store.tickets import tickets
 
@@ -68,8 +70,27 @@ def _close_queue(
         audit(conn, tid, ACTOR, "closed", now, reason="auto-close", after_days=days)
         if not f.requester_addr:
             continue
+        survey = ""
+        if queue.close.survey:
+            satisfaction.ask(
+                conn,
+                ticket_id=tid,
+                queue=q,
+                agent=f.assignee,
+                requester_addr=f.requester_addr,
+                trigger="auto-close",
+                now=now,
+            )
+            survey = survey_block(config, queue, f, review_link)
         out = closing_mail(
-            config, queue, f, days=days, review_link=review_link, answered=answered, now=now
+            config,
+            queue,
+            f,
+            days=days,
+            review_link=review_link,
+            answered=answered,
+            now=now,
+            satisfaction=survey,
         )
         queue_mails(conn, config, [out], now)
     if rows:

@@ -187,8 +187,16 @@ def closing_mail(
     review_link: str,
     answered: datetime | None,
     now: datetime,
+    satisfaction: str = "",
 ) -> Outgoing:
     """Tell the customer that the ticket was closed after `days` days without a reply."""
     return customer_mails.closing(
-        config, queue, f, days=days, review_link=review_link, answered_at=answered, now=now
+        config,
+        queue,
+        f,
+        days=days,
+        review_link=review_link,
+        answered_at=answered,
+        now=now,
+        satisfaction=satisfaction,
     )
