@@ -36,7 +36,15 @@ from mailgate.db.models import Article, OutboxRow  # noqa: E402
 from mailgate.spool import Envelope  # noqa: E402
 from tests.harness import load, offline, write_config  # noqa: E402
 
-SHARED_BENCH = ROOT.parent / "shared" / "bench"
+# the peers' generator and floor: $MAILGATE_SHARED_BENCH, else the nearest shared/bench above
+# the checkout (../shared/bench from /work/main, ../../shared/bench from a worktree)
+SHARED_BENCH = Path(
+    os.environ.get("MAILGATE_SHARED_BENCH")
+    or next(
+        (str(p / "shared" / "bench") for p in ROOT.parents if (p / "shared" / "bench").is_dir()),
+        str(ROOT.parent / "shared" / "bench"),
+    )
+)
 
 
 def generate(out: Path, n: int) -> Path:
