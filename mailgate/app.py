@@ -47,6 +47,7 @@ class Daemon:
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     listen_port: int | None = None
     keyrings: Keyrings = field(default_factory=Keyrings)  # closed when serve() ends
+    sweep_seconds: float = 60.0  # how often the scheduler's sweeps run (tests shorten it)
     _handler: IntakeHandler | None = None
     _worker: Worker | None = None
     _sender: Sender | None = None
@@ -162,7 +163,13 @@ class Daemon:
         assert self.engine is not None
         tasks: list[asyncio.Task[None]] = [
             asyncio.create_task(
-                run_scheduler(lambda: self.config, self.engine, self.stop, self.clock),
+                run_scheduler(
+                    lambda: self.config,
+                    self.engine,
+                    self.stop,
+                    self.clock,
+                    interval_seconds=self.sweep_seconds,
+                ),
                 name="scheduler",
             )
         ]

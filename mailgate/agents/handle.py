@@ -29,6 +29,7 @@ from mailgate.agents.plan import LineResult, Plan, PlanContext
 from mailgate.agents.queries import answer_queries, ticket_ccs_of, ticket_row, ticket_view
 from mailgate.agents.reply import split_reply
 from mailgate.config.model import Config
+from mailgate.outgoing.agent_mails import answers_digest
 from mailgate.outgoing.compose import Outgoing
 from mailgate.outgoing.customer_mails import agent_display
 from mailgate.parse.attachments import Attachment as ParsedAttachment
@@ -93,6 +94,10 @@ class _AgentMail:
         if verdict.automatic or verdict.bulk:
             aid = fx.keep_as_note("automatic", list(verdict.reasons))
             fx.record("automatic", {"reasons": list(verdict.reasons)})
+            return AgentMailResult(tid, aid, "agent-automatic")
+        if answers_digest(self.p):  # whatever answers a digest, a person or a responder
+            aid = fx.keep_as_note("digest-reply", ["a reply to a digest runs nothing"])
+            fx.record("digest-reply", {})
             return AgentMailResult(tid, aid, "agent-automatic")
         problem, fx.content_key = authentication_problem(
             self.conn, self.config, self.reply, fx.row, self.p, fx.raw, self.now, fx.keyrings
