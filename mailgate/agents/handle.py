@@ -23,6 +23,7 @@ from mailgate.agents.changes import write_change
 from mailgate.agents.checks import authentication_problem
 from mailgate.agents.commands.queries import Show
 from mailgate.agents.effects import MailEffects
+from mailgate.agents.html_reply import answer_html
 from mailgate.agents.no_token import handle_without_token
 from mailgate.agents.notifications import event_notifications
 from mailgate.agents.plan import LineResult, Plan, PlanContext
@@ -30,7 +31,7 @@ from mailgate.agents.queries import answer_queries, ticket_ccs_of, ticket_row, t
 from mailgate.agents.reply import split_reply
 from mailgate.config.model import Config
 from mailgate.outgoing.agent_mails import answers_digest
-from mailgate.outgoing.compose import Outgoing
+from mailgate.outgoing.compose import Outgoing, shown_cids
 from mailgate.outgoing.customer_mails import agent_display
 from mailgate.parse.attachments import Attachment as ParsedAttachment
 from mailgate.parse.message import Parsed
@@ -287,6 +288,10 @@ class _AgentMail:
         assert row is not None
         queue = self.config.queue(row.queue) or self.reply.queue
         ccs = ticket_ccs_of(self.conn, row.id)
+        html, signed = self._html_answer(text)
+        if html:
+            quoted = shown_cids(self.p.html)
+            files = attachments.without_quoted_images(files, shown_cids(html), quoted)
         out, body, subject = compose_answer(
             self.conn,
             self.config,
@@ -298,6 +303,8 @@ class _AgentMail:
             cause=self.fx.key,
             now=self.now,
             attachments=attachments.outgoing(files),
+            html=html,
+            html_signed=signed,
         )
         aid = self.fx.article(
             kind="outbound",
@@ -326,6 +333,13 @@ class _AgentMail:
             to=to,
         )
         return out, aid
+
+    def _html_answer(self, text: str) -> tuple[str, bool]:
+        """The answer as HTML when the agent wrote HTML that says what `text` says."""
+        if not self.p.html:
+            return "", False
+        own = split_reply(self.p.text, self.agent.signature)
+        return answer_html(self.p.html, text, len(own.command_lines), self.agent.signature)
 
     # -- the reply to the agent
     def _confirm(self, plan: Plan, sections: tuple[str, ...], headline: str) -> None:

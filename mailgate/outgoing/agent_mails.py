@@ -26,6 +26,7 @@ from mailgate.outgoing.builders import (
 )
 from mailgate.outgoing.compose import OutAttachment, Outgoing
 from mailgate.outgoing.digest import ArticleSummary, HeldNotice, TicketDigest
+from mailgate.outgoing.html import text_block
 
 EVENTS = ("new_ticket", "customer_reply", "assigned", "escalated")
 _SUBJECT = {
@@ -56,12 +57,15 @@ def notifications(
     reason: str = "",
     attachments: tuple[OutAttachment, ...] = (),
     attachment_list: str = "",
+    html: str = "",
 ) -> list[Outgoing]:
     """new_ticket | customer_reply | assigned | escalated, with the ticket's recent history.
 
     The body is rendered once for all agents; only headers and footer are per agent.
     `attachment_list` (the customer mail's attachments, agents/attachments.listing) goes
-    under the body; `attachments` are the files carried.
+    under the body; `attachments` are the files carried. `html`: the customer's mail as
+    safe HTML (outgoing/html.py): the notification gets an HTML part showing it, with its
+    inline images, above the text.
     """
     if event not in EVENTS:
         raise ValueError(f"unknown notification event {event!r}")
@@ -74,6 +78,7 @@ def notifications(
     )
     if attachment_list:
         body = f"{body.rstrip()}\n\n{attachment_list}"
+    body_html = f"{html}\n<hr>\n{text_block(body)}" if html else ""
     return [
         agent_mail(
             config,
@@ -87,6 +92,7 @@ def notifications(
             ticket_id=digest.id,
             reply_ticket=digest.id,
             attachments=attachments,
+            html=body_html,
         )
         for agent in agents
     ]
