@@ -29,6 +29,7 @@ import sys
 import tempfile
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -158,7 +159,8 @@ def one_run(files: list[Path], connections: int, rate: float, governor: str) -> 
             time.sleep(0.05)
         counts = dict(db.execute("select status, count(*) from outbox group by status"))
         kinds = dict(db.execute("select kind, count(*) from outbox group by kind"))
-        acks = [mid for (mid,) in db.execute("select message_id from outbox where kind = 'ack'")]
+        written = dict(db.execute("select message_id, created_at from outbox where kind = 'ack'"))
+        acks = list(written)
     finally:
         daemon.terminate()
         daemon.wait(30)
@@ -168,6 +170,13 @@ def one_run(files: list[Path], connections: int, rate: float, governor: str) -> 
         for a in acks
         if a in sink.arrived and sink.in_reply_to.get(a) in acked
     ]
+    # split the latency: 250 -> ack row written (the worker), row written -> relay (sender)
+    mono = time.time() - time.monotonic()
+    at = {a: _epoch(w) - mono for a, w in written.items()}
+    by_worker = [
+        at[a] - acked[sink.in_reply_to[a]] for a in acks if sink.in_reply_to.get(a) in acked
+    ]
+    by_sender = [sink.arrived[a] - at[a] for a in acks if a in sink.arrived]
     n = len(files)
     return {
         "connections": connections,
@@ -178,11 +187,21 @@ def one_run(files: list[Path], connections: int, rate: float, governor: str) -> 
         "ack_p50_s": pct(lat, 0.5),
         "ack_p99_s": pct(lat, 0.99),
         "acks_measured": len(lat),
+        "ack_written_p50_s": pct(by_worker, 0.5),
+        "ack_written_p99_s": pct(by_worker, 0.99),
+        "ack_sender_p50_s": pct(by_sender, 0.5),
+        "ack_sender_p99_s": pct(by_sender, 0.99),
         "outbox": counts,
         "kinds": kinds,
         "relay_got": len(sink.arrived),
         "load_avg": os.getloadavg()[0],
     }
+
+
+def _epoch(stored: str) -> float:
+    """An outbox created_at as SQLite holds it (UTC) in seconds since the epoch."""
+    when = datetime.fromisoformat(str(stored))
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
 
 
 def floor(corpus: Path) -> dict:
@@ -228,7 +247,9 @@ def main() -> None:
             f"worker drain {r['drain_per_s']:.1f}/s, end to end {r['end_to_end_per_s']:.1f}/s "
             f"({r['end_to_end_per_s'] / r['drain_per_s']:.0%} of drain); ack 250->relay "
             f"p50 {r['ack_p50_s']:.2f} s p99 {r['ack_p99_s']:.2f} s "
-            f"over {r['acks_measured']} acks; "
+            f"over {r['acks_measured']} acks (250->row written p50 {r['ack_written_p50_s']:.2f}"
+            f" p99 {r['ack_written_p99_s']:.2f} s, row->relay p50 {r['ack_sender_p50_s']:.2f}"
+            f" p99 {r['ack_sender_p99_s']:.2f} s); "
             f"outbox {r['outbox']} kinds {r['kinds']}; relay got {r['relay_got']}; "
             f"load {r['load_avg']:.2f}"
         )

@@ -56,6 +56,7 @@ class Daemon:
     keyrings: Keyrings = field(default_factory=Keyrings)  # closed when serve() ends
     health: Health = field(default_factory=Health)  # what each running part last reported
     http_port: int | None = None  # the [http] status port, when enabled
+    sweep_seconds: float = 60.0  # how often the scheduler's sweeps run (tests shorten it)
     _handler: IntakeHandler | None = None
     _worker: Worker | None = None
     _sender: Sender | None = None
@@ -214,7 +215,13 @@ class Daemon:
         assert self.engine is not None
         tasks: list[asyncio.Task[None]] = [
             asyncio.create_task(
-                run_scheduler(lambda: self.config, self.engine, self.stop, self.clock),
+                run_scheduler(
+                    lambda: self.config,
+                    self.engine,
+                    self.stop,
+                    self.clock,
+                    interval_seconds=self.sweep_seconds,
+                ),
                 name="scheduler",
             )
         ]

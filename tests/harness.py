@@ -158,8 +158,8 @@ def message(
 class RunningDaemon:
     """A Daemon serving on its own event loop in a thread."""
 
-    def __init__(self, config: Config):
-        self.daemon = Daemon(config)
+    def __init__(self, config: Config, sweep_seconds: float = 60.0):
+        self.daemon = Daemon(config, sweep_seconds=sweep_seconds)
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.error: BaseException | None = None
@@ -205,8 +205,8 @@ class RunningDaemon:
 
 
 @contextlib.contextmanager
-def running(config: Config) -> Iterator[RunningDaemon]:
-    d = RunningDaemon(config).start()
+def running(config: Config, sweep_seconds: float = 60.0) -> Iterator[RunningDaemon]:
+    d = RunningDaemon(config, sweep_seconds).start()
     try:
         yield d
     finally:

@@ -60,8 +60,11 @@ def compose_answer(
     cause: str,
     now: datetime,
     attachments: tuple[OutAttachment, ...] = (),
+    html: str = "",
+    html_signed: bool = False,
 ) -> tuple[Outgoing, str, str]:
-    """The answer mail for the ticket in `row`, its body and its subject."""
+    """The answer mail for the ticket in `row`, its body and its subject (`html`: the
+    answer as safe HTML too, customer_mails.answer)."""
     thread, last_subject = answer_thread(conn, row.id)
     basis = row.title if last_subject is None else last_subject
     subject = reply_subject(basis, queue.tag_for(row.id))
@@ -78,5 +81,7 @@ def compose_answer(
         cause=cause,
         now=now,
         attachments=attachments,
+        html=html,
+        html_signed=html_signed,
     )
     return out, body, subject

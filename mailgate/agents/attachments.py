@@ -112,6 +112,14 @@ def outgoing(parts: tuple[ParsedAttachment, ...]) -> tuple[OutAttachment, ...]:
     )
 
 
+def without_quoted_images(
+    parts: tuple[ParsedAttachment, ...], shown: set[str], quoted: set[str]
+) -> tuple[ParsedAttachment, ...]:
+    """An HTML answer's files without the images only its quoted part showed (`quoted`
+    minus `shown`, Content-IDs): the notification's own images, quoted back by the client."""
+    return tuple(a for a in parts if a.content_id.strip("<>") not in quoted - shown)
+
+
 def answer_problem(parts: tuple[ParsedAttachment, ...], cap: int) -> str:
     """Why an answer's attachments may not go out, or ""."""
     total = sum(len(a.data) for a in parts)

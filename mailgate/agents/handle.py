@@ -23,6 +23,7 @@ from mailgate.agents.changes import write_change
 from mailgate.agents.checks import authentication_problem
 from mailgate.agents.commands.queries import Show
 from mailgate.agents.effects import MailEffects
+from mailgate.agents.html_reply import answer_html
 from mailgate.agents.no_token import handle_without_token
 from mailgate.agents.notifications import event_notifications
 from mailgate.agents.plan import LineResult, Plan, PlanContext
@@ -30,7 +31,8 @@ from mailgate.agents.queries import answer_queries, ticket_ccs_of, ticket_row, t
 from mailgate.agents.reply import split_reply
 from mailgate.agents.survey import ask_on_resolve
 from mailgate.config.model import Config
-from mailgate.outgoing.compose import Outgoing
+from mailgate.outgoing.agent_mails import answers_digest
+from mailgate.outgoing.compose import Outgoing, shown_cids
 from mailgate.outgoing.customer_mails import agent_display
 from mailgate.parse.attachments import Attachment as ParsedAttachment
 from mailgate.parse.message import Parsed
@@ -94,6 +96,10 @@ class _AgentMail:
         if verdict.automatic or verdict.bulk:
             aid = fx.keep_as_note("automatic", list(verdict.reasons))
             fx.record("automatic", {"reasons": list(verdict.reasons)})
+            return AgentMailResult(tid, aid, "agent-automatic")
+        if answers_digest(self.p):  # whatever answers a digest, a person or a responder
+            aid = fx.keep_as_note("digest-reply", ["a reply to a digest runs nothing"])
+            fx.record("digest-reply", {})
             return AgentMailResult(tid, aid, "agent-automatic")
         problem, fx.content_key = authentication_problem(
             self.conn, self.config, self.reply, fx.row, self.p, fx.raw, self.now, fx.keyrings
@@ -286,6 +292,10 @@ class _AgentMail:
         assert row is not None
         queue = self.config.queue(row.queue) or self.reply.queue
         ccs = ticket_ccs_of(self.conn, row.id)
+        html, signed = self._html_answer(text)
+        if html:
+            quoted = shown_cids(self.p.html)
+            files = attachments.without_quoted_images(files, shown_cids(html), quoted)
         out, body, subject = compose_answer(
             self.conn,
             self.config,
@@ -297,6 +307,8 @@ class _AgentMail:
             cause=self.fx.key,
             now=self.now,
             attachments=attachments.outgoing(files),
+            html=html,
+            html_signed=signed,
         )
         aid = self.fx.article(
             kind="outbound",
@@ -325,6 +337,13 @@ class _AgentMail:
             to=to,
         )
         return out, aid
+
+    def _html_answer(self, text: str) -> tuple[str, bool]:
+        """The answer as HTML when the agent wrote HTML that says what `text` says."""
+        if not self.p.html:
+            return "", False
+        own = split_reply(self.p.text, self.agent.signature)
+        return answer_html(self.p.html, text, len(own.command_lines), self.agent.signature)
 
     # -- the reply to the agent
     def _confirm(self, plan: Plan, sections: tuple[str, ...], headline: str) -> None:

@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import Connection, Row
 
 from mailgate.agents import access, attachments
+from mailgate.agents.html_reply import new_html
 from mailgate.agents.plan import Assigned, Event
 from mailgate.agents.queries import ticket_digest, ticket_row, ticket_view
 from mailgate.config.model import Config, Queue
@@ -37,10 +38,12 @@ def notify_customer_mail(
     cause: str,
     now: datetime,
     article_id: int | None = None,
+    html: str = "",
 ) -> int:
     """Queue notifications for a new ticket or a customer reply; the number queued. They
     list the attachments of the customer's mail (`article_id`) and carry them up to the
-    queue's cap."""
+    queue's cap; a customer's HTML mail (`html`, as parsed) is shown in an HTML part,
+    quotes cut and sanitised, its inline images by cid:."""
     if not config.agents or not any(q.agent_mail.notify for q in config.queues):
         return 0  # the common case costs no query
     row = ticket_row(conn, ticket_id)
@@ -75,6 +78,7 @@ def notify_customer_mail(
         now=now,
         attachments=tuple(attachments.out(conn, a) for a in carry),
         attachment_list=attachments.listing(items, {a.id for a in carry}),
+        html=new_html(html),
     )
     return queue_mails(conn, mails, now, config.relay.give_up_after_hours, config.governor)
 

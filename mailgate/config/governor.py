@@ -27,3 +27,7 @@ class GovernorSettings(Strict):
     notify_per_agent_ticket_hour: Cap = 5
     # acknowledgements per queue per minute, against backscatter from forged senders
     ack_per_queue_minute: Cap = 120
+    # notifications held by notify_per_agent_ticket_hour go out as one digest per agent and
+    # ticket once the oldest has waited this long (the cap's window); false: they stay held
+    digest: bool = True
+    digest_after_minutes: float = Field(60.0, ge=0, le=10_080)

@@ -25,7 +25,8 @@ from mailgate.outgoing.builders import (
     ticket_context,
 )
 from mailgate.outgoing.compose import OutAttachment, Outgoing
-from mailgate.outgoing.digest import TicketDigest
+from mailgate.outgoing.digest import ArticleSummary, HeldNotice, TicketDigest
+from mailgate.outgoing.html import text_block
 
 EVENTS = ("new_ticket", "customer_reply", "assigned", "escalated")
 _SUBJECT = {
@@ -35,6 +36,12 @@ _SUBJECT = {
     "escalated": "Escalated",
 }
 REMINDERS = {"update": "no update", "shift_notes": "no shift notes"}
+_DIGEST_ID = "<mailgate.digest."  # compose.stable_message_id of a digest
+
+
+def answers_digest(p: Any) -> bool:
+    """Whether the parsed mail `p` is a reply to a digest (its In-Reply-To names one)."""
+    return any(mid.startswith(_DIGEST_ID) for mid in p.in_reply_to)
 
 
 def notifications(
@@ -50,12 +57,15 @@ def notifications(
     reason: str = "",
     attachments: tuple[OutAttachment, ...] = (),
     attachment_list: str = "",
+    html: str = "",
 ) -> list[Outgoing]:
     """new_ticket | customer_reply | assigned | escalated, with the ticket's recent history.
 
     The body is rendered once for all agents; only headers and footer are per agent.
     `attachment_list` (the customer mail's attachments, agents/attachments.listing) goes
-    under the body; `attachments` are the files carried.
+    under the body; `attachments` are the files carried. `html`: the customer's mail as
+    safe HTML (outgoing/html.py): the notification gets an HTML part showing it, with its
+    inline images, above the text.
     """
     if event not in EVENTS:
         raise ValueError(f"unknown notification event {event!r}")
@@ -68,6 +78,7 @@ def notifications(
     )
     if attachment_list:
         body = f"{body.rstrip()}\n\n{attachment_list}"
+    body_html = f"{html}\n<hr>\n{text_block(body)}" if html else ""
     return [
         agent_mail(
             config,
@@ -81,9 +92,45 @@ def notifications(
             ticket_id=digest.id,
             reply_ticket=digest.id,
             attachments=attachments,
+            html=body_html,
         )
         for agent in agents
     ]
+
+
+def digest_mail(
+    config: Config,
+    queue: Queue,
+    agent: Agent,
+    digest: TicketDigest,
+    *,
+    held: tuple[HeldNotice, ...],
+    notes: tuple[ArticleSummary, ...],
+    cause: str,
+    now: datetime,
+) -> Outgoing:
+    """The notifications the per-agent cap held on one ticket, in one mail, with the
+    ticket's system notes since the agent's last mail about it. A reply to it is kept as
+    an inert note (agents/handle.py): a responder answering it reaches nobody."""
+    tag = queue.tag_for(digest.id)
+    body = render(
+        config.templates_dir,
+        queue.name,
+        "agent_digest.txt",
+        queue_context(queue, agent=agent, ticket=digest, tag=tag, held=held, notes=notes),
+    )
+    return agent_mail(
+        config,
+        queue,
+        agent,
+        kind="digest",
+        subject=f"{tag} Digest, {len(held)} more notification(s): {digest.title}",
+        body=body,
+        cause=(agent.name, f"digest\x1f{digest.id}\x1f{cause}"),
+        now=now,
+        ticket_id=digest.id,
+        reply_ticket=digest.id,
+    )
 
 
 def attachment_mail(

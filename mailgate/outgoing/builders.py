@@ -37,6 +37,7 @@ from mailgate.outgoing.compose import (
     header_text,
     stable_message_id,
 )
+from mailgate.outgoing.html import document, text_block
 
 
 @dataclass(frozen=True)
@@ -130,8 +131,10 @@ def customer_mail(
     from_name: str = "",
     auto_submitted: str = "auto-generated",
     attachments: tuple[OutAttachment, ...] = (),
+    html: str = "",
 ) -> Outgoing:
-    """A mail to the requester (name, address) from the queue address.
+    """A mail to the requester (name, address) from the queue address; with `html` (the
+    body as safe HTML, outgoing/html.py) also an HTML part showing inline images.
 
     Automatic mail (`auto_submitted` other than "no") goes out with the null reverse-path;
     a person's answer with the queue address.
@@ -145,6 +148,7 @@ def customer_mail(
         "body": body,
         "auto_submitted": auto_submitted,
         "attachments": attachments,
+        "html": document(html) if html else "",
     }
     raw = _compose(config, queue, mid, now, thread, fields)
     mail_from = queue.address if auto_submitted == "no" else ""
@@ -165,10 +169,13 @@ def agent_mail(
     reply_ticket: int,
     thread: Thread = Thread(),
     attachments: tuple[OutAttachment, ...] = (),
+    html: str = "",
 ) -> Outgoing:
     """One mail to an agent: marker line, body, footer, token Reply-To, command address.
 
     `reply_ticket` is the ticket the Reply-To token is for (0: the command address).
+    `html`: the body as safe HTML (outgoing/html.py) for an HTML part beside the text,
+    between the same marker line and footer.
     """
     secret = config.secret
     mid = stable_message_id(config.main.hostname, kind, *cause)
@@ -192,6 +199,7 @@ def agent_mail(
         "auto_submitted": "auto-generated",
         "extra": tuple(extra),
         "attachments": attachments,
+        "html": document(text_block(REPLY_MARKER), html, text_block(footer)) if html else "",
     }
     raw = _compose(config, queue, mid, now, thread, fields)
     return Outgoing(kind, "", (agent.address,), mid, raw, ticket_id or None)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, Row, and_, or_, select, update
+from sqlalchemy import Connection, Engine, Row, and_, or_, select, update
 
 from mailgate.store.outbox import outbox
 
@@ -65,29 +65,35 @@ def share(available: dict[int, list[int]], limit: int) -> list[int]:
 
 def claim(engine: Engine, now: datetime, limit: int, lease_seconds: float) -> list[Row]:
     """Lease up to `limit` due rows to this caller; returned in sending order."""
+    with engine.begin() as conn:
+        return claim_in(conn, now, limit, lease_seconds)
+
+
+def claim_in(conn: Connection, now: datetime, limit: int, lease_seconds: float) -> list[Row]:
+    """`claim` inside the caller's transaction (the sender records a batch's results and
+    claims the next batch in one transaction: one write lock per batch, not two)."""
     token = uuid.uuid4().hex
     due = _due(now)
-    with engine.begin() as conn:
-        available: dict[int, list[int]] = {}
-        for c in CLASSES:
-            available[c] = list(
-                conn.scalars(
-                    select(outbox.c.id)
-                    .where(due, outbox.c.priority == c)
-                    .order_by(outbox.c.next_attempt_at, outbox.c.id)
-                    .limit(limit)
-                    .with_for_update(skip_locked=True)
-                )
+    available: dict[int, list[int]] = {}
+    for c in CLASSES:
+        available[c] = list(
+            conn.scalars(
+                select(outbox.c.id)
+                .where(due, outbox.c.priority == c)
+                .order_by(outbox.c.next_attempt_at, outbox.c.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
             )
-        ids = share(available, limit)
-        if not ids:
-            return []
-        conn.execute(
-            update(outbox)
-            .where(outbox.c.id.in_(ids), due)
-            .values(claim_token=token, claimed_until=now + timedelta(seconds=lease_seconds))
         )
-        rows = conn.execute(select(*COLUMNS).where(outbox.c.claim_token == token)).all()
+    ids = share(available, limit)
+    if not ids:
+        return []
+    conn.execute(
+        update(outbox)
+        .where(outbox.c.id.in_(ids), due)
+        .values(claim_token=token, claimed_until=now + timedelta(seconds=lease_seconds))
+    )
+    rows = conn.execute(select(*COLUMNS).where(outbox.c.claim_token == token)).all()
     return sorted(rows, key=lambda r: (r.priority, r.next_attempt_at, r.id))
 
 

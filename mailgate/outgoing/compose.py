@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 LOOP_HEADER = "X-Mailgate-Loop"
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f]+")
+_CID_RE = re.compile(r"""src=["']cid:([^"']+)["']""", re.I)
 
 
 @dataclass(frozen=True)
@@ -95,9 +96,12 @@ def compose(
     auto_submitted: str = "auto-replied",
     extra: tuple[tuple[str, str], ...] = (),
     attachments: tuple[OutAttachment, ...] = (),
+    html: str = "",
 ) -> bytes:
     """RFC 5322 bytes, CRLF line ends; every message carries Auto-Submitted and a loop header.
-    With attachments: multipart/mixed, the text first."""
+    With attachments: multipart/mixed, the text first. With `html` (already safe): the text
+    and the HTML as multipart/alternative, inside multipart/related with the inline images
+    the HTML shows by cid:, inside multipart/mixed with the other files."""
     cte, payload = _body(body)
     lines = [
         f"From: {_address(from_name, from_addr)}",
@@ -123,6 +127,12 @@ def compose(
     ]
     text_headers = f'Content-Type: text/plain; charset="utf-8"\r\nContent-Transfer-Encoding: {cte}'
     extra_lines = [f"{k}: {_encode_header(v)}" for k, v in extra]
+    if html:
+        ctype, body = _html_entity(
+            message_id, text_headers.encode("ascii") + b"\r\n\r\n" + payload, html, attachments
+        )
+        head = "\r\n".join([*lines, ctype, *extra_lines])
+        return (head + "\r\n\r\n").encode("utf-8") + body
     if not attachments:
         head = "\r\n".join([*lines, text_headers, *extra_lines])
         # only an internationalised address makes a header non-ASCII (RFC 6532 UTF-8 headers)
@@ -140,7 +150,45 @@ def compose(
     )
 
 
-def _attachment_part(boundary: str, a: OutAttachment) -> bytes:
+def _html_entity(
+    message_id: str, text_part: bytes, html: str, attachments: tuple[OutAttachment, ...]
+) -> tuple[str, bytes]:
+    """(Content-Type line, body) of alternative(text, html) [in related] [in mixed]."""
+    base = "=_mailgate_" + hashlib.sha256(message_id.encode()).hexdigest()[:24]
+    cte, payload = _body(html)
+    html_part = (
+        f'Content-Type: text/html; charset="utf-8"\r\nContent-Transfer-Encoding: {cte}\r\n\r\n'
+    ).encode("ascii") + payload
+    ctype, body = _multipart(f"{base}_alt", "alternative", [text_part, html_part])
+    shown = shown_cids(html)
+    related = [a for a in attachments if a.content_id and a.content_id.strip("<>") in shown]
+    if related:
+        inner = ctype.encode("ascii") + b"\r\n\r\n" + body
+        parts = [_attachment_part(f"{base}_rel", a, inline=True) for a in related]
+        ctype, body = _multipart(f"{base}_rel", "related", [inner], parts)
+    rest = [a for a in attachments if a not in related]
+    if rest:
+        inner = ctype.encode("ascii") + b"\r\n\r\n" + body
+        parts = [_attachment_part(f"{base}_mix", a) for a in rest]
+        ctype, body = _multipart(f"{base}_mix", "mixed", [inner], parts)
+    return ctype, body
+
+
+def shown_cids(html: str) -> set[str]:
+    """The Content-IDs an HTML body shows (`<img src="cid:...">`), without angle brackets."""
+    return {m.strip("<>") for m in _CID_RE.findall(html)}
+
+
+def _multipart(
+    boundary: str, subtype: str, entities: list[bytes], parts: list[bytes] | None = None
+) -> tuple[str, bytes]:
+    """A multipart body from whole entities (headers + body) and ready `--boundary` parts."""
+    chunks = [f"--{boundary}\r\n".encode("ascii") + e for e in entities] + (parts or [])
+    body = b"\r\n".join(chunks) + f"\r\n--{boundary}--\r\n".encode("ascii")
+    return f'Content-Type: multipart/{subtype}; boundary="{boundary}"', body
+
+
+def _attachment_part(boundary: str, a: OutAttachment, inline: bool = False) -> bytes:
     """One base64 part; the file name RFC 2231-encoded when it is not ASCII."""
     name = header_text(a.filename).replace('"', "'") or "attachment"
     param = f'filename="{name}"' if name.isascii() else f"filename*=utf-8''{quote(name, safe='')}"
@@ -149,7 +197,7 @@ def _attachment_part(boundary: str, a: OutAttachment) -> bytes:
         f"--{boundary}",
         f"Content-Type: {ctype}" + (f'; name="{name}"' if name.isascii() else ""),
         "Content-Transfer-Encoding: base64",
-        f"Content-Disposition: {'inline' if a.inline else 'attachment'}; {param}",
+        f"Content-Disposition: {'inline' if a.inline or inline else 'attachment'}; {param}",
     ]
     cid = header_text(a.content_id).strip("<>")
     if cid:

@@ -21,6 +21,7 @@ from mailgate.outgoing.builders import (
     ticket_vars,
 )
 from mailgate.outgoing.compose import OutAttachment, Outgoing, reply_subject
+from mailgate.outgoing.html import text_block
 from mailgate.parse.message import Parsed
 from mailgate.pgp.outgoing import ack_context
 from mailgate.pipeline.decide import Decision
@@ -72,28 +73,38 @@ def answer(
     cause: str,
     now: datetime,
     attachments: tuple[OutAttachment, ...] = (),
+    html: str = "",
+    html_signed: bool = False,
 ) -> tuple[Outgoing, str]:
     """The agent's answer as the customer sees it (and its body): from the queue, signed by
     the agent, with the agent's files.
 
     Only the agent's own text and the footer template go in: never notes, history, tokens.
+    `html`: the same answer as safe HTML (agents/html_reply.py), sent beside the text with
+    the inline images it shows; `html_signed`: it already ends with the agent's signature.
     """
-    footer = render(
-        config.templates_dir,
-        queue.name,
-        "answer_footer.txt",
-        {
-            "agent_display": agent_display(agent),
-            "agent_name": agent.full_name or agent.name,
-            "agent_signature": agent.signature,
-            "queue_name": queue.from_name,
-            "queue_address": queue.address,
-            "tag": queue.tag_for(ticket_id),
-            "ticket_id": ticket_id,
-        },
-    )
-    if tokens.contains_token(text) or tokens.contains_token(footer):
+
+    def footer_with(signature: str) -> str:
+        return render(
+            config.templates_dir,
+            queue.name,
+            "answer_footer.txt",
+            {
+                "agent_display": agent_display(agent),
+                "agent_name": agent.full_name or agent.name,
+                "agent_signature": signature,
+                "queue_name": queue.from_name,
+                "queue_address": queue.address,
+                "tag": queue.tag_for(ticket_id),
+                "ticket_id": ticket_id,
+            },
+        )
+
+    footer = footer_with(agent.signature)
+    if tokens.contains_token(text) or tokens.contains_token(footer) or tokens.contains_token(html):
         raise ValueError("refusing to send a reply token to a customer")
+    if html:
+        html = f"{html}\n{text_block(footer_with('') if html_signed else footer)}"
     body = f"{text.rstrip()}\n\n{footer}"
     out = customer_mail(
         config,
@@ -110,6 +121,7 @@ def answer(
         from_name=agent_display(agent),
         auto_submitted="no",  # a person wrote it (RFC 3834); the loop header still marks it
         attachments=attachments,
+        html=html,
     )
     return out, body
 

@@ -58,6 +58,15 @@ class TicketDigest:
 
 
 @dataclass(frozen=True)
+class HeldNotice:
+    """A notification the per-agent cap held, as the digest lists it."""
+
+    when: str
+    event: str  # "Customer reply", "New" ...
+    subject: str
+
+
+@dataclass(frozen=True)
 class ListedTicket:
     id: int
     priority: int

@@ -27,7 +27,7 @@ from sqlalchemy.exc import OperationalError
 
 from mailgate.config.model import Config
 from mailgate.health import Health
-from mailgate.outgoing.claims import claim, release_all
+from mailgate.outgoing.claims import claim, claim_in, release_all
 from mailgate.outgoing.relay import DeliveryResult, Relay, RelayPool, deliver_maildir, is_done
 from mailgate.pgp.keyring import Keyrings
 from mailgate.pgp.outgoing import prepare_outgoing
@@ -83,19 +83,16 @@ class Sender:
     def send_due(self, limit: int = 10_000, *, keep_open: bool = False) -> tuple[int, int, int]:
         """Send due rows batch by batch (at most `limit`): returns (sent, deferred, failed)."""
         totals = [0, 0, 0]
+        batch = self.config.relay.batch_size
         try:
-            while limit > 0:
-                rows = claim(
-                    self.engine,
-                    self.clock(),
-                    min(limit, self.config.relay.batch_size),
-                    self.config.relay.lease_seconds,
-                )
-                if not rows:
-                    break
+            rows = claim(
+                self.engine, self.clock(), min(limit, batch), self.config.relay.lease_seconds
+            )
+            while rows:
                 limit -= len(rows)
                 results = self._deliver(rows)
-                for i, n in enumerate(self._record_batch(rows, results)):
+                counts, rows = self._record_batch(rows, results, min(limit, batch))
+                for i, n in enumerate(counts):
                     totals[i] += n
         finally:
             if not keep_open:
@@ -129,8 +126,11 @@ class Sender:
             return deliver_maildir(self.config.outbox_maildir, row.message_id, rcpts, wire.raw)
         return relay.send(row.mail_from, rcpts, wire.raw)
 
-    def _record_batch(self, rows: list[Row], results: list[DeliveryResult]) -> tuple[int, int, int]:
-        """Every result of one batch in one transaction.
+    def _record_batch(
+        self, rows: list[Row], results: list[DeliveryResult], next_limit: int = 0
+    ) -> tuple[tuple[int, int, int], list[Row]]:
+        """Every result of one batch in one transaction, and in it the next batch claimed
+        (up to `next_limit` rows): the sender takes SQLite's one write lock once per batch.
 
         The relay already has the mail: a busy database (SQLite's one writer is the
         worker's batch) is waited for, a few times, before the rows are left to their
@@ -142,7 +142,9 @@ class Sender:
                 with self.engine.begin() as conn:
                     for row, res in zip(rows, results, strict=True):
                         counts[self._record(conn, row, res, now)] += 1
-                return counts["sent"], counts["deferred"], counts["failed"]
+                    lease = self.config.relay.lease_seconds
+                    following = claim_in(conn, now, next_limit, lease) if next_limit > 0 else []
+                return (counts["sent"], counts["deferred"], counts["failed"]), following
             except OperationalError:
                 if attempt == RECORD_TRIES - 1:
                     raise

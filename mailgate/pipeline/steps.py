@@ -243,6 +243,7 @@ def notify_step(ctx: Context, m: Message) -> None:
         cause=m.decision.dedupe_key,
         now=m.now,
         article_id=m.applied.article_id,
+        html=m.parsed.html,
     )
 
 

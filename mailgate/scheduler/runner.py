@@ -21,6 +21,7 @@ from mailgate.config.model import Config
 from mailgate.runtime import Clock, utcnow
 from mailgate.scheduler.sweeps import sql
 from mailgate.scheduler.sweeps.close import sweep_close
+from mailgate.scheduler.sweeps.digests import sweep_digests
 from mailgate.scheduler.sweeps.priority import sweep_priority
 from mailgate.scheduler.sweeps.reminders import sweep_reminders
 from mailgate.scheduler.sweeps.shift_notes import sweep_shift_notes
@@ -41,6 +42,7 @@ SWEEPS: tuple[tuple[str, Sweep], ...] = (
     ("reminders", sweep_reminders),
     ("shift_notes", sweep_shift_notes),
     ("close", sweep_close),
+    ("digests", sweep_digests),
 )
 # sweeps that act on at most BATCH tickets per statement: run again while they were full
 CAPPED = frozenset({"sla", "reminders", "shift_notes", "close"})

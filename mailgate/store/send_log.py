@@ -23,7 +23,7 @@ from mailgate.outgoing.governor import (
 send_log: Table = SendLog.__table__  # type: ignore[assignment]
 outbox: Table = OutboxRow.__table__  # type: ignore[assignment]
 
-NOT_SENDING = ("held", "dropped")  # rows that do not count against a cap
+NOT_SENDING = ("held", "dropped", "digested")  # rows that do not count against a cap
 
 
 def _count(conn: Connection, *where: Any) -> int:

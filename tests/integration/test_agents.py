@@ -160,6 +160,9 @@ def desk(tmp_path, smtp_sink: SmtpSink) -> Iterator[Desk]:
 
 
 def text_of(m: EmailMessage) -> str:
+    """The text of a mail; of its plain part when it has an HTML part beside it."""
+    if m.is_multipart():
+        m = m.get_body(("plain",))  # type: ignore[assignment]
     return str(m.get_content()).replace("\r\n", "\n")
 
 

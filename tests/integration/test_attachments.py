@@ -69,10 +69,17 @@ def _new_ticket(desk: Desk) -> int:
 def test_notification_lists_and_carries_a_pdf_and_an_inline_image(desk: Desk):
     tid = _new_ticket(desk)
     (m,) = desk.wait_mail("bob@example.test", f"[support #{tid}] New")
-    files = {p.get_filename(): p for p in m.iter_attachments()}
+    # mixed(related(alternative(text, html), image), pdf): the HTML part shows the image
+    assert m.get_content_type() == "multipart/mixed"
+    files = {p.get_filename(): p for p in m.walk() if p.get_filename()}
     assert files["Rechnung 2026-11.pdf"].get_content() == PDF
     assert files["shot.png"].get_content() == PNG
     assert files["shot.png"]["Content-ID"] == "<shot1@example.com>"
+    related = next(p for p in m.walk() if p.get_content_type() == "multipart/related")
+    assert files["shot.png"] in related.get_payload()
+    html = m.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    assert '<img src="cid:shot1@example.com">' in html
+    assert html.index("Reply above this line") < html.index("cid:shot1")
     body = text_of(m.get_body(("plain",)))  # type: ignore[arg-type]
     assert "Rechnung 2026-11.pdf (application/pdf, 10.0 KiB) - attached" in body
     assert "shot.png (image/png, 508 bytes) - attached" in body

@@ -27,7 +27,7 @@ from mailgate.config.schema import Agent
 from mailgate.outgoing import agent_mails, customer_mails
 from mailgate.outgoing.builders import Thread, agent_only_headers
 from mailgate.outgoing.compose import LOOP_HEADER, OutAttachment, Outgoing, stable_message_id
-from mailgate.outgoing.digest import TicketDigest
+from mailgate.outgoing.digest import ArticleSummary, HeldNotice, TicketDigest
 from mailgate.parse.message import parse
 from mailgate.pipeline.decide import Decision, NewTicket
 from tests.harness import load, message, write_config
@@ -293,6 +293,21 @@ def reminder(reason: str) -> Callable[..., Outgoing]:
     return build
 
 
+def digest(c: Config, cause: str = "cause-1", agent: str = "alice") -> Outgoing:
+    return agent_mails.digest_mail(
+        c,
+        _support(c),
+        _agent(c, agent),
+        DIGEST,
+        held=(
+            HeldNotice("2026-03-02 10:00 UTC", "Customer reply", "[support #12] Customer reply"),
+        ),
+        notes=(ArticleSummary("2026-03-02 10:05 UTC", "system", "mailgate", "Bounce: 550"),),
+        cause=cause,
+        now=NOW,
+    )
+
+
 # name: (builder, Auto-Submitted)
 CUSTOMER: dict[str, tuple[Callable[..., Outgoing], str]] = {
     "ack": (ack, "auto-replied"),
@@ -311,6 +326,7 @@ AGENT: dict[str, Callable[..., Outgoing]] = {
     "escalation": escalation,
     "reminder-update": reminder("update"),
     "reminder-shift": reminder("shift_notes"),
+    "digest": digest,
 }
 
 
@@ -518,3 +534,13 @@ def test_the_secret_answer_is_automatic_and_never_routes_a_reply_back(config: Co
     command = tokens.parse_reply_address(headers["X-Mailgate-Command-Address"])
     assert command is not None and command.ticket_id == tokens.COMMAND_TICKET
     assert command.mac == tokens.token_mac(config.secret, "alice", tokens.COMMAND_TICKET)
+
+
+def test_a_digest_lists_what_was_held_and_the_system_notes(config: Config):
+    m = _parsed(digest(config))
+    assert m["Subject"] == "[support #12] Digest, 1 more notification(s): Printer is broken"
+    body = m.get_body(("plain",)).get_content()
+    assert "2026-03-02 10:00 UTC  Customer reply: [support #12] Customer reply" in body
+    assert "Bounce: 550" in body and "runs nothing" in body
+    assert agent_mails.answers_digest(parse(message(in_reply_to=digest(config).message_id)))
+    assert not agent_mails.answers_digest(parse(message(in_reply_to="<x@example.test>")))
