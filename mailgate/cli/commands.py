@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "stats": ("stats", "counts of tickets, spool, shunt and outbox"),
     "keys": ("keys", "PGP keys of a queue: create, import, export, list"),
     "oauth2": ("oauth2", "OAuth2 for IMAP and the relay: authorize once"),
+    "rules": ("rules", "routing rules: test what they would do with a message"),
 }
 
 

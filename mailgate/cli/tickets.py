@@ -74,6 +74,19 @@ def print_ticket_list(engine: Engine, queue: str | None, status: str | None, lim
     console.print(table)
 
 
+def _print_routing(s: Session, t: Ticket) -> None:
+    """Tags, category, complexity, and the routing rules that matched its first mail."""
+    from mailgate.queues.rules import hit_lines
+    from mailgate.store.rule_hits import hits_of
+
+    fields = [("tags", ", ".join(sorted(g.tag for g in t.tags)))]
+    fields += [("category", t.category), ("complexity", t.complexity)]
+    if any(v for _, v in fields):
+        console.print("  ".join(f"{k} {v or '-'}" for k, v in fields), markup=False)
+    for line in hit_lines(hits_of(s.connection(), t.id)):
+        console.print(f"routed by {line}", markup=False)
+
+
 def print_ticket(engine: Engine, ticket_id: int, show_secrets: bool = False) -> int:
     from mailgate.pgp.secrets import secret_lines, secrets_of
     from mailgate.pgp.verdicts import verdict_signature_lines
@@ -96,6 +109,7 @@ def print_ticket(engine: Engine, ticket_id: int, show_secrets: bool = False) -> 
         )
         if t.ccs:
             console.print("cc " + ", ".join(c.address for c in t.ccs), markup=False)
+        _print_routing(s, t)
         console.print(
             f"created {t.created_at:%Y-%m-%d %H:%M:%S}  updated {t.updated_at:%Y-%m-%d %H:%M:%S}"
         )

@@ -68,3 +68,22 @@ def agent_problems(path: Path, agents: list[Agent], queues: list[Queue]) -> list
                 f"({owners[a.address].name}); agents need their own address"
             )
     return problems
+
+
+def rule_problems(queues: list[Queue], agents: list[Agent]) -> list[str]:
+    """Routing rules naming a queue or an agent that does not exist, or a name used twice."""
+    problems: list[str] = []
+    known = {q.name for q in queues}
+    agent_names = {a.name for a in agents}
+    for q in queues:
+        seen: set[str] = set()
+        for r in q.rules:
+            key = f"rules[{r.name}]"
+            if r.name in seen:
+                problems.append(f"{q.source}: {key}.name: two rules are named {r.name!r}")
+            seen.add(r.name)
+            if r.queue and r.queue not in known:
+                problems.append(f"{q.source}: {key}.queue: no queue named {r.queue!r}")
+            if r.assignee and r.assignee not in agent_names:
+                problems.append(f"{q.source}: {key}.assignee: no agent named {r.assignee!r}")
+    return problems

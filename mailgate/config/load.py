@@ -14,7 +14,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from mailgate.config import layout
-from mailgate.config.checks import agent_problems, queue_problems
+from mailgate.config.checks import agent_problems, queue_problems, rule_problems
 from mailgate.config.errors import ConfigError, format_validation
 from mailgate.config.model import Config, Queue
 from mailgate.config.schema import Agent, AgentsFile, MailgateFile, QueueFile
@@ -46,6 +46,7 @@ def _load_queue(path: Path, problems: list[str]) -> Queue | None:
         pgp=sections.pgp,
         sla=sections.sla,
         agent_mail=qf.agent_mail,
+        rules=tuple(qf.rules),
     )
 
 
@@ -87,6 +88,7 @@ def load(path: str | os.PathLike[str]) -> Config:
     agents_path = (base / main.agents_file).resolve()
     agents = _load_agents(agents_path, problems)
     problems += agent_problems(agents_path, agents, queues)
+    problems += rule_problems(queues, agents)
     if problems:
         raise ConfigError(problems)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from mailgate.config.governor import GovernorSettings
 from mailgate.config.imap import ImapSettings
 from mailgate.config.pgp import PgpSettings
+from mailgate.config.rules import Rule
 from mailgate.config.schema import (
     Agent,
     AgentMailSettings,
@@ -40,6 +41,7 @@ class Queue:
     pgp: PgpSettings | None = None
     sla: SlaSettings | None = None
     agent_mail: AgentMailSettings = AgentMailSettings()
+    rules: tuple[Rule, ...] = ()
 
     @property
     def address(self) -> str:

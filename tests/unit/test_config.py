@@ -15,7 +15,7 @@ REPO_CONFIG = Path(__file__).resolve().parents[2] / "config" / "mailgate.toml"
 
 def test_shipped_example_config_is_valid():
     cfg = load(REPO_CONFIG)
-    assert {q.name for q in cfg.queues} == {"support", "billing", "sales"}
+    assert {q.name for q in cfg.queues} == {"support", "billing", "sales", "cancellation"}
     assert cfg.queue_for_address("Support+t12.abc@Example.Test").name == "support"
     assert cfg.queue_for_address("nobody@example.test") is None
 
