@@ -25,6 +25,7 @@ from mailgate.config import load as config_mod
 from mailgate.config.errors import ConfigError
 from mailgate.config.model import Config
 from mailgate.outgoing.sender import Sender
+from mailgate.outgoing.template_checks import template_problems
 from mailgate.pgp.keyring import Keyrings
 from mailgate.pipeline.steps import Pipeline
 from mailgate.pipeline.worker import Worker
@@ -55,6 +56,9 @@ class Daemon:
         """Re-read the configuration; on any error keep running with the last good one."""
         try:
             new = config_mod.load(self.config.path)
+            problems = template_problems(new)  # what would shunt mail under the new config
+            if problems:
+                raise ConfigError(problems)
             hmac_secret.ensure(new)  # read (or make) it now: a broken one keeps the old config
         except ConfigError as e:
             for problem in e.problems:
@@ -68,6 +72,8 @@ class Daemon:
             self._worker.config = new
             self._worker.pipeline = Pipeline(new, self.clock, keyrings=self.keyrings)
         log.info("config reloaded from %s: %d queue(s)", new.path, len(new.queues))
+        for warning in new.warnings:
+            log.warning("%s", warning)
         return True
 
     def _install_signals(self, loop: asyncio.AbstractEventLoop) -> None:

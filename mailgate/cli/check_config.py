@@ -1,5 +1,6 @@
-"""`mailgate check-config`: every file validated, the queue keys asked of gpg, and with
-`--connect` every IMAP mailbox logged in to. Writes nothing (the HMAC secret included)."""
+"""`mailgate check-config`: every file validated, every template a queue would use
+rendered in the sandbox, the queue keys asked of gpg, and with `--connect` every IMAP
+mailbox logged in to. Writes nothing (the HMAC secret included)."""
 
 from __future__ import annotations
 
@@ -36,6 +37,13 @@ def main(args: argparse.Namespace) -> int:
         cfg = config_load.load(args.config)
     except ConfigError as e:
         return _report(e.problems)
+    from mailgate.outgoing.template_checks import template_problems
+
+    for warning in cfg.warnings:
+        print(f"warning: {warning}")
+    problems = template_problems(cfg)  # what would otherwise shunt mail at run time
+    if problems:
+        return _report(problems)
     try:
         secret = hmac_secret.describe(cfg)
     except ConfigError as e:

@@ -7,7 +7,7 @@ import argparse
 import os
 import sys
 
-from mailgate.cli.startup import ensure_secret, load_config, setup_logging
+from mailgate.cli.startup import checked_config, ensure_secret, log_warnings, setup_logging
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -15,8 +15,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    cfg = load_config(args.config)
+    cfg = checked_config(args.config)
     setup_logging(args.log_level or cfg.main.log_level)
+    log_warnings(cfg)
     ensure_secret(cfg)  # agent mail it sends carries reply tokens
     from mailgate.outgoing.sender import Sender
     from mailgate.pgp.keyring import Keyrings

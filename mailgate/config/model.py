@@ -67,6 +67,7 @@ class Config:
     outbox_maildir: Path
     agents: tuple[Agent, ...] = ()
     governor: GovernorSettings = GovernorSettings()
+    warnings: tuple[str, ...] = ()  # not errors, but worth saying (check-config, start, reload)
 
     @property
     def secret_file(self) -> Path:

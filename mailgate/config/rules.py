@@ -16,7 +16,7 @@ from typing import Annotated, Literal
 import regex
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from mailgate.config.base import Name, NotBlank, Strict
+from mailgate.config.base import NotBlank, Strict, valid_name
 
 PRIORITY_CLASSES = ("critical", "high", "medium", "low")
 COMPLEXITIES = ("lower", "medium", "hard")  # the SOP's lower / medium / hard case
@@ -95,14 +95,19 @@ class Rule(Strict):
     header_regex: dict[str, Regex] = {}
     has_attachment: bool | None = None
     # actions
-    queue: Name | Literal[""] = ""
+    queue: str = ""  # a queue's name (checked against the queue files by config/checks.py)
     priority: Annotated[int, Field(ge=1, le=99)] | None = None
     priority_class: Literal["critical", "high", "medium", "low"] | None = None
     tags: list[Tag] = []
     category: Annotated[str, Field(max_length=100)] = ""
     complexity: Literal["lower", "medium", "hard"] | None = None
-    assignee: Name | Literal[""] = ""
+    assignee: str = ""  # an agent's name
     stop: bool = False  # no later rule runs once this one matched
+
+    @field_validator("queue", "assignee")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return valid_name(v) if v else v
 
     @field_validator("header", "header_regex")
     @classmethod

@@ -152,6 +152,7 @@ def test_a_regex_that_runs_out_of_time_is_no_match_and_says_so():
         ({"subject": ["x"], "tags": []}, "does nothing"),
         ({"subject": ["x"], "priority": 10, "priority_class": "low"}, "not both"),
         ({"subject": ["x"], "priority": 100}, "less than or equal to 99"),
+        ({"subject": ["x"], "priority": "50"}, "valid integer"),  # strict: no "50" for 50
         ({"subject": ["!!"]}, "is not a keyword"),
         ({"sender": ["not a domain"]}, "neither an address nor a domain"),
         ({"subject": ["x"], "complexity": "easy"}, "'lower', 'medium' or 'hard'"),
