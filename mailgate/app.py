@@ -33,6 +33,7 @@ from mailgate.pollers.smtp import IntakeHandler, start_listener
 from mailgate.runtime import Clock, utcnow
 from mailgate.spool import Spool
 from mailgate.startup import StartupError, open_stores
+from mailgate.store import queue_lifecycle
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -57,6 +58,9 @@ class Daemon:
         try:
             new = config_mod.load(self.config.path)
             problems = template_problems(new)  # what would shunt mail under the new config
+            if self.engine is not None:  # a queue removed under open tickets
+                with self.engine.connect() as conn:
+                    problems += queue_lifecycle.config_problems(conn, new)
             if problems:
                 raise ConfigError(problems)
             hmac_secret.ensure(new)  # read (or make) it now: a broken one keeps the old config

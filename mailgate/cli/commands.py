@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "keys": ("keys", "PGP keys of a queue: create, import, export, list"),
     "oauth2": ("oauth2", "OAuth2 for IMAP and the relay: authorize once"),
     "rules": ("rules", "routing rules: test what they would do with a message"),
+    "queues": ("queues", "queues and their open tickets; retire a removed queue"),
 }
 
 

@@ -69,5 +69,15 @@ def setup_logging(level: str) -> None:
         logging.getLogger(chatty).setLevel(quiet)
 
 
+def operator_name() -> str:
+    """Who runs this command, for the audit log."""
+    import getpass
+
+    try:
+        return os.getlogin()[:320]
+    except OSError:
+        return (os.environ.get("USER") or getpass.getuser())[:320]
+
+
 def engine(cfg: Config) -> Engine:
     return db.connect(cfg.database_url)

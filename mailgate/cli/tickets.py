@@ -170,17 +170,12 @@ def print_ticket(engine: Engine, ticket_id: int, show_secrets: bool = False) -> 
                 markup=False,
             )
     if show_secrets:  # every look at decrypted content is on the record
-        import getpass
-        import os
         from datetime import UTC, datetime
 
+        from mailgate.cli.startup import operator_name
         from mailgate.store.audit import audit
 
-        try:
-            actor = os.getlogin()
-        except OSError:
-            actor = os.environ.get("USER") or getpass.getuser()
         ids = [r.id for rows in secrets.values() for r in rows if r.ok]
         with engine.begin() as conn:
-            audit(conn, ticket_id, actor[:320], "secret-viewed", datetime.now(UTC), secrets=ids)
+            audit(conn, ticket_id, operator_name(), "secret-viewed", datetime.now(UTC), secrets=ids)
     return 0
