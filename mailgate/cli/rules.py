@@ -13,7 +13,7 @@ from mailgate.config.rules import Rule
 from mailgate.parse.limits import ParseRejected
 from mailgate.parse.message import parse
 from mailgate.queues.routing import route
-from mailgate.queues.rules import Routing, evaluate, hit_lines, initial_priority
+from mailgate.queues.rules import Routing, evaluate, initial_priority
 from mailgate.spool import Envelope
 
 
@@ -77,7 +77,7 @@ def _rule_lines(rules: Iterable[Rule], routing: Routing) -> Iterator[tuple[Rule,
         if done:
             yield r, f"  -  {r.name}: not run (an earlier rule stopped)"
         elif r.name in hits:
-            yield r, "  +  " + hit_lines([hits[r.name]])[0].removeprefix("rule ")
+            yield r, f"  +  {r.name}: {'; '.join(hits[r.name].reasons)}"
             done = r.stop
         else:
             yield r, f"  -  {r.name}: no match"

@@ -96,7 +96,7 @@ def test_rules_test_prints_what_the_rules_would_do(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "arrives in queue support: 2 rule(s)" in out
     assert "-  cancellations: no match" in out
-    assert "+  'outage': subject matches /site (is )?down|\\b502\\b/" in out
+    assert "+  outage: subject matches /site (is )?down|\\b502\\b/" in out
     assert "queue     support\n" in out and "priority  90 (class critical)" in out
     assert "tags      outage" in out
 
