@@ -141,6 +141,8 @@ class Daemon:
             if cfg.relay.host
             else f"maildir {cfg.outbox_maildir}",
         )
+        for warning in cfg.warnings:  # once running: a failed start stays one line
+            log.warning("%s", warning)
         self.ready.set()
         await self.stop.wait()
         if server is not None:

@@ -17,7 +17,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     cfg = checked_config(args.config)
     setup_logging(args.log_level or cfg.main.log_level)
-    log_warnings(cfg)
     ensure_secret(cfg)  # agent mail it sends carries reply tokens
     from mailgate.outgoing.sender import Sender
     from mailgate.pgp.keyring import Keyrings
@@ -31,6 +30,7 @@ def main(args: argparse.Namespace) -> int:
     except (StartupError, SpoolLocked) as e:  # one line, no traceback, like `mailgate run`
         print(f"mailgate: cannot start: {e}", file=sys.stderr)
         return e.exit_code if isinstance(e, StartupError) else os.EX_TEMPFAIL
+    log_warnings(cfg)  # once started: a failed start stays one line
     with Keyrings() as keyrings:  # closing stops the gpg-agents the keyrings started
         r = Worker(cfg, db, spool, Pipeline(cfg, keyrings=keyrings)).drain()
         sent, deferred, failed = Sender(cfg, db, keyrings=keyrings).send_due(limit=10_000)

@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from mailgate.cli.startup import checked_config, ensure_secret, log_warnings, setup_logging
+from mailgate.cli.startup import checked_config, ensure_secret, setup_logging
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -16,7 +16,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     cfg = checked_config(args.config)
     setup_logging(args.log_level or cfg.main.log_level)
-    log_warnings(cfg)
     ensure_secret(cfg)
     from mailgate import app
     from mailgate.spool import SpoolLocked
