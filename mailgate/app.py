@@ -28,6 +28,7 @@ from mailgate.config.errors import ConfigError
 from mailgate.config.model import Config
 from mailgate.health import Health
 from mailgate.outgoing.sender import Sender
+from mailgate.outgoing.template_checks import template_problems
 from mailgate.pgp.keyring import Keyrings
 from mailgate.pipeline.steps import Pipeline
 from mailgate.pipeline.worker import Worker
@@ -35,6 +36,7 @@ from mailgate.pollers.smtp import IntakeHandler, start_listener
 from mailgate.runtime import Clock, utcnow
 from mailgate.spool import Spool
 from mailgate.startup import StartupError, open_stores
+from mailgate.store import queue_lifecycle
 
 if TYPE_CHECKING:
     from mailgate.observe.server import StatusServer
@@ -73,6 +75,12 @@ class Daemon:
         """
         try:
             new = config_mod.load(self.config.path)
+            problems = template_problems(new)  # what would shunt mail under the new config
+            if self.engine is not None:  # a queue removed under open tickets
+                with self.engine.connect() as conn:
+                    problems += queue_lifecycle.config_problems(conn, new)
+            if problems:
+                raise ConfigError(problems)
             hmac_secret.ensure(new)  # read (or make) it now: a broken one keeps the old config
         except ConfigError as e:
             problems = tuple(e.problems)
@@ -93,6 +101,8 @@ class Daemon:
             self._follow = asyncio.run_coroutine_threadsafe(self._pollers.update(new), self._loop)
             self._follow.add_done_callback(_log_follow_error)
         log.info("config reloaded from %s: %d queue(s)", new.path, len(new.queues))
+        for warning in new.warnings:
+            log.warning("%s", warning)
         return True
 
     def _install_signals(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -158,6 +168,8 @@ class Daemon:
             if cfg.relay.host
             else f"maildir {cfg.outbox_maildir}",
         )
+        for warning in cfg.warnings:  # once running: a failed start stays one line
+            log.warning("%s", warning)
         self.ready.set()
         await self.stop.wait()
         if server is not None:

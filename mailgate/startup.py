@@ -15,9 +15,11 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
+from mailgate.config.errors import ConfigError
 from mailgate.config.model import Config
 from mailgate.db import engine as db
 from mailgate.spool import Spool
+from mailgate.store import queue_lifecycle
 
 T = TypeVar("T")
 
@@ -26,6 +28,7 @@ def open_stores(cfg: Config) -> tuple[Engine, Spool]:
     """The database (migrated) and the spool (locked, recovered); StartupError if not."""
     starting(f"data directory {cfg.data_dir}", _writable_dir, cfg.data_dir)
     engine = starting("database " + _shown_url(cfg.database_url), db.connect, cfg.database_url)
+    starting("queues", _no_orphaned_tickets, engine, cfg)
     spool = starting(f"spool {cfg.spool_dir}", Spool, cfg.spool_dir)
     starting(f"spool {cfg.spool_dir}", spool.lock)
     starting(f"spool {cfg.spool_dir}", spool.recover)
@@ -43,7 +46,9 @@ class StartupError(Exception):
     """A start-up step failed: one line for the operator, and the exit code."""
 
     def __init__(self, what: str, exc: BaseException):
-        if isinstance(exc, OSError):
+        if isinstance(exc, ConfigError):
+            reason, config = "; ".join(exc.problems), True
+        elif isinstance(exc, OSError):
             reason = f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
             config = exc.errno in _SETUP_ERRNOS
         else:
@@ -60,8 +65,16 @@ def starting(what: str, fn: Callable[..., T], *args: object) -> T:
     """Run one start-up step; an OS or database error becomes a StartupError."""
     try:
         return fn(*args)
-    except (OSError, SQLAlchemyError) as e:
+    except (OSError, SQLAlchemyError, ConfigError) as e:
         raise StartupError(what, e) from e
+
+
+def _no_orphaned_tickets(engine: Engine, cfg: Config) -> None:
+    """ConfigError when a removed queue still has open tickets (store/queue_lifecycle.py)."""
+    with engine.connect() as conn:
+        problems = queue_lifecycle.config_problems(conn, cfg)
+    if problems:
+        raise ConfigError(problems)
 
 
 def _writable_dir(path: Path) -> None:

@@ -169,7 +169,7 @@ class ProviderServer:
         self.url = f"http://127.0.0.1:{self.http.server_port}"
         threading.Thread(target=self.http.serve_forever, daemon=True).start()
 
-    def table(self, **extra: str) -> str:
+    def table(self, **extra: str | int) -> str:
         """The TOML inline table of an oauth2 client of this provider."""
         items = {
             "token_endpoint": f"{self.url}/token",
@@ -181,7 +181,7 @@ class ProviderServer:
         return (
             "{ "
             + ", ".join(
-                f"{k} = {v if v.startswith('{') else json.dumps(v)}" for k, v in items.items()
+                f"{k} = {v if str(v).startswith('{') else json.dumps(v)}" for k, v in items.items()
             )
             + " }"
         )

@@ -1,9 +1,11 @@
-"""`mailgate check-config`: every file validated, the queue keys asked of gpg, and with
-`--connect` every IMAP mailbox logged in to. Writes nothing (the HMAC secret included)."""
+"""`mailgate check-config`: every file validated, every template a queue would use
+rendered in the sandbox, the queue keys asked of gpg, and with `--connect` every IMAP
+mailbox logged in to. Writes nothing (the HMAC secret included)."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from mailgate.config import hmac_secret
 from mailgate.config import load as config_load
@@ -24,6 +26,30 @@ def _report(problems: list[str]) -> int:
     return 1
 
 
+def _removed_queues(cfg: Config) -> list[str]:
+    """Queues removed under open tickets, read from an existing database without migrating
+    or writing anything (a fresh install has no tickets to lose)."""
+    from sqlalchemy import create_engine, inspect
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from mailgate.store.queue_lifecycle import config_problems
+
+    url = make_url(cfg.database_url)
+    if url.get_backend_name() == "sqlite" and not (url.database and Path(url.database).exists()):
+        return []
+    db = create_engine(url)
+    try:
+        with db.connect() as conn:
+            return config_problems(conn, cfg) if inspect(conn).has_table("tickets") else []
+    except SQLAlchemyError as e:
+        reason = (str(getattr(e, "orig", None) or e).strip().splitlines() or ["?"])[0]
+        print(f"warning: database: cannot check for removed queues: {reason}")
+        return []
+    finally:
+        db.dispose()
+
+
 def _summary(cfg: Config) -> None:
     print(f"{cfg.path}: ok")
     for q in cfg.queues:
@@ -36,6 +62,14 @@ def main(args: argparse.Namespace) -> int:
         cfg = config_load.load(args.config)
     except ConfigError as e:
         return _report(e.problems)
+    from mailgate.outgoing.template_checks import template_problems
+
+    for warning in cfg.warnings:
+        print(f"warning: {warning}")
+    problems = template_problems(cfg)  # what would otherwise shunt mail at run time
+    problems += _removed_queues(cfg)
+    if problems:
+        return _report(problems)
     try:
         secret = hmac_secret.describe(cfg)
     except ConfigError as e:

@@ -21,6 +21,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("report", "the monthly KPI report: per agent and queue, trends, charts"),
     "keys": ("keys", "PGP keys of a queue: create, import, export, list"),
     "oauth2": ("oauth2", "OAuth2 for IMAP and the relay: authorize once"),
+    "rules": ("rules", "routing rules: test what they would do with a message"),
+    "queues": ("queues", "queues and their open tickets; retire a removed queue"),
 }
 
 

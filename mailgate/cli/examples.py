@@ -38,6 +38,17 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "agents": ("mailgate agents address alice support",),
     "agents address": ("mailgate agents address alice", "mailgate agents address alice support"),
     "stats": ("mailgate stats",),
+    "rules": ("mailgate rules test message.eml",),
+    "rules test": (
+        "mailgate rules test message.eml",
+        "mailgate rules test --queue support - < message.eml",
+    ),
+    "queues": ("mailgate queues list", "mailgate queues retire sales --move-to support"),
+    "queues list": ("mailgate queues list",),
+    "queues retire": (
+        "mailgate queues retire sales --move-to support",
+        "mailgate queues retire sales --close",
+    ),
     "report": (
         "mailgate report --month 2026-11",
         "mailgate report --month 2026-11 --html report-2026-11.html",

@@ -7,7 +7,7 @@ import argparse
 import os
 import sys
 
-from mailgate.cli.startup import ensure_secret, load_config, setup_logging
+from mailgate.cli.startup import checked_config, ensure_secret, log_warnings, setup_logging
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -15,7 +15,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    cfg = load_config(args.config)
+    cfg = checked_config(args.config)
     setup_logging(args.log_level or cfg.main.log_level)
     ensure_secret(cfg)  # agent mail it sends carries reply tokens
     from mailgate.outgoing.sender import Sender
@@ -30,6 +30,7 @@ def main(args: argparse.Namespace) -> int:
     except (StartupError, SpoolLocked) as e:  # one line, no traceback, like `mailgate run`
         print(f"mailgate: cannot start: {e}", file=sys.stderr)
         return e.exit_code if isinstance(e, StartupError) else os.EX_TEMPFAIL
+    log_warnings(cfg)  # once started: a failed start stays one line
     with Keyrings() as keyrings:  # closing stops the gpg-agents the keyrings started
         r = Worker(cfg, db, spool, Pipeline(cfg, keyrings=keyrings)).drain()
         sent, deferred, failed = Sender(cfg, db, keyrings=keyrings).send_due(limit=10_000)

@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from mailgate.cli.startup import ensure_secret, load_config, setup_logging
+from mailgate.cli.startup import checked_config, ensure_secret, setup_logging
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -14,7 +14,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    cfg = load_config(args.config)
+    cfg = checked_config(args.config)
     setup_logging(args.log_level or cfg.main.log_level)
     ensure_secret(cfg)
     from mailgate import app

@@ -30,6 +30,23 @@ def load_config(path: str) -> Config:
         config_error_exit(e)
 
 
+def checked_config(path: str) -> Config:
+    """The configuration for a run: loaded, and every template a queue would use checked
+    (exit 78 after printing every problem); its warnings logged once logging is set up."""
+    cfg = load_config(path)
+    from mailgate.outgoing.template_checks import template_problems
+
+    problems = template_problems(cfg)
+    if problems:
+        config_error_exit(ConfigError(problems))
+    return cfg
+
+
+def log_warnings(cfg: Config) -> None:
+    for warning in cfg.warnings:
+        logging.getLogger("mailgate.config").warning("%s", warning)
+
+
 def ensure_secret(cfg: Config) -> bytes:
     """The HMAC secret, generated first where it is still to be (run, process, agents)."""
     try:
@@ -50,6 +67,16 @@ def setup_logging(level: str) -> None:
     quiet = max(logging.WARNING, logging.getLogger().level)
     for chatty in ("alembic", "mail.log", "gnupg"):  # protocol-level chatter, not our story
         logging.getLogger(chatty).setLevel(quiet)
+
+
+def operator_name() -> str:
+    """Who runs this command, for the audit log."""
+    import getpass
+
+    try:
+        return os.getlogin()[:320]
+    except OSError:
+        return (os.environ.get("USER") or getpass.getuser())[:320]
 
 
 def engine(cfg: Config) -> Engine:

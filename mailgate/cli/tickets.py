@@ -99,6 +99,19 @@ def print_ticket_list(rows: list[dict]) -> None:
     print_table(out)
 
 
+def _print_routing(s: Session, t: Ticket) -> None:
+    """Tags, category, complexity, and the routing rules that matched its first mail."""
+    from mailgate.queues.rules import hit_lines
+    from mailgate.store.rule_hits import hits_of
+
+    fields = [("tags", ", ".join(sorted(g.tag for g in t.tags)))]
+    fields += [("category", t.category), ("complexity", t.complexity)]
+    if any(v for _, v in fields):
+        console.print("  ".join(f"{k} {v or '-'}" for k, v in fields), markup=False)
+    for line in hit_lines(hits_of(s.connection(), t.id)):
+        console.print(f"routed by {line}", markup=False)
+
+
 def print_ticket(engine: Engine, ticket_id: int, show_secrets: bool = False) -> int:
     from mailgate.pgp.secrets import secret_lines, secrets_of
     from mailgate.pgp.verdicts import verdict_signature_lines
@@ -122,6 +135,7 @@ def print_ticket(engine: Engine, ticket_id: int, show_secrets: bool = False) -> 
         )
         if t.ccs:
             console.print("cc " + ", ".join(c.address for c in t.ccs), markup=False)
+        _print_routing(s, t)
         console.print(
             f"created {t.created_at:%Y-%m-%d %H:%M:%S}  updated {t.updated_at:%Y-%m-%d %H:%M:%S}"
         )
@@ -184,17 +198,12 @@ def print_ticket(engine: Engine, ticket_id: int, show_secrets: bool = False) -> 
                 markup=False,
             )
     if show_secrets:  # every look at decrypted content is on the record
-        import getpass
-        import os
         from datetime import UTC, datetime
 
+        from mailgate.cli.startup import operator_name
         from mailgate.store.audit import audit
 
-        try:
-            actor = os.getlogin()
-        except OSError:
-            actor = os.environ.get("USER") or getpass.getuser()
         ids = [r.id for rows in secrets.values() for r in rows if r.ok]
         with engine.begin() as conn:
-            audit(conn, ticket_id, actor[:320], "secret-viewed", datetime.now(UTC), secrets=ids)
+            audit(conn, ticket_id, operator_name(), "secret-viewed", datetime.now(UTC), secrets=ids)
     return 0

@@ -14,7 +14,7 @@ NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 class Strict(BaseModel):
     """Unknown keys are errors; a validated value never changes."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 def valid_name(v: str) -> str:

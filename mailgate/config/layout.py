@@ -40,6 +40,7 @@ QUEUE_KEYS = (
     "pgp",
     "sla",
     "agent_mail",
+    "rules",
 )
 
 DEFAULT_DATA_DIR = "../var"

@@ -14,23 +14,32 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from mailgate.config import layout
-from mailgate.config.checks import agent_problems, queue_problems
+from mailgate.config.checks import agent_problems, queue_problems, rule_problems, unserved_queues
 from mailgate.config.errors import ConfigError, format_validation
 from mailgate.config.model import Config, Queue
 from mailgate.config.schema import Agent, AgentsFile, MailgateFile, QueueFile
 from mailgate.config.sections import parse_sections
 
 
-def _load_queue(path: Path, problems: list[str]) -> Queue | None:
+def _load_queue(path: Path, problems: list[str], broken: set[str]) -> Queue | None:
+    """The queue of one file; None when it is broken (its name, or the file's stem if it
+    has none, goes into `broken`, so other files naming it get no second error)."""
+    data: dict = {}
     try:
-        qf = QueueFile.model_validate(layout.read_toml(path))
-    except ConfigError as e:
-        problems.extend(e.problems)
+        data = layout.read_toml(path)
+        qf = QueueFile.model_validate(data)
+    except (ConfigError, ValidationError) as e:
+        name = data.get("name")
+        broken.add(name if isinstance(name, str) and name else path.stem)
+        if isinstance(e, ConfigError):
+            problems.extend(e.problems)
+        else:
+            problems.extend(format_validation(path, e, model=QueueFile, data=data))
         return None
-    except ValidationError as e:
-        problems.extend(format_validation(path, e))
-        return None
+    count = len(problems)
     sections = parse_sections(path, qf, problems)  # a broken one is None, its problem listed
+    if len(problems) > count:
+        broken.add(qf.name)  # loaded, but its section problems are reported already
     return Queue(
         name=qf.name,
         addresses=tuple(qf.addresses),
@@ -46,19 +55,35 @@ def _load_queue(path: Path, problems: list[str]) -> Queue | None:
         pgp=sections.pgp,
         sla=sections.sla,
         agent_mail=qf.agent_mail,
+        rules=tuple(qf.rules),
     )
 
 
-def _load_agents(path: Path, problems: list[str]) -> list[Agent]:
+def _load_agents(path: Path, problems: list[str]) -> list[Agent] | None:
+    """The agents; None when the file is broken (its problems appended)."""
     if not path.exists():
         return []
+    data: dict = {}
     try:
-        return list(AgentsFile.model_validate(layout.read_toml(path)).agents)
+        data = layout.read_toml(path)
+        return list(AgentsFile.model_validate(data).agents)
     except ConfigError as e:
         problems.extend(e.problems)
     except ValidationError as e:
-        problems.extend(format_validation(path, e))
-    return []
+        problems.extend(format_validation(path, e, model=AgentsFile, data=data))
+    return None
+
+
+def _by_mtime(queues: list[Queue]) -> list[Queue]:
+    """Oldest file first: a clash is blamed on the file edited last (the one that has it)."""
+
+    def mtime(q: Queue) -> float:
+        try:
+            return q.source.stat().st_mtime
+        except OSError:
+            return 0.0
+
+    return sorted(queues, key=mtime)
 
 
 def _database_url(value: str, base: Path, data_dir: Path) -> str:
@@ -72,21 +97,25 @@ def load(path: str | os.PathLike[str]) -> Config:
     """Read and validate the whole configuration; raise ConfigError listing every problem."""
     path = Path(path).resolve()
     base = path.parent
+    data = layout.read_toml(path)
     try:
-        mf = MailgateFile.model_validate(layout.read_toml(path))
+        mf = MailgateFile.model_validate(data)
     except ValidationError as e:
-        raise ConfigError(format_validation(path, e)) from e
+        raise ConfigError(format_validation(path, e, model=MailgateFile, data=data)) from e
     main = mf.mailgate
     problems: list[str] = []
 
     queues_dir, queue_files = layout.queue_files(base, main.queues_dir)
     if not queue_files:
         problems.append(f"{path}: mailgate.queues_dir: no *.toml queue files in {queues_dir}")
-    queues = [q for q in (_load_queue(qp, problems) for qp in queue_files) if q is not None]
-    problems += queue_problems(queues)
+    broken: set[str] = set()
+    queues = [q for q in (_load_queue(qp, problems, broken) for qp in queue_files) if q]
+    problems += queue_problems(_by_mtime(queues), broken)
     agents_path = (base / main.agents_file).resolve()
-    agents = _load_agents(agents_path, problems)
-    problems += agent_problems(agents_path, agents, queues)
+    loaded = _load_agents(agents_path, problems)
+    agents = loaded or []
+    problems += agent_problems(agents_path, agents, queues, broken)
+    problems += rule_problems(queues, agents, broken, agents_ok=loaded is not None)
     if problems:
         raise ConfigError(problems)
 
@@ -107,4 +136,5 @@ def load(path: str | os.PathLike[str]) -> Config:
         templates_dir=(base / main.templates_dir).resolve(),
         outbox_maildir=(data_dir / mf.relay.maildir).resolve(),
         agents=tuple(agents),
+        warnings=tuple(unserved_queues(agents_path, agents, queues)),
     )

@@ -10,6 +10,7 @@ from mailgate.config.governor import GovernorSettings
 from mailgate.config.imap import ImapSettings
 from mailgate.config.pgp import PgpSettings
 from mailgate.config.report import ReportSettings
+from mailgate.config.rules import Rule
 from mailgate.config.schema import (
     Agent,
     AgentMailSettings,
@@ -42,6 +43,7 @@ class Queue:
     pgp: PgpSettings | None = None
     sla: SlaSettings | None = None
     agent_mail: AgentMailSettings = AgentMailSettings()
+    rules: tuple[Rule, ...] = ()
 
     @property
     def address(self) -> str:
@@ -69,6 +71,7 @@ class Config:
     governor: GovernorSettings = GovernorSettings()
     http: HttpSettings = HttpSettings()
     report: ReportSettings = ReportSettings()
+    warnings: tuple[str, ...] = ()  # not errors, but worth saying (check-config, start, reload)
 
     @property
     def secret_file(self) -> Path:

@@ -15,6 +15,7 @@ from mailgate.config.governor import GovernorSettings
 from mailgate.config.layout import DEFAULT_DATA_DIR, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_QUEUES_DIR
 from mailgate.config.oauth2 import OAuth2Settings
 from mailgate.config.report import ReportSettings
+from mailgate.config.rules import Rule
 from mailgate.config.secrets import SecretRef
 
 
@@ -163,6 +164,7 @@ class QueueFile(Strict):
     pgp: dict[str, Any] | None = None
     sla: dict[str, Any] | None = None
     agent_mail: AgentMailSettings = AgentMailSettings()
+    rules: list[Rule] = []  # routing rules for new tickets, in order (config/rules.py)
 
     @field_validator("addresses")
     @classmethod

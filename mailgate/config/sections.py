@@ -43,7 +43,7 @@ def parse_section(
     try:
         return model.model_validate(data)
     except ValidationError as e:
-        problems.extend(format_validation(path, e, name))
+        problems.extend(format_validation(path, e, name, model=model, data=table))
         return None
 
 

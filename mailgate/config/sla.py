@@ -109,7 +109,7 @@ class SlaSettings(Strict):
     timezone: str = "UTC"
     business_days: list[Weekday] = ["mon", "tue", "wed", "thu", "fri"]
     business_hours: list[str] = ["09:00-17:00"]
-    holidays: list[date] = []
+    holidays: list[Annotated[date, Field(strict=False)]] = []  # TOML dates or "2026-12-25"
     classes: ClassBounds = ClassBounds()
     first_response: FirstResponseTargets = FirstResponseTargets()
     resolution: ResolutionTargets = ResolutionTargets()

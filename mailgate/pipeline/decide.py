@@ -12,6 +12,7 @@ from mailgate.parse.message import Parsed
 from mailgate.pipeline.classify import Verdict
 from mailgate.pipeline.rating import Rating, read_rating
 from mailgate.pipeline.thread import ThreadChoice
+from mailgate.queues.rules import NO_ROUTING, Routing, RuleHit, hit_lines
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,12 @@ class NewTicket:
     ccs: tuple[str, ...]
     linked_to: int | None
     link_reason: str
+    # set by the queue's routing rules (queues/rules.py); rule_hits say which and why
+    tags: tuple[str, ...] = ()
+    category: str = ""
+    complexity: str = ""
+    assignee: str = ""
+    rule_hits: tuple[RuleHit, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -122,7 +129,9 @@ def decide(
     our_addresses: frozenset[str],
     run: int = 1,
     survey_ticket: int | None = None,
+    routing: Routing = NO_ROUTING,
 ) -> Decision:
+    """`routing` (the rules' result) and `initial_priority` apply to a new ticket only."""
     reasons = (*verdict.reasons, f"thread: {choice.reason}", f"ack: {acknowledge.reason}")
     key = dedupe_key(parsed, raw)
     # the requester answering a survey: kept on the ticket, never a reopen or a customer
@@ -162,12 +171,18 @@ def decide(
         title=(parsed.subject or "(no subject)")[:500],
         requester_addr=parsed.from_addr,
         requester_name=parsed.from_name[:200],
-        queue=queues[0],
+        queue=routing.queue or queues[0],
         priority=initial_priority,
         ccs=ccs_of(parsed, our_addresses),
         linked_to=choice.linked_to,
         link_reason=choice.reason if choice.linked_to else "",
+        tags=routing.tags,
+        category=routing.category,
+        complexity=routing.complexity,
+        assignee=routing.assignee,
+        rule_hits=routing.hits,
     )
+    reasons += (*hit_lines(routing.hits), *routing.notes)
     return Decision(
         action="new",
         dedupe_key=key,

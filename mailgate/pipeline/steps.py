@@ -31,6 +31,7 @@ from mailgate.pipeline.decide import RUN_IS_LOOP, Decision, decide, run_length
 from mailgate.pipeline.outcome import Outcome, Rejected, StepFailed
 from mailgate.pipeline.thread import ThreadChoice, ThreadLookups, choose
 from mailgate.queues.routing import route
+from mailgate.queues.rules import NO_ROUTING, Routing, evaluate, initial_priority
 from mailgate.runtime import Clock, utcnow
 from mailgate.spool import SpoolEntry
 from mailgate.store import pgp_secrets, satisfaction
@@ -65,7 +66,9 @@ class Message:
     now: datetime
     parsed: Parsed = field(init=False)
     queues: tuple[str, ...] = field(init=False)
-    primary: Queue = field(init=False)
+    primary: Queue = field(init=False)  # the queue it arrived in
+    routing: Routing = field(init=False)
+    home: Queue = field(init=False)  # a new ticket's queue after the rules; else primary
     opened: Opened | None = field(init=False)
     verdict: Verdict = field(init=False)
     lookups: ThreadLookups = field(init=False)
@@ -154,18 +157,26 @@ def _open_survey(conn: Connection, m: Message) -> satisfaction.Survey | None:
     return survey
 
 
+def rules_step(ctx: Context, m: Message) -> None:
+    """A new ticket's routing rules (its arrival queue's): they may move it on."""
+    m.routing = (
+        NO_ROUTING if m.choice.ticket_id is not None else evaluate(m.primary.rules, m.parsed)
+    )
+    m.home = ctx.config.queue(m.routing.queue) or m.primary
+
+
 def autoresponse_step(ctx: Context, m: Message) -> None:
     sender = m.parsed.from_addr
     last = (
-        last_autoresponse(ctx.conn, m.primary.name, sender)
+        last_autoresponse(ctx.conn, m.home.name, sender)
         if (m.choice.ticket_id is None and sender)
         else None
     )
     m.acknowledge = should_respond(
         verdict=m.verdict,
         sender=sender,
-        enabled=m.primary.autoresponse.enabled,
-        period=timedelta(hours=m.primary.autoresponse.period_hours),
+        enabled=m.home.autoresponse.enabled,
+        period=timedelta(hours=m.home.autoresponse.period_hours),
         last_sent_at=last,
         now=m.now,
         reply=looks_like_reply(m.parsed),
@@ -180,10 +191,11 @@ def decide_step(ctx: Context, m: Message) -> None:
         verdict=m.verdict,
         choice=m.choice,
         acknowledge=m.acknowledge,
-        initial_priority=m.primary.priority.initial,
+        initial_priority=initial_priority(m.routing, m.home),
         our_addresses=ctx.our_addresses,
         run=m.run,
         survey_ticket=m.survey.ticket_id if m.survey else None,
+        routing=m.routing,
     )
 
 
@@ -224,11 +236,11 @@ def ack_step(ctx: Context, m: Message) -> None:
     if not (m.applied.created and m.decision.acknowledge.send):
         return
     cfg = ctx.config
-    out = build_ack(cfg, m.primary, m.applied.ticket_id, m.parsed, m.decision, m.now)
+    out = build_ack(cfg, m.home, m.applied.ticket_id, m.parsed, m.decision, m.now)
     deadline = m.now + timedelta(hours=cfg.relay.give_up_after_hours)
-    m.acked = add_outbox(ctx.conn, out, m.now, deadline, cfg.governor, m.primary.name)
+    m.acked = add_outbox(ctx.conn, out, m.now, deadline, cfg.governor, m.home.name)
     if m.acked:
-        record_autoresponse(ctx.conn, m.primary.name, m.parsed.from_addr, m.now)
+        record_autoresponse(ctx.conn, m.home.name, m.parsed.from_addr, m.now)
 
 
 def notify_step(ctx: Context, m: Message) -> None:
@@ -254,6 +266,7 @@ STEPS: tuple[tuple[str, Step], ...] = (
     ("agent", agent_step),
     ("classify", classify_step),
     ("thread", thread_step),
+    ("rules", rules_step),
     ("autoresponse", autoresponse_step),
     ("decide", decide_step),
     ("store", store_step),

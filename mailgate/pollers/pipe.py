@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from mailgate.config import layout
-from mailgate.config.errors import ConfigError
+from mailgate.config.errors import REASONS, ConfigError
 from mailgate.spool import Envelope, Spool
 
 
@@ -37,7 +37,7 @@ def _table(path: Path, data: dict[str, Any], name: str, keys: tuple[str, ...]) -
     """`[name]` of mailgate.toml, its keys checked; ConfigError naming file, key, reason."""
     table = data.get(name, {})
     if not isinstance(table, dict):
-        raise ConfigError([f"{path}: {name}: Input should be a valid dictionary"])
+        raise ConfigError([f"{path}: {name}: {REASONS['dict_type']}"])
     unknown = [f"{path}: {name}.{k}: unknown key" for k in table if k not in keys]
     if unknown:
         raise ConfigError(unknown)
@@ -45,13 +45,12 @@ def _table(path: Path, data: dict[str, Any], name: str, keys: tuple[str, ...]) -
 
 
 def _value(path: Path, key: str, value: Any, kind: type, default: Any) -> Any:
-    """`value` as `kind`, the way the daemon's models take it ("25" is an int there too)."""
+    """`value` if it is a `kind`, as strict as the daemon's models ("25" is not an int)."""
     if value is None:
         return default
-    if kind is int and isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
     if not isinstance(value, kind) or isinstance(value, bool):
-        raise ConfigError([f"{path}: {key}: Input should be a valid {kind.__name__}"])
+        words = REASONS["int_type" if kind is int else "string_type"]
+        raise ConfigError([f"{path}: {key}: {words}"])
     return value
 
 
@@ -91,7 +90,7 @@ def read_pipe_config(config_path: str | os.PathLike[str]) -> PipeConfig:
         layout.DEFAULT_MAX_MESSAGE_BYTES,
     )
     if limit <= 0:
-        raise ConfigError([f"{path}: listener.max_message_bytes: Input should be greater than 0"])
+        raise ConfigError([f"{path}: listener.max_message_bytes: must be more than 0"])
     queues_dir, files = layout.queue_files(base, dirs["queues_dir"])
     if not files:
         raise ConfigError([f"{path}: mailgate.queues_dir: no *.toml queue files in {queues_dir}"])

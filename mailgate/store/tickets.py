@@ -22,6 +22,7 @@ from mailgate.parse.message import Parsed
 from mailgate.pipeline.decide import Decision
 from mailgate.store.articles import add_article, add_attachments, find_duplicate, put_blob
 from mailgate.store.audit import audit
+from mailgate.store.rule_hits import record_hits
 from mailgate.store.sql import insert_ignore
 
 tickets: Table = Ticket.__table__  # type: ignore[assignment]
@@ -123,6 +124,7 @@ def _create_ticket(conn: Connection, d: Decision, now: datetime) -> int:
     )
     if t.ccs:
         add_ccs(conn, tid, t.ccs)
+    _routed(conn, tid, d, now)
     if t.linked_to:
         conn.execute(
             insert(ticket_links),
@@ -131,6 +133,24 @@ def _create_ticket(conn: Connection, d: Decision, now: datetime) -> int:
         audit(conn, t.linked_to, "mailgate", "linked", now, ticket=tid, reason=t.link_reason)
     audit(conn, tid, t.requester_addr or "unknown", "created", now, queues=list(d.queues))
     return tid
+
+
+def _routed(conn: Connection, tid: int, d: Decision, now: datetime) -> None:
+    """What the routing rules set on a new ticket, and which rules matched (audited)."""
+    t = d.new_ticket
+    assert t is not None
+    values = {k: v for k, v in (("category", t.category), ("complexity", t.complexity)) if v}
+    if t.assignee:
+        values.update(assignee=t.assignee, status="open")  # as #assign on a new ticket
+    if values:
+        update_ticket(conn, tid, values)
+    if t.tags:
+        add_tags(conn, tid, t.tags)
+    if t.rule_hits:
+        record_hits(conn, tid, t.rule_hits)
+        audit(
+            conn, tid, "mailgate", "routed", now, rules=[h.rule for h in t.rule_hits], queue=t.queue
+        )
 
 
 def _customer_wrote(**values: Any) -> Update:

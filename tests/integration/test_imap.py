@@ -243,7 +243,10 @@ def test_imap_table_validation_messages(tmp_path: Path, monkeypatch: pytest.Monk
         ),
         ({"host": "h", "user": "s", "password_env": "X", "bogus": 1}, "imap.bogus: unknown key"),
         ({"user": "s", "password_env": "X"}, "imap.host: required key is missing"),
-        ({"host": "h", "user": "s", "password_env": "X", "tls": "ssl"}, "imap.tls: Input should"),
+        (
+            {"host": "h", "user": "s", "password_env": "X", "tls": "ssl"},
+            "imap.tls: must be 'implicit'",
+        ),
         ({"host": "h", "user": "s", "password_file": "nope"}, "imap.password_file: "),
         ({"host": "h", "user": "s", "password_env": "MG_NOPE"}, "imap.password_env: $MG_NOPE"),
         (
@@ -286,7 +289,7 @@ def test_two_queues_may_not_watch_the_same_folder(tmp_path: Path) -> None:
             asyncio.Event(),
         )
     assert len(err.value.problems) == 1
-    assert "imap.folders.0: s@127.0.0.1:993/INBOX is already watched by queue" in str(err.value)
+    assert "imap.folders[0]: s@127.0.0.1:993/INBOX is already watched by queue" in str(err.value)
 
 
 def test_oauth2_token_from_file_and_command(tmp_path: Path) -> None:

@@ -89,7 +89,7 @@ def config(
     provider: ProviderServer,
     d: Dovecot | None = None,
     relay_port: int | None = None,
-    **oauth2: str,
+    **oauth2: str | int,
 ) -> Config:
     """support@ watched over IMAP (when `d`) and/or the relay, both with an oauth2 table."""
     (tmp_path / "config").mkdir(exist_ok=True)
@@ -166,7 +166,7 @@ def test_token_refused_mid_poll_is_refreshed_and_no_message_is_lost(world: World
 def test_access_token_is_refreshed_before_it_expires(
     tmp_path: Path, provider: ProviderServer
 ) -> None:
-    cfg = config(tmp_path, provider, relay_port=free_port(), refresh_margin_seconds="60")
+    cfg = config(tmp_path, provider, relay_port=free_port(), refresh_margin_seconds=60)
     seed = authorized(cfg, provider, "relay")
     tokens = relay_tokens(cfg)
     assert tokens is not None and tokens.settings.refresh_margin_seconds == 60

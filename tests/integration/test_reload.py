@@ -79,7 +79,7 @@ def test_queue_file_edits_under_a_running_daemon(
         # 2. invalid edit: refused once, with file, key and reason; the last good config stays
         before = d.daemon.config
         sales.write_text(sales_good.replace('addresses = ["sales@example.test"]', "addresses = 7"))
-        problem = "sales.toml: addresses: Input should be a valid list"
+        problem = "sales.toml: addresses: must be a list"
         harness.wait_until(lambda: problem in caplog.text, 20, "the rejection")
         changes = caplog.text.count("config change:")
         sales.write_text(sales.read_text())  # the same bad content again: a second event

@@ -17,6 +17,7 @@ def test_the_steps_run_in_the_documented_order():
         "agent",
         "classify",
         "thread",
+        "rules",
         "autoresponse",
         "decide",
         "store",
@@ -37,6 +38,7 @@ def _boom(*args: object, **kwargs: object) -> None:
 BUGS = [
     ("classify", steps, "classify"),
     ("thread", steps, "choose"),
+    ("rules", steps, "evaluate"),
     ("decide", steps, "decide"),
     ("store", steps.store, "apply"),
     ("ack", steps, "build_ack"),

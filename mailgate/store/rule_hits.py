@@ -1,0 +1,28 @@
+"""The routing rules a ticket's first mail matched, written with the ticket, read by
+`tickets show`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import Connection, Table, insert, select
+
+from mailgate.db.models_rules import TicketRuleHit
+from mailgate.queues.rules import RuleHit
+
+rule_hits: Table = TicketRuleHit.__table__  # type: ignore[assignment]
+
+
+def record_hits(conn: Connection, ticket_id: int, hits: Iterable[RuleHit]) -> None:
+    rows = [
+        {"ticket_id": ticket_id, "position": i, "rule": h.rule[:200], "reasons": list(h.reasons)}
+        for i, h in enumerate(hits)
+    ]
+    if rows:
+        conn.execute(insert(rule_hits), rows)
+
+
+def hits_of(conn: Connection, ticket_id: int) -> list[RuleHit]:
+    c = rule_hits.c
+    q = select(c.rule, c.reasons).where(c.ticket_id == ticket_id).order_by(c.position)
+    return [RuleHit(r.rule, tuple(r.reasons)) for r in conn.execute(q)]
