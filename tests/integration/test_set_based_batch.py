@@ -38,23 +38,15 @@ def _conversation() -> list[bytes]:
     """A new ticket, its follow-ups by reference and by reply chain, a redelivery, a
     second new ticket from the same sender, a stranger answering on the first ticket."""
     first = message(message_id="<a@example.com>", subject="Printer is broken")
+    chain = {"in_reply_to": "<b@example.com>", "references": "<a@example.com> <b@example.com>"}
+    stranger = {"sender": "other@example.org", "in_reply_to": "<a@example.com>"}
     return [
         first,
         message(message_id="<b@example.com>", in_reply_to="<a@example.com>", body="More.\n"),
-        message(
-            message_id="<c@example.com>",
-            in_reply_to="<b@example.com>",
-            references="<a@example.com> <b@example.com>",
-            body="Still broken.\n",
-        ),
+        message(message_id="<c@example.com>", body="Still broken.\n", **chain),
         first,  # redelivered in the same batch: a duplicate
         message(message_id="<d@example.com>", subject="Scanner too", body="Another thing.\n"),
-        message(
-            sender="other@example.org",
-            message_id="<e@example.org>",
-            in_reply_to="<a@example.com>",
-            body="I am not the customer.\n",
-        ),
+        message(message_id="<e@example.org>", body="I am not the customer.\n", **stranger),
     ]
 
 
