@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -53,7 +54,7 @@ _NOTIFY_TICKET_HOUR = _count_stmt(*_ON_TICKET, _c.kind.like("notify-%"))
 
 
 def counts_for(conn: Connection, mail: Mail, now: datetime, caps: GovernorSettings) -> Counts:
-    """What `mail`'s caps need counted, each an indexed count (nothing else is read)."""
+    """What `mail`'s caps need counted, each an indexed count, in one statement."""
     if not caps.enabled:
         return Counts()
     params = {
@@ -77,7 +78,17 @@ def counts_for(conn: Connection, mail: Mail, now: datetime, caps: GovernorSettin
             wanted.append(("ticket_hour", _TICKET_HOUR))
         if is_notification(mail.kind) and caps.notify_per_agent_ticket_hour:
             wanted.append(("notify_ticket_hour", _NOTIFY_TICKET_HOUR))
-    return Counts(**{name: conn.execute(stmt, params).scalar_one() for name, stmt in wanted})
+    if not wanted:
+        return Counts()
+    names = tuple(name for name, _ in wanted)
+    row = conn.execute(_all_counts(names, tuple(stmt for _, stmt in wanted)), params).one()
+    return Counts(**dict(zip(names, row, strict=True)))
+
+
+@functools.cache
+def _all_counts(names: tuple[str, ...], stmts: tuple[Any, ...]) -> Any:
+    """The wanted counts as one statement (a scalar subquery each, each on its index)."""
+    return select(*(stmt.scalar_subquery().label(n) for n, stmt in zip(names, stmts, strict=True)))
 
 
 def log_sends(conn: Connection, outbox_id: int, out: Outgoing, queue: str, now: datetime) -> None:
