@@ -202,7 +202,18 @@ def main() -> None:
         "--no-floor", action="store_true", help="skip the floor (shared/bench/floor.py)"
     )
     ap.add_argument("--no-streaming", action="store_true", help="drain only")
+    ap.add_argument(
+        "--postgres-durable",
+        action="store_true",
+        help="start a private PostgreSQL (tests/servers.py) with fsync and synchronous_commit on",
+    )
     args = ap.parse_args()
+    if args.postgres_durable:
+        from tests.servers import Postgres
+
+        pg = Postgres(durable=True)
+        args.db = pg.url
+        print(f"PostgreSQL {pg!r}: fsync, synchronous_commit, full_page_writes on")
     corpus = args.corpus or generate(Path(tempfile.mkdtemp(prefix="mg-corpus-")), args.n)
     files = sorted((corpus / "eml").glob("*.eml"))
     if not files:

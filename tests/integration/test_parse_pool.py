@@ -10,7 +10,7 @@ import os
 
 from mailgate.pipeline.pool import DIED, PreparePool
 from mailgate.pipeline.prepare import Prepared, prepare
-from mailgate.spool import Envelope
+from mailgate.spool import Envelope, Spool
 from tests.harness import load, message, offline, tickets, write_config
 
 SMTP = Envelope(source="smtp", rcpt_tos=("support@example.test",))
@@ -68,3 +68,17 @@ def test_pool_and_in_process_parsing_store_the_same(tmp_path):
         assert worker.drain().stored == 24
         stored[processes] = sorted((t.title, t.requester_addr) for t in tickets(engine))
     assert stored[0] == stored[2] and len(stored[0]) == 12
+
+
+def test_python_dash_m_mailgate_process_parses_in_spawned_processes(tmp_path):
+    """The CLI's one-shot drain with the pool: spawned processes start from the installed
+    package (not the CLI), parse, and end with the drain."""
+    from tests.reliability.daemon_proc import mailgate
+
+    path = write_config(tmp_path, worker_extra="parse_processes = 2\n")
+    spool = Spool(load(path).spool_dir)
+    for raw in _messages(16):
+        spool.put(raw, SMTP)
+    out = mailgate(path, "process", timeout=120)
+    assert out.returncode == 0, out.stderr.decode()
+    assert b"stored 16, duplicates 0, retried 0, shunted 0" in out.stdout
