@@ -240,12 +240,14 @@ def main() -> None:
     )
     if floor_rate:
         print(f"  drain / floor: {drain['drain_per_s'] / floor_rate:.2f}x")
+    # before the threading check, which reads every article back into this process
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    child_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(f"peak RSS in the drain: {rss_mb:.0f} MiB (largest parse process {child_mb:.0f} MiB)")
     check = thread_check(drain["engine"], corpus)
     if check is not None:
         print("threading: " + json.dumps(check))
 
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"peak RSS after the drain: {rss_mb:.0f} MB")
     if args.no_streaming:
         return
     stream = run_streaming(files, args.db, args.agents, args.parse_processes)
