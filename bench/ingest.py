@@ -243,7 +243,7 @@ def main() -> None:
     # before the threading check, which reads every article back into this process
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     child_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    print(f"peak RSS in the drain: {rss_mb:.0f} MiB (largest child: parse processes, floor: {child_mb:.0f} MiB)")
+    print(f"peak RSS in the drain: {rss_mb:.0f} MiB; largest child (parse, floor) {child_mb:.0f}")
     check = thread_check(drain["engine"], corpus)
     if check is not None:
         print("threading: " + json.dumps(check))
