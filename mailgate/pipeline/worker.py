@@ -282,7 +282,8 @@ class Worker:
         try:
             await self._run(stop, wake, on_batch, idle_poll)
         finally:
-            self.pipeline.close()  # the parse processes end with the worker
+            # the parse processes end with the worker (waited for off the event loop)
+            await asyncio.to_thread(self.pipeline.close)
 
     async def _run(
         self,
