@@ -9,9 +9,12 @@ Two runs on the same corpus, each in a fresh data directory:
   drain:     the spool is filled first, then the worker drains it (pure processing rate)
   streaming: a producer writes to the spool (fsync per message, as a source does before it
              acknowledges) while the worker runs; latency = spool put -> DB commit
-Prints messages/s, p50/p99 latency, peak RSS, and the threading check against the
-generator's ground truth. Durability is the daemon's: SQLite WAL + synchronous=FULL,
-one fsync'ed spool file per message. Numbers, not assertions: record them in docs/.
+Prints messages/s, CPU per message (the worker's process and its parse processes),
+SQL statements per message, p50/p99 latency, peak RSS, the threading check against the
+generator's ground truth, and the bare floor (shared/bench/floor.py, modern parser, WAL +
+FULL) measured in the same run with the load average beside each. Durability is the
+daemon's: SQLite WAL + synchronous=FULL, one fsync'ed spool file per message. Numbers,
+not assertions: record them in docs/.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import select  # noqa: E402
+from sqlalchemy import event, select  # noqa: E402
 
 from mailgate.db.models import Article, OutboxRow  # noqa: E402
 from mailgate.spool import Envelope  # noqa: E402
@@ -66,8 +69,26 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
-def setup(db_url: str, agents: bool = False):  # type: ignore[no-untyped-def]
+def cpu_seconds() -> float:
+    """CPU of this process and of its ended children (the parse processes, after drain)."""
+    me, kids = (resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def count_statements(engine) -> list[int]:  # type: ignore[no-untyped-def]
+    """A counter of statements sent to the database (an executemany counts once)."""
+    n = [0]
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _count(*args: object) -> None:
+        n[0] += 1
+
+    return n
+
+
+def setup(db_url: str, agents: bool = False, procs: int | None = None):  # type: ignore[no-untyped-def]
     tmp = Path(tempfile.mkdtemp(prefix="mg-bench-"))
+    worker_extra = "" if procs is None else f"parse_processes = {procs}\n"
     # the yardstick's work per message is parse, thread, store, one ack row: no agents to
     # notify unless asked (--agents adds one notification row per message)
     cfg = load(
@@ -77,21 +98,24 @@ def setup(db_url: str, agents: bool = False):  # type: ignore[no-untyped-def]
             period_hours=24,
             agents_toml=None if agents else "",
             queue_extra={"support": "[agent_mail]\nnotify = true\n"} if agents else None,
+            worker_extra=worker_extra,
         )
     )
     return offline(cfg)
 
 
-def run_drain(files: list[Path], db_url: str, agents: bool) -> dict:
-    engine, spool, worker = setup(db_url, agents)
+def run_drain(files: list[Path], db_url: str, agents: bool, procs: int | None) -> dict:
+    engine, spool, worker = setup(db_url, agents, procs)
     t0 = time.perf_counter()
     for f in files:
         spool.put(f.read_bytes(), Envelope(source="pipe", queue="support"))
     t_put = time.perf_counter() - t0
-    t1, c1 = time.perf_counter(), time.process_time()
-    r = worker.drain()
-    t_drain, c_drain = time.perf_counter() - t1, time.process_time() - c1
+    statements = count_statements(engine)
+    t1, c1 = time.perf_counter(), cpu_seconds()
+    r = worker.drain()  # ends the parse processes: their CPU is counted
+    t_drain, c_drain = time.perf_counter() - t1, cpu_seconds() - c1
     return {
+        "statements_per_msg": statements[0] / len(files),
         "engine": engine,
         "spool_put_per_s": len(files) / t_put,
         "drain_per_s": len(files) / t_drain,
@@ -102,8 +126,8 @@ def run_drain(files: list[Path], db_url: str, agents: bool) -> dict:
     }
 
 
-def run_streaming(files: list[Path], db_url: str, agents: bool) -> dict:
-    engine, spool, worker = setup(db_url, agents)
+def run_streaming(files: list[Path], db_url: str, agents: bool, procs: int | None) -> dict:
+    engine, spool, worker = setup(db_url, agents, procs)
     done = threading.Event()
 
     def produce() -> None:
@@ -124,6 +148,7 @@ def run_streaming(files: list[Path], db_url: str, agents: bool) -> dict:
             time.sleep(0.001)
     producer.join()
     elapsed = time.perf_counter() - t0
+    worker.pipeline.close()
     return {
         "engine": engine,
         "end_to_end_per_s": len(files) / elapsed,
@@ -151,13 +176,48 @@ def thread_check(engine, corpus: Path) -> dict | None:  # type: ignore[no-untype
     return json.loads(out.stdout)
 
 
+def loadavg() -> str:
+    return "(load " + " ".join(f"{x:.2f}" for x in os.getloadavg()) + ")"
+
+
+def floor(corpus: Path) -> dict:
+    """The bare floor on the same corpus: stdlib modern parser + sqlite3, WAL + FULL."""
+    with tempfile.TemporaryDirectory() as d:
+        out = subprocess.run(
+            [sys.executable, str(SHARED_BENCH / "floor.py"), str(corpus), f"{d}/floor.db"]
+            + ["--journal", "wal", "--sync", "full", "--autoreply", "new"],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--corpus", type=Path, help="directory with eml/*.eml (and manifest.json)")
     ap.add_argument("-n", type=int, default=2000, help="messages to generate (default 2000)")
     ap.add_argument("--db", default="", help="database URL (default: SQLite in a temp dir)")
     ap.add_argument("--agents", action="store_true", help="configure an agent: notifications too")
+    ap.add_argument(
+        "--parse-processes", type=int, default=None, help="worker.parse_processes (default: cores)"
+    )
+    ap.add_argument(
+        "--no-floor", action="store_true", help="skip the floor (shared/bench/floor.py)"
+    )
+    ap.add_argument("--no-streaming", action="store_true", help="drain only")
+    ap.add_argument(
+        "--postgres-durable",
+        action="store_true",
+        help="start a private PostgreSQL (tests/servers.py) with fsync and synchronous_commit on",
+    )
     args = ap.parse_args()
+    if args.postgres_durable:
+        from tests.servers import Postgres
+
+        pg = Postgres(durable=True)
+        args.db = pg.url
+        print(f"PostgreSQL {pg!r}: fsync, synchronous_commit, full_page_writes on")
     corpus = args.corpus or generate(Path(tempfile.mkdtemp(prefix="mg-corpus-")), args.n)
     files = sorted((corpus / "eml").glob("*.eml"))
     if not files:
@@ -165,7 +225,11 @@ def main() -> None:
     print(f"corpus: {len(files)} messages from {corpus}")
     print(f"database: {args.db or 'SQLite (WAL, synchronous=FULL)'}; cores: {os.cpu_count()}")
 
-    drain = run_drain(files, args.db, args.agents)
+    floor_rate = None
+    if not args.no_floor and (SHARED_BENCH / "floor.py").exists():
+        floor_rate = floor(corpus)["ingest_msgs_per_s"]
+        print(f"floor (modern parser, WAL + FULL): {floor_rate:8.1f} msgs/s  {loadavg()}")
+    drain = run_drain(files, args.db, args.agents, args.parse_processes)
     with drain["engine"].connect() as conn:
         outbox_rows = len(conn.execute(select(OutboxRow.id)).all())
     print(f"spool put (fsync file + dir):  {drain['spool_put_per_s']:8.1f} msgs/s")
@@ -175,14 +239,22 @@ def main() -> None:
         f"shunted {drain['shunted']}, outbox rows {outbox_rows})"
     )
     print(
-        f"  CPU per message in the drain: {drain['cpu_ms_per_msg']:.2f} ms "
-        f"(load average now {os.getloadavg()[0]:.2f})"
+        f"  CPU per message in the drain: {drain['cpu_ms_per_msg']:.2f} ms (worker + parse "
+        f"processes); {drain['statements_per_msg']:.1f} SQL statements per message  {loadavg()}"
     )
+    if floor_rate:
+        print(f"  drain / floor: {drain['drain_per_s'] / floor_rate:.2f}x")
+    # before the threading check, which reads every article back into this process
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    child_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(f"peak RSS in the drain: {rss_mb:.0f} MiB; largest child (parse, floor) {child_mb:.0f}")
     check = thread_check(drain["engine"], corpus)
     if check is not None:
         print("threading: " + json.dumps(check))
 
-    stream = run_streaming(files, args.db, args.agents)
+    if args.no_streaming:
+        return
+    stream = run_streaming(files, args.db, args.agents, args.parse_processes)
     print(
         f"streaming put + process:       {stream['end_to_end_per_s']:8.1f} msgs/s  "
         f"latency p50 {stream['latency_p50_ms']:.1f} ms, p99 {stream['latency_p99_ms']:.1f} ms"

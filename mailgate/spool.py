@@ -8,6 +8,8 @@ Layout under the spool directory:
 
 `put()` returns only after the bytes, the envelope and the directory entry are on disk:
 a source acknowledges (250, exit 0, IMAP flag/move) only after `put()` returned.
+Concurrent puts share the directory fsync (`GroupFsync`: group commit), each still
+returning only after an fsync that began after its own rename.
 `done()` removes a message; the worker calls it only after the database commit.
 
 The worker holds an exclusive lock on the spool, so taking a message needs no rename: it
@@ -25,6 +27,7 @@ import queue
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import NamedTuple
 
@@ -118,9 +121,44 @@ def _write_durable(path: Path, data: bytes) -> None:
         while view:
             n = os.write(fd, view)
             view = view[n:]
-        os.fsync(fd)
+        os.fdatasync(fd)  # a new file: its data and size, what reading it back needs
     finally:
         os.close(fd)
+
+
+class GroupFsync:
+    """Group commit of a directory: one fsync covers every rename made before it began.
+
+    Concurrent writers (SMTP sessions, pollers) each wait until a directory fsync that
+    started after their rename has finished; whoever finds none running does one for all
+    waiting. A failed fsync covers nobody: each waiter then tries again itself.
+    """
+
+    def __init__(self, path: Path, fsync: Callable[[Path], None] = _fsync_dir):
+        self.path, self._fsync = path, fsync
+        self._cond = threading.Condition()
+        self._asked = self._synced = 0  # renames registered / covered by a finished fsync
+        self._busy = False
+        self.fsyncs = 0
+
+    def sync(self) -> None:
+        """Return once this caller's earlier rename in `path` is durable."""
+        with self._cond:
+            self._asked += 1
+            mine = self._asked
+            while self._synced < mine:
+                if self._busy:
+                    self._cond.wait()
+                    continue
+                self._busy, upto = True, self._asked
+                self._cond.release()
+                try:
+                    self._fsync(self.path)
+                finally:
+                    self._cond.acquire()
+                    self._busy = False
+                    self._cond.notify_all()
+                self._synced, self.fsyncs = upto, self.fsyncs + 1
 
 
 class Spool:
@@ -135,6 +173,7 @@ class Spool:
         self._remove_queue: queue.SimpleQueue[str | None] = queue.SimpleQueue()
         self._remover: threading.Thread | None = None
         self._removed = threading.Condition()
+        self.incoming_sync = GroupFsync(self._dir("incoming"))  # shared by concurrent puts
 
     def _dir(self, name: str) -> Path:
         return self.root / name
@@ -160,7 +199,7 @@ class Spool:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp / f"{name}{suffix}")
             raise
-        _fsync_dir(inc)
+        self.incoming_sync.sync()
         return name
 
     # -- worker --------------------------------------------------------------------------
@@ -208,12 +247,13 @@ class Spool:
             removing = set(self._removing)
         return sum(1 for p in self._dir("incoming").glob("*.eml") if p.name[:-4] not in removing)
 
-    def claim(self, limit: int) -> list[SpoolEntry]:
-        """The oldest `limit` messages waiting (the caller holds the worker lock)."""
+    def claim(self, limit: int, busy: Collection[str] = ()) -> list[SpoolEntry]:
+        """The oldest `limit` messages waiting (the caller holds the worker lock), never one
+        of `busy` (the worker's batch in flight, claimed but not yet done)."""
         inc = self._dir("incoming")
         if not self._backlog:
             with self._removed:
-                skip = set(self._removing)
+                skip = set(self._removing) | set(busy)
             self._backlog.extend(
                 n for n in sorted(p.name[:-4] for p in inc.glob("*.eml")) if n not in skip
             )

@@ -48,6 +48,7 @@ def write_config(
     agents_toml: str | None = None,
     main_extra: str = "",
     relay_extra: str = "",
+    worker_extra: str = "",
     period_hours: float = 24,
 ) -> Path:
     """Write mailgate.toml, queues/*.toml and agents.toml under root/config; return the path."""
@@ -73,7 +74,7 @@ max_message_bytes = 2000000
 [worker]
 batch_size = 32
 shutdown_timeout_seconds = 10
-"""
+{worker_extra}"""
     )
     for name, q in QUEUES.items():
         extra = (queue_extra or {}).get(name, "")

@@ -694,10 +694,14 @@ class Postgres:
     host: str = HOST
     user: str = "postgres"
 
-    def __init__(self, dbname: str = "mailgate", *, start: bool = True) -> None:
-        """Prepare the cluster (and start it unless start=False)."""
+    def __init__(
+        self, dbname: str = "mailgate", *, start: bool = True, durable: bool = False
+    ) -> None:
+        """Prepare the cluster (and start it unless start=False); durable: fsync,
+        synchronous_commit and full_page_writes on, as a production server (benchmarks)."""
         _check("postgres")
         self.dbname = dbname
+        self.durable = durable
         self.port = 0
         self.dir = ""
         self.pid: int | None = None
@@ -790,9 +794,9 @@ class Postgres:
             "listen_addresses": self.host,
             "port": str(port),
             "unix_socket_directories": self.sockdir,
-            "fsync": "off",
-            "synchronous_commit": "off",
-            "full_page_writes": "off",
+            "fsync": "on" if self.durable else "off",
+            "synchronous_commit": "on" if self.durable else "off",
+            "full_page_writes": "on" if self.durable else "off",
             "max_connections": "100",
             "shared_buffers": "32MB",
         }

@@ -29,6 +29,8 @@ from mailgate.pgp.results import Opened
 from mailgate.pipeline.classify import Verdict, classify
 from mailgate.pipeline.decide import RUN_IS_LOOP, Decision, decide, run_length
 from mailgate.pipeline.outcome import Outcome, Rejected, StepFailed
+from mailgate.pipeline.pool import Ahead, PreparePool, pool_size
+from mailgate.pipeline.prepare import TRACEBACK_FRAMES, Prepared
 from mailgate.pipeline.thread import ThreadChoice, ThreadLookups, choose
 from mailgate.queues.routing import route
 from mailgate.queues.rules import NO_ROUTING, Routing, evaluate, initial_priority
@@ -36,14 +38,13 @@ from mailgate.runtime import Clock, utcnow
 from mailgate.spool import SpoolEntry
 from mailgate.store import pgp_secrets, satisfaction
 from mailgate.store import tickets as store
-from mailgate.store.articles import system_article
+from mailgate.store.articles import read_duplicates, system_article
 from mailgate.store.audit import audit
-from mailgate.store.autoresponses import last_autoresponse, record_autoresponse
-from mailgate.store.lookups import thread_lookups
+from mailgate.store.autoresponses import last_autoresponse, read_autoresponses, record_autoresponse
+from mailgate.store.batch import BatchState
+from mailgate.store.lookups import read_refs, thread_lookups
 from mailgate.store.outbox import add_outbox
 from mailgate.store.repeats import recent_texts
-
-TRACEBACK_FRAMES = 8  # from the step down: enough to find the bug, short enough to read
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,7 @@ class Message:
     entry: SpoolEntry
     raw: bytes
     now: datetime
+    prepared: Prepared | None = None  # parsed ahead (pipeline/prepare.py), maybe elsewhere
     parsed: Parsed = field(init=False)
     queues: tuple[str, ...] = field(init=False)
     primary: Queue = field(init=False)  # the queue it arrived in
@@ -85,10 +87,18 @@ Step = Callable[[Context, Message], Outcome | None]
 
 
 def parse_step(ctx: Context, m: Message) -> None:
-    try:
-        m.parsed = parse(m.raw)
-    except ParseRejected as e:
-        raise Rejected("parse", e.reason) from e
+    pre = m.prepared
+    if pre is None:
+        try:
+            m.parsed = parse(m.raw)
+        except ParseRejected as e:
+            raise Rejected("parse", e.reason) from e
+    elif pre.parsed is not None:
+        m.parsed = pre.parsed
+    elif pre.rejected:
+        raise Rejected("parse", pre.rejected)
+    else:
+        raise StepFailed("parse", pre.failed, pre.traceback)
 
 
 def route_step(ctx: Context, m: Message) -> None:
@@ -210,7 +220,9 @@ def _ticket_queue(lookups: ThreadLookups, d: Decision) -> str:
 def store_step(ctx: Context, m: Message) -> None:
     d, p = m.decision, m.parsed
     queue = _ticket_queue(m.lookups, d)
-    m.applied = store.apply(ctx.conn, d, p, m.raw, m.now, ticket_queue=queue)
+    pre = m.prepared
+    known = pre.new_text if pre and pre.parsed and pre.parsed.text == p.text else None
+    m.applied = store.apply(ctx.conn, d, p, m.raw, m.now, ticket_queue=queue, new_text=known)
     pgp_secrets.save(ctx.conn, m.opened, m.applied, p.from_addr, m.now)  # agent-only parts
     if m.run == RUN_IS_LOOP and m.applied.article_id is not None:
         system_article(
@@ -290,16 +302,36 @@ class Pipeline:
         self.keyrings = keyrings
         self.ours = config.our_addresses
         self.agents = config.agent_addresses
+        self.pool: PreparePool | None = None  # started with the first batch that needs it
 
-    def process(self, conn: Connection, entry: SpoolEntry, raw: bytes) -> Outcome:
+    def prepare(self, raws: list[bytes]) -> Ahead:
+        """Start parsing the messages ahead of the database; `.results()` in their order."""
+        if self.pool is None:
+            self.pool = PreparePool(pool_size(self.config.worker.parse_processes))
+        return self.pool.submit(raws)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
+
+    def read_ahead(self, conn: Connection, batch: BatchState, prepared: list[Prepared]) -> None:
+        """What the batch's messages look up, read with one statement each for them all."""
+        ready = [p for p in prepared if p.parsed is not None]
+        read_duplicates(conn, batch, [p.dedupe_key for p in ready])
+        read_refs(conn, batch, [m for p in ready for m in p.refs])
+        read_autoresponses(conn, batch, [p.parsed.from_addr for p in ready if p.parsed])
+
+    def process(
+        self, conn: Connection, entry: SpoolEntry, raw: bytes, prepared: Prepared | None = None
+    ) -> Outcome:
         """The message's Outcome; Rejected (never retried) or StepFailed naming the step."""
         ctx = Context(self.config, conn, self.ours, self.agents, self.keyrings)
-        m = Message(entry, raw, self.clock())
+        m = Message(entry, raw, self.clock(), prepared)
         for name, step in STEPS:
             try:
                 ended = step(ctx, m)
-            except (Rejected, OperationalError):
-                raise  # not mail, or the database is in trouble: the worker decides
+            except (Rejected, StepFailed, OperationalError):
+                raise  # not mail, a step's own failure, or the database is in trouble
             except Exception as e:
                 summary = f"{type(e).__name__}: {e}"
                 raise StepFailed(name, summary, traceback.format_exc(TRACEBACK_FRAMES)) from e

@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from mailgate.parse.message import Parsed
+
 TAG_RE = re.compile(r"\[(?:[A-Za-z0-9_-]{1,40} )?#(\d{1,12})\]")
 # where anyone can get an address: a shared domain says nothing about who the sender is
 PUBLIC_MAIL_DOMAINS = frozenset(
@@ -88,6 +90,12 @@ def referenced_ids(in_reply_to: tuple[str, ...], references: tuple[str, ...]) ->
         if mid:
             seen.setdefault(mid, None)
     return tuple(seen)
+
+
+def message_refs(p: Parsed) -> list[str]:
+    """The Message-IDs a message is threaded by (at most 100), its own first: a known id
+    re-sent with other content joins that ticket."""
+    return list(referenced_ids((p.message_id, *p.in_reply_to), p.references)[:100])
 
 
 def same_organisation(sender: str, requester: str) -> bool:

@@ -9,6 +9,7 @@ or shunted with the step and reason. Spool files are removed only after the comm
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import traceback
@@ -24,8 +25,11 @@ from mailgate.db.engine import DatabaseReplaced, FileIdentity
 from mailgate.health import Health
 from mailgate.observe.intake import IntakeCounts
 from mailgate.pipeline.outcome import Outcome, Rejected, StepFailed
+from mailgate.pipeline.pool import Ahead
+from mailgate.pipeline.prepare import Prepared
 from mailgate.runtime import Backoff, wait_for_wake
 from mailgate.spool import Spool, SpoolEntry
+from mailgate.store.batch import BatchState, batch_state, flush
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +41,15 @@ class _NeedsIsolation(Exception):
 class MessageProcessor(Protocol):
     """The per-message pipeline (pipeline/steps.py) as the worker sees it."""
 
-    def process(self, conn: Connection, entry: SpoolEntry, raw: bytes) -> Outcome: ...
+    def prepare(self, raws: list[bytes]) -> Ahead: ...
+
+    def close(self) -> None: ...
+
+    def read_ahead(self, conn: Connection, batch: BatchState, prepared: list[Prepared]) -> None: ...
+
+    def process(
+        self, conn: Connection, entry: SpoolEntry, raw: bytes, prepared: Prepared | None
+    ) -> Outcome: ...
 
 
 @dataclass
@@ -70,6 +82,13 @@ def _failure(entry: SpoolEntry, step: str, e: Exception) -> _Failure:
     return _Failure(entry, step, f"{type(e).__name__}: {e}", traceback.format_exc(limit=8))
 
 
+_Claimed = tuple[list[SpoolEntry], list[bytes | Exception], Ahead]
+
+
+def _ready(prepared: list[Prepared | None]) -> list[Prepared]:
+    return [p for p in prepared if p is not None]
+
+
 class Worker:
     def __init__(self, config: Config, engine: Engine, spool: Spool, pipeline: MessageProcessor):
         self.config = config
@@ -80,22 +99,34 @@ class Worker:
         self.halted = ""  # why the worker stopped committing (the database file was replaced)
         self.health: Health | None = None  # set by app.py: "worker" reports each batch
         self.intake = IntakeCounts()  # stored messages per queue and source (/metrics)
+        self._ahead: _Claimed | None = None  # the next batch, claimed and being parsed
 
     def process_batch(self, limit: int | None = None) -> BatchResult:
-        """Claim up to `limit` messages and process them in one transaction."""
+        """Claim up to `limit` messages and process them in one transaction.
+
+        The next batch is claimed and handed to the parse processes before this one goes
+        into the database, so parsing runs on the other cores meanwhile (in spool order).
+        """
         self.db_file.check()  # commits into a deleted file would lose acknowledged mail
-        entries = self.spool.claim(limit or self.config.worker.batch_size)
+        limit = limit or self.config.worker.batch_size
+        batch, self._ahead = self._ahead, None
+        if batch is None:
+            batch = self._claim(limit, busy=())
         result = BatchResult()
-        if not entries:
+        if batch is None:
             return result
+        entries, raws, ahead = batch
+        self._ahead = self._claim(limit, busy={e.name for e in entries})
         try:
+            # parsed once, ahead of the database; the redo below reuses it
+            prepared = self._prepared(raws, ahead)
             try:
-                done = self._transaction(entries, isolate=False)
+                done = self._transaction(entries, raws, prepared, isolate=False)
             except _NeedsIsolation:
                 done = None
             if done is None:  # outside the except: the redo's tracebacks carry no context
                 # something failed: redo the batch with each message in its own savepoint
-                done = self._transaction(entries, isolate=True)
+                done = self._transaction(entries, raws, prepared, isolate=True)
         except Exception:
             # nothing to give back: a claimed message never leaves incoming/ before done()
             log.exception(
@@ -146,30 +177,62 @@ class Worker:
             )
         return shunted
 
+    def _read(self, entries: list[SpoolEntry]) -> list[bytes | Exception]:
+        """Each entry's bytes, or why they could not be read (a failure at step "read")."""
+        raws: list[bytes | Exception] = []
+        for entry in entries:
+            try:
+                raws.append(self.spool.read(entry))
+            except Exception as e:  # noqa: BLE001 - recorded for that message alone
+                raws.append(e)
+        return raws
+
+    def _claim(self, limit: int, busy: set[str] | tuple[()]) -> _Claimed | None:
+        """Claim a batch (never one of `busy`, still in flight), read it, start parsing it."""
+        entries = self.spool.claim(limit, busy=busy)
+        if not entries:
+            return None
+        raws = self._read(entries)
+        return entries, raws, self.pipeline.prepare([r for r in raws if isinstance(r, bytes)])
+
+    @staticmethod
+    def _prepared(raws: list[bytes | Exception], ahead: Ahead) -> list[Prepared | None]:
+        """The parsed batch, None where the file could not be read."""
+        done = iter(ahead.results())
+        return [next(done) if isinstance(raw, bytes) else None for raw in raws]
+
     def _transaction(
-        self, entries: list[SpoolEntry], isolate: bool
+        self,
+        entries: list[SpoolEntry],
+        raws: list[bytes | Exception],
+        prepared: list[Prepared | None],
+        isolate: bool,
     ) -> tuple[list[SpoolEntry], list[_Failure], list[tuple[SpoolEntry, Outcome]]]:
         """Process a batch in one transaction.
 
-        Optimistically (isolate=False) without savepoints: two statements fewer per
-        message. Any failure then rolls the whole batch back (_NeedsIsolation) and the
-        caller redoes it with a SAVEPOINT per message, so one bad message never takes the
-        others' work with it.
+        Optimistically (isolate=False) without savepoints, reading ahead with one
+        statement for the batch's lookups and writing what can wait with one statement
+        per table at the end (store/batch.py). Any failure then rolls the whole batch
+        back (_NeedsIsolation) and the caller redoes it with a SAVEPOINT per message and
+        no batch state, so one bad message never takes the others' work with it.
         """
         committed: list[SpoolEntry] = []
         failed: list[_Failure] = []
         outcomes: list[tuple[SpoolEntry, Outcome]] = []
-        with self.engine.begin() as conn:
-            for entry in entries:
+        with self.engine.begin() as conn, self._batch(conn, isolate) as batch:
+            if batch is not None:
+                self._set_based(lambda: self.pipeline.read_ahead(conn, batch, _ready(prepared)))
+            for entry, raw, pre in zip(entries, raws, prepared, strict=True):
                 step = "read"
                 try:
-                    raw = self.spool.read(entry)
+                    if isinstance(raw, Exception):
+                        raise raw
                     step = "pipeline"
                     if isolate:
                         with conn.begin_nested():
-                            outcome = self.pipeline.process(conn, entry, raw)
+                            outcome = self.pipeline.process(conn, entry, raw, pre)
                     else:
-                        outcome = self.pipeline.process(conn, entry, raw)
+                        outcome = self.pipeline.process(conn, entry, raw, pre)
                     committed.append(entry)
                     outcomes.append((entry, outcome))
                 except OperationalError:
@@ -178,7 +241,25 @@ class Worker:
                     if not isolate:
                         raise _NeedsIsolation from e
                     failed.append(_failure(entry, step, e))
+            if batch is not None:
+                self._set_based(lambda: flush(conn, batch))
         return committed, failed, outcomes
+
+    @staticmethod
+    def _batch(
+        conn: Connection, isolate: bool
+    ) -> contextlib.AbstractContextManager[BatchState | None]:
+        return contextlib.nullcontext() if isolate else batch_state(conn)
+
+    @staticmethod
+    def _set_based(work: Callable[[], None]) -> None:
+        """A batch-wide read or write; if it fails, the batch is redone message by message."""
+        try:
+            work()
+        except OperationalError:
+            raise
+        except Exception as e:  # noqa: BLE001 - the redo names the message at fault
+            raise _NeedsIsolation from e
 
     def drain(self) -> BatchResult:
         """Process until the spool is empty (tests, `mailgate process`, the bench)."""
@@ -187,6 +268,7 @@ class Worker:
             r = self.process_batch()
             if r.handled == 0:
                 self.spool.flush()
+                self.pipeline.close()  # the parse processes end with the drain
                 return total
             total.stored += r.stored
             total.duplicates += r.duplicates
@@ -210,6 +292,19 @@ class Worker:
         idle_poll: float = 1.0,
     ) -> None:
         """Process batches until `stop`; `wake` is set by sources after a spool write."""
+        try:
+            await self._run(stop, wake, on_batch, idle_poll)
+        finally:
+            # the parse processes end with the worker (waited for off the event loop)
+            await asyncio.to_thread(self.pipeline.close)
+
+    async def _run(
+        self,
+        stop: asyncio.Event,
+        wake: asyncio.Event,
+        on_batch: Callable[[], None] | None,
+        idle_poll: float,
+    ) -> None:
         backoff = Backoff(1.0, 60.0)
         while not stop.is_set():
             wake.clear()  # before the work: a wake-up during it is not lost

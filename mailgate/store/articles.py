@@ -14,7 +14,8 @@ from sqlalchemy import Connection, Table, bindparam, insert, select
 
 from mailgate.db.models import Article, Attachment, Blob, ThreadRef
 from mailgate.parse.attachments import Attachment as ParsedAttachment
-from mailgate.store.sql import insert_ignore
+from mailgate.store.batch import BatchState, chunks, current
+from mailgate.store.sql import insert_ignore, insert_ignore_stmt
 
 articles: Table = Article.__table__  # type: ignore[assignment]
 attachments: Table = Attachment.__table__  # type: ignore[assignment]
@@ -23,11 +24,25 @@ thread_refs: Table = ThreadRef.__table__  # type: ignore[assignment]
 
 
 _DUPLICATE = select(articles.c.ticket_id).where(articles.c.dedupe_key == bindparam("key"))
+_DUPLICATES = select(articles.c.dedupe_key, articles.c.ticket_id).where(
+    articles.c.dedupe_key.in_(bindparam("keys", expanding=True))
+)
 
 
 def find_duplicate(conn: Connection, key: str) -> int | None:
     """The ticket that already holds this message (an article with its dedupe key), if any."""
+    batch = current(conn)
+    if batch is not None and (key in batch.dupes or key in batch.dupes_absent):
+        return batch.dupes.get(key)
     return conn.execute(_DUPLICATE, {"key": key}).scalar()
+
+
+def read_duplicates(conn: Connection, batch: BatchState, keys: list[str]) -> None:
+    """Which of a batch's dedupe keys are stored already: one statement for the batch."""
+    keys = [k for k in dict.fromkeys(keys) if k not in batch.dupes]
+    for chunk in chunks(keys):
+        batch.dupes.update(conn.execute(_DUPLICATES, {"keys": chunk}).all())
+        batch.dupes_absent.update(k for k in chunk if k not in batch.dupes)
 
 
 def put_blob(conn: Connection, sha256: str, data: bytes) -> None:
@@ -36,7 +51,14 @@ def put_blob(conn: Connection, sha256: str, data: bytes) -> None:
 
 def add_thread_ref(conn: Connection, message_id: str, ticket_id: int) -> None:
     """A later mail referring to `message_id` belongs to this ticket."""
-    insert_ignore(conn, thread_refs, {"message_id": message_id[:998], "ticket_id": ticket_id})
+    row = {"message_id": message_id[:998], "ticket_id": ticket_id}
+    batch = current(conn)
+    if batch is None or not batch.known_ref(row["message_id"]):
+        insert_ignore(conn, thread_refs, row)  # unknown here: the database decides
+    elif row["message_id"] in batch.refs_absent:  # the first writer wins, as ON CONFLICT
+        batch.refs_absent.discard(row["message_id"])
+        batch.refs[row["message_id"]] = ticket_id
+        batch.defer(insert_ignore_stmt(conn.dialect.name, thread_refs), row)
 
 
 def add_article(
@@ -83,6 +105,10 @@ def add_article(
             "created_at": now,
         },
     ).scalar_one()
+    batch = current(conn)
+    if batch is not None and dedupe_key is not None:
+        batch.dupes[dedupe_key] = ticket_id
+        batch.dupes_absent.discard(dedupe_key)
     if message_id:
         add_thread_ref(conn, message_id, ticket_id)
     return int(aid)

@@ -11,6 +11,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from mailgate.db.models import AutoResponseLog
+from mailgate.store.batch import BatchState, chunks, current
 
 autoresponse_log: Table = AutoResponseLog.__table__  # type: ignore[assignment]
 
@@ -19,8 +20,25 @@ _LAST_AUTORESPONSE = select(autoresponse_log.c.last_sent_at).where(
 )
 
 
+_OF_SENDERS = select(
+    autoresponse_log.c.queue, autoresponse_log.c.sender, autoresponse_log.c.last_sent_at
+).where(autoresponse_log.c.sender.in_(bindparam("senders", expanding=True)))
+
+
 def last_autoresponse(conn: Connection, queue: str, sender: str) -> datetime | None:
+    batch = current(conn)
+    if batch is not None and sender in batch.senders_read:
+        return batch.autoresponses.get((queue, sender))
     return conn.execute(_LAST_AUTORESPONSE, {"queue": queue, "sender": sender}).scalar()
+
+
+def read_autoresponses(conn: Connection, batch: BatchState, senders: list[str]) -> None:
+    """When each of a batch's senders was last auto-responded to, by any queue: one read."""
+    senders = [s for s in dict.fromkeys(senders) if s and s not in batch.senders_read]
+    for chunk in chunks(senders):
+        for queue, sender, at in conn.execute(_OF_SENDERS, {"senders": chunk}):
+            batch.autoresponses[(queue, sender)] = at
+        batch.senders_read.update(chunk)
 
 
 @functools.cache
@@ -34,7 +52,11 @@ def _autoresponse_upsert(dialect: str) -> Any:
 
 
 def record_autoresponse(conn: Connection, queue: str, sender: str, now: datetime) -> None:
-    conn.execute(
-        _autoresponse_upsert(conn.dialect.name),
-        {"queue": queue, "sender": sender, "last_sent_at": now, "count": 1},
-    )
+    row = {"queue": queue, "sender": sender, "last_sent_at": now, "count": 1}
+    stmt = _autoresponse_upsert(conn.dialect.name)
+    batch = current(conn)
+    if batch is not None and sender in batch.senders_read:
+        batch.autoresponses[(queue, sender)] = now
+        batch.defer(stmt, row)  # rows run one by one in order: the count adds up
+    else:
+        conn.execute(stmt, row)

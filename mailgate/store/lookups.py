@@ -8,8 +8,9 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, select
 
 from mailgate.parse.message import Parsed
-from mailgate.pipeline.thread import ThreadLookups, TicketFacts, referenced_ids, tag_number
+from mailgate.pipeline.thread import ThreadLookups, TicketFacts, message_refs, tag_number
 from mailgate.store.articles import thread_refs
+from mailgate.store.batch import BatchState, chunks, current
 from mailgate.store.tickets import ticket_ccs, tickets
 
 _FACTS = (
@@ -54,13 +55,28 @@ _REFS = select(thread_refs.c.message_id, thread_refs.c.ticket_id).where(
 )
 
 
+def read_refs(conn: Connection, batch: BatchState, mids: list[str]) -> None:
+    """Which tickets a batch's Message-IDs belong to: one statement for the whole batch."""
+    mids = [m for m in dict.fromkeys(mids) if not batch.known_ref(m)]
+    for chunk in chunks(mids):
+        batch.refs.update(conn.execute(_REFS, {"mids": chunk}).all())
+        batch.refs_absent.update(m for m in chunk if m not in batch.refs)
+
+
+def _ref_tickets(conn: Connection, refs: list[str]) -> dict[str, int]:
+    batch = current(conn)
+    if batch is None:
+        return dict(conn.execute(_REFS, {"mids": refs}).all())
+    read_refs(conn, batch, refs)  # reads only what the batch did not read ahead
+    return {m: batch.refs[m] for m in refs if m in batch.refs}
+
+
 def thread_lookups(conn: Connection, p: Parsed) -> ThreadLookups:
     tag = tag_number(p.subject)
-    # its own Message-ID first: a known id re-sent with other content joins that ticket
-    refs = referenced_ids((p.message_id, *p.in_reply_to), p.references)
+    refs = message_refs(p)
     ref_tickets: list[int] = []
     if refs:
-        found = dict(conn.execute(_REFS, {"mids": list(refs[:100])}).all())
+        found = _ref_tickets(conn, refs)
         ref_tickets = [found[m] for m in refs if m in found]
     facts = ticket_facts(conn, ([tag] if tag else []) + ref_tickets)
     return ThreadLookups(

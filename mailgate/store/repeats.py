@@ -2,14 +2,31 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Select, bindparam, select
 
 from mailgate.store.articles import articles
 
 RECENT_LIMIT = 20
+
+
+@functools.cache
+def _recent(by_sender: bool, by_author: bool) -> Select[Any]:
+    """Built once per filter combination: building it per message cost more than running it."""
+    c = articles.c
+    q = select(c.body_text, c.verdict).where(
+        c.ticket_id == bindparam("ticket_id"),
+        c.kind == bindparam("kind"),
+        c.created_at >= bindparam("since"),
+    )
+    if by_sender:
+        q = q.where(c.from_addr == bindparam("from_addr"))
+    if by_author:
+        q = q.where(c.author == bindparam("author"))
+    return q.order_by(c.id.desc()).limit(RECENT_LIMIT)
 
 
 def recent_texts(
@@ -22,14 +39,7 @@ def recent_texts(
     author: str | None = None,
 ) -> list[tuple[str, dict[str, Any]]]:
     """(body, verdict) of the ticket's latest `kind` articles since `since`, newest first."""
-    q = select(articles.c.body_text, articles.c.verdict).where(
-        articles.c.ticket_id == ticket_id,
-        articles.c.kind == kind,
-        articles.c.created_at >= since,
-    )
-    if from_addr is not None:
-        q = q.where(articles.c.from_addr == from_addr)
-    if author is not None:
-        q = q.where(articles.c.author == author)
-    rows = conn.execute(q.order_by(articles.c.id.desc()).limit(RECENT_LIMIT)).all()
+    params = {"ticket_id": ticket_id, "kind": kind, "since": since}
+    params.update(from_addr=from_addr, author=author)
+    rows = conn.execute(_recent(from_addr is not None, author is not None), params).all()
     return [(r.body_text or "", r.verdict or {}) for r in rows]

@@ -11,7 +11,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 
 @functools.cache
-def _insert_ignore_stmt(dialect: str, table: Table) -> Any:
+def insert_ignore_stmt(dialect: str, table: Table) -> Any:
     ins = pg_insert if dialect == "postgresql" else sqlite_insert
     return ins(table).on_conflict_do_nothing()
 
@@ -22,4 +22,4 @@ def insert_ignore(
     """INSERT ... ON CONFLICT DO NOTHING on SQLite and PostgreSQL; returns the result."""
     if not rows:
         return None
-    return conn.execute(_insert_ignore_stmt(conn.dialect.name, table), rows)
+    return conn.execute(insert_ignore_stmt(conn.dialect.name, table), rows)

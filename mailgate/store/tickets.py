@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, Table, bindparam, case, delete, insert, update
 from sqlalchemy.sql.dml import Update
 
-from mailgate.agents.reply import new_text
+from mailgate.agents.reply import new_text as split_new_text
 from mailgate.db.models import Ticket, TicketCc, TicketLink, TicketQueue, TicketTag
 from mailgate.parse.message import Parsed
 from mailgate.pipeline.decide import Decision
@@ -195,7 +195,13 @@ def _customer_follow_up(conn: Connection, d: Decision, primary_queue: str, now: 
 
 
 def apply(
-    conn: Connection, d: Decision, p: Parsed, raw: bytes, now: datetime, ticket_queue: str = ""
+    conn: Connection,
+    d: Decision,
+    p: Parsed,
+    raw: bytes,
+    now: datetime,
+    ticket_queue: str = "",
+    new_text: str | None = None,  # reply.new_text(p.text) when known (computed ahead)
 ) -> Applied:
     """Store the message as an article on a new or existing ticket."""
     dup = find_duplicate(conn, d.dedupe_key)
@@ -214,7 +220,7 @@ def apply(
         ticket_id=tid,
         kind="inbound",
         body=p.text,
-        new_text=new_text(p.text),
+        new_text=split_new_text(p.text) if new_text is None else new_text,
         now=now,
         dedupe_key=d.dedupe_key,
         message_id=p.message_id,

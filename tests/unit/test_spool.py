@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
-from mailgate.spool import Envelope, Spool, SpoolLocked
+from mailgate.spool import Envelope, GroupFsync, Spool, SpoolLocked
 
 
 def test_put_claim_done(tmp_path):
@@ -113,3 +115,70 @@ def test_an_envelope_written_before_tracebacks_were_kept_still_reads(tmp_path):
     old = b'{"source": "smtp", "attempts": 1, "failures": [{"stage": "pipeline", "reason": "x"}]}'
     env = Envelope.from_json(old)
     assert env.tracebacks == () and env.failures[0]["stage"] == "pipeline"
+
+
+def _group(tmp_path, fail_first: bool = False):  # type: ignore[no-untyped-def]
+    """A GroupFsync whose fsync blocks until released, recording when each one began."""
+    started, release = threading.Semaphore(0), threading.Event()
+    calls: list[int] = []
+
+    def fsync(path) -> None:  # type: ignore[no-untyped-def]
+        calls.append(len(calls))
+        started.release()
+        release.wait()
+        if fail_first and len(calls) == 1:
+            raise OSError("injected fsync failure")
+
+    return GroupFsync(tmp_path, fsync), started, release, calls
+
+
+def test_writers_waiting_during_an_fsync_share_the_next_one(tmp_path):
+    group, started, release, calls = _group(tmp_path)
+    done: list[int] = []
+    first = threading.Thread(target=lambda: (group.sync(), done.append(0)))
+    first.start()
+    assert started.acquire(timeout=10)  # the first writer's fsync is running
+    others = [
+        threading.Thread(target=lambda i=i: (group.sync(), done.append(i))) for i in range(1, 9)
+    ]
+    for t in others:
+        t.start()
+    while group._asked < 9:  # every writer has renamed and is waiting
+        threading.Event().wait(0.001)
+    assert done == []  # nobody returns before an fsync that began after its rename
+    release.set()
+    for t in (first, *others):
+        t.join(10)
+    assert sorted(done) == list(range(9))
+    assert group.fsyncs == len(calls) == 2  # one for the first, one shared by the other 8
+
+
+def test_a_failed_fsync_covers_nobody(tmp_path):
+    group, started, release, calls = _group(tmp_path, fail_first=True)
+    errors: list[BaseException] = []
+
+    def put() -> None:
+        try:
+            group.sync()
+        except OSError as e:
+            errors.append(e)
+
+    first = threading.Thread(target=put)
+    first.start()
+    assert started.acquire(timeout=10)
+    second = threading.Thread(target=put)
+    second.start()
+    while group._asked < 2:
+        threading.Event().wait(0.001)
+    release.set()
+    first.join(10)
+    second.join(10)
+    assert len(errors) == 1  # the first writer's put fails: its source is not acknowledged
+    assert len(calls) == 2  # the second did its own fsync instead of trusting the failed one
+    assert group.fsyncs == 1
+
+
+def test_put_shares_the_directory_fsync(tmp_path):
+    s = Spool(tmp_path)
+    s.put(b"m", Envelope(source="pipe"))
+    assert s.incoming_sync.fsyncs == 1 and s.pending() == 1

@@ -1,0 +1,75 @@
+"""One optimistic batch's reads ahead and deferred writes, kept on the batch's connection.
+
+The worker opens a `BatchState` for the transaction of an optimistic batch
+(pipeline/worker.py). The batch's duplicate keys, thread references and auto-response
+times are then read with one statement each for the whole batch, and the writes nobody
+reads back inside the transaction except through this state (thread references, audit
+events, the auto-response log) are kept here and written with one executemany per
+statement just before the commit. What the batch writes is recorded here too, so a
+follow-up of a ticket created earlier in the same batch is threaded exactly.
+
+A batch redone with a SAVEPOINT per message runs without a state (every read and write
+goes straight to the database), because a message rolled back alone must not leave its
+writes in here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection
+
+_KEY = "mailgate.batch"
+
+
+@dataclass
+class BatchState:
+    # Message-ID -> ticket, as the database holds it once the deferred writes are flushed
+    refs: dict[str, int] = field(default_factory=dict)
+    refs_absent: set[str] = field(default_factory=set)  # not in the database, nor written
+    dupes: dict[str, int] = field(default_factory=dict)  # dedupe key -> its ticket
+    dupes_absent: set[str] = field(default_factory=set)
+    # (queue, sender) -> last auto-response (None: never), for the senders read ahead
+    autoresponses: dict[tuple[str, str], datetime | None] = field(default_factory=dict)
+    senders_read: set[str] = field(default_factory=set)
+    deferred: dict[Any, list[dict[str, Any]]] = field(default_factory=dict)  # stmt -> rows
+    statements: int = 0  # how many statements the flush ran (for the bench)
+
+    def defer(self, stmt: Any, row: dict[str, Any]) -> None:
+        self.deferred.setdefault(stmt, []).append(row)
+
+    def known_ref(self, message_id: str) -> bool:
+        return message_id in self.refs or message_id in self.refs_absent
+
+
+def chunks(items: list[str], size: int = 500) -> Iterable[list[str]]:
+    """Lists of at most `size`: an IN list stays under every database's parameter limit."""
+    return (items[i : i + size] for i in range(0, len(items), size))
+
+
+def current(conn: Connection) -> BatchState | None:
+    """The state of the batch running on `conn`, if it runs optimistically."""
+    return conn.info.get(_KEY)
+
+
+@contextmanager
+def batch_state(conn: Connection) -> Iterator[BatchState]:
+    """Keep a BatchState on `conn` for the block (the caller flushes it before commit)."""
+    state = BatchState()
+    conn.info[_KEY] = state
+    try:
+        yield state
+    finally:
+        conn.info.pop(_KEY, None)  # conn.info outlives the transaction (pooled connection)
+
+
+def flush(conn: Connection, state: BatchState) -> None:
+    """Write the deferred rows: one executemany per statement, in first-deferred order."""
+    for stmt, rows in state.deferred.items():
+        conn.execute(stmt, rows)
+        state.statements += 1
+    state.deferred.clear()
