@@ -20,6 +20,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "stats": ("stats", "counts of tickets, spool, shunt and outbox"),
     "keys": ("keys", "PGP keys of a queue: create, import, export, list"),
     "oauth2": ("oauth2", "OAuth2 for IMAP and the relay: authorize once"),
+    "addresses": ("addresses", "customer addresses that bounced: list, clear"),
+    "junk": ("junk", "quarantined bounces, auto-replies and spam: list, show, release"),
 }
 
 

@@ -12,7 +12,16 @@ from typing import Any
 
 from mailgate.config.errors import ConfigError
 
-MAILGATE_TABLES = ("mailgate", "listener", "relay", "worker", "governor")
+MAILGATE_TABLES = (
+    "mailgate",
+    "listener",
+    "relay",
+    "worker",
+    "governor",
+    "bounces",
+    "spam",
+    "authentication",
+)
 MAILGATE_KEYS = (
     "data_dir",
     "database_url",

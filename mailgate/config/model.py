@@ -8,6 +8,7 @@ from pathlib import Path
 
 from mailgate.config.governor import GovernorSettings
 from mailgate.config.imap import ImapSettings
+from mailgate.config.machine_mail import AuthenticationSettings, BounceSettings, SpamSettings
 from mailgate.config.pgp import PgpSettings
 from mailgate.config.schema import (
     Agent,
@@ -65,6 +66,9 @@ class Config:
     outbox_maildir: Path
     agents: tuple[Agent, ...] = ()
     governor: GovernorSettings = GovernorSettings()
+    bounces: BounceSettings = BounceSettings()
+    spam: SpamSettings = SpamSettings()
+    authentication: AuthenticationSettings = AuthenticationSettings()
 
     @property
     def secret_file(self) -> Path:

@@ -13,6 +13,7 @@ from pydantic import Field, field_validator, model_validator
 from mailgate.config.base import Address, Name, Strict, valid_address
 from mailgate.config.governor import GovernorSettings
 from mailgate.config.layout import DEFAULT_DATA_DIR, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_QUEUES_DIR
+from mailgate.config.machine_mail import AuthenticationSettings, BounceSettings, SpamSettings
 from mailgate.config.oauth2 import OAuth2Settings
 from mailgate.config.secrets import SecretRef
 
@@ -83,6 +84,9 @@ class MailgateFile(Strict):
     relay: RelaySettings = RelaySettings()
     worker: WorkerSettings = WorkerSettings()
     governor: GovernorSettings = GovernorSettings()
+    bounces: BounceSettings = BounceSettings()
+    spam: SpamSettings = SpamSettings()
+    authentication: AuthenticationSettings = AuthenticationSettings()
 
 
 class AutoResponseSettings(Strict):

@@ -8,6 +8,6 @@ with tables of its own puts them in a module `db/models_<topic>.py` built on
 
 from __future__ import annotations
 
-from mailgate.db import models
+from mailgate.db import models, models_addresses, models_junk  # noqa: F401 - tables
 
 metadata = models.Base.metadata

@@ -26,6 +26,7 @@ from mailgate.parse.message import Parsed, parse
 from mailgate.pgp.incoming import open_incoming
 from mailgate.pgp.keyring import Keyrings
 from mailgate.pgp.results import Opened
+from mailgate.pipeline import machine_mail
 from mailgate.pipeline.classify import Verdict, classify
 from mailgate.pipeline.decide import RUN_IS_LOOP, Decision, decide, run_length
 from mailgate.pipeline.outcome import Outcome, Rejected, StepFailed
@@ -88,6 +89,9 @@ def parse_step(ctx: Context, m: Message) -> None:
 
 def route_step(ctx: Context, m: Message) -> None:
     m.queues = route(m.entry.envelope, m.parsed, ctx.config)
+    verp = None if m.queues else machine_mail.verp_queue(ctx.config, m.entry.envelope, m.parsed)
+    if verp is not None:  # a bounce to a VERP address names no queue address
+        m.queues = (verp.name,)
     if not m.queues:
         rcpts = ", ".join(m.entry.envelope.rcpt_tos) or "none"
         raise Rejected("route", f"no queue for recipients ({rcpts}) or To/Cc headers")
@@ -119,6 +123,15 @@ def classify_step(ctx: Context, m: Message) -> None:
         raise Rejected("classify", "dropped as a mail loop: " + "; ".join(loops))
 
 
+def _incoming(m: Message) -> machine_mail.Incoming:
+    return machine_mail.Incoming(m.entry.envelope, m.parsed, m.raw, m.queues, m.now)
+
+
+def bounce_step(ctx: Context, m: Message) -> Outcome | None:
+    """A bounce or report ends here: a system article on its ticket, or quarantined."""
+    return machine_mail.handle_report(ctx.conn, ctx.config, _incoming(m), m.verdict)
+
+
 def thread_step(ctx: Context, m: Message) -> None:
     m.lookups = thread_lookups(ctx.conn, m.parsed)
     window = m.primary.close.reopen_window_days
@@ -135,6 +148,13 @@ def thread_step(ctx: Context, m: Message) -> None:
         since = m.now - timedelta(days=1)
         earlier = recent_texts(ctx.conn, tid, since, kind="inbound", from_addr=m.parsed.from_addr)
         m.run = run_length(m.parsed.text, [body for body, _ in earlier])
+
+
+def junk_step(ctx: Context, m: Message) -> Outcome | None:
+    """An auto-reply that belongs to no ticket opens none: quarantined with the reason."""
+    if m.choice.ticket_id is not None:
+        return None
+    return machine_mail.unthreaded_automatic(ctx.conn, _incoming(m), m.verdict)
 
 
 def autoresponse_step(ctx: Context, m: Message) -> None:
@@ -224,7 +244,9 @@ STEPS: tuple[tuple[str, Step], ...] = (
     ("pgp", pgp_step),
     ("agent", agent_step),
     ("classify", classify_step),
+    ("bounce", bounce_step),
     ("thread", thread_step),
+    ("junk", junk_step),
     ("autoresponse", autoresponse_step),
     ("decide", decide_step),
     ("store", store_step),

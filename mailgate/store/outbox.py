@@ -11,7 +11,8 @@ from sqlalchemy import Connection, Table, update
 from mailgate.config.governor import GovernorSettings
 from mailgate.db.models import OutboxRow
 from mailgate.outgoing.compose import Outgoing
-from mailgate.outgoing.governor import PASS, Mail, Verdict, check
+from mailgate.outgoing.governor import AUTOMATIC_KINDS, PASS, Mail, Verdict, check, paused
+from mailgate.store.addresses import paused_until
 from mailgate.store.articles import add_thread_ref
 from mailgate.store.send_log import counts_for, log_sends
 from mailgate.store.sql import insert_ignore
@@ -84,6 +85,10 @@ def _govern(
 ) -> Verdict:
     for address in out.rcpt_tos:
         mail = Mail(out.kind, address.lower(), out.ticket_id, queue)
+        until = paused_until(conn, mail.address) if out.kind in AUTOMATIC_KINDS else None
+        verdict = paused(mail, until, now)
+        if verdict.hold:
+            return verdict
         verdict = check(mail, counts_for(conn, mail, now, caps), caps)
         if verdict.hold:
             # once per cap, key and window, not once per message

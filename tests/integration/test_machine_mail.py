@@ -1,0 +1,211 @@
+"""Mail no person wrote, through a real daemon: every bounce and report of the corpus,
+rebuilt as a reply to our own acknowledgement (its real VERP envelope sender, its real
+Message-ID, its real recipient), lands on the right ticket by the expected method, opens
+no ticket and sends nothing; a hard bounce pauses the address and holds the next
+automatic mail to it."""
+
+from __future__ import annotations
+
+import re
+import smtplib
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from mailgate.bounces.dsn import read_report
+from mailgate.bounces.verp import verp_row
+from mailgate.cli.main import main as cli_main
+from mailgate.db.models import Article
+from mailgate.store.addresses import list_states
+from mailgate.store.junk import list_junk
+from tests.harness import load, message, outbox, running, tickets, wait_until, write_config
+from tests.servers import SmtpSink
+
+CORPUS = Path(__file__).parent.parent / "data" / "corpus" / "bounces_autoreplies"
+CUSTOMER = "carla@customers.example"
+# mail a person wrote, kept in the corpus folder by the heuristic that collected it
+NOT_REPORTS = {
+    "deltachat__ms_exchange_report_original_message.eml",  # the message an MDN answers
+    "flanker__long-links.eml",  # a person writing from a postmaster@ address
+}
+REPORTS = sorted(p.name for p in CORPUS.glob("*.eml") if p.name not in NOT_REPORTS)
+# how each report is matched when it comes back to the queue address without VERP (an
+# IMAP mailbox whose MTA keeps no Delivered-To): by the Message-ID it returns, else by its
+# recipient and time; "" = quarantined (it names neither)
+WITHOUT_VERP = {
+    "deltachat__dsn_relayed.eml": "message-id",
+    "deltachat__gmail_ndn.eml": "message-id",
+    "deltachat__gmail_ndn_group.eml": "message-id",
+    "deltachat__gmx_ndn.eml": "message-id",
+    "deltachat__ms_exchange_report_disposition_notification.eml": "message-id",  # In-Reply-To
+    "deltachat__ndn_with_attachment.eml": "message-id",
+    "deltachat__posteo_ndn.eml": "message-id",
+    "deltachat__testrun_ndn.eml": "message-id",
+    "deltachat__testrun_ndn_2.eml": "message-id",
+    "deltachat__tiscali_ndn.eml": "message-id",
+    "deltachat__tlsrpt.eml": "",  # a TLS report is about a domain, never a ticket
+    "deltachat__yahoo_ndn.eml": "message-id",
+    "flanker__bounce_broken-mime.eml": "recipient",
+    "flanker__bounce_delayed-broken.eml": "recipient",
+    "flanker__bounce_delayed.eml": "recipient",
+    "flanker__bounce_gmail-invalid-address.eml": "message-id",
+    "flanker__bounce_gmail-no-dns.eml": "recipient",
+    "flanker__bounce_mailbox-full.eml": "message-id",
+    "flanker__bounce_no-mx.eml": "message-id",
+    "flanker__bounce_office365.eml": "message-id",
+    "flanker__bounce_zed.eml": "message-id",
+    "flanker__complaints_aol.eml": "message-id",
+    "flanker__complaints_yahoo.eml": "message-id",
+    "flanker__disposition-notification.eml": "message-id",
+}
+_TOP_MID = re.compile(rb"^message-id:[^\n]*\n", re.IGNORECASE | re.MULTILINE)
+_IDS = re.compile(rb"^(?:in-reply-to|references):\s*(<[^>\s]+>)", re.IGNORECASE | re.MULTILINE)
+
+
+def rebuild(name: str, variant: str, *, to: str, message_id: str | None) -> bytes:
+    """The corpus file as a report about our mail: its failed recipient (and the returned
+    To) made our customer, its returned Message-IDs ours (when `message_id`), its own
+    Message-ID new (each variant is a message of its own)."""
+    raw = (CORPUS / name).read_bytes().replace(b"\r\n", b"\n")
+    report = read_report(raw)
+    assert report is not None, name
+    for addr in {*(r.address for r in report.recipients), *report.returned_to}:
+        raw = re.sub(re.escape(addr.encode()), CUSTOMER.encode(), raw, flags=re.IGNORECASE)
+    if message_id:
+        for old in {*report.returned_ids, *(m.decode() for m in _IDS.findall(raw))}:
+            raw = raw.replace(old.encode(), message_id.encode())
+    head, sep, body = raw.partition(b"\n\n")
+    head = _TOP_MID.sub(b"", head + b"\n").rstrip(b"\n")
+    mid = f"<{variant}.{name}@reports.example>".encode()
+    head = b"Message-ID: " + mid + b"\nX-Test-To: " + to.encode() + b"\n" + head
+    return head + sep + body
+
+
+# reports that name no recipient: found by VERP or Message-ID only
+NAME_NO_RECIPIENT = {
+    "deltachat__ms_exchange_report_disposition_notification.eml",
+    "deltachat__tlsrpt.eml",
+    "flanker__disposition-notification.eml",
+}
+
+
+def _variant(mid: str) -> tuple[str, str]:
+    m = re.fullmatch(r"<(\w+)\.(.+)@reports\.example>", mid)
+    assert m, mid
+    return m.group(1), m.group(2)
+
+
+def reports_on(engine, ticket_id: int) -> list[dict]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(Article.message_id, Article.verdict, Article.kind, Article.body_text).where(
+                Article.ticket_id == ticket_id, Article.kind == "system"
+            )
+        ).all()
+    return [{"mid": r.message_id, **r.verdict.get("report", {})} for r in rows if r.verdict]
+
+
+@pytest.fixture
+def cfg(tmp_path, smtp_sink: SmtpSink):
+    return load(write_config(tmp_path, relay_port=smtp_sink.port))
+
+
+def _first_ack(d, smtp_sink: SmtpSink):
+    d.send(message(sender=CUSTOMER, subject="My printer"), sender=CUSTOMER)
+    (ack,) = smtp_sink.wait_for(1, timeout=15)
+    (t,) = tickets(d.engine)
+    return t, ack
+
+
+def test_every_corpus_report_lands_on_its_ticket_by_the_expected_method(cfg, smtp_sink):
+    with running(cfg) as d:
+        t, ack = _first_ack(d, smtp_sink)
+        verp = ack.mail_from
+        (row,) = outbox(d.engine)
+        assert verp_row(cfg.secret, verp) == row.id and verp.startswith("bounces+")
+        ack_mid = ack.message["Message-ID"]
+        sent = 0
+        for name in REPORTS:
+            # 1. to the VERP address, as the MTA returns it
+            d.send(rebuild(name, "verp", to=verp, message_id=None), rcpts=[verp], sender="")
+            # 2. to the queue address (an IMAP setup), with our Message-ID in it
+            d.send(rebuild(name, "mid", to="support", message_id=ack_mid), sender="")
+            # 3. to the queue address, naming only the recipient our mail went to
+            d.send(rebuild(name, "rcpt", to="support", message_id=None), sender="")
+            sent += 3
+        wait_until(
+            lambda: len(reports_on(d.engine, t.id)) + len(_junk(d.engine)) >= sent,
+            60,
+            "every report stored",
+        )
+        got = {_variant(r["mid"]): r["method"] for r in reports_on(d.engine, t.id)}
+        junk = {j.message_id for j in _junk(d.engine)}
+        assert len(tickets(d.engine)) == 1  # not one new ticket
+        assert [r.kind for r in outbox(d.engine)] == ["ack"]  # not one mail in response
+    assert len(smtp_sink.messages) == 1
+    for name in REPORTS:
+        expect_verp = "" if name == "deltachat__tlsrpt.eml" else "verp"
+        assert got.get(("verp", name), "") == expect_verp, (name, junk)
+        assert got.get(("mid", name), "") == WITHOUT_VERP[name], (name, junk)
+        expect_rcpt = "" if name in NAME_NO_RECIPIENT else "recipient"
+        assert got.get(("rcpt", name), "") == expect_rcpt, (name, junk)
+    assert "<verp.deltachat__tlsrpt.eml@reports.example>" in junk
+
+
+def _junk(engine) -> list:
+    with engine.connect() as conn:
+        return list_junk(conn)
+
+
+def test_a_bounced_acknowledgement_pauses_the_address_and_holds_the_next_ack(
+    cfg, smtp_sink, capsys
+):
+    config = str(cfg.path)
+    with running(cfg) as d:
+        t, ack = _first_ack(d, smtp_sink)
+        bounce = rebuild("deltachat__posteo_ndn.eml", "verp", to=ack.mail_from, message_id=None)
+        d.send(bounce, rcpts=[ack.mail_from], sender="")
+        wait_until(lambda: _states(d.engine), 15, "the address state")
+        (state,) = _states(d.engine)
+        assert state.address == CUSTOMER and state.hard and state.status == "failing"
+        assert state.last_status == "5.0.0" and state.last_ticket_id == t.id
+        assert (state.paused_until - state.last_report_at).days == 30  # [bounces] default
+        # the customer writes again (a person: a new ticket), but the ack is held
+        d.send(message(sender=CUSTOMER, subject="Another problem"), sender=CUSTOMER)
+        wait_until(lambda: len(outbox(d.engine)) == 2, 15, "the second ack")
+        held = outbox(d.engine)[1]
+        assert held.kind == "ack" and held.status == "held"
+        assert "bounced; automatic mail to it paused until" in held.last_error
+        assert len(tickets(d.engine)) == 2
+        (note,) = reports_on(d.engine, t.id)
+        assert note["method"] == "verp" and note["kind"] == "bounce"
+        assert cli_main(["--config", config, "addresses", "list"]) == 0
+        assert CUSTOMER in capsys.readouterr().out
+        assert cli_main(["--config", config, "addresses", "clear", CUSTOMER]) == 0
+        assert not _states(d.engine)
+        assert cli_main(["--config", config, "addresses", "clear", CUSTOMER]) == 1
+        # cleared: the next automatic mail goes out again
+        d.send(message(sender=CUSTOMER, subject="Third problem"), sender=CUSTOMER)
+        wait_until(lambda: len(smtp_sink.messages) == 2, 15, "the third ack sent")
+    assert len(smtp_sink.messages) == 2  # the first and the third ack; the second held
+
+
+def test_a_delay_only_notes_and_a_forged_verp_address_is_refused(cfg, smtp_sink):
+    with running(cfg) as d:
+        t, ack = _first_ack(d, smtp_sink)
+        delay = rebuild("flanker__bounce_no-mx.eml", "verp", to=ack.mail_from, message_id=None)
+        d.send(delay, rcpts=[ack.mail_from], sender="")
+        wait_until(lambda: reports_on(d.engine, t.id), 15, "the delay noted")
+        with d.engine.connect() as conn:
+            (state,) = list_states(conn, failing_only=False)
+            assert not list_states(conn)  # noted, not failing
+        assert state.delays == 1 and state.bounces == 0 and state.paused_until is None
+        forged = ack.mail_from.replace(".", ".0", 1)  # a MAC that does not match
+        with pytest.raises(smtplib.SMTPRecipientsRefused):
+            d.send(delay, rcpts=[forged], sender="")
+
+
+def _states(engine) -> list:
+    with engine.connect() as conn:
+        return list_states(conn)
