@@ -186,3 +186,11 @@ def unthreaded_automatic(conn: Connection, mail: Incoming, verdict: Verdict) -> 
     category = "bounce" if verdict.bounce else "auto-reply"
     reason = "; ".join((*verdict.reasons, "thread: belongs to no ticket"))
     return quarantine(conn, mail, category, reason)
+
+
+def spam(conn: Connection, mail: Incoming, verdict: Verdict) -> Outcome | None:
+    """No ticket, acknowledgement or notification for what the spam filter calls spam."""
+    if not verdict.spam or is_released(conn, mail.parsed.raw_sha256):
+        return None
+    reasons = [r for r in verdict.reasons if r.startswith("spam:")]
+    return quarantine(conn, mail, "spam", "; ".join(reasons))

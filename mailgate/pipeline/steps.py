@@ -115,7 +115,9 @@ def agent_step(ctx: Context, m: Message) -> Outcome | None:
 
 
 def classify_step(ctx: Context, m: Message) -> None:
-    m.verdict = classify(m.parsed, ctx.our_addresses, ctx.config.main.hostname)
+    spam = ctx.config.spam
+    threshold = spam.score_threshold if spam.enabled else None
+    m.verdict = classify(m.parsed, ctx.our_addresses, ctx.config.main.hostname, threshold)
     if m.verdict.loop:
         # our own mail came back: never a ticket, an article or a mail; the shunt keeps it
         # with the reason (`mailgate shunt list`)
@@ -130,6 +132,11 @@ def _incoming(m: Message) -> machine_mail.Incoming:
 def bounce_step(ctx: Context, m: Message) -> Outcome | None:
     """A bounce or report ends here: a system article on its ticket, or quarantined."""
     return machine_mail.handle_report(ctx.conn, ctx.config, _incoming(m), m.verdict)
+
+
+def spam_step(ctx: Context, m: Message) -> Outcome | None:
+    """The spam filter in front said spam: quarantined, on a ticket or not."""
+    return machine_mail.spam(ctx.conn, _incoming(m), m.verdict)
 
 
 def thread_step(ctx: Context, m: Message) -> None:
@@ -245,6 +252,7 @@ STEPS: tuple[tuple[str, Step], ...] = (
     ("agent", agent_step),
     ("classify", classify_step),
     ("bounce", bounce_step),
+    ("spam", spam_step),
     ("thread", thread_step),
     ("junk", junk_step),
     ("autoresponse", autoresponse_step),

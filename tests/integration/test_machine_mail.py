@@ -209,3 +209,51 @@ def test_a_delay_only_notes_and_a_forged_verp_address_is_refused(cfg, smtp_sink)
 def _states(engine) -> list:
     with engine.connect() as conn:
         return list_states(conn)
+
+
+def test_spam_is_quarantined_then_released_by_command(cfg, smtp_sink, capsys):
+    config = str(cfg.path)
+    with running(cfg) as d:
+        t, _ack = _first_ack(d, smtp_sink)
+        spam = message(sender="pills@spam.example", subject="Cheap pills", extra="X-Spam-Flag: YES")
+        d.send(spam, sender="pills@spam.example")
+        # a follow-up on the ticket that the filter calls spam is not attached either
+        follow = message(
+            sender=CUSTOMER,
+            subject=f"Re: [support #{t.id}] My printer",
+            extra="X-Spamd-Result: default: True [16.20 / 15.00]",
+        )
+        d.send(follow, sender=CUSTOMER)
+        wait_until(lambda: len(_junk(d.engine)) == 2, 15, "both quarantined")
+        assert len(tickets(d.engine)) == 1 and len(tickets(d.engine)[0].articles) == 1
+        assert [r.kind for r in outbox(d.engine)] == ["ack"]
+        junk = {j.from_addr: j for j in _junk(d.engine)}
+        pills = junk["pills@spam.example"]
+        assert pills.category == "spam" and pills.reason == "spam: X-Spam-Flag: YES"
+        assert cli_main(["--config", config, "junk", "list"]) == 0
+        out = capsys.readouterr().out
+        assert f"{pills.id} spam" in out and "2 message(s)" in out
+        assert cli_main(["--config", config, "junk", "show", str(pills.id)]) == 0
+        assert "Cheap pills" in capsys.readouterr().out
+        assert cli_main(["--config", config, "junk", "release", str(pills.id)]) == 0
+        # the normal path: a ticket, and its acknowledgement
+        wait_until(lambda: len(tickets(d.engine)) == 2, 15, "the released mail's ticket")
+        wait_until(lambda: len(smtp_sink.messages) == 2, 15, "its acknowledgement")
+        assert tickets(d.engine)[1].requester_addr == "pills@spam.example"
+        assert len(_junk(d.engine)) == 1  # released mail leaves the list
+        assert cli_main(["--config", config, "junk", "show", "999"]) == 1
+
+
+def test_the_corpus_mail_a_person_wrote(cfg, smtp_sink):
+    """The two corpus files that are no reports: the message a read receipt answers is a
+    customer's mail (a ticket); a person writing from postmaster@ is quarantined by its
+    sender, with the reason, never a ticket."""
+    with running(cfg) as d:
+        for name in sorted(NOT_REPORTS):
+            d.send((CORPUS / name).read_bytes(), sender="")
+        wait_until(lambda: tickets(d.engine) and _junk(d.engine), 15, "both stored")
+        (t,) = tickets(d.engine)
+        (j,) = _junk(d.engine)
+    assert t.title == "Test message" and t.requester_addr == "alice@example.org"
+    assert j.category == "bounce" and "mailer daemon" in j.reason
+    assert j.subject == "Please enjoy this mega long link"

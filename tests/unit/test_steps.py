@@ -17,6 +17,7 @@ def test_the_steps_run_in_the_documented_order():
         "agent",
         "classify",
         "bounce",
+        "spam",
         "thread",
         "junk",
         "autoresponse",
