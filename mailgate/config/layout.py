@@ -39,6 +39,7 @@ QUEUE_KEYS = (
     "addresses",
     "subject_tag",
     "colleagues_may_follow_up",
+    "ack_unauthenticated",
     "from_name",
     "description",
     "autoresponse",

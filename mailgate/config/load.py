@@ -42,6 +42,7 @@ def _load_queue(path: Path, problems: list[str]) -> Queue | None:
         close=qf.close,
         source=path,
         colleagues_may_follow_up=qf.colleagues_may_follow_up,
+        ack_unauthenticated=qf.ack_unauthenticated,
         imap=sections.imap,
         pgp=sections.pgp,
         sla=sections.sla,

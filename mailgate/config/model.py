@@ -37,6 +37,7 @@ class Queue:
     close: CloseSettings
     source: Path
     colleagues_may_follow_up: bool = True
+    ack_unauthenticated: str = "budget"  # never | budget | always (docs/machine-mail.md)
     imap: ImapSettings | None = None
     pgp: PgpSettings | None = None
     sla: SlaSettings | None = None

@@ -136,6 +136,9 @@ class QueueFile(Strict):
     # a follow-up from the requester's own company domain joins the ticket (public mail
     # providers never count); false: only the requester, CCs and agents
     colleagues_may_follow_up: bool = True
+    # acknowledge a sender no trusted Authentication-Results authenticated: "never";
+    # "budget" (within the governor's per-queue acknowledgement budget); "always"
+    ack_unauthenticated: Literal["never", "budget", "always"] = "budget"
     from_name: str = ""
     description: str = ""
     autoresponse: AutoResponseSettings = AutoResponseSettings()

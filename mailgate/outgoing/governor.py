@@ -37,6 +37,7 @@ class Mail:
     address: str
     ticket_id: int | None
     queue: str = ""
+    budget: bool = True  # counts against the queue's ack budget (False: an authenticated sender)
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ def check(mail: Mail, counts: Counts, caps: GovernorSettings) -> Verdict:
     rules = (
         (
             "ack_per_queue_minute",
-            mail.kind == "ack",
+            mail.kind == "ack" and mail.budget,
             counts.acks_queue_minute,
             f"queue {mail.queue}",
         ),

@@ -37,6 +37,7 @@ class Decision:
     customer_activity: bool  # a human wrote: touches state, timestamps and assignment
     acknowledge: ResponseDecision
     reasons: tuple[str, ...]
+    auth: dict[str, object] | None = None  # SPF/DKIM/DMARC (parse/authentication.py)
 
 
 def body_digest(raw: bytes) -> str:
@@ -119,6 +120,7 @@ def decide(
     initial_priority: int,
     our_addresses: frozenset[str],
     run: int = 1,
+    auth: dict[str, object] | None = None,
 ) -> Decision:
     reasons = (*verdict.reasons, f"thread: {choice.reason}", f"ack: {acknowledge.reason}")
     key = dedupe_key(parsed, raw)
@@ -145,6 +147,7 @@ def decide(
             customer_activity=not inert,
             acknowledge=ResponseDecision(False, "follow-ups get no acknowledgement"),
             reasons=reasons,
+            auth=auth,
         )
     ticket = NewTicket(
         title=(parsed.subject or "(no subject)")[:500],
@@ -167,4 +170,5 @@ def decide(
         customer_activity=not verdict.automatic,
         acknowledge=acknowledge,
         reasons=reasons,
+        auth=auth,
     )

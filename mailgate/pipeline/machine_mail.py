@@ -21,6 +21,7 @@ from mailgate.bounces.match import Match, match
 from mailgate.bounces.report import Recipient, Report
 from mailgate.bounces.verp import is_verp_shaped
 from mailgate.config.model import Config, Queue
+from mailgate.parse.authentication import SenderAuth
 from mailgate.parse.message import Parsed
 from mailgate.pipeline.classify import Verdict
 from mailgate.pipeline.decide import dedupe_key
@@ -188,9 +189,13 @@ def unthreaded_automatic(conn: Connection, mail: Incoming, verdict: Verdict) -> 
     return quarantine(conn, mail, category, reason)
 
 
-def spam(conn: Connection, mail: Incoming, verdict: Verdict) -> Outcome | None:
-    """No ticket, acknowledgement or notification for what the spam filter calls spam."""
-    if not verdict.spam or is_released(conn, mail.parsed.raw_sha256):
+def spam(conn: Connection, mail: Incoming, verdict: Verdict, auth: SenderAuth) -> Outcome | None:
+    """No ticket, acknowledgement or notification for what the spam filter calls spam, or
+    for a From domain whose DMARC policy says reject and whose check failed."""
+    if not (verdict.spam or auth.dmarc_reject) or is_released(conn, mail.parsed.raw_sha256):
         return None
-    reasons = [r for r in verdict.reasons if r.startswith("spam:")]
-    return quarantine(conn, mail, "spam", "; ".join(reasons))
+    if verdict.spam:
+        reasons = [r for r in verdict.reasons if r.startswith("spam:")]
+        return quarantine(conn, mail, "spam", "; ".join(reasons))
+    why = f"dmarc: fail with policy reject for {mail.parsed.from_addr} (by {auth.authserv_id})"
+    return quarantine(conn, mail, "dmarc", why)

@@ -21,6 +21,7 @@ from mailgate.agents.notifications import notify_customer_mail
 from mailgate.autoresponse.policy import ResponseDecision, looks_like_reply, should_respond
 from mailgate.config.model import Config, Queue
 from mailgate.outgoing.customer_mails import ack as build_ack
+from mailgate.parse.authentication import SenderAuth, sender_auth
 from mailgate.parse.limits import ParseRejected
 from mailgate.parse.message import Parsed, parse
 from mailgate.pgp.incoming import open_incoming
@@ -68,6 +69,7 @@ class Message:
     primary: Queue = field(init=False)
     opened: Opened | None = field(init=False)
     verdict: Verdict = field(init=False)
+    auth: SenderAuth = field(init=False)
     lookups: ThreadLookups = field(init=False)
     choice: ThreadChoice = field(init=False)
     acknowledge: ResponseDecision = field(init=False)
@@ -118,6 +120,9 @@ def classify_step(ctx: Context, m: Message) -> None:
     spam = ctx.config.spam
     threshold = spam.score_threshold if spam.enabled else None
     m.verdict = classify(m.parsed, ctx.our_addresses, ctx.config.main.hostname, threshold)
+    trusted = ctx.config.authentication.trusted_authserv_ids
+    headers = m.parsed.header_all("authentication-results") if trusted else []
+    m.auth = sender_auth(headers, trusted, m.parsed.from_addr)
     if m.verdict.loop:
         # our own mail came back: never a ticket, an article or a mail; the shunt keeps it
         # with the reason (`mailgate shunt list`)
@@ -135,8 +140,9 @@ def bounce_step(ctx: Context, m: Message) -> Outcome | None:
 
 
 def spam_step(ctx: Context, m: Message) -> Outcome | None:
-    """The spam filter in front said spam: quarantined, on a ticket or not."""
-    return machine_mail.spam(ctx.conn, _incoming(m), m.verdict)
+    """The spam filter in front said spam, or DMARC failed with a reject policy: quarantined,
+    on a ticket or not."""
+    return machine_mail.spam(ctx.conn, _incoming(m), m.verdict, m.auth)
 
 
 def thread_step(ctx: Context, m: Message) -> None:
@@ -180,6 +186,10 @@ def autoresponse_step(ctx: Context, m: Message) -> None:
         now=m.now,
         reply=looks_like_reply(m.parsed),
     )
+    never = m.primary.ack_unauthenticated == "never"
+    if m.acknowledge.send and never and not m.auth.authenticated:
+        why = "sender not authenticated (ack_unauthenticated = never)"
+        m.acknowledge = ResponseDecision(False, why)
 
 
 def decide_step(ctx: Context, m: Message) -> None:
@@ -193,6 +203,7 @@ def decide_step(ctx: Context, m: Message) -> None:
         initial_priority=m.primary.priority.initial,
         our_addresses=ctx.our_addresses,
         run=m.run,
+        auth=m.auth.as_dict() if m.auth.authserv_id or m.auth.ignored else None,
     )
 
 
@@ -225,7 +236,9 @@ def ack_step(ctx: Context, m: Message) -> None:
     cfg = ctx.config
     out = build_ack(cfg, m.primary, m.applied.ticket_id, m.parsed, m.decision, m.now)
     deadline = m.now + timedelta(hours=cfg.relay.give_up_after_hours)
-    m.acked = add_outbox(ctx.conn, out, m.now, deadline, cfg.governor, m.primary.name)
+    # an authenticated sender is no forged one: not counted against the queue's ack budget
+    budget = not (m.auth.authenticated or m.primary.ack_unauthenticated == "always")
+    m.acked = add_outbox(ctx.conn, out, m.now, deadline, cfg.governor, m.primary.name, budget)
     if m.acked:
         record_autoresponse(ctx.conn, m.primary.name, m.parsed.from_addr, m.now)
 

@@ -42,13 +42,14 @@ def add_outbox(
     deadline: datetime,
     governor: GovernorSettings | None = None,
     queue: str = "",
+    budget: bool = True,
 ) -> bool:
     """Queue a message; False if one with this Message-ID is already queued (idempotent).
 
     With `governor`, a message over one of its caps is queued as `held` with the reason
     (outgoing/governor.py); it goes out only when released (`mailgate outbox release`).
     """
-    verdict = _govern(conn, out, now, governor, queue) if governor else PASS
+    verdict = _govern(conn, out, now, governor, queue, budget) if governor else PASS
     res = insert_ignore(
         conn,
         outbox,
@@ -81,10 +82,15 @@ _logged: dict[tuple[str, str], int] = {}  # (cap, key) -> the window last logged
 
 
 def _govern(
-    conn: Connection, out: Outgoing, now: datetime, caps: GovernorSettings, queue: str
+    conn: Connection,
+    out: Outgoing,
+    now: datetime,
+    caps: GovernorSettings,
+    queue: str,
+    budget: bool = True,
 ) -> Verdict:
     for address in out.rcpt_tos:
-        mail = Mail(out.kind, address.lower(), out.ticket_id, queue)
+        mail = Mail(out.kind, address.lower(), out.ticket_id, queue, budget)
         until = paused_until(conn, mail.address) if out.kind in AUTOMATIC_KINDS else None
         verdict = paused(mail, until, now)
         if verdict.hold:

@@ -257,3 +257,69 @@ def test_the_corpus_mail_a_person_wrote(cfg, smtp_sink):
     assert t.title == "Test message" and t.requester_addr == "alice@example.org"
     assert j.category == "bounce" and "mailer daemon" in j.reason
     assert j.subject == "Please enjoy this mega long link"
+
+
+@pytest.fixture
+def auth_cfg(tmp_path, smtp_sink: SmtpSink):
+    path = write_config(
+        tmp_path,
+        relay_port=smtp_sink.port,
+        main_extra='\n[authentication]\ntrusted_authserv_ids = ["mx.example.test"]\n',
+    )
+    support = path.parent / "queues" / "support.toml"
+    support.write_text('ack_unauthenticated = "never"\n' + support.read_text())
+    return load(path)
+
+
+TRUSTED_PASS = "Authentication-Results: mx.example.test; dmarc=pass header.from=customers.example"
+SPOOFED_PASS = "Authentication-Results: mx.evil.example; dmarc=pass header.from=customers.example"
+
+
+def test_authentication_results_only_from_the_trusted_server(auth_cfg, smtp_sink, capsys):
+    cases = [  # (sender, extra headers, subject)
+        ("plain@customers.example", "", "no header"),
+        ("spoofed@customers.example", SPOOFED_PASS, "spoofed pass"),
+        (
+            "spoofed-reject@customers.example",
+            "Authentication-Results: mx.evil.example; dmarc=fail (p=reject) header.from=x",
+            "spoofed reject",
+        ),
+        ("real@customers.example", TRUSTED_PASS, "trusted pass"),
+        (
+            "rejected@customers.example",
+            "Authentication-Results: mx.example.test; dmarc=fail (p=reject dis=none) "
+            "header.from=customers.example",
+            "trusted reject",
+        ),
+    ]
+    with running(auth_cfg) as d:
+        for sender, extra, subject in cases:
+            d.send(message(sender=sender, subject=subject, extra=extra), sender=sender)
+        wait_until(lambda: len(tickets(d.engine)) == 4 and _junk(d.engine), 15, "all stored")
+        ts = {t.title: t for t in tickets(d.engine)}
+        (rejected,) = _junk(d.engine)
+        acks = [r for r in outbox(d.engine) if r.kind == "ack"]
+        assert (
+            cli_main(
+                ["--config", str(auth_cfg.path), "tickets", "show", str(ts["spoofed pass"].id)]
+            )
+            == 0
+        )
+        shown = capsys.readouterr().out
+    # ack_unauthenticated = "never": only the sender the trusted server authenticated
+    assert [r.rcpt_tos for r in acks] == [["real@customers.example"]]
+    # the spoofed headers changed nothing: like the message without any header
+    for title in ("spoofed pass", "spoofed reject"):
+        assert ts[title].status == ts["no header"].status == "new"
+        assert ts[title].articles[0].verdict["auth"]["authenticated"] is False
+    assert ts["trusted pass"].articles[0].verdict["auth"] == {
+        "spf": "none",
+        "dkim": "none",
+        "dmarc": "pass",
+        "by": "mx.example.test",
+        "authenticated": True,
+    }
+    assert "no header" in ts and "auth" not in ts["no header"].articles[0].verdict
+    assert rejected.category == "dmarc" and rejected.from_addr == "rejected@customers.example"
+    assert "sender authentication: spf=none dkim=none dmarc=none" in shown
+    assert "ignored from mx.evil.example" in shown
