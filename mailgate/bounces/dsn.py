@@ -12,6 +12,7 @@ import re
 from email import message_from_bytes, policy
 from email.message import Message
 from email.parser import HeaderParser
+from email.utils import collapse_rfc2231_value
 
 from mailgate.bounces.report import Kind, Recipient, Report
 from mailgate.bounces.text_forms import looks_like_bounce, read_text_bounce
@@ -29,12 +30,23 @@ _MID = re.compile(r"^(?:original-)?message-id:\s*(<[^>\s]+>)", re.IGNORECASE | r
 _ADDR = re.compile(r"[^\s<>;,\"]+@[^\s<>;,\"]+")
 
 
+def _h(m: Message, name: str) -> str:
+    """A header as text: compat32 gives a Header object for undecodable bytes."""
+    v = m.get(name)
+    return "" if v is None else str(v)
+
+
 def _text(part: Message) -> str:
     payload = part.get_payload()
     if isinstance(payload, list):  # the stdlib splits message/* into sub-messages
         return "\n\n".join(p.as_string() for p in payload if isinstance(p, Message))
     data = part.get_payload(decode=True) or b""
-    return data.decode(part.get_content_charset() or "utf-8", "replace")
+    if not isinstance(data, bytes):
+        return str(data)
+    try:
+        return data.decode(part.get_content_charset() or "utf-8", "replace")
+    except LookupError:  # an unknown charset name
+        return data.decode("utf-8", "replace")
 
 
 def _blocks(text: str) -> list[Message]:
@@ -53,12 +65,12 @@ def _address(field: str) -> str:
 def _recipients(status_text: str) -> list[Recipient]:
     out = []
     for b in _blocks(status_text):
-        addr = _address(b.get("final-recipient", "") or b.get("original-recipient", ""))
+        addr = _address(_h(b, "final-recipient") or _h(b, "original-recipient"))
         if not addr:
             continue
-        action = (b.get("action", "") or "").strip().lower().split()[0:1]
-        status = _ENHANCED.search(b.get("status", "") or "")
-        diag = " ".join((b.get("diagnostic-code", "") or "").split())
+        action = _h(b, "action").strip().lower().split()[0:1]
+        status = _ENHANCED.search(_h(b, "status"))
+        diag = " ".join(_h(b, "diagnostic-code").split())
         act = action[0] if action and action[0] in _ACTION else "failed"
         out.append(
             Recipient(
@@ -81,11 +93,9 @@ def _returned(msg: Message, body: str) -> tuple[tuple[str, ...], tuple[str, ...]
                 headers.extend(_blocks(_text(part))[:1])
         elif ct in RETURNED_HEADER_TYPES:
             headers.extend(_blocks(_text(part))[:1])
-    ids = [h.get("message-id", "").strip() for h in headers]
+    ids = [_h(h, "message-id").strip() for h in headers]
     ids += _MID.findall(body)
-    to = [
-        a.lower() for h in headers for f in ("to", "cc") for a in _ADDR.findall(h.get(f, "") or "")
-    ]
+    to = [a.lower() for h in headers for f in ("to", "cc") for a in _ADDR.findall(_h(h, f))]
     clean = dict.fromkeys(i for i in ids if i.startswith("<") and i.endswith(">"))
     return tuple(clean), tuple(dict.fromkeys(a.strip("<>") for a in to))
 
@@ -97,7 +107,7 @@ def _body_text(raw: bytes) -> str:
 
 def _kind(msg: Message, types: set[str]) -> Kind | None:
     report_type = (
-        (msg.get_param("report-type") or "").lower()
+        collapse_rfc2231_value(msg.get_param("report-type") or "").lower()
         if msg.get_content_type() == "multipart/report"
         else ""
     )
@@ -123,9 +133,9 @@ def read_report(raw: bytes, *, bounce_hint: bool = False) -> Report | None:
     body = _body_text(raw.replace(b"\r\n", b"\n"))
     ids, to = _returned(msg, body)
     if kind is None:
-        if not (bounce_hint or looks_like_bounce(msg.get("subject", ""), body)):
+        if not (bounce_hint or looks_like_bounce(_h(msg, "subject"), body)):
             return None
-        return read_text_bounce(body, msg.get("subject", ""), ids, to)
+        return read_text_bounce(body, _h(msg, "subject"), ids, to)
     recipients: list[Recipient] = []
     for part in msg.walk():
         if part.get_content_type() in STATUS_TYPES:

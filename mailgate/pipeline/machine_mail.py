@@ -95,7 +95,7 @@ def _article_text(report: Report, m: Match, paused: list[str]) -> str:
 
 def quarantine(conn: Connection, mail: Incoming, category: str, reason: str) -> Outcome:
     p = mail.parsed
-    add_junk(
+    created = add_junk(
         conn,
         category=category,
         reason=reason,
@@ -108,7 +108,7 @@ def quarantine(conn: Connection, mail: Incoming, category: str, reason: str) -> 
         envelope=json.loads(mail.envelope.to_json()),
         now=mail.now,
     )
-    return Outcome(0, None, "junk", mail.queues, False)
+    return Outcome(0, None, "junk" if created else "duplicate", mail.queues, False)
 
 
 def handle_report(
@@ -135,6 +135,10 @@ def handle_report(
         window=timedelta(hours=config.bounces.match_window_hours),
     )
     m = match(found)
+    key = dedupe_key(p, raw)
+    dup = find_duplicate(conn, key) if m.matched else None
+    if dup is not None:  # processed before: the address was marked then
+        return Outcome(dup, None, "duplicate", queues, False)
     paused = []
     if m.matched or m.sent is not None:
         for r in _recipients(report, m) if report.kind in ("bounce", "delay") else []:
@@ -145,10 +149,6 @@ def handle_report(
     if not m.matched:
         return quarantine(conn, mail, "bounce", "; ".join(reasons))
     assert m.ticket_id is not None
-    key = dedupe_key(p, raw)
-    dup = find_duplicate(conn, key)
-    if dup is not None:
-        return Outcome(dup, None, "duplicate", queues, False)
     put_blob(conn, p.raw_sha256, raw)
     aid = add_article(
         conn,

@@ -31,9 +31,9 @@ def add_junk(
     queues: Sequence[str],
     envelope: dict[str, Any],
     now: datetime,
-) -> int:
-    """Quarantine a message (once per raw hash); its junk id."""
-    insert_ignore(
+) -> bool:
+    """Quarantine a message; False if it is there already (one row per raw hash)."""
+    res = insert_ignore(
         conn,
         junk,
         {
@@ -49,7 +49,7 @@ def add_junk(
             "raw": raw,
         },
     )
-    return int(conn.execute(select(junk.c.id).where(junk.c.raw_sha256 == raw_sha256)).scalar_one())
+    return res.rowcount > 0
 
 
 def is_released(conn: Connection, raw_sha256: str) -> bool:

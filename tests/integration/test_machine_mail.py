@@ -197,6 +197,10 @@ def test_a_delay_only_notes_and_a_forged_verp_address_is_refused(cfg, smtp_sink)
         delay = rebuild("flanker__bounce_no-mx.eml", "verp", to=ack.mail_from, message_id=None)
         d.send(delay, rcpts=[ack.mail_from], sender="")
         wait_until(lambda: reports_on(d.engine, t.id), 15, "the delay noted")
+        d.send(delay, rcpts=[ack.mail_from], sender="")  # the MTA delivers it again
+        wait_until(lambda: d.daemon.spool.pending() == 0, 15, "the spool drained")
+        wait_until(lambda: not list((cfg.spool_dir / "claimed").glob("*.eml")), 15, "claims")
+        assert len(reports_on(d.engine, t.id)) == 1  # one article, counted once
         with d.engine.connect() as conn:
             (state,) = list_states(conn, failing_only=False)
             assert not list_states(conn)  # noted, not failing
