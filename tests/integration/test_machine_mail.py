@@ -327,3 +327,24 @@ def test_authentication_results_only_from_the_trusted_server(auth_cfg, smtp_sink
     assert rejected.category == "dmarc" and rejected.from_addr == "rejected@customers.example"
     assert "sender authentication: spf=none dkim=none dmarc=none" in shown
     assert "ignored from mx.evil.example" in shown
+
+
+def test_the_agents_see_a_bounce_in_their_next_mail_about_the_ticket(tmp_path, smtp_sink):
+    notify = {"support": "[agent_mail]\nnotify = true\n"}
+    cfg = load(write_config(tmp_path, relay_port=smtp_sink.port, queue_extra=notify))
+    with running(cfg) as d:
+        d.send(message(sender=CUSTOMER, subject="My printer"), sender=CUSTOMER)
+        got = smtp_sink.wait_for(2, timeout=15)  # the ack and alice's notification
+        (ack,) = [m for m in got if m.rcpt_tos == [CUSTOMER]]
+        (t,) = tickets(d.engine)
+        bounce = rebuild("deltachat__gmail_ndn.eml", "verp", to=ack.mail_from, message_id=None)
+        d.send(bounce, rcpts=[ack.mail_from], sender="")
+        wait_until(lambda: reports_on(d.engine, t.id), 15, "the bounce stored")
+        assert len(outbox(d.engine)) == 2  # no mail of its own
+        reply = message(sender=CUSTOMER, subject=f"Re: [support #{t.id}] My printer")
+        d.send(reply, sender=CUSTOMER)
+        (note,) = smtp_sink.wait_for(3, timeout=15)[2:]
+    assert note.rcpt_tos == ["alice@example.test"]
+    body = note.message.get_body(("plain",)).get_content()
+    assert "| system | mailgate" in body and "Delivery report (bounce" in body
+    assert f"{CUSTOMER}: failed 5.1.1" in body
