@@ -23,6 +23,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "oauth2": ("oauth2", "OAuth2 for IMAP and the relay: authorize once"),
     "rules": ("rules", "routing rules: test what they would do with a message"),
     "queues": ("queues", "queues and their open tickets; retire a removed queue"),
+    "addresses": ("addresses", "customer addresses that bounced: list, clear"),
+    "junk": ("junk", "quarantined bounces, auto-replies and spam: list, show, release"),
 }
 
 

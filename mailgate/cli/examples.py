@@ -38,6 +38,13 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "agents": ("mailgate agents address alice support",),
     "agents address": ("mailgate agents address alice", "mailgate agents address alice support"),
     "stats": ("mailgate stats",),
+    "addresses": ("mailgate addresses list", "mailgate addresses clear carla@example.com"),
+    "addresses list": ("mailgate addresses list", "mailgate addresses list --json"),
+    "addresses clear": ("mailgate addresses clear carla@example.com",),
+    "junk": ("mailgate junk list", "mailgate junk release 12"),
+    "junk list": ("mailgate junk list", "mailgate junk list --all"),
+    "junk show": ("mailgate junk show 12",),
+    "junk release": ("mailgate junk release 12",),
     "rules": ("mailgate rules test message.eml",),
     "rules test": (
         "mailgate rules test message.eml",

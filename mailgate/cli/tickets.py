@@ -113,6 +113,7 @@ def _print_routing(s: Session, t: Ticket) -> None:
 
 
 def print_ticket(engine: Engine, ticket_id: int, show_secrets: bool = False) -> int:
+    from mailgate.parse.authentication import auth_line
     from mailgate.pgp.secrets import secret_lines, secrets_of
     from mailgate.pgp.verdicts import verdict_signature_lines
     from mailgate.store.satisfaction import of_ticket
@@ -172,6 +173,8 @@ def print_ticket(engine: Engine, ticket_id: int, show_secrets: bool = False) -> 
             for r in parts if show_secrets else ():
                 for line in secret_lines(r, with_text=True):
                     console.print(line, markup=False)
+            if verdict.get("auth"):
+                console.print("  " + auth_line(verdict), markup=False)
             reasons = verdict.get("reasons")
             if reasons:
                 console.print("  why: " + "; ".join(reasons), style="dim", markup=False)

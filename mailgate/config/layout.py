@@ -12,7 +12,18 @@ from typing import Any
 
 from mailgate.config.errors import ConfigError
 
-MAILGATE_TABLES = ("mailgate", "listener", "relay", "worker", "governor", "http", "report")
+MAILGATE_TABLES = (
+    "mailgate",
+    "listener",
+    "relay",
+    "worker",
+    "governor",
+    "http",
+    "report",
+    "bounces",
+    "spam",
+    "authentication",
+)
 MAILGATE_KEYS = (
     "data_dir",
     "database_url",
@@ -31,6 +42,7 @@ QUEUE_KEYS = (
     "addresses",
     "subject_tag",
     "colleagues_may_follow_up",
+    "ack_unauthenticated",
     "from_name",
     "description",
     "autoresponse",

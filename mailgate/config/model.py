@@ -8,6 +8,7 @@ from pathlib import Path
 
 from mailgate.config.governor import GovernorSettings
 from mailgate.config.imap import ImapSettings
+from mailgate.config.machine_mail import AuthenticationSettings, BounceSettings, SpamSettings
 from mailgate.config.pgp import PgpSettings
 from mailgate.config.report import ReportSettings
 from mailgate.config.rules import Rule
@@ -39,6 +40,7 @@ class Queue:
     close: CloseSettings
     source: Path
     colleagues_may_follow_up: bool = True
+    ack_unauthenticated: str = "budget"  # never | budget | always (docs/machine-mail.md)
     imap: ImapSettings | None = None
     pgp: PgpSettings | None = None
     sla: SlaSettings | None = None
@@ -72,6 +74,9 @@ class Config:
     http: HttpSettings = HttpSettings()
     report: ReportSettings = ReportSettings()
     warnings: tuple[str, ...] = ()  # not errors, but worth saying (check-config, start, reload)
+    bounces: BounceSettings = BounceSettings()
+    spam: SpamSettings = SpamSettings()
+    authentication: AuthenticationSettings = AuthenticationSettings()
 
     @property
     def secret_file(self) -> Path:

@@ -13,6 +13,7 @@ from pydantic import Field, field_validator, model_validator
 from mailgate.config.base import Address, Name, Strict, valid_address
 from mailgate.config.governor import GovernorSettings
 from mailgate.config.layout import DEFAULT_DATA_DIR, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_QUEUES_DIR
+from mailgate.config.machine_mail import AuthenticationSettings, BounceSettings, SpamSettings
 from mailgate.config.oauth2 import OAuth2Settings
 from mailgate.config.report import ReportSettings
 from mailgate.config.rules import Rule
@@ -106,6 +107,9 @@ class MailgateFile(Strict):
     governor: GovernorSettings = GovernorSettings()
     http: HttpSettings = HttpSettings()
     report: ReportSettings = ReportSettings()
+    bounces: BounceSettings = BounceSettings()
+    spam: SpamSettings = SpamSettings()
+    authentication: AuthenticationSettings = AuthenticationSettings()
 
 
 class AutoResponseSettings(Strict):
@@ -157,6 +161,9 @@ class QueueFile(Strict):
     # a follow-up from the requester's own company domain joins the ticket (public mail
     # providers never count); false: only the requester, CCs and agents
     colleagues_may_follow_up: bool = True
+    # acknowledge a sender no trusted Authentication-Results authenticated: "never";
+    # "budget" (within the governor's per-queue acknowledgement budget); "always"
+    ack_unauthenticated: Literal["never", "budget", "always"] = "budget"
     from_name: str = ""
     description: str = ""
     autoresponse: AutoResponseSettings = AutoResponseSettings()

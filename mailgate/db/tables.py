@@ -8,7 +8,13 @@ with tables of its own puts them in a module `db/models_<topic>.py` built on
 
 from __future__ import annotations
 
-from mailgate.db import models, models_rules, models_satisfaction
+from mailgate.db import (
+    models,
+    models_addresses,
+    models_junk,
+    models_rules,
+    models_satisfaction,
+)
 
 metadata = models.Base.metadata
-TABLE_MODULES = (models, models_rules, models_satisfaction)
+TABLE_MODULES = (models, models_addresses, models_junk, models_rules, models_satisfaction)

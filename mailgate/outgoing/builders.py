@@ -136,8 +136,8 @@ def customer_mail(
     """A mail to the requester (name, address) from the queue address; with `html` (the
     body as safe HTML, outgoing/html.py) also an HTML part showing inline images.
 
-    Automatic mail (`auto_submitted` other than "no") goes out with the null reverse-path;
-    a person's answer with the queue address.
+    Every mail's envelope sender is the queue address, which the sender turns into the
+    outbox row's VERP address (bounces/verp.py), so a bounce finds the mail it reports.
     """
     mid = stable_message_id(config.main.hostname, kind, *cause)
     fields = {
@@ -151,8 +151,7 @@ def customer_mail(
         "html": document(html) if html else "",
     }
     raw = _compose(config, queue, mid, now, thread, fields)
-    mail_from = queue.address if auto_submitted == "no" else ""
-    return Outgoing(kind, mail_from, (to[1], *cc), mid, raw, ticket_id)
+    return Outgoing(kind, queue.address, (to[1], *cc), mid, raw, ticket_id)
 
 
 def agent_mail(
@@ -202,7 +201,7 @@ def agent_mail(
         "html": document(text_block(REPLY_MARKER), html, text_block(footer)) if html else "",
     }
     raw = _compose(config, queue, mid, now, thread, fields)
-    return Outgoing(kind, "", (agent.address,), mid, raw, ticket_id or None)
+    return Outgoing(kind, queue.address, (agent.address,), mid, raw, ticket_id or None)
 
 
 def _compose(

@@ -22,7 +22,7 @@ class Outgoing:
     """One message for the outbox."""
 
     kind: str
-    mail_from: str  # envelope sender; "" is the null reverse-path for auto-responses
+    mail_from: str  # the queue address: the sender makes it the row's VERP address; "" null
     rcpt_tos: tuple[str, ...]
     message_id: str
     raw: bytes

@@ -8,6 +8,7 @@ holds names itself in the verdict; the row is kept with that reason (`status = h
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from mailgate.config.governor import GovernorSettings
 
@@ -36,6 +37,7 @@ class Mail:
     address: str
     ticket_id: int | None
     queue: str = ""
+    budget: bool = True  # counts against the queue's ack budget (False: an authenticated sender)
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,7 @@ def check(mail: Mail, counts: Counts, caps: GovernorSettings) -> Verdict:
     rules = (
         (
             "ack_per_queue_minute",
-            mail.kind == "ack",
+            mail.kind == "ack" and mail.budget,
             counts.acks_queue_minute,
             f"queue {mail.queue}",
         ),
@@ -91,3 +93,15 @@ def check(mail: Mail, counts: Counts, caps: GovernorSettings) -> Verdict:
                 True, cap, f"held by governor.{cap} = {limit} ({n} to {about} in the last {window})"
             )
     return PASS
+
+
+def paused(mail: Mail, until: datetime | None, now: datetime) -> Verdict:
+    """Hold automatic mail to an address that bounced, until its pause ends (store/addresses)."""
+    if mail.kind not in AUTOMATIC_KINDS or until is None or until <= now:
+        return PASS
+    return Verdict(
+        True,
+        "bounce_pause",
+        f"held: {mail.address} bounced; automatic mail to it paused until "
+        f"{until:%Y-%m-%d %H:%M} UTC (mailgate addresses clear {mail.address})",
+    )

@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, Engine, Row, update
 from sqlalchemy.exc import OperationalError
 
+from mailgate.bounces.verp import verp_address
 from mailgate.config.model import Config
 from mailgate.health import Health
 from mailgate.outgoing.claims import claim, claim_in, release_all
@@ -124,7 +125,9 @@ class Sender:
             return DeliveryResult.every(rcpts, ("554 " if wire.permanent else "451 ") + wire.error)
         if relay is None:
             return deliver_maildir(self.config.outbox_maildir, row.message_id, rcpts, wire.raw)
-        return relay.send(row.mail_from, rcpts, wire.raw)
+        # VERP: a bounce comes back to an address that names this row (bounces/verp.py)
+        mail_from = verp_address(self.config.secret, row.id, row.mail_from) if row.mail_from else ""
+        return relay.send(mail_from, rcpts, wire.raw)
 
     def _record_batch(
         self, rows: list[Row], results: list[DeliveryResult], next_limit: int = 0

@@ -1,4 +1,4 @@
-"""Classify a parsed message by its headers: loop, bounce, auto-reply, bulk/list. Pure.
+"""Classify a parsed message by its headers: loop, bounce, auto-reply, bulk/list, spam. Pure.
 
 Each rule appends a human-readable reason, as Mailman's rules do, so "why was this not
 answered?" has an answer stored with the article.
@@ -6,6 +6,7 @@ answered?" has an answer stored with the article.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -55,6 +56,7 @@ class Verdict:
     auto: bool  # auto-submitted: out-of-office, vacation, notification
     bulk: bool  # list or bulk mail
     reasons: tuple[str, ...]
+    spam: bool = False  # the filter in front says so: quarantined (pipeline/machine_mail.py)
 
     @property
     def automatic(self) -> bool:
@@ -121,6 +123,41 @@ def _bulk(p: Parsed, ours: frozenset[str], hostname: str) -> str | None:
     return None
 
 
+# rspamd's actions that mean spam (not "no action", "greylist" or "soft reject")
+RSPAMD_SPAM_ACTIONS = ("reject", "add header", "rewrite subject")
+_SCORE = re.compile(r"score=\s*(-?\d+(?:\.\d+)?)", re.IGNORECASE)
+_RSPAMD = re.compile(r"^\s*[\w-]+:\s*(true|false)\s*\[\s*(-?\d+(?:\.\d+)?)", re.IGNORECASE)
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text.strip().split()[0])
+    except (ValueError, IndexError):
+        return None
+
+
+def spam_reason(p: Parsed, threshold: float) -> str | None:
+    """The verdict of the spam filter in front (SpamAssassin's or rspamd's headers)."""
+    if p.header("x-spam-flag").strip().lower() == "yes":
+        return "X-Spam-Flag: YES"
+    status = p.header("x-spam-status").strip()
+    if status.lower().startswith("yes"):
+        return f"X-Spam-Status: {status[:80]}"
+    score = _number(p.header("x-spam-score"))
+    m = _SCORE.search(status)
+    if score is None and m:
+        score = float(m.group(1))
+    if score is not None and score >= threshold:
+        return f"spam score {score:g} >= spam.score_threshold {threshold:g}"
+    action = p.header("x-rspamd-action").strip().lower()
+    if action in RSPAMD_SPAM_ACTIONS:
+        return f"X-Rspamd-Action: {action}"
+    r = _RSPAMD.match(p.header("x-spamd-result"))
+    if r and (r.group(1).lower() == "true" or float(r.group(2)) >= threshold):
+        return f"X-Spamd-Result: {r.group(1)} [{r.group(2)}]"
+    return None
+
+
 RULES: tuple[tuple[str, Rule], ...] = (
     ("loop", _loop),
     ("bounce", _bounce),
@@ -129,7 +166,10 @@ RULES: tuple[tuple[str, Rule], ...] = (
 )
 
 
-def classify(p: Parsed, our_addresses: frozenset[str], hostname: str) -> Verdict:
+def classify(
+    p: Parsed, our_addresses: frozenset[str], hostname: str, spam_threshold: float | None = None
+) -> Verdict:
+    """`spam_threshold`: read the spam filter's verdict too (None: spam is not checked)."""
     hits: dict[str, bool] = {}
     reasons: list[str] = []
     for name, rule in RULES:
@@ -137,10 +177,14 @@ def classify(p: Parsed, our_addresses: frozenset[str], hostname: str) -> Verdict
         hits[name] = reason is not None
         if reason:
             reasons.append(f"{name}: {reason}")
+    spam = None if spam_threshold is None else spam_reason(p, spam_threshold)
+    if spam:
+        reasons.append(f"spam: {spam}")
     return Verdict(
         loop=hits["loop"],
         bounce=hits["bounce"],
         auto=hits["auto"],
         bulk=hits["bulk"],
         reasons=tuple(reasons),
+        spam=spam is not None,
     )

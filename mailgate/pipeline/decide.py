@@ -46,6 +46,7 @@ class Decision:
     acknowledge: ResponseDecision
     reasons: tuple[str, ...]
     rating: Rating | None = None  # the answer to the ticket's satisfaction survey
+    auth: dict[str, object] | None = None  # SPF/DKIM/DMARC (parse/authentication.py)
 
 
 def body_digest(raw: bytes) -> str:
@@ -130,6 +131,7 @@ def decide(
     run: int = 1,
     survey_ticket: int | None = None,
     routing: Routing = NO_ROUTING,
+    auth: dict[str, object] | None = None,
 ) -> Decision:
     """`routing` (the rules' result) and `initial_priority` apply to a new ticket only."""
     reasons = (*verdict.reasons, f"thread: {choice.reason}", f"ack: {acknowledge.reason}")
@@ -166,6 +168,7 @@ def decide(
             acknowledge=ResponseDecision(False, "follow-ups get no acknowledgement"),
             reasons=reasons,
             rating=rating,
+            auth=auth,
         )
     ticket = NewTicket(
         title=(parsed.subject or "(no subject)")[:500],
@@ -194,4 +197,5 @@ def decide(
         customer_activity=not verdict.automatic,
         acknowledge=acknowledge,
         reasons=reasons,
+        auth=auth,
     )

@@ -21,11 +21,13 @@ from mailgate.agents.notifications import notify_customer_mail
 from mailgate.autoresponse.policy import ResponseDecision, looks_like_reply, should_respond
 from mailgate.config.model import Config, Queue
 from mailgate.outgoing.customer_mails import ack as build_ack
+from mailgate.parse.authentication import SenderAuth, sender_auth
 from mailgate.parse.limits import ParseRejected
 from mailgate.parse.message import Parsed, parse
 from mailgate.pgp.incoming import open_incoming
 from mailgate.pgp.keyring import Keyrings
 from mailgate.pgp.results import Opened
+from mailgate.pipeline import machine_mail
 from mailgate.pipeline.classify import Verdict, classify
 from mailgate.pipeline.decide import RUN_IS_LOOP, Decision, decide, run_length
 from mailgate.pipeline.outcome import Outcome, Rejected, StepFailed
@@ -73,6 +75,7 @@ class Message:
     home: Queue = field(init=False)  # a new ticket's queue after the rules; else primary
     opened: Opened | None = field(init=False)
     verdict: Verdict = field(init=False)
+    auth: SenderAuth = field(init=False)
     lookups: ThreadLookups = field(init=False)
     choice: ThreadChoice = field(init=False)
     acknowledge: ResponseDecision = field(init=False)
@@ -103,6 +106,9 @@ def parse_step(ctx: Context, m: Message) -> None:
 
 def route_step(ctx: Context, m: Message) -> None:
     m.queues = route(m.entry.envelope, m.parsed, ctx.config)
+    verp = None if m.queues else machine_mail.verp_queue(ctx.config, m.entry.envelope, m.parsed)
+    if verp is not None:  # a bounce to a VERP address names no queue address
+        m.queues = (verp.name,)
     if not m.queues:
         rcpts = ", ".join(m.entry.envelope.rcpt_tos) or "none"
         raise Rejected("route", f"no queue for recipients ({rcpts}) or To/Cc headers")
@@ -126,12 +132,32 @@ def agent_step(ctx: Context, m: Message) -> Outcome | None:
 
 
 def classify_step(ctx: Context, m: Message) -> None:
-    m.verdict = classify(m.parsed, ctx.our_addresses, ctx.config.main.hostname)
+    spam = ctx.config.spam
+    threshold = spam.score_threshold if spam.enabled else None
+    m.verdict = classify(m.parsed, ctx.our_addresses, ctx.config.main.hostname, threshold)
+    trusted = ctx.config.authentication.trusted_authserv_ids
+    headers = m.parsed.header_all("authentication-results") if trusted else []
+    m.auth = sender_auth(headers, trusted, m.parsed.from_addr)
     if m.verdict.loop:
         # our own mail came back: never a ticket, an article or a mail; the shunt keeps it
         # with the reason (`mailgate shunt list`)
         loops = [r for r in m.verdict.reasons if r.startswith("loop:")]
         raise Rejected("classify", "dropped as a mail loop: " + "; ".join(loops))
+
+
+def _incoming(m: Message) -> machine_mail.Incoming:
+    return machine_mail.Incoming(m.entry.envelope, m.parsed, m.raw, m.queues, m.now)
+
+
+def bounce_step(ctx: Context, m: Message) -> Outcome | None:
+    """A bounce or report ends here: a system article on its ticket, or quarantined."""
+    return machine_mail.handle_report(ctx.conn, ctx.config, _incoming(m), m.verdict)
+
+
+def spam_step(ctx: Context, m: Message) -> Outcome | None:
+    """The spam filter in front said spam, or DMARC failed with a reject policy: quarantined,
+    on a ticket or not."""
+    return machine_mail.spam(ctx.conn, _incoming(m), m.verdict, m.auth)
 
 
 def thread_step(ctx: Context, m: Message) -> None:
@@ -175,6 +201,13 @@ def rules_step(ctx: Context, m: Message) -> None:
     m.home = ctx.config.queue(m.routing.queue) or m.primary
 
 
+def junk_step(ctx: Context, m: Message) -> Outcome | None:
+    """An auto-reply that belongs to no ticket opens none: quarantined with the reason."""
+    if m.choice.ticket_id is not None:
+        return None
+    return machine_mail.unthreaded_automatic(ctx.conn, _incoming(m), m.verdict)
+
+
 def autoresponse_step(ctx: Context, m: Message) -> None:
     sender = m.parsed.from_addr
     last = (
@@ -191,6 +224,10 @@ def autoresponse_step(ctx: Context, m: Message) -> None:
         now=m.now,
         reply=looks_like_reply(m.parsed),
     )
+    never = m.primary.ack_unauthenticated == "never"
+    if m.acknowledge.send and never and not m.auth.authenticated:
+        why = "sender not authenticated (ack_unauthenticated = never)"
+        m.acknowledge = ResponseDecision(False, why)
 
 
 def decide_step(ctx: Context, m: Message) -> None:
@@ -206,6 +243,7 @@ def decide_step(ctx: Context, m: Message) -> None:
         run=m.run,
         survey_ticket=m.survey.ticket_id if m.survey else None,
         routing=m.routing,
+        auth=m.auth.as_dict() if m.auth.authserv_id or m.auth.ignored else None,
     )
 
 
@@ -250,7 +288,9 @@ def ack_step(ctx: Context, m: Message) -> None:
     cfg = ctx.config
     out = build_ack(cfg, m.home, m.applied.ticket_id, m.parsed, m.decision, m.now)
     deadline = m.now + timedelta(hours=cfg.relay.give_up_after_hours)
-    m.acked = add_outbox(ctx.conn, out, m.now, deadline, cfg.governor, m.home.name)
+    # an authenticated sender is no forged one: not counted against the queue's ack budget
+    budget = not (m.auth.authenticated or m.home.ack_unauthenticated == "always")
+    m.acked = add_outbox(ctx.conn, out, m.now, deadline, cfg.governor, m.home.name, budget)
     if m.acked:
         record_autoresponse(ctx.conn, m.home.name, m.parsed.from_addr, m.now)
 
@@ -277,7 +317,10 @@ STEPS: tuple[tuple[str, Step], ...] = (
     ("pgp", pgp_step),
     ("agent", agent_step),
     ("classify", classify_step),
+    ("bounce", bounce_step),
+    ("spam", spam_step),
     ("thread", thread_step),
+    ("junk", junk_step),
     ("rules", rules_step),
     ("autoresponse", autoresponse_step),
     ("decide", decide_step),

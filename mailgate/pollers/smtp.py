@@ -19,6 +19,7 @@ from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, Session
 from aiosmtpd.smtp import Envelope as SmtpEnvelope
 
+from mailgate.bounces.verp import verp_row
 from mailgate.config.model import Config
 from mailgate.spool import Envelope, Spool
 
@@ -45,11 +46,17 @@ class IntakeHandler:
         address: str,
         rcpt_options: list[str],
     ) -> str:
-        if self.config.queue_for_address(address) is None:
+        if self.config.queue_for_address(address) is None and not self._our_verp(address):
             log.info("smtp: refused RCPT %s from %s: no such queue", address, session.peer)
             return f"550 5.1.1 <{address}>: no such mailbox here"
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK"
+
+    def _our_verp(self, address: str) -> bool:
+        """A bounce's recipient: the VERP address of one of our outbox rows (MAC checked)."""
+        domains = {q.address.rpartition("@")[2] for q in self.config.queues}
+        ours = address.lower().rpartition("@")[2] in domains
+        return ours and verp_row(self.config.secret, address) is not None
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: SmtpEnvelope) -> str:
         raw = envelope.original_content or b""

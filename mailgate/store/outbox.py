@@ -11,7 +11,8 @@ from sqlalchemy import Connection, Table, update
 from mailgate.config.governor import GovernorSettings
 from mailgate.db.models import OutboxRow
 from mailgate.outgoing.compose import Outgoing
-from mailgate.outgoing.governor import PASS, Mail, Verdict, check
+from mailgate.outgoing.governor import AUTOMATIC_KINDS, PASS, Mail, Verdict, check, paused
+from mailgate.store.addresses import paused_until
 from mailgate.store.articles import add_thread_ref
 from mailgate.store.send_log import counts_for, log_sends
 from mailgate.store.sql import insert_ignore
@@ -41,13 +42,14 @@ def add_outbox(
     deadline: datetime,
     governor: GovernorSettings | None = None,
     queue: str = "",
+    budget: bool = True,
 ) -> bool:
     """Queue a message; False if one with this Message-ID is already queued (idempotent).
 
     With `governor`, a message over one of its caps is queued as `held` with the reason
     (outgoing/governor.py); it goes out only when released (`mailgate outbox release`).
     """
-    verdict = _govern(conn, out, now, governor, queue) if governor else PASS
+    verdict = _govern(conn, out, now, governor, queue, budget) if governor else PASS
     res = insert_ignore(
         conn,
         outbox,
@@ -80,10 +82,19 @@ _logged: dict[tuple[str, str], int] = {}  # (cap, key) -> the window last logged
 
 
 def _govern(
-    conn: Connection, out: Outgoing, now: datetime, caps: GovernorSettings, queue: str
+    conn: Connection,
+    out: Outgoing,
+    now: datetime,
+    caps: GovernorSettings,
+    queue: str,
+    budget: bool = True,
 ) -> Verdict:
     for address in out.rcpt_tos:
-        mail = Mail(out.kind, address.lower(), out.ticket_id, queue)
+        mail = Mail(out.kind, address.lower(), out.ticket_id, queue, budget)
+        until = paused_until(conn, mail.address) if out.kind in AUTOMATIC_KINDS else None
+        verdict = paused(mail, until, now)
+        if verdict.hold:
+            return verdict
         verdict = check(mail, counts_for(conn, mail, now, caps), caps)
         if verdict.hold:
             # once per cap, key and window, not once per message

@@ -231,7 +231,7 @@ def apply(
         cc=p.cc,
         subject=p.subject,
         auto=not d.customer_activity,
-        verdict={"reasons": list(d.reasons)},
+        verdict={"reasons": list(d.reasons), **({"auth": d.auth} if d.auth else {})},
         defects=p.defects,
     )
     add_attachments(conn, aid, p.attachments, agent_only=False)

@@ -1,6 +1,7 @@
 """Our own fuzz test: deterministic, a few thousand cases; `make fuzz` runs more.
 
-Every case ends as an article, a duplicate, or a parse-step rejection (a reason, no
+Every case ends as an article, a quarantined message (junk), a duplicate, or a parse-step
+rejection (a reason, no
 retries): 0 shunted by a bug in a later step, 0 lost. Prints the time and peak RSS.
 """
 
@@ -15,6 +16,7 @@ import pytest
 from sqlalchemy import func, select
 
 from mailgate.db.models import Article
+from mailgate.db.models_junk import JunkMail
 from mailgate.spool import Envelope
 from tests.fuzz.cases import cases
 from tests.harness import load, offline, write_config
@@ -35,10 +37,17 @@ def test_fuzz_nothing_lost_nothing_shunted_by_a_bug(tmp_path):
     elapsed = time.monotonic() - started
     shunted = spool.shunted()
     with engine.connect() as conn:
-        # one inbound article per stored message (system notes, e.g. a loop's, come on top)
+        # one inbound article, report article (a bounce's, with its dedupe key) or junk row
+        # per stored message (system notes, e.g. a loop's, come on top)
         articles = conn.execute(
-            select(func.count()).select_from(Article).where(Article.kind == "inbound")
+            select(func.count())
+            .select_from(Article)
+            .where(
+                (Article.kind == "inbound")
+                | ((Article.kind == "system") & Article.dedupe_key.is_not(None))
+            )
         ).scalar_one()
+        articles += conn.execute(select(func.count()).select_from(JunkMail)).scalar_one()
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     reasons = Counter(e.envelope.failures[-1]["reason"].split(":")[0][:60] for e in shunted)
     print(

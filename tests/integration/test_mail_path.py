@@ -7,6 +7,8 @@ from email.utils import make_msgid
 
 import pytest
 
+from mailgate.bounces.verp import verp_row
+from mailgate.store.junk import list_junk
 from tests.harness import (
     article_count,
     load,
@@ -25,6 +27,11 @@ AGENTS = {"alice@example.test"}
 def to_customers(sink: SmtpSink) -> list:
     """What the relay got for customers (agents also get notifications)."""
     return [m for m in sink.messages if not set(m.rcpt_tos) & AGENTS]
+
+
+def junk_rows(engine) -> list:
+    with engine.connect() as conn:
+        return list_junk(conn)
 
 
 def acks(engine) -> list:
@@ -47,7 +54,8 @@ def test_new_ticket_and_ack_reach_the_relay(cfg, smtp_sink: SmtpSink):
     assert t.queue == "support" and t.status == "new" and t.priority == 50
     assert "der Drucker ist kaputt" in t.articles[0].body_text
     ack = [m for m in got if m.rcpt_tos == ["customer@example.com"]][0]
-    assert ack.mail_from in ("", "<>")  # null reverse-path: bounces of auto-replies go nowhere
+    # VERP (issue 11): a bounce of the acknowledgement comes back naming its outbox row
+    assert verp_row(cfg.secret, ack.mail_from) == acks(d.engine)[0].id
     assert ack.rcpt_tos == ["customer@example.com"]
     m = ack.message
     assert m["Subject"] == f"[support #{t.id}] Grüße: Drucker kaputt"
@@ -102,9 +110,12 @@ def test_auto_submitted_mail_gets_no_ack(cfg, smtp_sink: SmtpSink):
         d.send(message(sender="news@example.com", extra="List-Id: <news.example.com>"))
         d.send(message(sender="real@example.com"))
         smtp_sink.wait_for(1, timeout=15)
-        wait_until(lambda: len(tickets(d.engine)) == 4)
+        wait_until(lambda: len(tickets(d.engine)) == 3 and junk_rows(d.engine))
         rows = acks(d.engine)
+        (junk,) = junk_rows(d.engine)
     assert [r.rcpt_tos for r in rows] == [["real@example.com"]]
+    # an auto-reply that belongs to no ticket opens none (issue 11: it used to): quarantined
+    assert junk.from_addr == "ooo@example.com" and "Auto-Submitted" in junk.reason
 
 
 def test_two_queue_addresses_make_one_ticket_and_one_ack(cfg, smtp_sink: SmtpSink):

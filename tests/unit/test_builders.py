@@ -347,8 +347,9 @@ def test_customer_mail_comes_from_the_queue_and_carries_no_token(config: Config,
             assert tokens.token_mac(config.secret, agent, tid) not in out.raw.decode()
     assert REPLY_MARKER not in _body(m)
     assert out.ticket_id == 12 and out.rcpt_tos[0] == "carla@example.com"
-    # a person's answer has a return path; automatic mail the null one (RFC 3834)
-    assert out.mail_from == ("support@example.test" if auto_submitted == "no" else "")
+    # every mail's envelope sender is the queue address, made the row's VERP address by
+    # the sender so a bounce finds its ticket (issue 11; before, automatic mail had none)
+    assert out.mail_from == "support@example.test"
 
 
 @pytest.mark.parametrize("name", AGENT)
@@ -372,7 +373,7 @@ def test_agent_mail_carries_marker_footer_token_and_command_address(config: Conf
     assert m[LOOP_HEADER] == HOST
     assert m["From"].addresses[0].addr_spec == queue
     assert m["From"].addresses[0].display_name == "Example Support (mailgate)"
-    assert out.rcpt_tos == ("alice@example.test",) and out.mail_from == ""
+    assert out.rcpt_tos == ("alice@example.test",) and out.mail_from == queue
     assert "[support #12]" in m["Subject"]
 
 

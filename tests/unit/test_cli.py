@@ -39,6 +39,8 @@ def test_every_command_has_a_module_with_its_arguments():
             "report": ["--month", "2026-11"],
             "rules": ["test", "message.eml"],
             "queues": ["list"],
+            "addresses": ["list"],
+            "junk": ["list"],
         }.get(name, [])
         assert build_parser(name).parse_args(args).command == name
 

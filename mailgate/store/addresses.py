@@ -1,0 +1,92 @@
+"""Address state: a bounce marks an address failing and pauses automatic mail to it.
+
+Hard bounces pause longer than soft ones (`[bounces]`); `Action: delayed` is only noted.
+`outgoing/governor.paused` decides from `paused_until` what store/outbox.py holds.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection, Row, Table, delete, select, update
+
+from mailgate.bounces.report import Recipient
+from mailgate.config.machine_mail import BounceSettings
+from mailgate.db.models_addresses import AddressState
+from mailgate.store.sql import insert_ignore
+
+address_states: Table = AddressState.__table__  # type: ignore[assignment]
+
+
+def record_report(
+    conn: Connection,
+    r: Recipient,
+    ticket_id: int | None,
+    now: datetime,
+    settings: BounceSettings,
+) -> datetime | None:
+    """Note what a report says of one recipient; the pause it set (None for a delay)."""
+    address = r.address.lower()
+    insert_ignore(
+        conn,
+        address_states,
+        {
+            "address": address,
+            "status": "ok",
+            "hard": False,
+            "bounces": 0,
+            "delays": 0,
+            "last_report_at": now,
+            "last_status": "",
+            "last_diagnostic": "",
+        },
+    )
+    common = {
+        "last_report_at": now,
+        "last_status": r.status[:20],
+        "last_diagnostic": r.diagnostic[:2000],
+        "last_ticket_id": ticket_id,
+    }
+    where = address_states.c.address == address
+    if r.action != "failed":
+        conn.execute(
+            update(address_states).where(where).values(delays=address_states.c.delays + 1, **common)
+        )
+        return None
+    hours = settings.hard_pause_hours if r.hard else settings.soft_pause_hours
+    until = now + timedelta(hours=hours)
+    first = conn.execute(select(address_states.c.first_failed_at).where(where)).scalar()
+    conn.execute(
+        update(address_states)
+        .where(where)
+        .values(
+            status="failing",
+            hard=r.hard,
+            bounces=address_states.c.bounces + 1,
+            paused_until=until,
+            first_failed_at=first or now,
+            **common,
+        )
+    )
+    return until
+
+
+def paused_until(conn: Connection, address: str) -> datetime | None:
+    return conn.execute(
+        select(address_states.c.paused_until).where(
+            address_states.c.address == address.lower(), address_states.c.status == "failing"
+        )
+    ).scalar()
+
+
+def list_states(conn: Connection, *, failing_only: bool = True) -> list[Row]:
+    q = select(address_states).order_by(address_states.c.last_report_at.desc())
+    if failing_only:
+        q = q.where(address_states.c.status == "failing")
+    return list(conn.execute(q))
+
+
+def clear(conn: Connection, address: str) -> bool:
+    """Forget an address's failures (it was fixed); True if there was anything to clear."""
+    res = conn.execute(delete(address_states).where(address_states.c.address == address.lower()))
+    return res.rowcount > 0
