@@ -54,3 +54,14 @@ def setup_logging(level: str) -> None:
 
 def engine(cfg: Config) -> Engine:
     return db.connect(cfg.database_url)
+
+
+def actor_name() -> str:
+    """Who runs this command, for the audit log: the login name (or $USER)."""
+    import getpass
+
+    try:
+        actor = os.getlogin()
+    except OSError:
+        actor = os.environ.get("USER") or getpass.getuser()
+    return actor[:320]

@@ -1,5 +1,5 @@
-"""`mailgate tickets list|show`: tickets as rich tables; `show --secrets` prints decrypted
-PGP content and writes an audit event for it."""
+"""`mailgate tickets list|show|search`: tickets as rich tables; `show --secrets` prints
+decrypted PGP content and writes an audit event for it. `search` is cli/search.py."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from rich.table import Table
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from mailgate.cli.startup import engine, load_config
+from mailgate.cli import search
+from mailgate.cli.startup import actor_name, engine, load_config
 from mailgate.db.models import (
     OPEN_STATUSES,
     TICKET_STATUSES,
@@ -37,9 +38,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     ts = sub.add_parser("show")
     ts.add_argument("id", type=int)
     ts.add_argument("--secrets", action="store_true", help="show decrypted PGP content (audited)")
+    help_line = "find tickets (filters, full text, quick search); mass actions"
+    search.add_arguments(sub.add_parser("search", help=help_line))
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.action == "search":
+        return search.main(args)
     db = engine(load_config(args.config))
     if args.action == "list":
         print_ticket_list(db, queue=args.queue, status=args.status, limit=args.limit)
@@ -156,17 +161,11 @@ def print_ticket(engine: Engine, ticket_id: int, show_secrets: bool = False) -> 
                 markup=False,
             )
     if show_secrets:  # every look at decrypted content is on the record
-        import getpass
-        import os
         from datetime import UTC, datetime
 
         from mailgate.store.audit import audit
 
-        try:
-            actor = os.getlogin()
-        except OSError:
-            actor = os.environ.get("USER") or getpass.getuser()
         ids = [r.id for rows in secrets.values() for r in rows if r.ok]
         with engine.begin() as conn:
-            audit(conn, ticket_id, actor[:320], "secret-viewed", datetime.now(UTC), secrets=ids)
+            audit(conn, ticket_id, actor_name(), "secret-viewed", datetime.now(UTC), secrets=ids)
     return 0

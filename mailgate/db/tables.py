@@ -8,6 +8,8 @@ with tables of its own puts them in a module `db/models_<topic>.py` built on
 
 from __future__ import annotations
 
-from mailgate.db import models
+from mailgate.db import models, models_search
+
+SCHEMA_MODULES = (models, models_search)  # each adds its tables and indexes to the metadata
 
 metadata = models.Base.metadata
