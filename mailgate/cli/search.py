@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 from sqlalchemy import Connection, Engine
 
 from mailgate.cli.startup import actor_name, engine, load_config
@@ -195,7 +195,8 @@ def print_results(db: Engine, f: q.SearchFilter, limit: int, as_json: bool) -> N
         print(json.dumps({"count": total, "tickets": shown}, ensure_ascii=False, indent=1))
         return
     table = Table(
-        "id", "pri", "status", "queues", "assignee", "requester", "tags", "title", "created",
+        "id", "pri", "status", "queues", "assignee", "requester", "tags", "title",
+        Column("created", no_wrap=True),
         title=f"{total} ticket(s)" + (f", the first {len(rows)}" if total > len(rows) else ""),
     )  # fmt: skip
     for r in rows:
