@@ -129,7 +129,8 @@ def _fts_tickets(words: str, dialect: str, titles_only: bool) -> ColumnElement[b
     return or_(in_title, t.id.in_(select(a.ticket_id).where(a.id.in_(articles_matching))))
 
 
-def _sla(state: str) -> ColumnElement[bool]:
+def sla_condition(state: str) -> ColumnElement[bool]:
+    """Tickets in this SLA state (one of SLA_STATES), from the scheduler's ticket_sla."""
     t, s = Ticket.__table__.c, Sla.__table__.c
     breach_now = or_(
         s.res_breached_at.is_not(None),
@@ -201,7 +202,7 @@ def conditions(f: SearchFilter, dialect: str) -> list[ColumnElement[bool]]:
     where += _range(t.updated_at, f.updated_from, f.updated_to)
     where += _range(t.closed_at, f.closed_from, f.closed_to)
     if f.sla:
-        where.append(_sla(f.sla))
+        where.append(sla_condition(f.sla))
     if f.text:
         where.append(_fts_tickets(f.text, dialect, titles_only=False))
     if f.title:
