@@ -17,7 +17,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "shunt": ("shunt", "messages that could not be processed"),
     "outbox": ("outbox", "mail held back (governor caps, no SMTPUTF8): list, release, drop"),
     "agents": ("agents", "agent helpers"),
-    "stats": ("stats", "counts of tickets, spool, shunt and outbox"),
+    "stats": ("stats", "ticket statistics per queue; counts of tickets, spool, shunt, outbox"),
+    "import": ("import_mail", "an existing mbox or Maildir into a queue, through the spool"),
     "keys": ("keys", "PGP keys of a queue: create, import, export, list"),
     "oauth2": ("oauth2", "OAuth2 for IMAP and the relay: authorize once"),
 }

@@ -36,6 +36,7 @@ def test_every_command_has_a_module_with_its_arguments():
             "oauth2": ["authorize", "q"],
             "attachments": ["list", "1"],
             "outbox": ["list"],
+            "import": ["mbox", "old.mbox", "--queue", "q"],
         }.get(name, [])
         assert build_parser(name).parse_args(args).command == name
 
