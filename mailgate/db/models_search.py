@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from sqlalchemy import Index
 
-from mailgate.db.models import Ticket, TicketTag
+from mailgate.db.models import Ticket, TicketCc, TicketTag
 
 # SQLite: FTS5 tables over the text of articles (subject, body) and of tickets (title);
 # rowid = articles.id / tickets.id
@@ -30,8 +30,9 @@ PG_TICKETS_DOCUMENT = f"to_tsvector('{PG_TEXT_CONFIG}', coalesce(title, ''))"
 
 FULL_TEXT_NAMES = (ARTICLES_FTS, TICKETS_FTS, PG_ARTICLES_FTS_INDEX, PG_TICKETS_FTS_INDEX)
 
-# date ranges, the tag and category filters, and the monthly counts of `stats`
+# date ranges, the tag, category and CC filters, and the monthly counts of `stats`
 ix_tickets_created_at = Index("ix_tickets_created_at", Ticket.created_at)
 ix_tickets_closed_at = Index("ix_tickets_closed_at", Ticket.closed_at)
 ix_tickets_category = Index("ix_tickets_category", Ticket.category)
 ix_ticket_tags_tag = Index("ix_ticket_tags_tag", TicketTag.tag)
+ix_ticket_ccs_address = Index("ix_ticket_ccs_address", TicketCc.address)  # quick search

@@ -152,9 +152,10 @@ def sla_condition(state: str) -> ColumnElement[bool]:
 def _requester(value: str) -> ColumnElement[bool]:
     t = Ticket.__table__.c
     v = value.strip().lower()
+    # addresses are stored lower-cased (parse/addresses.py): a plain comparison uses the index
     if v.startswith("@") or "@" not in v:  # a whole domain, subdomains not included
-        return func.lower(t.requester_addr).like("%@" + v.lstrip("@"))
-    return func.lower(t.requester_addr) == v
+        return t.requester_addr.endswith("@" + v.lstrip("@"), autoescape=True)
+    return t.requester_addr == v
 
 
 def _range(
@@ -188,8 +189,8 @@ def conditions(f: SearchFilter, dialect: str) -> list[ColumnElement[bool]]:
         where.append(_requester(f.requester))
     if f.address:
         addr = f.address.strip().lower()
-        cc = select(tc.ticket_id).where(func.lower(tc.address) == addr)
-        where.append(or_(func.lower(t.requester_addr) == addr, t.id.in_(cc)))
+        cc = select(tc.ticket_id).where(tc.address == addr)
+        where.append(or_(t.requester_addr == addr, t.id.in_(cc)))
     for tag in f.tags:
         where.append(t.id.in_(select(tt.ticket_id).where(tt.tag == tag)))
     if f.category is not None:

@@ -28,6 +28,7 @@ _INDEXES = (
     ("ix_tickets_closed_at", "tickets", ["closed_at"]),
     ("ix_tickets_category", "tickets", ["category"]),
     ("ix_ticket_tags_tag", "ticket_tags", ["tag"]),
+    ("ix_ticket_ccs_address", "ticket_ccs", ["address"]),
 )
 
 
