@@ -137,3 +137,30 @@ def test_a_bad_date_is_a_usage_error(seeded, capsys):
     cfg, _ = seeded
     assert cli_main(["-c", str(cfg.path), "tickets", "search", "--created-from", "11/3"]) == 2
     assert "not a date" in capsys.readouterr().err
+
+
+def test_the_migration_indexes_the_rows_already_there(tmp_path, capsys):
+    from alembic import command
+
+    cfg = seeded_config(tmp_path)
+    engine = db.connect(cfg.database_url)
+    try:
+        alembic = db.alembic_config(cfg.database_url)
+        command.downgrade(alembic, "0006")  # a database from before the search
+        with engine.connect() as conn:
+            names = set(conn.scalars(text("SELECT name FROM sqlite_master")))
+        assert "articles_fts" not in names and "ix_tickets_created_at" not in names
+        seed(engine)
+        db.upgrade(engine)
+    finally:
+        engine.dispose()
+    assert search(cfg, capsys, "--text", "grinding") == [1]
+    assert search(cfg, capsys, "Server") == [5]
+
+
+def test_sqlite_ignores_accents(tmp_path, capsys):
+    cfg = seeded_config(tmp_path)
+    engine = db.connect(cfg.database_url)
+    seed(engine)
+    engine.dispose()
+    assert search(cfg, capsys, "--text", "cafe") == [4]
