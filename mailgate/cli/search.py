@@ -170,9 +170,12 @@ def _jsonable(value: Any) -> Any:
 
 def found(conn: Connection, f: q.SearchFilter, limit: int) -> tuple[int, list[dict[str, Any]]]:
     """How many tickets match, and the first `limit` of them with their queues and tags."""
-    dialect = conn.dialect.name
-    total = conn.execute(q.count_query(f, dialect)).scalar_one()
-    rows = [dict(r._mapping) for r in conn.execute(q.search_query(f, dialect, limit))]
+    query = q.search_query(f, conn.dialect.name, max(limit, 1))  # one row at least: the total
+    rows = [dict(r._mapping) for r in conn.execute(query)]
+    total = rows[0]["total"] if rows else 0
+    rows = rows[: max(limit, 0)]
+    for r in rows:
+        del r["total"]
     ids = [r["id"] for r in rows]
     queues_sql, tags_sql = q.queues_and_tags(ids)
     queues: dict[int, set[str]] = {}

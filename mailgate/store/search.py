@@ -212,19 +212,15 @@ def conditions(f: SearchFilter, dialect: str) -> list[ColumnElement[bool]]:
 
 
 def search_query(f: SearchFilter, dialect: str, limit: int | None = None) -> Select:
-    """Matching tickets' rows, highest priority first, then the oldest."""
+    """Matching tickets' rows, highest priority first, then the oldest; each row carries
+    `total`, the number of matches (one pass over them, not a second query)."""
     t = Ticket.__table__.c
     q = (
-        select(Ticket.__table__)
+        select(Ticket.__table__, func.count().over().label("total"))
         .where(*conditions(f, dialect))
         .order_by(t.priority.desc(), t.created_at, t.id)
     )
     return q if limit is None else q.limit(limit)
-
-
-def count_query(f: SearchFilter, dialect: str) -> Select:
-    t = Ticket.__table__.c
-    return select(func.count(t.id)).where(*conditions(f, dialect))
 
 
 def ids_query(f: SearchFilter, dialect: str) -> Select:
