@@ -12,7 +12,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ingest": ("ingest", "read one message on stdin into the spool (MTA pipe)"),
     "check-config": ("check_config", "validate the configuration"),
     "process": ("process", "process the spool once and send due mail, then exit"),
-    "tickets": ("tickets", "list or show tickets"),
+    "tickets": ("tickets", "list, show or search tickets; mass actions on a search"),
     "attachments": ("attachments", "list or get the attachments of a ticket's mail"),
     "shunt": ("shunt", "messages that could not be processed"),
     "outbox": ("outbox", "mail held back (governor caps, no SMTPUTF8): list, release, drop"),
