@@ -25,6 +25,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    union,
 )
 
 from mailgate.db.models import OPEN_STATUSES, Article, Ticket, TicketCc, TicketQueue, TicketTag
@@ -99,34 +100,34 @@ def pg_tsquery(words: str) -> str:
 
 
 def _fts_tickets(words: str, dialect: str, titles_only: bool) -> ColumnElement[bool]:
-    """Tickets whose title (or, unless titles_only, an article) holds every word."""
+    """Tickets whose title (or, unless titles_only, an article) holds every word: ticket
+    ids from the index(es), so each part is an index lookup (an OR would scan tickets)."""
     t, a = Ticket.__table__.c, Article.__table__.c
     if dialect == "postgresql":
         terms = pg_tsquery(words)
         if not terms:
             return false()
         query = func.to_tsquery(literal_column(f"'{PG_TEXT_CONFIG}'::regconfig"), terms)
-        in_title = literal_column(PG_TICKETS_DOCUMENT).op("@@")(query)
-        if titles_only:
-            return in_title
-        matching = select(a.ticket_id).where(literal_column(PG_ARTICLES_DOCUMENT).op("@@")(query))
-        return or_(in_title, t.id.in_(matching))
-    match = fts5_query(words)
-    if not match:
-        return false()
-    in_title = t.id.in_(
-        select(literal_column("rowid"))
-        .select_from(text(TICKETS_FTS))
-        .where(text(f"{TICKETS_FTS} MATCH :title_match").bindparams(title_match=match))
-    )
-    if titles_only:
-        return in_title
-    articles_matching = (
-        select(literal_column("rowid"))
-        .select_from(text(ARTICLES_FTS))
-        .where(text(f"{ARTICLES_FTS} MATCH :body_match").bindparams(body_match=match))
-    )
-    return or_(in_title, t.id.in_(select(a.ticket_id).where(a.id.in_(articles_matching))))
+        in_title = select(t.id).where(literal_column(PG_TICKETS_DOCUMENT).op("@@")(query))
+        in_articles = select(a.ticket_id).where(
+            literal_column(PG_ARTICLES_DOCUMENT).op("@@")(query)
+        )
+    else:
+        match = fts5_query(words)
+        if not match:
+            return false()
+        in_title = (
+            select(literal_column("rowid"))
+            .select_from(text(TICKETS_FTS))
+            .where(text(f"{TICKETS_FTS} MATCH :title_match").bindparams(title_match=match))
+        )
+        rowids = (
+            select(literal_column("rowid"))
+            .select_from(text(ARTICLES_FTS))
+            .where(text(f"{ARTICLES_FTS} MATCH :body_match").bindparams(body_match=match))
+        )
+        in_articles = select(a.ticket_id).where(a.id.in_(rowids))
+    return t.id.in_(in_title if titles_only else union(in_title, in_articles))
 
 
 def sla_condition(state: str) -> ColumnElement[bool]:
@@ -189,8 +190,9 @@ def conditions(f: SearchFilter, dialect: str) -> list[ColumnElement[bool]]:
         where.append(_requester(f.requester))
     if f.address:
         addr = f.address.strip().lower()
-        cc = select(tc.ticket_id).where(tc.address == addr)
-        where.append(or_(t.requester_addr == addr, t.id.in_(cc)))
+        as_requester = select(t.id).where(t.requester_addr == addr)
+        as_cc = select(tc.ticket_id).where(tc.address == addr)
+        where.append(t.id.in_(union(as_requester, as_cc)))
     for tag in f.tags:
         where.append(t.id.in_(select(tt.ticket_id).where(tt.tag == tag)))
     if f.category is not None:
