@@ -15,13 +15,16 @@ id queues          status   pri assignee requester           created     notes
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import Engine, insert
 
 from mailgate.config.model import Config
+from mailgate.db import engine as db
 from mailgate.db.models import Attachment, TicketSla
 from mailgate.store.articles import add_article, put_blob
 from mailgate.store.tickets import add_tags, insert_ticket, update_ticket
@@ -155,3 +158,13 @@ def seed(engine: Engine) -> list[int]:
 
 def seeded_config(root: Path, database_url: str = "") -> Config:
     return load(write_config(root, database_url=database_url))
+
+
+def seeded_database(request: pytest.FixtureRequest, root: Path) -> Iterator[tuple[Config, Engine]]:
+    """The body of a fixture parametrized "sqlite" / "postgresql": config and seeded engine."""
+    url = request.getfixturevalue("pg_url") if request.param == "postgresql" else ""
+    cfg = seeded_config(root, url)
+    engine = db.connect(cfg.database_url)
+    seed(engine)
+    yield cfg, engine
+    engine.dispose()

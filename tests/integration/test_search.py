@@ -12,17 +12,12 @@ from mailgate.cli.main import main as cli_main
 from mailgate.db import engine as db
 from mailgate.store.articles import add_article
 from mailgate.store.tickets import update_ticket
-from tests.seeded import NOW, seed, seeded_config
+from tests.seeded import NOW, seed, seeded_config, seeded_database
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def seeded(request, tmp_path):
-    url = request.getfixturevalue("pg_url") if request.param == "postgresql" else ""
-    cfg = seeded_config(tmp_path, url)
-    engine = db.connect(cfg.database_url)
-    seed(engine)
-    yield cfg, engine
-    engine.dispose()
+    yield from seeded_database(request, tmp_path)
 
 
 def search(cfg, capsys, *argv: str) -> list[int]:

@@ -9,9 +9,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from mailgate.cli.main import main as cli_main
-from mailgate.db import engine as db
 from mailgate.store.ticket_stats import ticket_stats
-from tests.seeded import NOW, seed, seeded_config
+from tests.seeded import NOW, seeded_database
 
 
 def figures(month, week, yesterday, today, unassigned, open_total, breached, by_status):
@@ -37,12 +36,7 @@ BY_HAND = {
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def seeded(request, tmp_path):
-    url = request.getfixturevalue("pg_url") if request.param == "postgresql" else ""
-    cfg = seeded_config(tmp_path, url)
-    engine = db.connect(cfg.database_url)
-    seed(engine)
-    yield cfg, engine
-    engine.dispose()
+    yield from seeded_database(request, tmp_path)
 
 
 def test_the_figures_equal_the_hand_count(seeded):
