@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import mailbox
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -14,18 +15,23 @@ from mailgate.db import engine as db
 from mailgate.db.models import Article, OutboxRow
 from tests.harness import load, message, tickets, write_config
 
-FIRST = message(sender="carla@example.com", subject="Printer broken", message_id="<m1@ex.com>")
+DAY = datetime(2026, 10, 5, 9, 0, tzinfo=UTC)
+FIRST = message(
+    sender="carla@example.com", subject="Printer broken", message_id="<m1@ex.com>", date=DAY
+)
 MAILS = [
-    FIRST,
+    # the reply first: a Maildir has no order, and an mbox may be appended to out of order
     message(
         sender="carla@example.com",
+        date=DAY + timedelta(hours=2),
         subject="Re: Printer broken",
         body="It still makes noise.\n",
         message_id="<m2@ex.com>",
         in_reply_to="<m1@ex.com>",
         references="<m1@ex.com>",
     ),
-    message(sender="bob@corp.example", subject="Invoice", message_id="<m3@ex.com>"),
+    FIRST,
+    message(sender="bob@corp.example", subject="Invoice", message_id="<m3@ex.com>", date=DAY),
     FIRST,  # the same message twice in one mailbox (a copy, a re-sent folder)
     b"From: dan@corp.example\r\nTo: support@example.test\r\nSubject: No id\r\n\r\nhello\r\n",
 ]
