@@ -44,6 +44,16 @@ SUBDIRS = ("tmp", "incoming", "claimed", "shunt")
 ORPHAN_GRACE_SECONDS = 10.0
 
 
+IMPORT_SOURCE = "import"  # `mailgate import`: "import", "import+ack", "import+ack+notify"
+
+
+def imported_with(envelope: Envelope, what: str, default: bool) -> bool:
+    """Whether mail that `mailgate import` spooled asked for `what` (ack, notify); for
+    mail from any other source, `default`."""
+    parts = envelope.source.split("+")
+    return what in parts[1:] if parts[0] == IMPORT_SOURCE else default
+
+
 class Envelope(NamedTuple):
     """How a message reached us: the SMTP envelope, or what the source knows."""
 

@@ -1,9 +1,16 @@
-"""`mailgate stats`: counts of tickets, articles, spool, shunt and outbox; then the running
+"""`mailgate stats`: the ticket statistics (received this month, week, yesterday, today;
+unassigned; open by queue and status; SLA breaches now: store/ticket_stats.py), then
+counts of tickets, articles, spool, shunt and outbox; then the running
 daemon's own figures (cli/stats_daemon.py)."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from rich.console import Console
 from rich.table import Table
@@ -11,21 +18,60 @@ from sqlalchemy import Engine, case, func, select
 
 from mailgate.cli.startup import engine, load_config
 from mailgate.cli.stats_daemon import print_daemon_section
-from mailgate.db.models import Article, OutboxRow, Ticket
+from mailgate.db.models import OPEN_STATUSES, Article, OutboxRow, Ticket
 from mailgate.spool import Spool
+from mailgate.store.ticket_stats import PERIODS, ticket_stats
 
 console = Console(highlight=False, soft_wrap=True)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """No options of its own."""
+    p.add_argument("--json", action="store_true", help="print the ticket statistics as JSON")
+    p.add_argument(
+        "--tz", default="UTC", help="where days and weeks begin, e.g. Europe/Berlin (default UTC)"
+    )
 
 
 def main(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
-    print_stats(engine(cfg), Spool(cfg.spool_dir))
+    try:
+        tz = ZoneInfo(args.tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        print(f"mailgate stats: unknown time zone {args.tz!r}", file=sys.stderr)
+        return 2
+    db = engine(cfg)
+    with db.connect() as conn:
+        figures = ticket_stats(conn, datetime.now(UTC), tz, tuple(q.name for q in cfg.queues))
+    if args.json:
+        print(json.dumps({"tickets": figures}, ensure_ascii=False, indent=1))
+        return 0
+    print_ticket_stats(figures)
+    print_stats(db, Spool(cfg.spool_dir))
     print_daemon_section(cfg)  # what only the running daemon knows (cli/stats_daemon.py)
     return 0
+
+
+def print_ticket_stats(figures: dict[str, Any]) -> None:
+    """H-Sphere's statistics table per queue and in total, and the open tickets by status."""
+    received = Table(
+        "queue", *PERIODS, "unassigned", "open", "SLA breached",
+        title=f"tickets received ({figures['timezone']}); open now",
+    )  # fmt: skip
+    by_status = Table("queue", *OPEN_STATUSES, title="open tickets by status")
+    rows = [*figures["queues"].items(), ("total", figures["total"])]
+    for name, f in rows:
+        style = "bold" if name == "total" else None
+        received.add_row(
+            name,
+            *(str(f["received"][p]) for p in PERIODS),
+            str(f["unassigned"]),
+            str(f["open_total"]),
+            str(f["sla_breached"]),
+            style=style,
+        )
+        by_status.add_row(name, *(str(f["open"].get(s, 0)) for s in OPEN_STATUSES), style=style)
+    console.print(received)
+    console.print(by_status)
 
 
 def print_stats(engine: Engine, spool: Spool) -> None:

@@ -1,5 +1,5 @@
-"""`mailgate tickets list|show`: tickets as rich tables; `show --secrets` prints decrypted
-PGP content and writes an audit event for it."""
+"""`mailgate tickets list|show|search`: tickets as rich tables; `show --secrets` prints
+decrypted PGP content and writes an audit event for it. `search` is cli/search.py."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from rich.console import Console
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from mailgate.cli import search
 from mailgate.cli.output import add_json_flag, bad_choice, print_json, print_table, table
-from mailgate.cli.startup import engine, load_config
+from mailgate.cli.startup import engine, load_config, operator_name
 from mailgate.db.models import (
     OPEN_STATUSES,
     TICKET_STATUSES,
@@ -38,9 +39,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     ts = sub.add_parser("show", help="one ticket: articles, attachments, outbox, audit log")
     ts.add_argument("id", type=int, help="ticket number")
     ts.add_argument("--secrets", action="store_true", help="show decrypted PGP content (audited)")
+    help_line = "find tickets (filters, full text, quick search); mass actions"
+    search.add_arguments(sub.add_parser("search", help=help_line))
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.action == "search":
+        return search.main(args)
     cfg = load_config(args.config)
     db = engine(cfg)
     if args.action == "list":
@@ -203,7 +208,6 @@ def print_ticket(engine: Engine, ticket_id: int, show_secrets: bool = False) -> 
     if show_secrets:  # every look at decrypted content is on the record
         from datetime import UTC, datetime
 
-        from mailgate.cli.startup import operator_name
         from mailgate.store.audit import audit
 
         ids = [r.id for rows in secrets.values() for r in rows if r.ok]

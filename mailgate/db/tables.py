@@ -14,7 +14,15 @@ from mailgate.db import (
     models_junk,
     models_rules,
     models_satisfaction,
+    models_search,
 )
 
 metadata = models.Base.metadata
-TABLE_MODULES = (models, models_addresses, models_junk, models_rules, models_satisfaction)
+TABLE_MODULES = (
+    models,
+    models_addresses,
+    models_junk,
+    models_rules,
+    models_satisfaction,
+    models_search,
+)

@@ -37,7 +37,7 @@ from mailgate.pipeline.thread import ThreadChoice, ThreadLookups, choose
 from mailgate.queues.routing import route
 from mailgate.queues.rules import NO_ROUTING, Routing, evaluate, initial_priority
 from mailgate.runtime import Clock, utcnow
-from mailgate.spool import SpoolEntry
+from mailgate.spool import SpoolEntry, imported_with
 from mailgate.store import pgp_secrets, satisfaction
 from mailgate.store import tickets as store
 from mailgate.store.articles import read_duplicates, system_article
@@ -228,6 +228,8 @@ def autoresponse_step(ctx: Context, m: Message) -> None:
     if m.acknowledge.send and never and not m.auth.authenticated:
         why = "sender not authenticated (ack_unauthenticated = never)"
         m.acknowledge = ResponseDecision(False, why)
+    if m.acknowledge.send and not imported_with(m.entry.envelope, "ack", default=True):
+        m.acknowledge = ResponseDecision(False, "imported from a mailbox (no --ack)")
 
 
 def decide_step(ctx: Context, m: Message) -> None:
@@ -298,6 +300,8 @@ def ack_step(ctx: Context, m: Message) -> None:
 def notify_step(ctx: Context, m: Message) -> None:
     if m.applied.article_id is None or not m.decision.customer_activity:
         return
+    if not imported_with(m.entry.envelope, "notify", default=True):
+        return  # an imported mailbox is history, not news for the agents
     notify_customer_mail(
         ctx.conn,
         ctx.config,

@@ -41,6 +41,7 @@ def test_every_command_has_a_module_with_its_arguments():
             "queues": ["list"],
             "addresses": ["list"],
             "junk": ["list"],
+            "import": ["mbox", "old.mbox", "--queue", "q"],
         }.get(name, [])
         assert build_parser(name).parse_args(args).command == name
 
