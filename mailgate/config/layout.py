@@ -12,7 +12,7 @@ from typing import Any
 
 from mailgate.config.errors import ConfigError
 
-MAILGATE_TABLES = ("mailgate", "listener", "relay", "worker", "governor")
+MAILGATE_TABLES = ("mailgate", "listener", "relay", "worker", "governor", "database")
 MAILGATE_KEYS = (
     "data_dir",
     "database_url",

@@ -97,6 +97,7 @@ def load(path: str | os.PathLike[str]) -> Config:
         listener=mf.listener,
         relay=mf.relay,
         governor=mf.governor,
+        database=mf.database,
         worker=mf.worker,
         queues=tuple(queues),
         data_dir=data_dir,

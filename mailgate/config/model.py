@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from mailgate.config.database import DatabaseSettings
 from mailgate.config.governor import GovernorSettings
 from mailgate.config.imap import ImapSettings
 from mailgate.config.pgp import PgpSettings
@@ -65,6 +66,7 @@ class Config:
     outbox_maildir: Path
     agents: tuple[Agent, ...] = ()
     governor: GovernorSettings = GovernorSettings()
+    database: DatabaseSettings = DatabaseSettings()
 
     @property
     def secret_file(self) -> Path:

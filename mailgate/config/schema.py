@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from mailgate.config.base import Address, Name, Strict, valid_address
+from mailgate.config.database import DatabaseSettings
 from mailgate.config.governor import GovernorSettings
 from mailgate.config.layout import DEFAULT_DATA_DIR, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_QUEUES_DIR
 from mailgate.config.oauth2 import OAuth2Settings
@@ -83,6 +84,7 @@ class MailgateFile(Strict):
     relay: RelaySettings = RelaySettings()
     worker: WorkerSettings = WorkerSettings()
     governor: GovernorSettings = GovernorSettings()
+    database: DatabaseSettings = DatabaseSettings()
 
 
 class AutoResponseSettings(Strict):

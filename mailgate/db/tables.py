@@ -8,6 +8,6 @@ with tables of its own puts them in a module `db/models_<topic>.py` built on
 
 from __future__ import annotations
 
-from mailgate.db import models
+from mailgate.db import models, models_leases  # noqa: F401 - registers the tables
 
 metadata = models.Base.metadata
