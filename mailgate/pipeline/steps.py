@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from mailgate.agents import handle as agent_mail
 from mailgate.agents.notifications import notify_customer_mail
@@ -255,7 +255,7 @@ class Pipeline:
         for name, step in STEPS:
             try:
                 ended = step(ctx, m)
-            except (Rejected, OperationalError):
+            except (Rejected, OperationalError, InterfaceError):
                 raise  # not mail, or the database is in trouble: the worker decides
             except Exception as e:
                 summary = f"{type(e).__name__}: {e}"

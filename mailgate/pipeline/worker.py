@@ -4,6 +4,12 @@ A batch of messages shares one database transaction (one durable commit). The ba
 optimistically without savepoints; when a message fails, the batch is rolled back and
 redone with a SAVEPOINT per message, so the failing one rolls back alone and is retried
 or shunted with the step and reason. Spool files are removed only after the commit.
+
+Several daemons on one database: the same message arriving at two of them meets the
+unique dedupe key (or another unique key) of the one that committed first; the redo tries
+that message once more in a fresh savepoint, which then sees the committed row and
+stores a duplicate. A lost database gives the batch back to the spool and is retried
+with backoff; `health` (mailgate/health.py) hears "database" failing and ok again.
 """
 
 from __future__ import annotations
@@ -17,10 +23,12 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 
 from mailgate.config.model import Config
 from mailgate.db.engine import DatabaseReplaced, FileIdentity
+from mailgate.db.watch import COMPONENT, error_line
+from mailgate.health import Health
 from mailgate.pipeline.outcome import Outcome, Rejected, StepFailed
 from mailgate.runtime import Backoff, wait_for_wake
 from mailgate.spool import Spool, SpoolEntry
@@ -76,6 +84,7 @@ class Worker:
         self.pipeline = pipeline
         self.db_file = FileIdentity(engine)
         self.halted = ""  # why the worker stopped committing (the database file was replaced)
+        self.health: Health | None = None  # told when the database fails and works again
 
     def process_batch(self, limit: int | None = None) -> BatchResult:
         """Claim up to `limit` messages and process them in one transaction."""
@@ -161,19 +170,30 @@ class Worker:
                     raw = self.spool.read(entry)
                     step = "pipeline"
                     if isolate:
-                        with conn.begin_nested():
-                            outcome = self.pipeline.process(conn, entry, raw)
+                        outcome = self._isolated(conn, entry, raw)
                     else:
                         outcome = self.pipeline.process(conn, entry, raw)
                     committed.append(entry)
                     outcomes.append((entry, outcome))
-                except OperationalError:
+                except (OperationalError, InterfaceError):
                     raise  # the database itself is in trouble: give the whole batch back
                 except Exception as e:  # noqa: BLE001 - a bug must not stop the worker
                     if not isolate:
                         raise _NeedsIsolation from e
                     failed.append(_failure(entry, step, e))
         return committed, failed, outcomes
+
+    def _isolated(self, conn: Connection, entry: SpoolEntry, raw: bytes) -> Outcome:
+        """One message in its own savepoint; once more after a unique-key conflict."""
+        try:
+            with conn.begin_nested():
+                return self.pipeline.process(conn, entry, raw)
+        except Exception as e:
+            if not _unique_conflict(e):
+                raise
+            log.info("message %s: met a row another daemon committed; again", entry.name)
+        with conn.begin_nested():  # now it sees that row: a duplicate, or a follow-up
+            return self.pipeline.process(conn, entry, raw)
 
     def drain(self) -> BatchResult:
         """Process until the spool is empty (tests, `mailgate process`, the bench)."""
@@ -203,6 +223,14 @@ class Worker:
             try:
                 r = await asyncio.to_thread(self.process_batch)
                 backoff.reset()
+                if r.handled and self.health is not None:
+                    self.health.succeeded(COMPONENT)
+            except (OperationalError, InterfaceError) as e:
+                # the database is away: the sources keep spooling; retry, catch up later
+                if self.health is not None:
+                    self.health.failed(COMPONENT, error_line(e))
+                await asyncio.sleep(backoff.next())
+                continue
             except DatabaseReplaced as e:
                 # one clear error; the sources keep spooling, the spool keeps every message
                 self.halted = str(e)
@@ -218,3 +246,8 @@ class Worker:
                 continue
             # the pipe and other processes write without waking us: look again after a while
             await wait_for_wake(wake, stop, idle_poll)
+
+
+def _unique_conflict(e: BaseException) -> bool:
+    """A unique key met (maybe wrapped by the pipeline in StepFailed)."""
+    return isinstance(e, IntegrityError) or isinstance(e.__cause__, IntegrityError)
