@@ -24,6 +24,8 @@ from mailgate.config import hmac_secret
 from mailgate.config import load as config_mod
 from mailgate.config.errors import ConfigError
 from mailgate.config.model import Config
+from mailgate.db import watch as db_watch
+from mailgate.health import Health
 from mailgate.outgoing.sender import Sender
 from mailgate.pgp.keyring import Keyrings
 from mailgate.pipeline.steps import Pipeline
@@ -47,6 +49,7 @@ class Daemon:
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     listen_port: int | None = None
     keyrings: Keyrings = field(default_factory=Keyrings)  # closed when serve() ends
+    health: Health = field(default_factory=Health)  # what each part last reported
     _handler: IntakeHandler | None = None
     _worker: Worker | None = None
     _sender: Sender | None = None
@@ -94,6 +97,7 @@ class Daemon:
         self._worker = Worker(
             cfg, self.engine, self.spool, Pipeline(cfg, self.clock, keyrings=self.keyrings)
         )
+        self._worker.health = self.health
         self._sender = Sender(cfg, self.engine, self.clock, keyrings=self.keyrings)
 
         def spooled() -> None:
@@ -118,6 +122,7 @@ class Daemon:
                 self._worker.run(self.stop, work_wake, on_batch=send_wake.set), name="worker"
             ),
             asyncio.create_task(self._sender.run(self.stop, send_wake), name="sender"),
+            asyncio.create_task(db_watch.watch(self.engine, self.health, self.stop), name="db"),
         ]
         tasks += self._optional_tasks(spooled)
         for t in tasks:

@@ -684,10 +684,17 @@ class Postgres:
     host: str = HOST
     user: str = "postgres"
 
-    def __init__(self, dbname: str = "mailgate", *, start: bool = True) -> None:
-        """Prepare the cluster (and start it unless start=False)."""
+    def __init__(
+        self, dbname: str = "mailgate", *, start: bool = True, durable: bool = False
+    ) -> None:
+        """Prepare the cluster (and start it unless start=False).
+
+        durable: fsync, synchronous_commit and full_page_writes on, as in production (the
+        benchmarks); the tests run without them.
+        """
         _check("postgres")
         self.dbname = dbname
+        self.durable = durable
         self.port = 0
         self.dir = ""
         self.pid: int | None = None
@@ -780,9 +787,9 @@ class Postgres:
             "listen_addresses": self.host,
             "port": str(port),
             "unix_socket_directories": self.sockdir,
-            "fsync": "off",
-            "synchronous_commit": "off",
-            "full_page_writes": "off",
+            "fsync": "on" if self.durable else "off",
+            "synchronous_commit": "on" if self.durable else "off",
+            "full_page_writes": "on" if self.durable else "off",
             "max_connections": "100",
             "shared_buffers": "32MB",
         }
@@ -864,6 +871,16 @@ class Postgres:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=10)
         self.pid = None
+
+    def pause(self) -> None:
+        """Stop the postmaster (immediate shutdown: clients see their connections cut) and
+        keep the cluster; `resume()` starts it again on the same port."""
+        self._halt()
+
+    def resume(self) -> None:
+        bindir = _pg_bindir()
+        assert bindir is not None and self.dir
+        self._launch(bindir, self.port)
 
     def stop(self) -> None:
         """Stop the postmaster (immediate shutdown) and delete the cluster directory."""

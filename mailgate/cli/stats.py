@@ -9,6 +9,9 @@ from rich.table import Table
 from sqlalchemy import Engine, case, func, select
 
 from mailgate.cli.startup import engine, load_config
+from mailgate.config.model import Config
+from mailgate.db import engine as db
+from mailgate.db import watch
 from mailgate.db.models import Article, OutboxRow, Ticket
 from mailgate.spool import Spool
 
@@ -21,8 +24,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
-    print_stats(engine(cfg), Spool(cfg.spool_dir))
+    spool = Spool(cfg.spool_dir)
+    if not print_database_state(cfg, spool):
+        return 1
+    print_stats(engine(cfg), spool)
     return 0
+
+
+def print_database_state(cfg: Config, spool: Spool) -> bool:
+    """Say whether the database answers; when not, what waits in the spool. True if it does."""
+    probe_engine = db.make_engine(cfg.database_url, cfg.database)
+    try:
+        reason = watch.probe(probe_engine)
+    finally:
+        probe_engine.dispose()
+    if reason is None:
+        console.print("database: ok")
+        return True
+    console.print(f"database: unreachable: {reason}")
+    console.print(f"spool waiting: {spool.pending()} (processed when the database is back)")
+    console.print(f"shunt: {len(spool.shunted())}")
+    return False
 
 
 def print_stats(engine: Engine, spool: Spool) -> None:
