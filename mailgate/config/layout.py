@@ -22,6 +22,7 @@ MAILGATE_KEYS = (
     "agents_file",
     "templates_dir",
     "secret",
+    "previous_secrets",
     "log_level",
 )
 LISTENER_KEYS = ("enabled", "host", "port", "mode", "max_message_bytes", "timeout_seconds")

@@ -21,7 +21,7 @@ from mailgate.config.schema import (
     RelaySettings,
     WorkerSettings,
 )
-from mailgate.config.secrets import read_hmac_secret
+from mailgate.config.secrets import read_hmac_secret, read_previous_secrets
 from mailgate.config.sla import SlaSettings
 
 
@@ -77,6 +77,12 @@ class Config:
     def secret(self) -> bytes:
         """The HMAC key of reply tokens, read at first use, never at load (ConfigError)."""
         return read_hmac_secret(self.main.secret, self.path, self.secret_file)
+
+    @cached_property
+    def accepted_secrets(self) -> tuple[bytes, ...]:
+        """Keys a reply token may be made with: the secret, then `previous_secrets` (rotation;
+        new tokens are always made with `secret`)."""
+        return (self.secret, *read_previous_secrets(self.main.previous_secrets, self.path))
 
     def agent(self, name: str) -> Agent | None:
         return next((a for a in self.agents if a.name == name), None)

@@ -75,6 +75,7 @@ class MainSettings(Strict):
     agents_file: str = "agents.toml"
     templates_dir: str = "../templates"
     secret: SecretRef | None = None  # None: generated in data_dir by `mailgate run`
+    previous_secrets: list[SecretRef] = []  # still accepted for tokens while rotating
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
 
