@@ -8,13 +8,14 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
 from mailgate.config.database import DatabaseSettings
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
+MIGRATION_LOCK = 0x6D676D6967726174  # pg_advisory_xact_lock key ("mgmigrat")
 
 
 def make_engine(url: str, settings: DatabaseSettings | None = None) -> Engine:
@@ -78,6 +79,9 @@ def upgrade(engine: Engine) -> None:
     """Bring the schema to every newest migration head (idempotent; safe on every start)."""
     cfg = alembic_config(engine.url.render_as_string(hide_password=False))
     with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            # daemons starting together: one migrates, the others wait and find it done
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK})
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "heads")
 

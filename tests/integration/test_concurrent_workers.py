@@ -109,3 +109,30 @@ def test_overlap_met_in_the_savepoint_pass_is_tried_once_more(tmp_path: Path, pg
     committed, failed, outcomes = _overlap(tmp_path, pg_url, isolate=True)
     assert failed == [] and len(committed) == 1
     assert outcomes[0][1].action == "duplicate"
+
+
+def test_daemons_starting_together_migrate_once(pg_url: str) -> None:
+    from mailgate.db import engine as db
+
+    start = threading.Barrier(3)
+    engines: list[Engine] = []
+    errors: list[BaseException] = []
+
+    def boot() -> None:
+        start.wait()
+        try:
+            engines.append(db.connect(pg_url))
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=boot, daemon=True) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert errors == [] and len(engines) == 3
+    with engines[0].connect() as conn:
+        heads = set(conn.scalars(text("SELECT version_num FROM alembic_version")))
+    assert "0007_leases" in heads
+    for e in engines:
+        e.dispose()
