@@ -51,6 +51,8 @@ def make_engine(url: str, settings: DatabaseSettings | None = None) -> Engine:
     connect_args: dict[str, object] = {}
     if u.get_backend_name() == "postgresql":
         connect_args = {
+            # pg_stat_activity and pg_locks name the daemon a session belongs to
+            "application_name": f"mailgate {s.node}" if s.node else "mailgate",
             "connect_timeout": s.connect_timeout_seconds,
             "keepalives": 1,
             "keepalives_idle": 30,
