@@ -36,6 +36,11 @@ from mailgate.spool import Spool, SpoolEntry
 log = logging.getLogger(__name__)
 
 
+# deadlock_detected, serialization_failure: another daemon's transaction won; go again
+CONFLICT_SQLSTATES = frozenset({"40P01", "40001"})
+CONFLICT_TRIES = 5
+
+
 class _NeedsIsolation(Exception):
     """A message failed in an optimistic batch: redo the batch with savepoints."""
 
@@ -95,7 +100,7 @@ class Worker:
             return result
         try:
             try:
-                done = self._transaction(entries, isolate=False)
+                done = self._optimistic(entries)
             except _NeedsIsolation:
                 done = None
             if done is None:  # outside the except: the redo's tracebacks carry no context
@@ -183,6 +188,21 @@ class Worker:
                     failed.append(_failure(entry, step, e))
         return committed, failed, outcomes
 
+    def _optimistic(
+        self, entries: list[SpoolEntry]
+    ) -> tuple[list[SpoolEntry], list[_Failure], list[tuple[SpoolEntry, Outcome]]]:
+        """The batch without savepoints; redone at once when PostgreSQL chose it as the
+        victim of a deadlock with another daemon's batch (the other one went through)."""
+        for attempt in range(CONFLICT_TRIES):
+            try:
+                return self._transaction(entries, isolate=False)
+            except OperationalError as e:
+                if _conflict_code(e) is None or attempt == CONFLICT_TRIES - 1:
+                    raise
+                log.info("worker: batch of %d met another daemon's (%s); again", len(entries),
+                         _conflict_code(e))  # fmt: skip
+        raise AssertionError("unreachable")
+
     def _isolated(self, conn: Connection, entry: SpoolEntry, raw: bytes) -> Outcome:
         """One message in its own savepoint; once more after a unique-key conflict."""
         try:
@@ -251,3 +271,8 @@ class Worker:
 def _unique_conflict(e: BaseException) -> bool:
     """A unique key met (maybe wrapped by the pipeline in StepFailed)."""
     return isinstance(e, IntegrityError) or isinstance(e.__cause__, IntegrityError)
+
+
+def _conflict_code(e: BaseException) -> str | None:
+    code = getattr(getattr(e, "orig", None), "sqlstate", None)
+    return code if code in CONFLICT_SQLSTATES else None
