@@ -136,3 +136,46 @@ def test_daemons_starting_together_migrate_once(pg_url: str) -> None:
     assert "0007_leases" in heads
     for e in engines:
         e.dispose()
+
+
+def test_a_batch_picked_as_deadlock_victim_is_redone(tmp_path: Path, pg_url: str) -> None:
+    """Daemon B's batch takes follow-ups to tickets 2 then 1 while another daemon's
+    transaction holds 1 and then wants 2: PostgreSQL breaks the deadlock by failing one of
+    them; B's batch, if it was the one, is redone and stores both follow-ups."""
+    from sqlalchemy.exc import OperationalError
+
+    (ea, sa, wa), (eb, sb, wb) = _node(tmp_path, "a", pg_url), _node(tmp_path, "b", pg_url)
+    for subject in ("one", "two"):
+        sa.put(message(subject=subject), Envelope(source="smtp", queue="support"))
+    assert wa.drain().stored == 2
+    with ea.connect() as conn:
+        t1, t2 = sorted(conn.scalars(select(Ticket.id)))
+    for tid in (t2, t1):
+        raw = message(subject=f"Re: [support #{tid}] more")
+        sb.put(raw, Envelope(source="smtp", queue="support"))
+    out: dict[str, object] = {}
+
+    def b() -> None:
+        try:
+            out["b"] = wb.process_batch()
+        except BaseException as e:  # noqa: BLE001 - reported below
+            out["b"] = e
+
+    bump = text("UPDATE tickets SET priority = priority WHERE id = :t")
+    with ea.connect() as conn:
+        tx = conn.begin()
+        conn.execute(bump, {"t": t1})
+        tb = threading.Thread(target=b)
+        tb.start()
+        wait_until(lambda: _blocked_on_a_lock(eb), 20, "daemon B waiting for ticket 1")
+        try:
+            conn.execute(bump, {"t": t2})  # waits for B: a deadlock, one of us is failed
+            tx.commit()
+        except OperationalError:
+            tx.rollback()
+    tb.join(60)
+    r = out["b"]
+    assert not isinstance(r, BaseException), r
+    assert r.stored == 2 and r.retried == 0  # type: ignore[attr-defined]
+    for e in (ea, eb):
+        e.dispose()
