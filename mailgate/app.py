@@ -26,6 +26,7 @@ from mailgate.config import hmac_secret
 from mailgate.config import load as config_mod
 from mailgate.config.errors import ConfigError
 from mailgate.config.model import Config
+from mailgate.db import watch as db_watch
 from mailgate.health import Health
 from mailgate.outgoing.sender import Sender
 from mailgate.outgoing.template_checks import template_problems
@@ -155,6 +156,7 @@ class Daemon:
                 self._worker.run(self.stop, work_wake, on_batch=send_wake.set), name="worker"
             ),
             asyncio.create_task(self._sender.run(self.stop, send_wake), name="sender"),
+            asyncio.create_task(db_watch.watch(self.engine, self.health, self.stop), name="db"),
         ]
         tasks += self._optional_tasks(spooled)
         for t in tasks:

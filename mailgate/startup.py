@@ -27,7 +27,9 @@ T = TypeVar("T")
 def open_stores(cfg: Config) -> tuple[Engine, Spool]:
     """The database (migrated) and the spool (locked, recovered); StartupError if not."""
     starting(f"data directory {cfg.data_dir}", _writable_dir, cfg.data_dir)
-    engine = starting("database " + _shown_url(cfg.database_url), db.connect, cfg.database_url)
+    engine = starting(
+        "database " + _shown_url(cfg.database_url), db.connect, cfg.database_url, cfg.database
+    )
     starting("queues", _no_orphaned_tickets, engine, cfg)
     spool = starting(f"spool {cfg.spool_dir}", Spool, cfg.spool_dir)
     starting(f"spool {cfg.spool_dir}", spool.lock)

@@ -697,8 +697,11 @@ class Postgres:
     def __init__(
         self, dbname: str = "mailgate", *, start: bool = True, durable: bool = False
     ) -> None:
-        """Prepare the cluster (and start it unless start=False); durable: fsync,
-        synchronous_commit and full_page_writes on, as a production server (benchmarks)."""
+        """Prepare the cluster (and start it unless start=False).
+
+        durable: fsync, synchronous_commit and full_page_writes on, as in production (the
+        benchmarks); the tests run without them.
+        """
         _check("postgres")
         self.dbname = dbname
         self.durable = durable
@@ -878,6 +881,16 @@ class Postgres:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=10)
         self.pid = None
+
+    def pause(self) -> None:
+        """Stop the postmaster (immediate shutdown: clients see their connections cut) and
+        keep the cluster; `resume()` starts it again on the same port."""
+        self._halt()
+
+    def resume(self) -> None:
+        bindir = _pg_bindir()
+        assert bindir is not None and self.dir
+        self._launch(bindir, self.port)
 
     def stop(self) -> None:
         """Stop the postmaster (immediate shutdown) and delete the cluster directory."""

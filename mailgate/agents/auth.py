@@ -43,6 +43,8 @@ class Directory(Protocol):
 
     @property
     def secret(self) -> bytes: ...
+    @property
+    def accepted_secrets(self) -> tuple[bytes, ...]: ...
     def agent_by_address(self, address: str) -> Agent | None: ...
     def queue_for_address(self, address: str) -> Queue | None: ...
 
@@ -77,7 +79,10 @@ def find_agent_reply(
         queue = directory.queue_for_address(ra.queue_address)
         if queue is None or ra.queue_address not in queue.addresses:
             continue
-        if tokens.verify(directory.secret, agent.name, ra.ticket_id, ra.mac):
+        if any(
+            tokens.verify(key, agent.name, ra.ticket_id, ra.mac)
+            for key in directory.accepted_secrets
+        ):
             valid.append((ra, queue))
     if not valid:
         log.info("mail from agent %s without a valid reply token: customer path", agent.name)

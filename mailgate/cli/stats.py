@@ -18,6 +18,9 @@ from sqlalchemy import Engine, case, func, select
 
 from mailgate.cli.startup import engine, load_config
 from mailgate.cli.stats_daemon import print_daemon_section
+from mailgate.config.model import Config
+from mailgate.db import engine as db
+from mailgate.db import watch
 from mailgate.db.models import OPEN_STATUSES, Article, OutboxRow, Ticket
 from mailgate.spool import Spool
 from mailgate.store.ticket_stats import PERIODS, ticket_stats
@@ -39,16 +42,39 @@ def main(args: argparse.Namespace) -> int:
     except (ZoneInfoNotFoundError, ValueError):
         print(f"mailgate stats: unknown time zone {args.tz!r}", file=sys.stderr)
         return 2
-    db = engine(cfg)
-    with db.connect() as conn:
+    spool = Spool(cfg.spool_dir)
+    if not print_database_state(cfg, spool, quiet=args.json):
+        return 1
+    database = engine(cfg)
+    with database.connect() as conn:
         figures = ticket_stats(conn, datetime.now(UTC), tz, tuple(q.name for q in cfg.queues))
     if args.json:
         print(json.dumps({"tickets": figures}, ensure_ascii=False, indent=1))
         return 0
     print_ticket_stats(figures)
-    print_stats(db, Spool(cfg.spool_dir))
+    print_stats(database, spool)
     print_daemon_section(cfg)  # what only the running daemon knows (cli/stats_daemon.py)
     return 0
+
+
+def print_database_state(cfg: Config, spool: Spool, *, quiet: bool = False) -> bool:
+    """Say whether the database answers; when not, what waits in the spool. True if it does.
+
+    `quiet` (for --json): nothing printed when it answers, and the trouble on stderr."""
+    probe_engine = db.make_engine(cfg.database_url, cfg.database)
+    try:
+        reason = watch.probe(probe_engine)
+    finally:
+        probe_engine.dispose()
+    if reason is None:
+        if not quiet:
+            console.print("database: ok")
+        return True
+    out = Console(stderr=True, highlight=False) if quiet else console
+    out.print(f"database: unreachable: {reason}", markup=False)
+    out.print(f"spool waiting: {spool.pending()} (processed when the database is back)")
+    out.print(f"shunt: {len(spool.shunted())}")
+    return False
 
 
 def print_ticket_stats(figures: dict[str, Any]) -> None:

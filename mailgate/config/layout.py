@@ -23,6 +23,7 @@ MAILGATE_TABLES = (
     "bounces",
     "spam",
     "authentication",
+    "database",
 )
 MAILGATE_KEYS = (
     "data_dir",
@@ -33,6 +34,7 @@ MAILGATE_KEYS = (
     "agents_file",
     "templates_dir",
     "secret",
+    "previous_secrets",
     "log_level",
     "watch_config",
 )

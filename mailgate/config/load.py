@@ -132,6 +132,7 @@ def load(path: str | os.PathLike[str]) -> Config:
         bounces=mf.bounces,
         spam=mf.spam,
         authentication=mf.authentication,
+        database=mf.database,
         worker=mf.worker,
         queues=tuple(queues),
         data_dir=data_dir,

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from mailgate.config.database import DatabaseSettings
 from mailgate.config.governor import GovernorSettings
 from mailgate.config.imap import ImapSettings
 from mailgate.config.machine_mail import AuthenticationSettings, BounceSettings, SpamSettings
@@ -24,7 +25,7 @@ from mailgate.config.schema import (
     RelaySettings,
     WorkerSettings,
 )
-from mailgate.config.secrets import read_hmac_secret
+from mailgate.config.secrets import read_hmac_secret, read_previous_secrets
 from mailgate.config.sla import SlaSettings
 
 
@@ -77,6 +78,7 @@ class Config:
     bounces: BounceSettings = BounceSettings()
     spam: SpamSettings = SpamSettings()
     authentication: AuthenticationSettings = AuthenticationSettings()
+    database: DatabaseSettings = DatabaseSettings()
 
     @property
     def secret_file(self) -> Path:
@@ -87,6 +89,12 @@ class Config:
     def secret(self) -> bytes:
         """The HMAC key of reply tokens, read at first use, never at load (ConfigError)."""
         return read_hmac_secret(self.main.secret, self.path, self.secret_file)
+
+    @cached_property
+    def accepted_secrets(self) -> tuple[bytes, ...]:
+        """Keys a reply token may be made with: the secret, then `previous_secrets` (rotation;
+        new tokens are always made with `secret`)."""
+        return (self.secret, *read_previous_secrets(self.main.previous_secrets, self.path))
 
     def agent(self, name: str) -> Agent | None:
         return next((a for a in self.agents if a.name == name), None)

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from mailgate.config.base import Address, Name, Strict, valid_address
+from mailgate.config.database import DatabaseSettings
 from mailgate.config.governor import GovernorSettings
 from mailgate.config.layout import DEFAULT_DATA_DIR, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_QUEUES_DIR
 from mailgate.config.machine_mail import AuthenticationSettings, BounceSettings, SpamSettings
@@ -80,6 +81,7 @@ class MainSettings(Strict):
     agents_file: str = "agents.toml"
     templates_dir: str = "../templates"
     secret: SecretRef | None = None  # None: generated in data_dir by `mailgate run`
+    previous_secrets: list[SecretRef] = []  # still accepted for tokens while rotating
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     watch_config: bool = True  # reload when a *.toml file of the config changes (reload.py)
 
@@ -110,6 +112,7 @@ class MailgateFile(Strict):
     bounces: BounceSettings = BounceSettings()
     spam: SpamSettings = SpamSettings()
     authentication: AuthenticationSettings = AuthenticationSettings()
+    database: DatabaseSettings = DatabaseSettings()
 
 
 class AutoResponseSettings(Strict):

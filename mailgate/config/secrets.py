@@ -132,12 +132,21 @@ def read_hmac_secret(ref: SecretRef | None, config_path: Path, secret_file: Path
                 ]
             )
         return generated
+    return _read_key(ref, config_path, "mailgate.secret")
+
+
+def read_previous_secrets(refs: list[SecretRef], config_path: Path) -> tuple[bytes, ...]:
+    """`mailgate.previous_secrets`: keys whose tokens are still accepted while rotating."""
+    return tuple(
+        _read_key(ref, config_path, f"mailgate.previous_secrets.{i}") for i, ref in enumerate(refs)
+    )
+
+
+def _read_key(ref: SecretRef, config_path: Path, key: str) -> bytes:
     try:
-        value = ref.read(config_path.parent, f"mailgate.secret.{ref.kind}")
+        value = ref.read(config_path.parent, f"{key}.{ref.kind}")
     except SecretError as e:
         raise ConfigError([f"{config_path}: {e}"]) from e
     if len(value) < MIN_HMAC_SECRET:
-        raise ConfigError(
-            [f"{config_path}: mailgate.secret: must be at least {MIN_HMAC_SECRET} characters"]
-        )
+        raise ConfigError([f"{config_path}: {key}: must be at least {MIN_HMAC_SECRET} characters"])
     return value.encode()

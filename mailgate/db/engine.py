@@ -8,15 +8,22 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+
+from mailgate.config.database import DatabaseSettings
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
+MIGRATION_LOCK = 0x6D676D6967726174  # pg_advisory_xact_lock key ("mgmigrat")
 
 
-def make_engine(url: str) -> Engine:
-    """An engine whose commits are durable: SQLite in WAL mode with synchronous=FULL."""
+def make_engine(url: str, settings: DatabaseSettings | None = None) -> Engine:
+    """An engine whose commits are durable: SQLite in WAL mode with synchronous=FULL.
+
+    Elsewhere a pool sized by [database] (docs/scaling.md), connections checked before
+    use, and TCP keepalives so a vanished server is noticed within a minute.
+    """
     u = make_url(url)
     if u.get_backend_name() == "sqlite":
         if u.database and u.database != ":memory:":
@@ -40,7 +47,27 @@ def make_engine(url: str) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    s = settings or DatabaseSettings()
+    connect_args: dict[str, object] = {}
+    if u.get_backend_name() == "postgresql":
+        connect_args = {
+            # pg_stat_activity and pg_locks name the daemon a session belongs to
+            "application_name": f"mailgate {s.node}" if s.node else "mailgate",
+            "connect_timeout": s.connect_timeout_seconds,
+            "keepalives": 1,
+            "keepalives_idle": 30,
+            "keepalives_interval": 10,
+            "keepalives_count": 3,
+        }
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=s.pool_size,
+        max_overflow=s.max_overflow,
+        pool_timeout=s.pool_timeout_seconds,
+        pool_recycle=s.pool_recycle_seconds,
+        connect_args=connect_args,
+    )
 
 
 def alembic_config(url: str) -> AlembicConfig:
@@ -54,6 +81,9 @@ def upgrade(engine: Engine) -> None:
     """Bring the schema to every newest migration head (idempotent; safe on every start)."""
     cfg = alembic_config(engine.url.render_as_string(hide_password=False))
     with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            # daemons starting together: one migrates, the others wait and find it done
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK})
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "heads")
 
@@ -93,7 +123,7 @@ class FileIdentity:
             )
 
 
-def connect(url: str) -> Engine:
-    engine = make_engine(url)
+def connect(url: str, settings: DatabaseSettings | None = None) -> Engine:
+    engine = make_engine(url, settings)
     upgrade(engine)
     return engine

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from mailgate.agents import handle as agent_mail
 from mailgate.agents.notifications import notify_customer_mail
@@ -377,7 +377,7 @@ class Pipeline:
         for name, step in STEPS:
             try:
                 ended = step(ctx, m)
-            except (Rejected, StepFailed, OperationalError):
+            except (Rejected, StepFailed, OperationalError, InterfaceError):
                 raise  # not mail, a step's own failure, or the database is in trouble
             except Exception as e:
                 summary = f"{type(e).__name__}: {e}"

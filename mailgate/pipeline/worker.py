@@ -4,6 +4,12 @@ A batch of messages shares one database transaction (one durable commit). The ba
 optimistically without savepoints; when a message fails, the batch is rolled back and
 redone with a SAVEPOINT per message, so the failing one rolls back alone and is retried
 or shunted with the step and reason. Spool files are removed only after the commit.
+
+Several daemons on one database: the same message arriving at two of them meets the
+unique dedupe key (or another unique key) of the one that committed first; the redo tries
+that message once more in a fresh savepoint, which then sees the committed row and
+stores a duplicate. A lost database gives the batch back to the spool and is retried
+with backoff; `health` (mailgate/health.py) hears "database" failing and ok again.
 """
 
 from __future__ import annotations
@@ -18,10 +24,11 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 
 from mailgate.config.model import Config
 from mailgate.db.engine import DatabaseReplaced, FileIdentity
+from mailgate.db.watch import COMPONENT, error_line
 from mailgate.health import Health
 from mailgate.observe.intake import IntakeCounts
 from mailgate.pipeline.outcome import Outcome, Rejected, StepFailed
@@ -32,6 +39,11 @@ from mailgate.spool import Spool, SpoolEntry
 from mailgate.store.batch import BatchState, batch_state, flush
 
 log = logging.getLogger(__name__)
+
+
+# deadlock_detected, serialization_failure: another daemon's transaction won; go again
+CONFLICT_SQLSTATES = frozenset({"40P01", "40001"})
+CONFLICT_TRIES = 5
 
 
 class _NeedsIsolation(Exception):
@@ -121,7 +133,7 @@ class Worker:
             # parsed once, ahead of the database; the redo below reuses it
             prepared = self._prepared(raws, ahead)
             try:
-                done = self._transaction(entries, raws, prepared, isolate=False)
+                done = self._optimistic(entries, raws, prepared)
             except _NeedsIsolation:
                 done = None
             if done is None:  # outside the except: the redo's tracebacks carry no context
@@ -229,13 +241,12 @@ class Worker:
                         raise raw
                     step = "pipeline"
                     if isolate:
-                        with conn.begin_nested():
-                            outcome = self.pipeline.process(conn, entry, raw, pre)
+                        outcome = self._isolated(conn, entry, raw, pre)
                     else:
                         outcome = self.pipeline.process(conn, entry, raw, pre)
                     committed.append(entry)
                     outcomes.append((entry, outcome))
-                except OperationalError:
+                except (OperationalError, InterfaceError):
                     raise  # the database itself is in trouble: give the whole batch back
                 except Exception as e:  # noqa: BLE001 - a bug must not stop the worker
                     if not isolate:
@@ -260,6 +271,38 @@ class Worker:
             raise
         except Exception as e:  # noqa: BLE001 - the redo names the message at fault
             raise _NeedsIsolation from e
+
+    def _optimistic(
+        self,
+        entries: list[SpoolEntry],
+        raws: list[bytes | Exception],
+        prepared: list[Prepared | None],
+    ) -> tuple[list[SpoolEntry], list[_Failure], list[tuple[SpoolEntry, Outcome]]]:
+        """The batch without savepoints; redone at once when PostgreSQL chose it as the
+        victim of a deadlock with another daemon's batch (the other one went through)."""
+        for attempt in range(CONFLICT_TRIES):
+            try:
+                return self._transaction(entries, raws, prepared, isolate=False)
+            except OperationalError as e:
+                if _conflict_code(e) is None or attempt == CONFLICT_TRIES - 1:
+                    raise
+                log.info("worker: batch of %d met another daemon's (%s); again", len(entries),
+                         _conflict_code(e))  # fmt: skip
+        raise AssertionError("unreachable")
+
+    def _isolated(
+        self, conn: Connection, entry: SpoolEntry, raw: bytes, pre: Prepared | None
+    ) -> Outcome:
+        """One message in its own savepoint; once more after a unique-key conflict."""
+        try:
+            with conn.begin_nested():
+                return self.pipeline.process(conn, entry, raw, pre)
+        except Exception as e:
+            if not _unique_conflict(e):
+                raise
+            log.info("message %s: met a row another daemon committed; again", entry.name)
+        with conn.begin_nested():  # now it sees that row: a duplicate, or a follow-up
+            return self.pipeline.process(conn, entry, raw, pre)
 
     def drain(self) -> BatchResult:
         """Process until the spool is empty (tests, `mailgate process`, the bench)."""
@@ -312,6 +355,15 @@ class Worker:
                 r = await asyncio.to_thread(self.process_batch)
                 backoff.reset()
                 self._report(None)
+                if r.handled and self.health is not None:
+                    self.health.succeeded(COMPONENT)
+            except (OperationalError, InterfaceError) as e:
+                # the database is away: the sources keep spooling; retry, catch up later
+                if self.health is not None:
+                    self.health.failed(COMPONENT, error_line(e))
+                self._report(e)
+                await asyncio.sleep(backoff.next())
+                continue
             except DatabaseReplaced as e:
                 # one clear error; the sources keep spooling, the spool keeps every message
                 self.halted = str(e)
@@ -329,3 +381,13 @@ class Worker:
                 continue
             # the pipe and other processes write without waking us: look again after a while
             await wait_for_wake(wake, stop, idle_poll)
+
+
+def _unique_conflict(e: BaseException) -> bool:
+    """A unique key met (maybe wrapped by the pipeline in StepFailed)."""
+    return isinstance(e, IntegrityError) or isinstance(e.__cause__, IntegrityError)
+
+
+def _conflict_code(e: BaseException) -> str | None:
+    code = getattr(getattr(e, "orig", None), "sqlstate", None)
+    return code if code in CONFLICT_SQLSTATES else None

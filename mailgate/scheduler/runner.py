@@ -2,7 +2,8 @@
 
 The sweeps are pure functions of the clock and the database (see sweeps/), so there is
 nothing to remember between runs: a daemon that was down for days catches up on its first
-run, and two daemons on one database do each change once. Each sweep runs in its own
+run. Of several daemons on one database only the holder of the sweep lock (lock.py) runs
+them, another one from its next tick on when the holder dies. Each sweep runs in its own
 transaction, in a worker thread, never two runs at a time in one process.
 """
 
@@ -19,6 +20,7 @@ from sqlalchemy import Connection, Engine
 
 from mailgate.config.model import Config
 from mailgate.runtime import Clock, utcnow
+from mailgate.scheduler.lock import SweepLock
 from mailgate.scheduler.sweeps import sql
 from mailgate.scheduler.sweeps.close import sweep_close
 from mailgate.scheduler.sweeps.digests import sweep_digests
@@ -27,6 +29,7 @@ from mailgate.scheduler.sweeps.reminders import sweep_reminders
 from mailgate.scheduler.sweeps.shift_notes import sweep_shift_notes
 from mailgate.scheduler.sweeps.sla import sweep_sla
 from mailgate.scheduler.sweeps.track import sweep_track
+from mailgate.store.leases import node_name
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +103,7 @@ async def run_scheduler(
     clock: Clock = utcnow,
     *,
     interval_seconds: float = INTERVAL_SECONDS,
+    lock: SweepLock | None = None,
 ) -> None:
     """Run the sweeps every `interval_seconds` until `stop` is set.
 
@@ -109,10 +113,16 @@ async def run_scheduler(
     """
     running = asyncio.Lock()
     first = True
+    if lock is None:
+        cfg0 = config() if callable(config) else config
+        holder = node_name(cfg0.database.node, cfg0.spool_dir)
+        lock = SweepLock(engine, holder, lease_seconds=3 * interval_seconds, clock=clock)
 
     async def tick() -> None:
         nonlocal first
         async with running:
+            if not await asyncio.to_thread(lock.acquire):
+                return  # another daemon runs the sweeps
             cfg = config() if callable(config) else config
             now = clock()
             # the first run re-reads every open ticket; then changed ones (hourly: all)
@@ -141,5 +151,5 @@ async def run_scheduler(
     finally:
         scheduler.shutdown(wait=False)
         async with running:  # a sweep in progress finishes its transaction first
-            pass
+            await asyncio.to_thread(lock.release)
         log.info("scheduler stopped")

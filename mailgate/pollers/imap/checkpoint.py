@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -25,11 +26,16 @@ class Checkpoint:
 
 
 class CheckpointStore:
-    """One row per mailbox key in imap_checkpoints (each key has exactly one writer)."""
+    """One row per mailbox key in imap_checkpoints (each key has exactly one writer).
 
-    def __init__(self, engine: Engine, key: str):
+    `guard` runs before each write and raises if this daemon may not write any more
+    (pollers/imap/lease.py: another daemon holds the mailbox now).
+    """
+
+    def __init__(self, engine: Engine, key: str, guard: Callable[[], None] | None = None):
         self.engine = engine
         self.key = key
+        self.guard = guard
 
     def load(self) -> Checkpoint | None:
         with self.engine.connect() as conn:
@@ -41,6 +47,8 @@ class CheckpointStore:
         return None if row is None else Checkpoint(int(row[0]), int(row[1]))
 
     def save(self, cp: Checkpoint) -> None:
+        if self.guard is not None:
+            self.guard()
         values = {"uidvalidity": cp.uidvalidity, "last_uid": cp.last_uid, "updated_at": _now()}
         with self.engine.begin() as conn:
             done = conn.execute(

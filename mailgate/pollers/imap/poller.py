@@ -47,6 +47,7 @@ from mailgate.pollers.imap.connection import (
     shutdown,
 )
 from mailgate.pollers.imap.intake import FolderIntake
+from mailgate.pollers.imap.lease import LeaseLost, MailboxLease
 from mailgate.runtime import Backoff, in_own_thread
 from mailgate.spool import Envelope, Spool
 
@@ -79,6 +80,7 @@ class Poller:
         on_spooled: Callable[[], None] | None = None,
         tokens: TokenClient | None = None,
         health: Health | None = None,
+        lease: MailboxLease | None = None,
     ):
         self.queue = queue
         self.settings = settings
@@ -98,7 +100,8 @@ class Poller:
         self.health = health  # reports as "imap:KEY": a drained folder, or why it failed
         self.connected = False  # logged in right now (/metrics: mailgate_imap_connected)
         envelope = Envelope(source=f"imap:{self.key}", queue=queue.name, rcpt_tos=(queue.address,))
-        checkpoints = CheckpointStore(engine, self.key)
+        self.lease = lease  # several daemons on one database: poll only while holding it
+        checkpoints = CheckpointStore(engine, self.key, guard=lease.keep if lease else None)
         self.intake = FolderIntake(
             queue.name, settings, folder, spool, checkpoints, envelope, self.halt, on_spooled
         )
@@ -129,26 +132,50 @@ class Poller:
     # -- thread side ---------------------------------------------------------------------
     def serve_forever(self) -> None:
         log.info("queue %s: watching %s (then %s)", self.queue.name, self.where, self._action())
-        while not self.halt.is_set():
-            delay = self._one_connection()
-            if delay and not self.halt.is_set():
-                self.halt.wait(delay)
+        try:
+            while not self.halt.is_set():
+                if not self._lease_taken():
+                    continue
+                delay = self._one_connection()
+                if delay and not self.halt.is_set():
+                    self.halt.wait(delay)
+        finally:
+            if self.lease is not None:
+                self.lease.release()
         log.info("queue %s: stopped watching %s", self.queue.name, self.where)
+
+    def _lease_taken(self) -> bool:
+        """True when this daemon may connect; otherwise wait a while (another one polls)."""
+        lease = self.lease
+        if lease is None or lease.held:
+            return True
+        if lease.acquire():
+            log.info("queue %s: %s: this daemon polls it now", self.queue.name, self.where)
+            return True
+        self.halt.wait(lease.retry_seconds)
+        return False
 
     def poll_once(self) -> int:
         """Connect, take everything new, log out; return how many messages were spooled.
 
-        Errors propagate (unlike `serve_forever`, which logs and retries).
+        Errors propagate (unlike `serve_forever`, which logs and retries); LeaseLost when
+        another daemon holds the mailbox.
         """
         before = self.taken
-        client = connect(self.settings, self.tokens)
+        if self.lease is not None and not self.lease.acquire():
+            raise LeaseLost(f"{self.lease.name}: another daemon polls this mailbox")
         try:
-            self.intake.open(client)
-            self.intake.drain(client)
-        except BaseException:
-            shutdown(client)
-            raise
-        logout(client)
+            client = connect(self.settings, self.tokens)
+            try:
+                self.intake.open(client)
+                self.intake.drain(client)
+            except BaseException:
+                shutdown(client)
+                raise
+            logout(client)
+        finally:
+            if self.lease is not None:
+                self.lease.release()
         return self.taken - before
 
     def _action(self) -> str:
@@ -169,6 +196,10 @@ class Poller:
         self.connected = True
         try:
             self._serve(client)
+        except LeaseLost as e:
+            shutdown(client)
+            log.warning("queue %s: imap %s: %s; disconnected", self.queue.name, self.where, e)
+            return 0.0
         except FolderMissing as e:
             shutdown(client)
             return self._failed(e, self.folder_retry_seconds, logging.ERROR)
@@ -216,6 +247,7 @@ class Poller:
             "IDLE" if idle else f"polling every {self.settings.poll_interval_seconds:g}s",
         )
         while not self.halt.is_set():
+            self._keep_lease()
             self.intake.drain(client)
             self.backoff.reset()
             if self.health is not None:
@@ -225,7 +257,19 @@ class Poller:
             if idle:
                 self._idle_wait(client)
             else:
-                self.halt.wait(self.settings.poll_interval_seconds)
+                self._poll_wait()
+
+    def _keep_lease(self) -> None:
+        if self.lease is not None:
+            self.lease.keep()
+
+    def _poll_wait(self) -> None:
+        """Wait the poll interval, renewing the lease on the way."""
+        deadline = self.monotonic() + self.settings.poll_interval_seconds
+        step = self.lease.renew_seconds if self.lease else self.settings.poll_interval_seconds
+        while not self.halt.is_set() and (left := deadline - self.monotonic()) > 0:
+            self.halt.wait(min(left, step))
+            self._keep_lease()
 
     # -- waiting -------------------------------------------------------------------------
     def _idle_wait(self, client: IMAPClient) -> None:
@@ -245,6 +289,7 @@ class Poller:
         deadline = self.monotonic() + self.settings.idle_renew_seconds
         quick_empties = 0
         while not self.halt.is_set() and self.monotonic() < deadline:
+            self._keep_lease()
             t0 = self.monotonic()
             responses = client.idle_check(timeout=self.idle_check_seconds)
             if any(_is(r, b"BYE") for r in responses):

@@ -17,8 +17,11 @@ from sqlalchemy import Engine
 
 from mailgate.config.model import Config
 from mailgate.oauth2.clients import imap_tokens
+from mailgate.pollers.imap.checkpoint import mailbox_key
+from mailgate.pollers.imap.lease import MailboxLease
 from mailgate.pollers.imap.poller import Poller
 from mailgate.spool import Spool
+from mailgate.store.leases import node_name
 
 log = logging.getLogger(__name__)
 
@@ -26,9 +29,21 @@ log = logging.getLogger(__name__)
 def make_pollers(
     config: Config, spool: Spool, engine: Engine, stop: asyncio.Event, **kwargs: Any
 ) -> list[Poller]:
-    """One Poller per (queue, folder) with an [imap] table."""
+    """One Poller per (queue, folder) with an [imap] table, each behind its lease."""
+    node = node_name(config.database.node, config.spool_dir)
+    takeover = config.database.mailbox_takeover_seconds
     return [
-        Poller(q, q.imap, folder, spool, engine, stop, tokens=imap_tokens(config, q), **kwargs)
+        Poller(
+            q,
+            q.imap,
+            folder,
+            spool,
+            engine,
+            stop,
+            tokens=imap_tokens(config, q),
+            lease=MailboxLease(engine, mailbox_key(q.name, q.imap, folder), node, takeover),
+            **kwargs,
+        )
         for q in config.queues
         if q.imap is not None
         for folder in q.imap.folders
