@@ -8,7 +8,7 @@ with tables of its own puts them in a module `db/models_<topic>.py` built on
 
 from __future__ import annotations
 
-from mailgate.db import (
+from mailgate.db import (  # noqa: F401 - imported for their tables
     models,
     models_addresses,
     models_junk,
@@ -19,12 +19,3 @@ from mailgate.db import (
 )
 
 metadata = models.Base.metadata
-TABLE_MODULES = (
-    models,
-    models_addresses,
-    models_junk,
-    models_leases,
-    models_rules,
-    models_satisfaction,
-    models_search,
-)
