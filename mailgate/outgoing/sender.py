@@ -32,7 +32,7 @@ from mailgate.outgoing.claims import claim, claim_in, release_all
 from mailgate.outgoing.relay import DeliveryResult, Relay, RelayPool, deliver_maildir, is_done
 from mailgate.pgp.keyring import Keyrings
 from mailgate.pgp.outgoing import prepare_outgoing
-from mailgate.runtime import Clock, backoff_delay, utcnow, wait_for_wake
+from mailgate.runtime import Backoff, Clock, backoff_delay, utcnow, wait_for_wake
 from mailgate.store.articles import system_article
 from mailgate.store.audit import audit
 from mailgate.store.outbox import outbox
@@ -267,6 +267,8 @@ class Sender:
             taken = await asyncio.to_thread(release_all, self.engine)
             if taken:
                 log.warning("sender: %d row(s) claimed by a sender that stopped: sent again", taken)
+        failing = ""  # the error the sender is stuck on: its traceback is logged once
+        backoff = Backoff(1.0, 10.0)
         try:
             while not stop.is_set():
                 wake.clear()  # before the work: a wake-up during it is not lost
@@ -274,9 +276,17 @@ class Sender:
                     sent, deferred, failed = await asyncio.to_thread(self.send_due, keep_open=True)
                     self._report(sent, deferred, None)
                 except Exception as e:  # noqa: BLE001 - the database may be briefly unavailable
-                    log.exception("sender: sweep failed")
-                    sent = failed = 0
+                    line = (str(e).splitlines() or [""])[0][:300]
+                    if f"{type(e).__name__}: {line}" != failing:
+                        log.exception("sender: sweep failed (retrying with backoff)")
+                        failing = f"{type(e).__name__}: {line}"
                     self._report(0, 0, e)
+                    await wait_for_wake(wake, stop, backoff.next())
+                    continue
+                if failing:
+                    log.info("sender: working again after %s", failing)
+                    failing = ""
+                    backoff.reset()
                 if sent or failed:
                     idle_since = time.monotonic()
                     continue

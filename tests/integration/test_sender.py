@@ -179,3 +179,47 @@ def test_two_senders_on_one_postgresql_never_send_a_row_twice(tmp_path, smtp_sin
     assert len(got) == n and max(got.values()) == 1
     with engine.connect() as conn:
         assert set(conn.scalars(select(OutboxRow.status))) == {"sent"}
+
+
+def test_a_sender_stuck_on_a_database_error_logs_its_traceback_once(tmp_path, smtp_sink, caplog):
+    """The outbox table gone under a running sender: every sweep fails the same way; the
+    traceback is logged once (not every second), health says failing, and the sender
+    keeps retrying (with backoff) rather than stopping."""
+    import asyncio
+    import logging
+
+    from sqlalchemy import text
+
+    from mailgate.health import Health
+
+    cfg, engine, _, _ = _setup(tmp_path, smtp_sink)
+    sender = Sender(cfg, engine, keyrings=Keyrings())
+    sender.health = Health()
+    sweeps = Counter()
+    real = sender.send_due
+
+    def counted(**kw):  # type: ignore[no-untyped-def]
+        sweeps["runs"] += 1
+        return real(**kw)
+
+    sender.send_due = counted  # type: ignore[method-assign]
+
+    async def scenario() -> None:
+        stop, wake = asyncio.Event(), asyncio.Event()
+        task = asyncio.create_task(sender.run(stop, wake, idle_poll=0.05))
+        await asyncio.sleep(0.3)  # started: its claims were taken back, it sweeps
+        with engine.begin() as conn:
+            conn.execute(text("ALTER TABLE outbox RENAME TO outbox_away"))
+        sweeps["before"] = sweeps["runs"]
+        await asyncio.sleep(4.0)  # backoff 1 s, 2 s ...: a few failed sweeps
+        stop.set()
+        await task
+
+    with caplog.at_level(logging.INFO, logger="mailgate.outgoing.sender"):
+        asyncio.run(scenario())
+    failures = [r for r in caplog.records if "sweep failed" in r.getMessage()]
+    assert len(failures) == 1 and failures[0].exc_info is not None
+    assert sweeps["runs"] - sweeps["before"] >= 2  # it kept trying
+    (state,) = [s for s in sender.health.snapshot() if s.name == "sender"]
+    assert not state.ok and "outbox" in state.detail
+    engine.dispose()
