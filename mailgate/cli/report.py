@@ -13,6 +13,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from mailgate.cli.output import print_table
 from mailgate.cli.startup import engine, load_config
 from mailgate.config.model import Config
 from mailgate.report.build import Options, build
@@ -74,7 +75,7 @@ def main(args: argparse.Namespace) -> int:
 
 def _table(title: str, first: str, columns: tuple[tuple[str, str], ...], rows: list[dict]) -> Table:
     table = Table(title=title, title_justify="left")
-    table.add_column(first)
+    table.add_column(first, overflow="fold")
     for _, heading in columns:
         table.add_column(heading, justify="right")
     for r in rows:
@@ -85,18 +86,20 @@ def _table(title: str, first: str, columns: tuple[tuple[str, str], ...], rows: l
 def print_report(r: dict[str, Any]) -> None:
     console.print(f"Support report {r['month']} (SLA as of {r['as_of']})", style="bold")
     total = {"name": "total", **r["total"]}
-    console.print(_table("Per queue", "queue", QUEUE_COLUMNS, [*r["queues"], total]))
-    console.print(_table("Per agent", "agent", AGENT_COLUMNS, r["agents"]))
+    print_table(_table("Per queue", "queue", QUEUE_COLUMNS, [*r["queues"], total]), console)
+    print_table(_table("Per agent", "agent", AGENT_COLUMNS, r["agents"]), console)
     for kind in ("tags", "categories"):
         table = Table(title=f"Top {kind}", title_justify="left")
         for heading in (kind, r["month"], r["previous_month"], "change"):
-            table.add_column(heading, justify="left" if heading == kind else "right")
+            table.add_column(
+                heading, justify="left" if heading == kind else "right", overflow="fold"
+            )
         for t in r[kind]:
             table.add_row(t["name"], str(t["count"]), str(t["previous"]), f"{t['change']:+d}")
-        console.print(table)
+        print_table(table, console)
     table = Table(title="Repetitive issues", title_justify="left")
     for heading in ("issue", "tickets", "examples"):
-        table.add_column(heading)
+        table.add_column(heading, overflow="fold")
     for c in r["repetitive_issues"]:
         table.add_row(c["label"], str(c["count"]), " ".join(f"#{i}" for i in c["examples"]))
-    console.print(table)
+    print_table(table, console)

@@ -15,9 +15,10 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from rich.console import Console
-from rich.table import Column, Table
+from rich.table import Column
 from sqlalchemy import Connection, Engine
 
+from mailgate.cli.output import print_table, table
 from mailgate.cli.startup import engine, load_config, operator_name
 from mailgate.config.model import Config
 from mailgate.db.models import TICKET_STATUSES
@@ -207,13 +208,13 @@ def print_results(db: Engine, f: q.SearchFilter, limit: int, as_json: bool) -> N
         shown = [{k: _jsonable(v) for k, v in r.items()} for r in rows]
         print(json.dumps({"count": total, "tickets": shown}, ensure_ascii=False, indent=1))
         return
-    table = Table(
+    t = table(
         "id", "pri", "status", "queues", "assignee", "requester", "tags", "title",
         Column("created", no_wrap=True),
         title=f"{total} ticket(s)" + (f", the first {len(rows)}" if total > len(rows) else ""),
     )  # fmt: skip
     for r in rows:
-        table.add_row(
+        t.add_row(
             str(r["id"]),
             str(r["priority"]),
             r["status"],
@@ -221,10 +222,10 @@ def print_results(db: Engine, f: q.SearchFilter, limit: int, as_json: bool) -> N
             r["assignee"] or "-",
             r["requester_addr"],
             ",".join(r["tags"]),
-            r["title"][:60],
+            r["title"],
             r["created_at"].strftime("%Y-%m-%d %H:%M"),
         )
-    console.print(table)
+    print_table(t, console)
 
 
 def _describe(d: dict[str, Any]) -> str:
@@ -260,13 +261,13 @@ def run_mass_action(
         print(json.dumps(out, ensure_ascii=False, indent=1, default=_jsonable))
         return 0
     verb = "would change" if args.dry_run else "changed"
-    table = Table(
+    t = table(
         "id", "title", "change",
         title=f"{action.kind}: {len(ids)} matched, {verb} {len(planned)}",
     )  # fmt: skip
     for row, d in planned[: max(args.limit, 0)]:
-        table.add_row(str(row.id), row.title[:50], _describe(d))
-    console.print(table)
+        t.add_row(str(row.id), row.title, _describe(d))
+    print_table(t, console)
     if len(planned) > args.limit:
         console.print(f"... and {len(planned) - args.limit} more (--limit)")
     if done:

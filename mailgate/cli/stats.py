@@ -13,9 +13,9 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from rich.console import Console
-from rich.table import Table
 from sqlalchemy import Engine, case, func, select
 
+from mailgate.cli.output import print_table, table
 from mailgate.cli.startup import engine, load_config
 from mailgate.cli.stats_daemon import print_daemon_section
 from mailgate.config.model import Config
@@ -79,11 +79,11 @@ def print_database_state(cfg: Config, spool: Spool, *, quiet: bool = False) -> b
 
 def print_ticket_stats(figures: dict[str, Any]) -> None:
     """H-Sphere's statistics table per queue and in total, and the open tickets by status."""
-    received = Table(
+    received = table(
         "queue", *PERIODS, "unassigned", "open", "SLA breached",
         title=f"tickets received ({figures['timezone']}); open now",
     )  # fmt: skip
-    by_status = Table("queue", *OPEN_STATUSES, title="open tickets by status")
+    by_status = table("queue", *OPEN_STATUSES, title="open tickets by status")
     rows = [*figures["queues"].items(), ("total", figures["total"])]
     for name, f in rows:
         style = "bold" if name == "total" else None
@@ -96,8 +96,8 @@ def print_ticket_stats(figures: dict[str, Any]) -> None:
             style=style,
         )
         by_status.add_row(name, *(str(f["open"].get(s, 0)) for s in OPEN_STATUSES), style=style)
-    console.print(received)
-    console.print(by_status)
+    print_table(received, console)
+    print_table(by_status, console)
 
 
 def print_stats(engine: Engine, spool: Spool) -> None:
@@ -115,14 +115,14 @@ def print_stats(engine: Engine, spool: Spool) -> None:
                 func.sum(case((OutboxRow.status == "dropped", 1), else_=0)),
             )
         ).one()
-    table = Table("what", "count")
+    counts = table("what", "count")
     for st, n in sorted(by_status.items()):
-        table.add_row(f"tickets {st}", str(n))
-    table.add_row("articles", str(articles))
-    table.add_row("spool waiting", str(spool.pending()))
-    table.add_row("shunt", str(len(spool.shunted())))
-    table.add_row(
+        counts.add_row(f"tickets {st}", str(n))
+    counts.add_row("articles", str(articles))
+    counts.add_row("spool waiting", str(spool.pending()))
+    counts.add_row("shunt", str(len(spool.shunted())))
+    counts.add_row(
         "outbox pending / sent / failed", f"{outbox[0] or 0} / {outbox[1] or 0} / {outbox[2] or 0}"
     )
-    table.add_row("outbox held / dropped", f"{outbox[3] or 0} / {outbox[4] or 0}")
-    console.print(table)
+    counts.add_row("outbox held / dropped", f"{outbox[3] or 0} / {outbox[4] or 0}")
+    print_table(counts, console)
