@@ -285,8 +285,14 @@ class Poller:
         client.idle_done()
 
     def _await_news(self, client: IMAPClient) -> None:
-        """In IDLE: return on EXISTS, stop or the renew deadline; raise if the server left."""
-        deadline = self.monotonic() + self.settings.idle_renew_seconds
+        """In IDLE: return on EXISTS, stop or the deadline; raise if the server left.
+
+        The deadline is the IDLE renewal or `poll_interval_seconds`, whichever comes
+        first: a new-mail notification the server never sends (or we never see) then costs
+        at most one poll interval, not the 25 minutes of a renewal.
+        """
+        s = self.settings
+        deadline = self.monotonic() + min(s.idle_renew_seconds, s.poll_interval_seconds)
         quick_empties = 0
         while not self.halt.is_set() and self.monotonic() < deadline:
             self._keep_lease()
