@@ -26,6 +26,26 @@ from sqlalchemy import Connection
 _KEY = "mailgate.batch"
 
 
+@dataclass(frozen=True)
+class Sent:
+    """One recipient line of send_log the batch wrote (store/send_windows.py)."""
+
+    address: str
+    ticket_id: int | None
+    queue: str
+    kind: str
+    created_at: datetime
+    counted: bool  # False: queued held, which counts against no cap
+
+
+@dataclass
+class Window:
+    """A governor count's rows, read once in the batch (store/send_windows.py)."""
+
+    since: datetime  # rows at or before this were not read
+    times: list[datetime]  # created_at of the counted rows after `since`, sorted
+
+
 @dataclass
 class BatchState:
     # Message-ID -> ticket, as the database holds it once the deferred writes are flushed
@@ -37,6 +57,10 @@ class BatchState:
     autoresponses: dict[tuple[str, str], datetime | None] = field(default_factory=dict)
     senders_read: set[str] = field(default_factory=set)
     deferred: dict[Any, list[dict[str, Any]]] = field(default_factory=dict)  # stmt -> rows
+    windows: dict[tuple[Any, ...], Window] = field(default_factory=dict)  # (count, *key)
+    sent: list[Sent] = field(default_factory=list)  # send_log lines this batch wrote
+    # address -> (since, what send_log held for it after `since` when read)
+    history: dict[str, tuple[datetime, list[Sent]]] = field(default_factory=dict)
     statements: int = 0  # how many statements the flush ran (for the bench)
 
     def defer(self, stmt: Any, row: dict[str, Any]) -> None:
@@ -73,3 +97,5 @@ def flush(conn: Connection, state: BatchState) -> None:
         conn.execute(stmt, rows)
         state.statements += 1
     state.deferred.clear()
+    state.sent.clear()  # in the database now: a window read later finds them there
+    state.history.clear()

@@ -72,7 +72,7 @@ def add_outbox(
     )
     if res.rowcount == 0:
         return False
-    log_sends(conn, res.inserted_primary_key[0], out, queue, now)
+    log_sends(conn, res.inserted_primary_key[0], out, queue, now, counted=not verdict.hold)
     if out.ticket_id is not None:
         add_thread_ref(conn, out.message_id, out.ticket_id)
     return True
