@@ -13,6 +13,7 @@ from sqlalchemy import Connection, Row, Table, bindparam, delete, select, update
 from mailgate.bounces.report import Recipient
 from mailgate.config.machine_mail import BounceSettings
 from mailgate.db.models_addresses import AddressState
+from mailgate.store import fast
 from mailgate.store.sql import insert_ignore
 
 address_states: Table = AddressState.__table__  # type: ignore[assignment]
@@ -77,7 +78,7 @@ _PAUSED = select(address_states.c.paused_until).where(
 
 
 def paused_until(conn: Connection, address: str) -> datetime | None:
-    return conn.execute(_PAUSED, {"address": address.lower()}).scalar()
+    return fast.scalar(conn, _PAUSED, {"address": address.lower()})
 
 
 def list_states(conn: Connection, *, failing_only: bool = True) -> list[Row]:

@@ -14,6 +14,7 @@ from sqlalchemy import Connection, Table, bindparam, insert, select
 
 from mailgate.db.models import Article, Attachment, Blob, ThreadRef
 from mailgate.parse.attachments import Attachment as ParsedAttachment
+from mailgate.store import fast
 from mailgate.store.batch import BatchState, chunks, current
 from mailgate.store.sql import insert_ignore, insert_ignore_stmt
 
@@ -61,6 +62,9 @@ def add_thread_ref(conn: Connection, message_id: str, ticket_id: int) -> None:
         batch.defer(insert_ignore_stmt(conn.dialect.name, thread_refs), row)
 
 
+_INSERT_ARTICLE = insert(articles).returning(articles.c.id)
+
+
 def add_article(
     conn: Connection,
     *,
@@ -83,8 +87,9 @@ def add_article(
     new_text: str = "",
 ) -> int:
     """Insert an article (and its Message-ID as a thread reference); its id."""
-    aid = conn.execute(
-        insert(articles).returning(articles.c.id),
+    aid = fast.scalar(
+        conn,
+        _INSERT_ARTICLE,
         {
             "ticket_id": ticket_id,
             "kind": kind,
@@ -104,7 +109,7 @@ def add_article(
             "defects": list(defects),
             "created_at": now,
         },
-    ).scalar_one()
+    )
     batch = current(conn)
     if batch is not None and dedupe_key is not None:
         batch.dupes[dedupe_key] = ticket_id

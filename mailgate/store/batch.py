@@ -19,11 +19,12 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection
 
 _KEY = "mailgate.batch"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ class BatchState:
         return message_id in self.refs or message_id in self.refs_absent
 
 
-def chunks(items: list[str], size: int = 500) -> Iterable[list[str]]:
+def chunks(items: list[T], size: int = 500) -> Iterable[list[T]]:
     """Lists of at most `size`: an IN list stays under every database's parameter limit."""
     return (items[i : i + size] for i in range(0, len(items), size))
 

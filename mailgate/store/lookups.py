@@ -2,29 +2,35 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import Connection, Select, bindparam, or_, select
 
 from mailgate.parse.message import Parsed
 from mailgate.pipeline.thread import ThreadLookups, TicketFacts, message_refs, tag_number
+from mailgate.store import fast
 from mailgate.store.articles import thread_refs
 from mailgate.store.batch import BatchState, chunks, current
 from mailgate.store.tickets import ticket_ccs, tickets
 
-_FACTS = (
-    select(
-        tickets.c.id,
-        tickets.c.requester_addr,
-        tickets.c.status,
-        tickets.c.queue,
-        tickets.c.closed_at,
-        ticket_ccs.c.address,
+
+@functools.cache
+def _facts(n: int) -> Select[Any]:
+    """The facts of `n` tickets (bind parameters id0 ...): fixed SQL per n (store/fast.py)."""
+    return (
+        select(
+            tickets.c.id,
+            tickets.c.requester_addr,
+            tickets.c.status,
+            tickets.c.queue,
+            tickets.c.closed_at,
+            ticket_ccs.c.address,
+        )
+        .select_from(tickets.outerjoin(ticket_ccs, ticket_ccs.c.ticket_id == tickets.c.id))
+        .where(or_(*(tickets.c.id == bindparam(f"id{i}") for i in range(n))))
     )
-    .select_from(tickets.outerjoin(ticket_ccs, ticket_ccs.c.ticket_id == tickets.c.id))
-    .where(tickets.c.id.in_(bindparam("ids", expanding=True)))
-)
 
 
 def ticket_facts(conn: Connection, ids: Iterable[int]) -> dict[int, TicketFacts]:
@@ -33,20 +39,22 @@ def ticket_facts(conn: Connection, ids: Iterable[int]) -> dict[int, TicketFacts]
         return {}
     rows: dict[int, Any] = {}
     ccs: dict[int, set[str]] = {}
-    for r in conn.execute(_FACTS, {"ids": ids}):
-        rows[r.id] = r
-        if r.address:
-            ccs.setdefault(r.id, set()).add(r.address)
+    for chunk in chunks(ids, 100):  # a tag and a few references: one chunk
+        params = {f"id{i}": tid for i, tid in enumerate(chunk)}
+        for tid, *facts, address in fast.rows(conn, _facts(len(chunk)), params):
+            rows[tid] = facts
+            if address:
+                ccs.setdefault(tid, set()).add(address)
     return {
         tid: TicketFacts(
             id=tid,
-            requester=r.requester_addr,
+            requester=requester,
             ccs=frozenset(ccs.get(tid, ())),
-            status=r.status,
-            queue=r.queue,
-            closed_at=r.closed_at,
+            status=status,
+            queue=queue,
+            closed_at=closed_at,
         )
-        for tid, r in rows.items()
+        for tid, (requester, status, queue, closed_at) in rows.items()
     }
 
 
