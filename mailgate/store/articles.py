@@ -47,7 +47,7 @@ def read_duplicates(conn: Connection, batch: BatchState, keys: list[str]) -> Non
 
 
 def put_blob(conn: Connection, sha256: str, data: bytes) -> None:
-    insert_ignore(conn, blobs, {"sha256": sha256, "size": len(data), "data": data})
+    insert_ignore(conn, blobs, {"sha256": sha256, "size": len(data), "data": data}, count=False)
 
 
 def add_thread_ref(conn: Connection, message_id: str, ticket_id: int) -> None:
@@ -55,7 +55,7 @@ def add_thread_ref(conn: Connection, message_id: str, ticket_id: int) -> None:
     row = {"message_id": message_id[:998], "ticket_id": ticket_id}
     batch = current(conn)
     if batch is None or not batch.known_ref(row["message_id"]):
-        insert_ignore(conn, thread_refs, row)  # unknown here: the database decides
+        insert_ignore(conn, thread_refs, row, count=False)  # unknown here: the database decides
     elif row["message_id"] in batch.refs_absent:  # the first writer wins, as ON CONFLICT
         batch.refs_absent.discard(row["message_id"])
         batch.refs[row["message_id"]] = ticket_id

@@ -23,6 +23,8 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection
 
+from mailgate.store import fast
+
 _KEY = "mailgate.batch"
 T = TypeVar("T")
 
@@ -87,13 +89,15 @@ def batch_state(conn: Connection) -> Iterator[BatchState]:
     state = BatchState()
     conn.info[_KEY] = state
     try:
-        yield state
+        with fast.pipelined(conn):  # PostgreSQL: writes go with the next statement
+            yield state
     finally:
         conn.info.pop(_KEY, None)  # conn.info outlives the transaction (pooled connection)
 
 
 def flush(conn: Connection, state: BatchState) -> None:
     """Write the deferred rows: one executemany per statement, in first-deferred order."""
+    fast.send_waiting(conn)
     for stmt, rows in state.deferred.items():
         conn.execute(stmt, rows)
         state.statements += 1

@@ -10,6 +10,13 @@ column's type conversion (the same `TypeEngine` processors SQLAlchemy uses, so a
 `UtcDateTime` or JSON column reads and writes exactly as elsewhere). The statement runs
 on the connection's own DBAPI connection, inside its transaction.
 
+On PostgreSQL, inside an optimistic batch (`pipelined`), a write nobody reads the result
+of (`write`) is not sent at once: it waits for the next statement, and they go together
+in psycopg's pipeline mode, one round trip for all. Whatever runs next on the connection
+(a read here, any SQLAlchemy execute, the batch's end) sends what waits first, so the
+order of statements is the order they were written in; an error in a waiting write is
+raised by the statement that sent it, and the batch is redone one message at a time.
+
 A driver error is raised as SQLAlchemy raises it (`sqlalchemy.exc.DBAPIError.instance`:
 OperationalError, IntegrityError, ...), and a lost connection is invalidated, so the
 worker's retry and isolation paths see what they always saw.
@@ -20,11 +27,12 @@ statement object, the dialect and the parameter names.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 
@@ -88,32 +96,102 @@ def _params(plan: Plan, params: Mapping[str, Any]) -> Sequence[Any] | dict[str, 
     return values if plan.positional else dict(zip(plan.names, values, strict=True))
 
 
-def _run(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> tuple[Plan, Any]:
-    dialect = conn.dialect
-    key = (stmt, dialect.name, tuple(params))
+def _bound(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> tuple[Plan, Any]:
+    key = (stmt, conn.dialect.name, tuple(params))
     plan = _plans.get(key)
     if plan is None:
-        plan = _plans[key] = _plan(dialect, stmt, tuple(params))
-    bound = _params(plan, params)
+        plan = _plans[key] = _plan(conn.dialect, stmt, tuple(params))
+    return plan, _params(plan, params)
+
+
+def _run(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> tuple[Plan, Any]:
+    plan, bound = _bound(conn, stmt, params)
     dbapi_conn = conn.connection.dbapi_connection
     cursor = dbapi_conn.cursor()  # type: ignore[union-attr]
+    waiting = conn.info.get(_WAITING)
     try:
-        cursor.execute(plan.sql, bound)
-    except dialect.loaded_dbapi.Error as e:
+        if waiting:
+            with conn.connection.driver_connection.pipeline():  # type: ignore[union-attr]
+                _send_waiting(dbapi_conn, waiting)
+                cursor.execute(plan.sql, bound)
+        else:
+            cursor.execute(plan.sql, bound)
+    except conn.dialect.loaded_dbapi.Error as e:
         cursor.close()
-        lost = dialect.is_disconnect(e, dbapi_conn, cursor)
-        if lost:
-            conn.invalidate(e)
-        raise DBAPIError.instance(
-            plan.sql,
-            bound,
-            e,
-            dialect.loaded_dbapi.Error,
-            connection_invalidated=lost,
-            dialect=dialect,
-        ) from e
+        raise _wrapped(conn, e, plan.sql, bound) from e
     StatementCount.n += 1
     return plan, cursor
+
+
+def _wrapped(conn: Connection, e: Exception, sql: str, bound: Any) -> DBAPIError:
+    """The driver's error as SQLAlchemy raises it; a lost connection is invalidated."""
+    dialect = conn.dialect
+    lost = dialect.is_disconnect(e, conn.connection.dbapi_connection, None)
+    if lost:
+        conn.invalidate(e)
+    return DBAPIError.instance(
+        sql, bound, e, dialect.loaded_dbapi.Error, connection_invalidated=lost, dialect=dialect
+    )
+
+
+_WAITING = "mailgate.fast.waiting"  # conn.info: writes waiting for the next statement
+
+
+def _send_waiting(dbapi_conn: Any, waiting: list[tuple[str, Any]]) -> None:
+    """Queue the waiting writes in the open pipeline (the caller's block sends them)."""
+    cursor = dbapi_conn.cursor()
+    for sql, bound in waiting:
+        cursor.execute(sql, bound)
+        StatementCount.n += 1
+    waiting.clear()
+
+
+def send_waiting(conn: Connection) -> None:
+    """Send the writes waiting on `conn` now, in one pipeline (a no-op when none wait)."""
+    waiting = conn.info.get(_WAITING)
+    if not waiting:
+        return
+    sql, bound = waiting[-1]
+    try:
+        with conn.connection.driver_connection.pipeline():  # type: ignore[union-attr]
+            _send_waiting(conn.connection.dbapi_connection, waiting)
+    except conn.dialect.loaded_dbapi.Error as e:
+        waiting.clear()
+        raise _wrapped(conn, e, sql, bound) from e
+
+
+@contextmanager
+def pipelined(conn: Connection) -> Iterator[None]:
+    """On PostgreSQL: `write`s wait for the next statement (module doc); the rest of the
+    writes are sent when the block ends normally, dropped when it raises (the caller's
+    transaction is rolled back)."""
+    if conn.dialect.name != "postgresql":
+        yield
+        return
+    conn.info[_WAITING] = []
+    try:
+        yield
+        send_waiting(conn)
+    finally:
+        conn.info.pop(_WAITING, None)
+
+
+@event.listens_for(Engine, "before_execute")
+def _before_sqlalchemy(conn: Connection, *args: Any) -> None:
+    """Any statement SQLAlchemy runs goes after the waiting writes."""
+    if conn.info.get(_WAITING):
+        send_waiting(conn)
+
+
+def write(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> None:
+    """An INSERT/UPDATE/DELETE whose result nobody reads: sent now, or with the next
+    statement inside `pipelined` on PostgreSQL."""
+    waiting = conn.info.get(_WAITING)
+    if waiting is None:
+        run(conn, stmt, params)
+        return
+    plan, bound = _bound(conn, stmt, params)
+    waiting.append((plan.sql, bound))
 
 
 def rows(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:

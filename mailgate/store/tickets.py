@@ -87,7 +87,8 @@ def update_ticket(conn: Connection, ticket_id: int, values: Mapping[str, Any]) -
 
 
 def add_queues(conn: Connection, ticket_id: int, queues: Iterable[str]) -> None:
-    insert_ignore(conn, ticket_queues, [{"ticket_id": ticket_id, "queue": q} for q in queues])
+    rows = [{"ticket_id": ticket_id, "queue": q} for q in queues]
+    insert_ignore(conn, ticket_queues, rows, count=False)
 
 
 def add_to_queue(conn: Connection, ticket_ids: Iterable[int], queue: str) -> None:
@@ -96,7 +97,8 @@ def add_to_queue(conn: Connection, ticket_ids: Iterable[int], queue: str) -> Non
 
 
 def add_ccs(conn: Connection, ticket_id: int, addresses: Iterable[str]) -> None:
-    insert_ignore(conn, ticket_ccs, [{"ticket_id": ticket_id, "address": a} for a in addresses])
+    rows = [{"ticket_id": ticket_id, "address": a} for a in addresses]
+    insert_ignore(conn, ticket_ccs, rows, count=False)
 
 
 def remove_ccs(conn: Connection, ticket_id: int, addresses: Iterable[str]) -> None:
@@ -105,7 +107,9 @@ def remove_ccs(conn: Connection, ticket_id: int, addresses: Iterable[str]) -> No
 
 
 def add_tags(conn: Connection, ticket_id: int, tags: Iterable[str]) -> None:
-    insert_ignore(conn, ticket_tags, [{"ticket_id": ticket_id, "tag": t} for t in tags])
+    insert_ignore(
+        conn, ticket_tags, [{"ticket_id": ticket_id, "tag": t} for t in tags], count=False
+    )
 
 
 def remove_tags(conn: Connection, ticket_id: int, tags: Iterable[str]) -> None:
@@ -193,7 +197,7 @@ def _customer_follow_up(conn: Connection, d: Decision, primary_queue: str, now: 
         audit(conn, tid, "mailgate", "reopened", now)
     else:
         stmt = _CUSTOMER_REPLY
-    fast.run(conn, stmt, {"tid": tid, "now": now})
+    fast.write(conn, stmt, {"tid": tid, "now": now})
     if d.queues != (primary_queue,):
         add_queues(conn, tid, d.queues)
     if d.new_ccs:
