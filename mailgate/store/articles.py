@@ -6,6 +6,7 @@ answer or command summary, mailgate's own system notes all come through it.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
@@ -15,7 +16,7 @@ from sqlalchemy import Connection, Table, bindparam, insert, select
 from mailgate.db.models import Article, Attachment, Blob, ThreadRef
 from mailgate.parse.attachments import Attachment as ParsedAttachment
 from mailgate.store import fast
-from mailgate.store.batch import BatchState, chunks, current
+from mailgate.store.batch import BatchState, current
 from mailgate.store.sql import insert_ignore, insert_ignore_stmt
 
 articles: Table = Article.__table__  # type: ignore[assignment]
@@ -25,9 +26,12 @@ thread_refs: Table = ThreadRef.__table__  # type: ignore[assignment]
 
 
 _DUPLICATE = select(articles.c.ticket_id).where(articles.c.dedupe_key == bindparam("key"))
-_DUPLICATES = select(articles.c.dedupe_key, articles.c.ticket_id).where(
-    articles.c.dedupe_key.in_(bindparam("keys", expanding=True))
-)
+
+
+@functools.cache
+def _duplicates(n: int) -> Any:
+    c = articles.c
+    return select(c.dedupe_key, c.ticket_id).where(c.dedupe_key.in_(fast.in_binds(n)))
 
 
 def find_duplicate(conn: Connection, key: str) -> int | None:
@@ -41,9 +45,8 @@ def find_duplicate(conn: Connection, key: str) -> int | None:
 def read_duplicates(conn: Connection, batch: BatchState, keys: list[str]) -> None:
     """Which of a batch's dedupe keys are stored already: one statement for the batch."""
     keys = [k for k in dict.fromkeys(keys) if k not in batch.dupes]
-    for chunk in chunks(keys):
-        batch.dupes.update(conn.execute(_DUPLICATES, {"keys": chunk}).all())
-        batch.dupes_absent.update(k for k in chunk if k not in batch.dupes)
+    batch.dupes.update(fast.rows_in(conn, _duplicates, keys))
+    batch.dupes_absent.update(k for k in keys if k not in batch.dupes)
 
 
 def put_blob(conn: Connection, sha256: str, data: bytes) -> None:

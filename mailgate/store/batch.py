@@ -15,18 +15,17 @@ writes in here.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import Connection
 
 from mailgate.store import fast
 
 _KEY = "mailgate.batch"
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -62,6 +61,7 @@ class BatchState:
     deferred: dict[Any, list[dict[str, Any]]] = field(default_factory=dict)  # stmt -> rows
     windows: dict[tuple[Any, ...], Window] = field(default_factory=dict)  # (count, *key)
     sent: list[Sent] = field(default_factory=list)  # send_log lines this batch wrote
+    sent_to: dict[str, list[Sent]] = field(default_factory=dict)  # the same, by address
     # address -> (since, what send_log held for it after `since` when read)
     history: dict[str, tuple[datetime, list[Sent]]] = field(default_factory=dict)
     statements: int = 0  # how many statements the flush ran (for the bench)
@@ -71,11 +71,6 @@ class BatchState:
 
     def known_ref(self, message_id: str) -> bool:
         return message_id in self.refs or message_id in self.refs_absent
-
-
-def chunks(items: list[T], size: int = 500) -> Iterable[list[T]]:
-    """Lists of at most `size`: an IN list stays under every database's parameter limit."""
-    return (items[i : i + size] for i in range(0, len(items), size))
 
 
 def current(conn: Connection) -> BatchState | None:
@@ -103,4 +98,5 @@ def flush(conn: Connection, state: BatchState) -> None:
         state.statements += 1
     state.deferred.clear()
     state.sent.clear()  # in the database now: a window read later finds them there
+    state.sent_to.clear()
     state.history.clear()

@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, event
+from sqlalchemy import BindParameter, Connection, Engine, bindparam, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 
@@ -192,6 +192,34 @@ def write(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> None:
         return
     plan, bound = _bound(conn, stmt, params)
     waiting.append((plan.sql, bound))
+
+
+# IN lists of these sizes (a shorter list repeats its last value): few plans, fixed SQL
+_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+
+
+def in_binds(n: int) -> list[BindParameter[Any]]:
+    """Bind parameters v0 ... v<n-1> for an IN list of `rows_in`."""
+    return [bindparam(f"v{i}") for i in range(n)]
+
+
+def rows_in(
+    conn: Connection,
+    stmt_for: Callable[[int], Any],
+    values: Sequence[Any],
+    params: Mapping[str, Any] | None = None,
+) -> list[tuple[Any, ...]]:
+    """`rows` of `stmt_for(n)` (an IN list of `in_binds(n)`) for all `values`, in lists of
+    at most 512 (under every database's parameter limit)."""
+    found: list[tuple[Any, ...]] = []
+    for start in range(0, len(values), _SIZES[-1]):
+        chunk = list(values[start : start + _SIZES[-1]])
+        n = next(size for size in _SIZES if size >= len(chunk))
+        chunk += chunk[-1:] * (n - len(chunk))
+        found += rows(
+            conn, stmt_for(n), {**(params or {}), **{f"v{i}": v for i, v in enumerate(chunk)}}
+        )
+    return found
 
 
 def rows(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:

@@ -6,19 +6,19 @@ import functools
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, Select, bindparam, or_, select
+from sqlalchemy import Connection, Select, select
 
 from mailgate.parse.message import Parsed
 from mailgate.pipeline.thread import ThreadLookups, TicketFacts, message_refs, tag_number
 from mailgate.store import fast
 from mailgate.store.articles import thread_refs
-from mailgate.store.batch import BatchState, chunks, current
+from mailgate.store.batch import BatchState, current
 from mailgate.store.tickets import ticket_ccs, tickets
 
 
 @functools.cache
 def _facts(n: int) -> Select[Any]:
-    """The facts of `n` tickets (bind parameters id0 ...): fixed SQL per n (store/fast.py)."""
+    """The facts of `n` tickets (store/fast.rows_in)."""
     return (
         select(
             tickets.c.id,
@@ -29,7 +29,7 @@ def _facts(n: int) -> Select[Any]:
             ticket_ccs.c.address,
         )
         .select_from(tickets.outerjoin(ticket_ccs, ticket_ccs.c.ticket_id == tickets.c.id))
-        .where(or_(*(tickets.c.id == bindparam(f"id{i}") for i in range(n))))
+        .where(tickets.c.id.in_(fast.in_binds(n)))
     )
 
 
@@ -39,12 +39,10 @@ def ticket_facts(conn: Connection, ids: Iterable[int]) -> dict[int, TicketFacts]
         return {}
     rows: dict[int, Any] = {}
     ccs: dict[int, set[str]] = {}
-    for chunk in chunks(ids, 100):  # a tag and a few references: one chunk
-        params = {f"id{i}": tid for i, tid in enumerate(chunk)}
-        for tid, *facts, address in fast.rows(conn, _facts(len(chunk)), params):
-            rows[tid] = facts
-            if address:
-                ccs.setdefault(tid, set()).add(address)
+    for tid, *facts, address in fast.rows_in(conn, _facts, ids):
+        rows[tid] = facts
+        if address:
+            ccs.setdefault(tid, set()).add(address)
     return {
         tid: TicketFacts(
             id=tid,
@@ -58,23 +56,23 @@ def ticket_facts(conn: Connection, ids: Iterable[int]) -> dict[int, TicketFacts]
     }
 
 
-_REFS = select(thread_refs.c.message_id, thread_refs.c.ticket_id).where(
-    thread_refs.c.message_id.in_(bindparam("mids", expanding=True))
-)
+@functools.cache
+def _refs(n: int) -> Select[Any]:
+    c = thread_refs.c
+    return select(c.message_id, c.ticket_id).where(c.message_id.in_(fast.in_binds(n)))
 
 
 def read_refs(conn: Connection, batch: BatchState, mids: list[str]) -> None:
     """Which tickets a batch's Message-IDs belong to: one statement for the whole batch."""
     mids = [m for m in dict.fromkeys(mids) if not batch.known_ref(m)]
-    for chunk in chunks(mids):
-        batch.refs.update(conn.execute(_REFS, {"mids": chunk}).all())
-        batch.refs_absent.update(m for m in chunk if m not in batch.refs)
+    batch.refs.update(fast.rows_in(conn, _refs, mids))
+    batch.refs_absent.update(m for m in mids if m not in batch.refs)
 
 
 def _ref_tickets(conn: Connection, refs: list[str]) -> dict[str, int]:
     batch = current(conn)
     if batch is None:
-        return dict(conn.execute(_REFS, {"mids": refs}).all())
+        return dict(fast.rows_in(conn, _refs, refs))
     read_refs(conn, batch, refs)  # reads only what the batch did not read ahead
     return {m: batch.refs[m] for m in refs if m in batch.refs}
 

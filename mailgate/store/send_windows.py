@@ -21,6 +21,7 @@ requires the same mails held for the same reasons.
 from __future__ import annotations
 
 import bisect
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -30,7 +31,8 @@ from sqlalchemy import Connection, Table, bindparam, select
 
 from mailgate.db.models import OutboxRow, SendLog
 from mailgate.outgoing.governor import AUTOMATIC_KINDS, DAY, HOUR, MINUTE, Mail, is_notification
-from mailgate.store.batch import BatchState, Sent, Window, chunks
+from mailgate.store import fast
+from mailgate.store.batch import BatchState, Sent, Window
 
 send_log: Table = SendLog.__table__  # type: ignore[assignment]
 outbox: Table = OutboxRow.__table__  # type: ignore[assignment]
@@ -89,14 +91,20 @@ def _counted(*where: Any) -> Any:
         select(send_log.c.address, send_log.c.ticket_id, send_log.c.queue, send_log.c.kind)
         .add_columns(send_log.c.created_at)
         .select_from(send_log.join(outbox, outbox.c.id == send_log.c.outbox_id))
-        .where(*where, outbox.c.status.not_in(NOT_SENDING))
+        .where(*where, *(outbox.c.status != s for s in NOT_SENDING))  # fixed SQL: no IN
     )
 
 
 KINDS = window_kinds(send_log.c)
 _SINCE = send_log.c.created_at > bindparam("since")
 _QUEUE_ACKS = _counted(*KINDS["acks_queue_minute"].where, _SINCE)
-_HISTORY = _counted(send_log.c.address.in_(bindparam("addresses", expanding=True)), _SINCE)
+
+
+@functools.cache
+def _history(n: int) -> Any:
+    return _counted(send_log.c.address.in_(fast.in_binds(n)), _SINCE)
+
+
 _BY_QUEUE = frozenset({"acks_queue_minute"})
 
 
@@ -104,11 +112,10 @@ def read_history(conn: Connection, batch: BatchState, addresses: list[str], now:
     """What was sent to these addresses in the last day: one statement for all of them."""
     since = now - timedelta(seconds=DAY)
     todo = [a for a in dict.fromkeys(addresses) if a not in batch.history]
-    for chunk in chunks(todo):
-        found: dict[str, list[Sent]] = {a: [] for a in chunk}
-        for r in conn.execute(_HISTORY, {"addresses": chunk, "since": since}):
-            found[r.address].append(Sent(*r, counted=True))
-        batch.history.update((a, (since, rows)) for a, rows in found.items())
+    found: dict[str, list[Sent]] = {a: [] for a in todo}
+    for r in fast.rows_in(conn, _history, todo, {"since": since}):
+        found[r[0]].append(Sent(*r, counted=True))
+    batch.history.update((a, (since, rows)) for a, rows in found.items())
 
 
 def batch_count(
@@ -119,18 +126,20 @@ def batch_count(
     key = (kind.name, *kind.key(mail))
     window = batch.windows.get(key)
     if window is None or start < window.since:  # never read, or the clock went back
+        # what this batch sent is not in the database before the flush: added here
         if kind.name in _BY_QUEUE:
             params = {"queue": mail.queue, "since": start}
-            rows = [Sent(*r, counted=True) for r in conn.execute(_QUEUE_ACKS, params)]
+            rows = [Sent(*r, counted=True) for r in fast.rows(conn, _QUEUE_ACKS, params)]
+            rows += batch.sent
         else:
             read = batch.history.get(mail.address)
             if read is None or start < read[0]:
                 batch.history.pop(mail.address, None)
                 read_history(conn, batch, [mail.address], now)
-            rows = batch.history[mail.address][1]
+            rows = batch.history[mail.address][1] + batch.sent_to.get(mail.address, [])
         times = [
             s.created_at
-            for s in (*rows, *batch.sent)  # batch.sent: not in the database before the flush
+            for s in rows
             if s.counted and s.created_at > start and kind.matches(s, key[1:])
         ]
         window = batch.windows[key] = Window(start, sorted(times))
@@ -140,6 +149,8 @@ def batch_count(
 def note_sent(batch: BatchState, sent: list[Sent]) -> None:
     """Rows this batch logged: kept for windows read later, added to those read already."""
     batch.sent.extend(sent)
+    for s in sent:
+        batch.sent_to.setdefault(s.address, []).append(s)
     for (name, *key), window in batch.windows.items():
         for s in sent:
             if s.counted and s.created_at > window.since and KINDS[name].matches(s, tuple(key)):
