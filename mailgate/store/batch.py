@@ -62,7 +62,8 @@ class BatchState:
     windows: dict[tuple[Any, ...], Window] = field(default_factory=dict)  # (count, *key)
     sent: list[Sent] = field(default_factory=list)  # send_log lines this batch wrote
     sent_to: dict[str, list[Sent]] = field(default_factory=dict)  # the same, by address
-    # address -> (since, what send_log held for it after `since` when read)
+    sent_about: dict[tuple[str, int], list[Sent]] = field(default_factory=dict)  # and ticket
+    # address -> (since, the automatic mail send_log held for it after `since` when read)
     history: dict[str, tuple[datetime, list[Sent]]] = field(default_factory=dict)
     statements: int = 0  # how many statements the flush ran (for the bench)
 
@@ -99,4 +100,5 @@ def flush(conn: Connection, state: BatchState) -> None:
     state.deferred.clear()
     state.sent.clear()  # in the database now: a window read later finds them there
     state.sent_to.clear()
+    state.sent_about.clear()
     state.history.clear()
