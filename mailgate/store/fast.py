@@ -27,6 +27,7 @@ statement object, the dialect and the parameter names.
 
 from __future__ import annotations
 
+from collections import namedtuple
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ class Plan:
     sources: tuple[tuple[str | None, Any], ...]  # per name: parameter key, or None + constant
     binds: tuple[Processor, ...]
     results: tuple[Processor, ...]  # per result column (SELECT or RETURNING)
+    row: Any  # a named tuple type of the result columns (`named`)
 
 
 class StatementCount:
@@ -87,6 +89,7 @@ def _plan(dialect: Dialect, stmt: Any, keys: tuple[str, ...]) -> Plan:
         results=tuple(
             c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns
         ),
+        row=namedtuple("Row", [c.key for c in columns], rename=True),  # noqa: PYI024
     )
 
 
@@ -233,6 +236,18 @@ def rows(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> list[tuple[A
     if not any(procs):
         return [tuple(r) for r in raw]
     return [tuple(v if p is None else p(v) for p, v in zip(procs, r, strict=True)) for r in raw]
+
+
+def named(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> list[Any]:
+    """`rows` as named tuples: `row.status` as SQLAlchemy's rows have it."""
+    found = rows(conn, stmt, params)
+    make = _plans[(stmt, conn.dialect.name, tuple(params))].row
+    return [make(*r) for r in found]
+
+
+def scalars(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> list[Any]:
+    """The first column of every row."""
+    return [r[0] for r in rows(conn, stmt, params)]
 
 
 def scalar(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> Any:
