@@ -40,7 +40,7 @@ fuzz: $(BIN)/.installed
 	MAILGATE_FUZZ_CASES=$(FUZZ_CASES) $(BIN)/pytest -q -s tests/fuzz
 
 bench: $(BIN)/.installed
-	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/all.py
 
 clean:
 	rm -rf var .pytest_cache

@@ -23,7 +23,6 @@ import queue
 import re
 import shutil
 import smtplib
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -35,6 +34,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import Connection, create_engine, text  # noqa: E402
 
 from bench import ingest  # noqa: E402
 from bench.ingest import generate, pct  # noqa: E402
@@ -68,7 +69,9 @@ class StampingSink(SmtpSink):
         return reply
 
 
-def shipped_config(tmp: Path, relay_port: int, listen_port: int, governor: str) -> Path:
+def shipped_config(
+    tmp: Path, relay_port: int, listen_port: int, governor: str, database_url: str = ""
+) -> Path:
     cfg = tmp / "config"
     shutil.copytree(ROOT / "config", cfg)
     (tmp / "templates").mkdir()
@@ -79,6 +82,8 @@ def shipped_config(tmp: Path, relay_port: int, listen_port: int, governor: str) 
     text = re.sub(r"(?m)^port = 25$", f"port = {relay_port}", text, count=1)
     text = re.sub(r"(?m)^port = 2525$", f"port = {listen_port}", text, count=1)
     text = re.sub(r'(?m)^log_level = "info"', 'log_level = "warning"', text, count=1)
+    if database_url:
+        text = re.sub(r"(?m)^# database_url = .*$", f'database_url = "{database_url}"', text)
     for line in filter(None, (s.strip() for s in governor.split(";"))):
         key = line.split("=", 1)[0].strip()
         text = re.sub(rf"(?m)^{key} = .*$", line, text, count=1)
@@ -121,11 +126,13 @@ def send_all(
     return acked, t0
 
 
-def one_run(files: list[Path], connections: int, rate: float, governor: str) -> dict:
+def one_run(
+    files: list[Path], connections: int, rate: float, governor: str, database_url: str = ""
+) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="mg-e2e-"))
     sink = StampingSink()
     listen = free_port()
-    path = shipped_config(tmp, sink.port, listen, governor)
+    path = shipped_config(tmp, sink.port, listen, governor, database_url)
     daemon = subprocess.Popen(
         [sys.executable, "-m", "mailgate", "--config", str(path), "run"],
         cwd=tmp,
@@ -142,9 +149,7 @@ def one_run(files: list[Path], connections: int, rate: float, governor: str) -> 
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.1)
-        # the daemon's SQLite file (config/load.py names it)
-        db_file = min((tmp / "var").glob("mailgate.db*"), key=lambda p: len(p.name))
-        db = sqlite3.connect(db_file, timeout=30)
+        db = _database(tmp, database_url)
         spool_dir = tmp / "var" / "spool"
         acked, t0 = send_all(listen, files, connections, rate)
         t_sent = time.monotonic()
@@ -152,14 +157,16 @@ def one_run(files: list[Path], connections: int, rate: float, governor: str) -> 
         while time.monotonic() - t_sent < 600:
             if not worker_done and not any((spool_dir / "incoming").glob("*")):
                 worker_done = time.monotonic()
-            pending = db.execute("select count(*) from outbox where status = 'pending'").fetchone()
+            pending = db.execute(text("select count(*) from outbox where status = 'pending'")).one()
             if worker_done and pending[0] == 0:
                 e2e_done = time.monotonic()
                 break
             time.sleep(0.05)
-        counts = dict(db.execute("select status, count(*) from outbox group by status"))
-        kinds = dict(db.execute("select kind, count(*) from outbox group by kind"))
-        written = dict(db.execute("select message_id, created_at from outbox where kind = 'ack'"))
+        counts = dict(db.execute(text("select status, count(*) from outbox group by status")).all())
+        kinds = dict(db.execute(text("select kind, count(*) from outbox group by kind")).all())
+        acks_sql = "select message_id, created_at from outbox where kind = 'ack'"
+        written = dict(db.execute(text(acks_sql)).all())
+        db.close()
         acks = list(written)
     finally:
         daemon.terminate()
@@ -198,8 +205,17 @@ def one_run(files: list[Path], connections: int, rate: float, governor: str) -> 
     }
 
 
-def _epoch(stored: str) -> float:
-    """An outbox created_at as SQLite holds it (UTC) in seconds since the epoch."""
+def _database(tmp: Path, database_url: str) -> Connection:
+    """A connection to the daemon's database: the URL given, else its SQLite file."""
+    if not database_url:  # config/load.py names the file in data_dir
+        db_file = min((tmp / "var").glob("mailgate.db*"), key=lambda p: len(p.name))
+        database_url = f"sqlite:///{db_file}"
+    # autocommit: every poll reads what the daemon committed since the last one
+    return create_engine(database_url, isolation_level="AUTOCOMMIT").connect()
+
+
+def _epoch(stored: str | datetime) -> float:
+    """An outbox created_at (UTC; SQLite holds a string) in seconds since the epoch."""
     when = datetime.fromisoformat(str(stored))
     return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
 
@@ -234,13 +250,27 @@ def main() -> None:
     ap.add_argument("--connections", default="1,4,16")
     ap.add_argument("--rate", type=float, default=0.0, help="messages/s to send at (0: flat out)")
     ap.add_argument("--governor", default="", help='"key = value; ..." over the shipped [governor]')
+    ap.add_argument(
+        "--postgres-durable",
+        action="store_true",
+        help="the daemon on a private PostgreSQL (tests/servers.py), fsync and synchronous_commit"
+        " on; a fresh database per run",
+    )
     args = ap.parse_args()
+    pg = None
+    if args.postgres_durable:
+        from tests.servers import Postgres
+
+        pg = Postgres(durable=True)
+        print(f"PostgreSQL {pg!r}: fsync, synchronous_commit, full_page_writes on")
     corpus = args.corpus or generate(Path(tempfile.mkdtemp(prefix="mg-corpus-")), args.n)
     files = sorted((corpus / "eml").glob("*.eml"))
     gov = args.governor or "shipped"
-    print(f"corpus: {len(files)} messages; cores {os.cpu_count()}; governor {gov}")
+    db_name = "durable PostgreSQL" if pg else "SQLite"
+    print(f"corpus: {len(files)} messages; cores {os.cpu_count()}; governor {gov}; {db_name}")
     for c in (int(x) for x in args.connections.split(",")):
-        r = one_run(files, c, args.rate, args.governor)
+        url = pg.create_database(f"e2e_{c}_{os.getpid()}") if pg else ""
+        r = one_run(files, c, args.rate, args.governor, url)
         print(
             f"connections {r['connections']:2d} rate {r['rate']}: "
             f"intake {r['intake_per_s']:.1f}/s, "
@@ -255,6 +285,8 @@ def main() -> None:
         )
     f = floor(corpus)
     print(f"floor: {json.dumps(f)}; load {os.getloadavg()[0]:.2f}")
+    if pg:
+        pg.stop()
 
 
 if __name__ == "__main__":

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
 
 from mailgate.db.models import Article, Attachment, Blob
 from mailgate.outgoing.compose import OutAttachment
 from mailgate.parse.attachments import Attachment as ParsedAttachment
 from mailgate.parse.filenames import safe_filename
+from mailgate.store import fast
 
 # parts of an agent's mail that are its signature or encryption, never the customer's files
 _NOT_FILES = frozenset(
@@ -62,8 +63,13 @@ def _rows(conn: Connection, condition) -> list[StoredAttachment]:  # type: ignor
     return [StoredAttachment(*r) for r in rows]
 
 
+_OF_ARTICLE = _SELECT.where(_attachments.c.article_id == bindparam("aid")).order_by(
+    _attachments.c.id
+)  # built once: every notification of a customer mail asks
+
+
 def of_article(conn: Connection, article_id: int) -> list[StoredAttachment]:
-    return _rows(conn, _attachments.c.article_id == article_id)
+    return [StoredAttachment(*r) for r in fast.rows(conn, _OF_ARTICLE, {"aid": article_id})]
 
 
 def of_ticket(conn: Connection, ticket_id: int) -> list[StoredAttachment]:

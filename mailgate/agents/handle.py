@@ -67,7 +67,11 @@ def handle(
     keyrings: Keyrings,
 ) -> AgentMailResult | None:
     """Run an authenticated agent mail; None if the mail is not one (customer path)."""
-    reply = auth.find_agent_reply(config, p.from_addr, auth.recipients(envelope, p))
+    reply = (  # the recipients only when From is an agent's: most mail is a customer's
+        auth.find_agent_reply(config, p.from_addr, auth.recipients(envelope, p))
+        if p.from_addr and config.agent_by_address(p.from_addr) is not None
+        else None
+    )
     if reply is None:  # an agent's mail without a token about a ticket: a note, never a reply
         done = handle_without_token(conn, config, p, raw, now)
         return AgentMailResult(*done) if done else None

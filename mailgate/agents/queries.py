@@ -27,6 +27,7 @@ from mailgate.outgoing import digest as dg
 from mailgate.outgoing.compose import Outgoing
 from mailgate.pgp.keyring import Keyrings
 from mailgate.pgp.secrets import secret_for_agent
+from mailgate.store import fast
 from mailgate.store.articles import articles
 from mailgate.store.tickets import ticket_ccs, ticket_queues, ticket_tags, tickets
 
@@ -60,16 +61,17 @@ _LATEST = (
 
 
 def ticket_row(conn: Connection, ticket_id: int) -> Row[Any] | None:
-    return conn.execute(_TICKET, {"tid": ticket_id}).first()
+    found = fast.named(conn, _TICKET, {"tid": ticket_id})
+    return found[0] if found else None
 
 
 def ticket_ccs_of(conn: Connection, ticket_id: int) -> tuple[str, ...]:
-    return tuple(sorted(conn.execute(_CCS, {"tid": ticket_id}).scalars()))
+    return tuple(sorted(fast.scalars(conn, _CCS, {"tid": ticket_id})))
 
 
 def ticket_view(conn: Connection, row: Row[Any]) -> TicketView:
     tid = row.id
-    queues = set(conn.execute(_QUEUES, {"tid": tid}).scalars())
+    queues = set(fast.scalars(conn, _QUEUES, {"tid": tid}))
     return TicketView(
         id=tid,
         queue=row.queue,
@@ -86,15 +88,15 @@ def ticket_view(conn: Connection, row: Row[Any]) -> TicketView:
 def ticket_digest(conn: Connection, config: Config, row: Row[Any]) -> dg.TicketDigest:
     """What a mail to an agent shows about the ticket in `row` (a tickets row)."""
     ticket_id = row.id
-    tags = conn.execute(_TAGS, {"tid": ticket_id}).scalars()
+    tags = fast.scalars(conn, _TAGS, {"tid": ticket_id})
     queue = config.queue(row.queue)
     settings = queue.agent_mail if queue else None
     n_history = settings.history_articles if settings else 5
     n_latest = settings.latest_tickets if settings else 5
-    history = conn.execute(_HISTORY, {"tid": ticket_id, "n": n_history}).all()
-    latest = conn.execute(
-        _LATEST, {"tid": ticket_id, "requester": row.requester_addr, "n": n_latest}
-    ).all()
+    history = fast.named(conn, _HISTORY, {"tid": ticket_id, "n": n_history})
+    latest = fast.named(
+        conn, _LATEST, {"tid": ticket_id, "requester": row.requester_addr, "n": n_latest}
+    )
     requester = (
         f"{row.requester_name} <{row.requester_addr}>" if row.requester_name else row.requester_addr
     )

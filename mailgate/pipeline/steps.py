@@ -47,6 +47,7 @@ from mailgate.store.batch import BatchState
 from mailgate.store.lookups import read_refs, thread_lookups
 from mailgate.store.outbox import add_outbox
 from mailgate.store.repeats import recent_texts
+from mailgate.store.send_windows import read_history
 
 
 @dataclass(frozen=True)
@@ -366,7 +367,10 @@ class Pipeline:
         ready = [p for p in prepared if p.parsed is not None]
         read_duplicates(conn, batch, [p.dedupe_key for p in ready])
         read_refs(conn, batch, [m for p in ready for m in p.refs])
-        read_autoresponses(conn, batch, [p.parsed.from_addr for p in ready if p.parsed])
+        senders = [p.parsed.from_addr for p in ready if p.parsed]
+        read_autoresponses(conn, batch, senders)
+        if self.config.governor.enabled:  # what the acknowledgements' caps count
+            read_history(conn, batch, [s.lower() for s in senders], self.clock())
 
     def process(
         self, conn: Connection, entry: SpoolEntry, raw: bytes, prepared: Prepared | None = None

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, Row, Table, delete, select, update
+from sqlalchemy import Connection, Row, Table, bindparam, delete, select, update
 
 from mailgate.bounces.report import Recipient
 from mailgate.config.machine_mail import BounceSettings
 from mailgate.db.models_addresses import AddressState
+from mailgate.store import fast
 from mailgate.store.sql import insert_ignore
 
 address_states: Table = AddressState.__table__  # type: ignore[assignment]
@@ -71,12 +72,13 @@ def record_report(
     return until
 
 
+_PAUSED = select(address_states.c.paused_until).where(
+    address_states.c.address == bindparam("address"), address_states.c.status == "failing"
+)  # built once: asked for every automatic mail
+
+
 def paused_until(conn: Connection, address: str) -> datetime | None:
-    return conn.execute(
-        select(address_states.c.paused_until).where(
-            address_states.c.address == address.lower(), address_states.c.status == "failing"
-        )
-    ).scalar()
+    return fast.scalar(conn, _PAUSED, {"address": address.lower()})
 
 
 def list_states(conn: Connection, *, failing_only: bool = True) -> list[Row]:

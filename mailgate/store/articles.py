@@ -6,6 +6,7 @@ answer or command summary, mailgate's own system notes all come through it.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
@@ -14,7 +15,8 @@ from sqlalchemy import Connection, Table, bindparam, insert, select
 
 from mailgate.db.models import Article, Attachment, Blob, ThreadRef
 from mailgate.parse.attachments import Attachment as ParsedAttachment
-from mailgate.store.batch import BatchState, chunks, current
+from mailgate.store import fast
+from mailgate.store.batch import BatchState, current
 from mailgate.store.sql import insert_ignore, insert_ignore_stmt
 
 articles: Table = Article.__table__  # type: ignore[assignment]
@@ -24,9 +26,12 @@ thread_refs: Table = ThreadRef.__table__  # type: ignore[assignment]
 
 
 _DUPLICATE = select(articles.c.ticket_id).where(articles.c.dedupe_key == bindparam("key"))
-_DUPLICATES = select(articles.c.dedupe_key, articles.c.ticket_id).where(
-    articles.c.dedupe_key.in_(bindparam("keys", expanding=True))
-)
+
+
+@functools.cache
+def _duplicates(n: int) -> Any:
+    c = articles.c
+    return select(c.dedupe_key, c.ticket_id).where(c.dedupe_key.in_(fast.in_binds(n)))
 
 
 def find_duplicate(conn: Connection, key: str) -> int | None:
@@ -40,13 +45,12 @@ def find_duplicate(conn: Connection, key: str) -> int | None:
 def read_duplicates(conn: Connection, batch: BatchState, keys: list[str]) -> None:
     """Which of a batch's dedupe keys are stored already: one statement for the batch."""
     keys = [k for k in dict.fromkeys(keys) if k not in batch.dupes]
-    for chunk in chunks(keys):
-        batch.dupes.update(conn.execute(_DUPLICATES, {"keys": chunk}).all())
-        batch.dupes_absent.update(k for k in chunk if k not in batch.dupes)
+    batch.dupes.update(fast.rows_in(conn, _duplicates, keys))
+    batch.dupes_absent.update(k for k in keys if k not in batch.dupes)
 
 
 def put_blob(conn: Connection, sha256: str, data: bytes) -> None:
-    insert_ignore(conn, blobs, {"sha256": sha256, "size": len(data), "data": data})
+    insert_ignore(conn, blobs, {"sha256": sha256, "size": len(data), "data": data}, count=False)
 
 
 def add_thread_ref(conn: Connection, message_id: str, ticket_id: int) -> None:
@@ -54,11 +58,14 @@ def add_thread_ref(conn: Connection, message_id: str, ticket_id: int) -> None:
     row = {"message_id": message_id[:998], "ticket_id": ticket_id}
     batch = current(conn)
     if batch is None or not batch.known_ref(row["message_id"]):
-        insert_ignore(conn, thread_refs, row)  # unknown here: the database decides
+        insert_ignore(conn, thread_refs, row, count=False)  # unknown here: the database decides
     elif row["message_id"] in batch.refs_absent:  # the first writer wins, as ON CONFLICT
         batch.refs_absent.discard(row["message_id"])
         batch.refs[row["message_id"]] = ticket_id
         batch.defer(insert_ignore_stmt(conn.dialect.name, thread_refs), row)
+
+
+_INSERT_ARTICLE = insert(articles).returning(articles.c.id)
 
 
 def add_article(
@@ -83,8 +90,9 @@ def add_article(
     new_text: str = "",
 ) -> int:
     """Insert an article (and its Message-ID as a thread reference); its id."""
-    aid = conn.execute(
-        insert(articles).returning(articles.c.id),
+    aid = fast.scalar(
+        conn,
+        _INSERT_ARTICLE,
         {
             "ticket_id": ticket_id,
             "kind": kind,
@@ -104,7 +112,7 @@ def add_article(
             "defects": list(defects),
             "created_at": now,
         },
-    ).scalar_one()
+    )
     batch = current(conn)
     if batch is not None and dedupe_key is not None:
         batch.dupes[dedupe_key] = ticket_id

@@ -11,7 +11,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from mailgate.db.models import AutoResponseLog
-from mailgate.store.batch import BatchState, chunks, current
+from mailgate.store import fast
+from mailgate.store.batch import BatchState, current
 
 autoresponse_log: Table = AutoResponseLog.__table__  # type: ignore[assignment]
 
@@ -20,9 +21,10 @@ _LAST_AUTORESPONSE = select(autoresponse_log.c.last_sent_at).where(
 )
 
 
-_OF_SENDERS = select(
-    autoresponse_log.c.queue, autoresponse_log.c.sender, autoresponse_log.c.last_sent_at
-).where(autoresponse_log.c.sender.in_(bindparam("senders", expanding=True)))
+@functools.cache
+def _of_senders(n: int) -> Any:
+    c = autoresponse_log.c
+    return select(c.queue, c.sender, c.last_sent_at).where(c.sender.in_(fast.in_binds(n)))
 
 
 def last_autoresponse(conn: Connection, queue: str, sender: str) -> datetime | None:
@@ -35,10 +37,9 @@ def last_autoresponse(conn: Connection, queue: str, sender: str) -> datetime | N
 def read_autoresponses(conn: Connection, batch: BatchState, senders: list[str]) -> None:
     """When each of a batch's senders was last auto-responded to, by any queue: one read."""
     senders = [s for s in dict.fromkeys(senders) if s and s not in batch.senders_read]
-    for chunk in chunks(senders):
-        for queue, sender, at in conn.execute(_OF_SENDERS, {"senders": chunk}):
-            batch.autoresponses[(queue, sender)] = at
-        batch.senders_read.update(chunk)
+    for queue, sender, at in fast.rows_in(conn, _of_senders, senders):
+        batch.autoresponses[(queue, sender)] = at
+    batch.senders_read.update(senders)
 
 
 @functools.cache

@@ -15,7 +15,7 @@ writes in here.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -23,7 +23,29 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from mailgate.store import fast
+
 _KEY = "mailgate.batch"
+
+
+@dataclass(frozen=True)
+class Sent:
+    """One recipient line of send_log the batch wrote (store/send_windows.py)."""
+
+    address: str
+    ticket_id: int | None
+    queue: str
+    kind: str
+    created_at: datetime
+    counted: bool  # False: queued held, which counts against no cap
+
+
+@dataclass
+class Window:
+    """A governor count's rows, read once in the batch (store/send_windows.py)."""
+
+    since: datetime  # rows at or before this were not read
+    times: list[datetime]  # created_at of the counted rows after `since`, sorted
 
 
 @dataclass
@@ -37,6 +59,12 @@ class BatchState:
     autoresponses: dict[tuple[str, str], datetime | None] = field(default_factory=dict)
     senders_read: set[str] = field(default_factory=set)
     deferred: dict[Any, list[dict[str, Any]]] = field(default_factory=dict)  # stmt -> rows
+    windows: dict[tuple[Any, ...], Window] = field(default_factory=dict)  # (count, *key)
+    sent: list[Sent] = field(default_factory=list)  # send_log lines this batch wrote
+    sent_to: dict[str, list[Sent]] = field(default_factory=dict)  # the same, by address
+    sent_about: dict[tuple[str, int], list[Sent]] = field(default_factory=dict)  # and ticket
+    # address -> (since, the automatic mail send_log held for it after `since` when read)
+    history: dict[str, tuple[datetime, list[Sent]]] = field(default_factory=dict)
     statements: int = 0  # how many statements the flush ran (for the bench)
 
     def defer(self, stmt: Any, row: dict[str, Any]) -> None:
@@ -44,11 +72,6 @@ class BatchState:
 
     def known_ref(self, message_id: str) -> bool:
         return message_id in self.refs or message_id in self.refs_absent
-
-
-def chunks(items: list[str], size: int = 500) -> Iterable[list[str]]:
-    """Lists of at most `size`: an IN list stays under every database's parameter limit."""
-    return (items[i : i + size] for i in range(0, len(items), size))
 
 
 def current(conn: Connection) -> BatchState | None:
@@ -62,14 +85,20 @@ def batch_state(conn: Connection) -> Iterator[BatchState]:
     state = BatchState()
     conn.info[_KEY] = state
     try:
-        yield state
+        with fast.pipelined(conn):  # PostgreSQL: writes go with the next statement
+            yield state
     finally:
         conn.info.pop(_KEY, None)  # conn.info outlives the transaction (pooled connection)
 
 
 def flush(conn: Connection, state: BatchState) -> None:
     """Write the deferred rows: one executemany per statement, in first-deferred order."""
+    fast.send_waiting(conn)
     for stmt, rows in state.deferred.items():
         conn.execute(stmt, rows)
         state.statements += 1
     state.deferred.clear()
+    state.sent.clear()  # in the database now: a window read later finds them there
+    state.sent_to.clear()
+    state.sent_about.clear()
+    state.history.clear()

@@ -33,7 +33,7 @@ def add_junk(
     now: datetime,
 ) -> bool:
     """Quarantine a message; False if it is there already (one row per raw hash)."""
-    res = insert_ignore(
+    inserted = insert_ignore(
         conn,
         junk,
         {
@@ -49,7 +49,7 @@ def add_junk(
             "raw": raw,
         },
     )
-    return res.rowcount > 0
+    return inserted > 0
 
 
 def is_released(conn: Connection, raw_sha256: str) -> bool:

@@ -2,29 +2,35 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import Connection, Select, select
 
 from mailgate.parse.message import Parsed
 from mailgate.pipeline.thread import ThreadLookups, TicketFacts, message_refs, tag_number
+from mailgate.store import fast
 from mailgate.store.articles import thread_refs
-from mailgate.store.batch import BatchState, chunks, current
+from mailgate.store.batch import BatchState, current
 from mailgate.store.tickets import ticket_ccs, tickets
 
-_FACTS = (
-    select(
-        tickets.c.id,
-        tickets.c.requester_addr,
-        tickets.c.status,
-        tickets.c.queue,
-        tickets.c.closed_at,
-        ticket_ccs.c.address,
+
+@functools.cache
+def _facts(n: int) -> Select[Any]:
+    """The facts of `n` tickets (store/fast.rows_in)."""
+    return (
+        select(
+            tickets.c.id,
+            tickets.c.requester_addr,
+            tickets.c.status,
+            tickets.c.queue,
+            tickets.c.closed_at,
+            ticket_ccs.c.address,
+        )
+        .select_from(tickets.outerjoin(ticket_ccs, ticket_ccs.c.ticket_id == tickets.c.id))
+        .where(tickets.c.id.in_(fast.in_binds(n)))
     )
-    .select_from(tickets.outerjoin(ticket_ccs, ticket_ccs.c.ticket_id == tickets.c.id))
-    .where(tickets.c.id.in_(bindparam("ids", expanding=True)))
-)
 
 
 def ticket_facts(conn: Connection, ids: Iterable[int]) -> dict[int, TicketFacts]:
@@ -33,40 +39,40 @@ def ticket_facts(conn: Connection, ids: Iterable[int]) -> dict[int, TicketFacts]
         return {}
     rows: dict[int, Any] = {}
     ccs: dict[int, set[str]] = {}
-    for r in conn.execute(_FACTS, {"ids": ids}):
-        rows[r.id] = r
-        if r.address:
-            ccs.setdefault(r.id, set()).add(r.address)
+    for tid, *facts, address in fast.rows_in(conn, _facts, ids):
+        rows[tid] = facts
+        if address:
+            ccs.setdefault(tid, set()).add(address)
     return {
         tid: TicketFacts(
             id=tid,
-            requester=r.requester_addr,
+            requester=requester,
             ccs=frozenset(ccs.get(tid, ())),
-            status=r.status,
-            queue=r.queue,
-            closed_at=r.closed_at,
+            status=status,
+            queue=queue,
+            closed_at=closed_at,
         )
-        for tid, r in rows.items()
+        for tid, (requester, status, queue, closed_at) in rows.items()
     }
 
 
-_REFS = select(thread_refs.c.message_id, thread_refs.c.ticket_id).where(
-    thread_refs.c.message_id.in_(bindparam("mids", expanding=True))
-)
+@functools.cache
+def _refs(n: int) -> Select[Any]:
+    c = thread_refs.c
+    return select(c.message_id, c.ticket_id).where(c.message_id.in_(fast.in_binds(n)))
 
 
 def read_refs(conn: Connection, batch: BatchState, mids: list[str]) -> None:
     """Which tickets a batch's Message-IDs belong to: one statement for the whole batch."""
     mids = [m for m in dict.fromkeys(mids) if not batch.known_ref(m)]
-    for chunk in chunks(mids):
-        batch.refs.update(conn.execute(_REFS, {"mids": chunk}).all())
-        batch.refs_absent.update(m for m in chunk if m not in batch.refs)
+    batch.refs.update(fast.rows_in(conn, _refs, mids))
+    batch.refs_absent.update(m for m in mids if m not in batch.refs)
 
 
 def _ref_tickets(conn: Connection, refs: list[str]) -> dict[str, int]:
     batch = current(conn)
     if batch is None:
-        return dict(conn.execute(_REFS, {"mids": refs}).all())
+        return dict(fast.rows_in(conn, _refs, refs))
     read_refs(conn, batch, refs)  # reads only what the batch did not read ahead
     return {m: batch.refs[m] for m in refs if m in batch.refs}
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Connection, Table, update
 
@@ -12,10 +14,11 @@ from mailgate.config.governor import GovernorSettings
 from mailgate.db.models import OutboxRow
 from mailgate.outgoing.compose import Outgoing
 from mailgate.outgoing.governor import AUTOMATIC_KINDS, PASS, Mail, Verdict, check, paused
+from mailgate.store import fast
 from mailgate.store.addresses import paused_until
 from mailgate.store.articles import add_thread_ref
 from mailgate.store.send_log import counts_for, log_sends
-from mailgate.store.sql import insert_ignore
+from mailgate.store.sql import insert_ignore_stmt
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +32,11 @@ LATER = frozenset({"reminder", "digest"})
 
 def priority_of(kind: str) -> int:
     return 0 if kind in CUSTOMER_FACING else 2 if kind in LATER else 1
+
+
+@functools.cache
+def _add_stmt(dialect: str) -> Any:
+    return insert_ignore_stmt(dialect, outbox).returning(outbox.c.id)
 
 
 def outbox_deadline(now: datetime, hours: float) -> datetime:
@@ -50,9 +58,9 @@ def add_outbox(
     (outgoing/governor.py); it goes out only when released (`mailgate outbox release`).
     """
     verdict = _govern(conn, out, now, governor, queue, budget) if governor else PASS
-    res = insert_ignore(
+    outbox_id = fast.scalar(
         conn,
-        outbox,
+        _add_stmt(conn.dialect.name),
         {
             "created_at": now,
             "ticket_id": out.ticket_id,
@@ -70,9 +78,9 @@ def add_outbox(
             "last_error": verdict.reason,
         },
     )
-    if res.rowcount == 0:
+    if outbox_id is None:  # ON CONFLICT: this Message-ID is queued already
         return False
-    log_sends(conn, res.inserted_primary_key[0], out, queue, now)
+    log_sends(conn, outbox_id, out, queue, now, counted=not verdict.hold)
     if out.ticket_id is not None:
         add_thread_ref(conn, out.message_id, out.ticket_id)
     return True

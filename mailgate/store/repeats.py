@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Select, bindparam, select
 
+from mailgate.store import fast
 from mailgate.store.articles import articles
 
 RECENT_LIMIT = 20
@@ -41,5 +42,5 @@ def recent_texts(
     """(body, verdict) of the ticket's latest `kind` articles since `since`, newest first."""
     params = {"ticket_id": ticket_id, "kind": kind, "since": since}
     params.update(from_addr=from_addr, author=author)
-    rows = conn.execute(_recent(from_addr is not None, author is not None), params).all()
-    return [(r.body_text or "", r.verdict or {}) for r in rows]
+    rows = fast.rows(conn, _recent(from_addr is not None, author is not None), params)
+    return [(body or "", verdict or {}) for body, verdict in rows]

@@ -9,6 +9,8 @@ from sqlalchemy import Connection, Table
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from mailgate.store import fast
+
 
 @functools.cache
 def insert_ignore_stmt(dialect: str, table: Table) -> Any:
@@ -17,9 +19,21 @@ def insert_ignore_stmt(dialect: str, table: Table) -> Any:
 
 
 def insert_ignore(
-    conn: Connection, table: Table, rows: list[dict[str, Any]] | dict[str, Any]
-) -> Any:
-    """INSERT ... ON CONFLICT DO NOTHING on SQLite and PostgreSQL; returns the result."""
+    conn: Connection,
+    table: Table,
+    rows: list[dict[str, Any]] | dict[str, Any],
+    *,
+    count: bool = True,  # False: nobody reads the result (the write may wait: store/fast.py)
+) -> int:
+    """INSERT ... ON CONFLICT DO NOTHING on SQLite and PostgreSQL; the rows inserted (one
+    row: exactly; several: what the driver reports for the executemany; 0 unless `count`)."""
     if not rows:
-        return None
-    return conn.execute(insert_ignore_stmt(conn.dialect.name, table), rows)
+        return 0
+    stmt = insert_ignore_stmt(conn.dialect.name, table)
+    if isinstance(rows, dict) or len(rows) == 1:  # the common case: on the cursor directly
+        row = rows if isinstance(rows, dict) else rows[0]
+        if not count:
+            fast.write(conn, stmt, row)
+            return 0
+        return fast.run(conn, stmt, row)
+    return int(conn.execute(stmt, rows).rowcount)

@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, case, delete, insert, update
+from sqlalchemy import Connection, Table, bindparam, case, delete, insert, or_, update
 from sqlalchemy.sql.dml import Update
 
 from mailgate.agents.reply import new_text as split_new_text
 from mailgate.db.models import Ticket, TicketCc, TicketLink, TicketQueue, TicketTag
 from mailgate.parse.message import Parsed
 from mailgate.pipeline.decide import Decision
+from mailgate.store import fast
 from mailgate.store.articles import add_article, add_attachments, find_duplicate, put_blob
 from mailgate.store.audit import audit
 from mailgate.store.rule_hits import record_hits
@@ -39,6 +40,9 @@ class Applied:
     created: bool
 
 
+_INSERT_TICKET = insert(tickets).returning(tickets.c.id)
+
+
 def insert_ticket(
     conn: Connection,
     *,
@@ -53,8 +57,9 @@ def insert_ticket(
 ) -> int:
     """A new ticket (status new, tier L1, unassigned) in its queues; its id."""
     queues = list(dict.fromkeys(queues))
-    tid = conn.execute(
-        insert(tickets).returning(tickets.c.id),
+    tid = fast.scalar(
+        conn,
+        _INSERT_TICKET,
         {
             "title": title,
             "requester_addr": requester_addr,
@@ -72,7 +77,7 @@ def insert_ticket(
             "updated_at": now,
             "last_customer_at": last_customer_at,
         },
-    ).scalar_one()
+    )
     add_queues(conn, tid, queues)
     return int(tid)
 
@@ -82,7 +87,8 @@ def update_ticket(conn: Connection, ticket_id: int, values: Mapping[str, Any]) -
 
 
 def add_queues(conn: Connection, ticket_id: int, queues: Iterable[str]) -> None:
-    insert_ignore(conn, ticket_queues, [{"ticket_id": ticket_id, "queue": q} for q in queues])
+    rows = [{"ticket_id": ticket_id, "queue": q} for q in queues]
+    insert_ignore(conn, ticket_queues, rows, count=False)
 
 
 def add_to_queue(conn: Connection, ticket_ids: Iterable[int], queue: str) -> None:
@@ -91,7 +97,8 @@ def add_to_queue(conn: Connection, ticket_ids: Iterable[int], queue: str) -> Non
 
 
 def add_ccs(conn: Connection, ticket_id: int, addresses: Iterable[str]) -> None:
-    insert_ignore(conn, ticket_ccs, [{"ticket_id": ticket_id, "address": a} for a in addresses])
+    rows = [{"ticket_id": ticket_id, "address": a} for a in addresses]
+    insert_ignore(conn, ticket_ccs, rows, count=False)
 
 
 def remove_ccs(conn: Connection, ticket_id: int, addresses: Iterable[str]) -> None:
@@ -100,7 +107,9 @@ def remove_ccs(conn: Connection, ticket_id: int, addresses: Iterable[str]) -> No
 
 
 def add_tags(conn: Connection, ticket_id: int, tags: Iterable[str]) -> None:
-    insert_ignore(conn, ticket_tags, [{"ticket_id": ticket_id, "tag": t} for t in tags])
+    insert_ignore(
+        conn, ticket_tags, [{"ticket_id": ticket_id, "tag": t} for t in tags], count=False
+    )
 
 
 def remove_tags(conn: Connection, ticket_id: int, tags: Iterable[str]) -> None:
@@ -169,7 +178,8 @@ def _customer_wrote(**values: Any) -> Update:
 
 _CUSTOMER_REPLY = _customer_wrote(
     status=case(
-        (tickets.c.status.in_(("answered", "on-hold", "resolved")), "open"),
+        # OR, not IN: a literal IN list is expanded per call, this is fixed SQL (store/fast.py)
+        (or_(*(tickets.c.status == s for s in ("answered", "on-hold", "resolved"))), "open"),
         else_=tickets.c.status,
     )
 )
@@ -187,7 +197,7 @@ def _customer_follow_up(conn: Connection, d: Decision, primary_queue: str, now: 
         audit(conn, tid, "mailgate", "reopened", now)
     else:
         stmt = _CUSTOMER_REPLY
-    conn.execute(stmt, {"tid": tid, "now": now})
+    fast.write(conn, stmt, {"tid": tid, "now": now})
     if d.queues != (primary_queue,):
         add_queues(conn, tid, d.queues)
     if d.new_ccs:

@@ -1,0 +1,178 @@
+"""The governor's counts inside an optimistic batch: read once per batch, then kept.
+
+Outside a batch `send_log.counts_for` counts with one SQL statement per mail. Counting
+the acknowledgements of a queue's last minute walks every row of that minute, so a burst
+of new tickets (the case the cap exists for) paid a count per mail that grew with the
+burst. Inside a batch:
+
+- the queue's acknowledgements of the last minute are read once, as their times;
+- what was sent to an address in the last day (the longest window) is read once per
+  address, for all the batch's senders with one statement (`read_history`), and every
+  count about that address (automatic mail per hour and day, mail about one ticket) is
+  taken from those rows;
+- every send the batch logs afterwards (`note_sent`; its send_log insert is deferred to
+  the flush) is added to the windows it matches, so each later count is a bisect.
+
+The conditions are the SQL counts' own, written once as SQL and once in Python
+(`WindowKind`); tests/unit/test_send_windows.py runs a random day of mail both ways and
+requires the same mails held for the same reasons.
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Table, bindparam, or_, select
+
+from mailgate.db.models import OutboxRow, SendLog
+from mailgate.outgoing.governor import AUTOMATIC_KINDS, DAY, HOUR, MINUTE, Mail, is_notification
+from mailgate.store import fast
+from mailgate.store.batch import BatchState, Sent, Window
+
+send_log: Table = SendLog.__table__  # type: ignore[assignment]
+outbox: Table = OutboxRow.__table__  # type: ignore[assignment]
+NOT_SENDING = ("held", "dropped", "digested")  # rows that do not count against a cap
+
+
+@dataclass(frozen=True)
+class WindowKind:
+    name: str  # the Counts field
+    seconds: int
+    scope: str  # queue | address | ticket: what the window is kept per
+    where: Any  # the SQL condition (bind parameters address, queue, ticket_id)
+    matches: Callable[[Sent], bool]  # the same condition in Python, within the scope
+
+    def key(self, queue: str, address: str, ticket_id: int | None) -> tuple[Any, ...]:
+        scoped = {"queue": (queue,), "address": (address,), "ticket": (address, ticket_id)}
+        return (self.name, *scoped[self.scope])
+
+
+def window_kinds(c: Any) -> dict[str, WindowKind]:
+    """The five counts of send_log.counts_for, each as SQL and as the same test in Python."""
+    addr = c.address == bindparam("address")
+    on_ticket = (addr, c.ticket_id == bindparam("ticket_id"))
+    kinds = (
+        WindowKind(
+            "acks_queue_minute",
+            MINUTE,
+            "queue",
+            (c.queue == bindparam("queue"), c.kind == "ack"),
+            lambda s: s.kind == "ack",
+        ),
+        WindowKind(
+            "auto_hour",
+            HOUR,
+            "address",
+            (addr, c.kind.in_(AUTOMATIC_KINDS)),
+            lambda s: s.kind in AUTOMATIC_KINDS,
+        ),
+        WindowKind(
+            "auto_day",
+            DAY,
+            "address",
+            (addr, c.kind.in_(AUTOMATIC_KINDS)),
+            lambda s: s.kind in AUTOMATIC_KINDS,
+        ),
+        WindowKind("ticket_hour", HOUR, "ticket", on_ticket, lambda s: True),
+        WindowKind(
+            "notify_ticket_hour",
+            HOUR,
+            "ticket",
+            (*on_ticket, c.kind.like("notify-%")),
+            lambda s: is_notification(s.kind),
+        ),
+    )
+    return {k.name: k for k in kinds}
+
+
+def _counted(*where: Any) -> Any:
+    """send_log lines of rows that count (not held, dropped or digested), where ..."""
+    return (
+        select(send_log.c.address, send_log.c.ticket_id, send_log.c.queue, send_log.c.kind)
+        .add_columns(send_log.c.created_at)
+        .select_from(send_log.join(outbox, outbox.c.id == send_log.c.outbox_id))
+        .where(*where, *(outbox.c.status != s for s in NOT_SENDING))  # fixed SQL: no IN
+    )
+
+
+KINDS = window_kinds(send_log.c)
+_SINCE = send_log.c.created_at > bindparam("since")
+_AUTOMATIC = or_(*(send_log.c.kind == k for k in sorted(AUTOMATIC_KINDS)))
+# per scope, what a window is read from (ticket: on the (address, ticket_id) index)
+_QUEUE_ACKS = _counted(*KINDS["acks_queue_minute"].where, _SINCE)
+_ABOUT_TICKET = _counted(*KINDS["ticket_hour"].where, _SINCE)
+
+
+@functools.cache
+def _automatic_to(n: int) -> Any:
+    """The automatic mail (the address-wide caps) sent to `n` addresses."""
+    return _counted(send_log.c.address.in_(fast.in_binds(n)), _AUTOMATIC, _SINCE)
+
+
+def read_history(conn: Connection, batch: BatchState, addresses: list[str], now: datetime) -> None:
+    """The automatic mail sent to these addresses in the last day (what the address-wide
+    caps count): one statement for all of them."""
+    since = now - timedelta(seconds=DAY)
+    todo = [a for a in dict.fromkeys(addresses) if a not in batch.history]
+    found: dict[str, list[Sent]] = {a: [] for a in todo}
+    for r in fast.rows_in(conn, _automatic_to, todo, {"since": since}):
+        found[r[0]].append(Sent(*r, counted=True))
+    batch.history.update((a, (since, rows)) for a, rows in found.items())
+
+
+def _rows(
+    conn: Connection, batch: BatchState, kind: WindowKind, mail: Mail, start: datetime
+) -> list[Sent]:
+    """What a window of `kind` for `mail` is built from: the database's rows after `start`
+    and what this batch sent (not in the database before the flush)."""
+    if kind.scope == "queue":
+        params = {"queue": mail.queue, "since": start}
+        rows = [Sent(*r, counted=True) for r in fast.rows(conn, _QUEUE_ACKS, params)]
+        return rows + [s for s in batch.sent if s.queue == mail.queue]
+    if kind.scope == "ticket":
+        params = {"address": mail.address, "ticket_id": mail.ticket_id, "since": start}
+        rows = [Sent(*r, counted=True) for r in fast.rows(conn, _ABOUT_TICKET, params)]
+        return rows + batch.sent_about.get((mail.address, mail.ticket_id), [])
+    read = batch.history.get(mail.address)
+    if read is None or start < read[0]:
+        batch.history.pop(mail.address, None)
+        read_history(conn, batch, [mail.address], start + timedelta(seconds=DAY))
+    return batch.history[mail.address][1] + batch.sent_to.get(mail.address, [])
+
+
+def batch_count(
+    conn: Connection, batch: BatchState, kind: WindowKind, mail: Mail, now: datetime
+) -> int:
+    """How many counted rows of `kind`'s window for `mail` are newer than now - window."""
+    start = now - timedelta(seconds=kind.seconds)
+    key = kind.key(mail.queue, mail.address, mail.ticket_id)
+    window = batch.windows.get(key)
+    if window is None or start < window.since:  # never read, or the clock went back
+        rows = _rows(conn, batch, kind, mail, start)
+        times = [
+            s.created_at for s in rows if s.counted and s.created_at > start and kind.matches(s)
+        ]
+        window = batch.windows[key] = Window(start, sorted(times))
+    return len(window.times) - bisect.bisect_right(window.times, start)
+
+
+def note_sent(batch: BatchState, sent: list[Sent]) -> None:
+    """Rows this batch logged: kept for windows read later, added to those read already."""
+    batch.sent.extend(sent)
+    for s in sent:
+        batch.sent_to.setdefault(s.address, []).append(s)
+        if s.ticket_id is not None:
+            batch.sent_about.setdefault((s.address, s.ticket_id), []).append(s)
+        if not s.counted:
+            continue
+        for kind in KINDS.values():
+            if kind.scope == "ticket" and s.ticket_id is None:
+                continue
+            window = batch.windows.get(kind.key(s.queue, s.address, s.ticket_id))
+            if window is not None and s.created_at > window.since and kind.matches(s):
+                bisect.insort(window.times, s.created_at)
