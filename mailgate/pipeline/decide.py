@@ -80,17 +80,22 @@ def _normalised(text: str) -> str:
     return re.sub(r"\d+", "#", " ".join(" ".join(lines).split()))
 
 
+def _digest(normalised: str) -> str:
+    return hashlib.sha256(normalised.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 def text_digest(text: str) -> str:
     """Digest of a mail text with quotes, case, digits and spacing taken out: a responder's
     mails, each quoting the last and naming another date or number, digest alike."""
-    return hashlib.sha256(_normalised(text).encode("utf-8", "surrogatepass")).hexdigest()
+    return _digest(_normalised(text))
 
 
 def run_length(text: str, earlier: list[str]) -> int:
     """How many of `earlier` plus this one digest alike (1: this one is not a repeat)."""
-    if len(_normalised(text)) < RUN_MIN_CHARS:
+    normalised = _normalised(text)
+    if len(normalised) < RUN_MIN_CHARS or not earlier:
         return 1
-    digest = text_digest(text)
+    digest = _digest(normalised)
     return 1 + sum(text_digest(t) == digest for t in earlier)
 
 
