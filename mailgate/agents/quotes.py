@@ -302,6 +302,10 @@ def header_at(lines: list[str], n: int) -> Header | None:
         block = _header_block(lines, n)
         if block:
             return Header(block, explicit=True)
+    if len(s) > _LONGEST_LINE:
+        return None
+    if _DIGIT_OR_AT_RE.search(s) is None:  # no date, no address: "X wrote:" at most
+        return Header(1, explicit=False) if _verb_end(s) else None
     return _attribution(lines, n)
 
 
@@ -342,11 +346,8 @@ def _verb_end(text: str) -> bool:
 
 
 def _attribution(lines: list[str], n: int) -> Header | None:
+    """(Line n has a digit or an '@', and is not too long.)"""
     first = _bare(lines[n])
-    if len(first) > _LONGEST_LINE:
-        return None
-    if _DIGIT_OR_AT_RE.search(first) is None:  # no date, no address: "X wrote:" at most
-        return Header(1, explicit=False) if _verb_end(first) else None
     digits = _DIGIT_RE.search(first) is not None  # no digit: no date (the cheap test first)
     dated = digits and _DATE_RE.search(first) is not None
     starts = dated and _START_RE.match(first) is not None

@@ -151,12 +151,12 @@ def _written_lines(lines: list[str], start: int) -> list[tuple[int, str]]:
         # "-- ": its space often lost
         if (marked and _MARKER_KEY in line.lower()) or line in ("--", "-- "):
             break
-        shared = quotes.shared_line_split(line)
-        if shared is not None and follows[n + 1]:
+        shared = quotes.shared_line_split(line) if follows[n + 1] else None
+        if shared is not None:
             kept.append((n, shared))
             n, dropped = n + 1, True
             continue
-        header = quotes.header_at(lines, n)
+        header = quotes.header_at(lines, n) if line.strip() else None
         if header is not None and header.forward:
             forward = True
         elif header is not None and follows[n + header.lines]:
