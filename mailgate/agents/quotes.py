@@ -235,6 +235,9 @@ ATTRIBUTION_MAX_LINES = 6
 _LONGEST_LINE = 400  # longer lines are text, never the start of an attribution
 _DIGIT_RE = re.compile(r"\d")
 _DIGIT_OR_AT_RE = re.compile(r"[\d@]")
+# what the first line of every quote header but a bare "X wrote:" holds: a rule's, a
+# separator's or a forward's first character, a field's colon, a date's digit, an address
+_HEADER_OPENING_RE = re.compile(r"^\s*[-_bB]|[:：\d@]")
 
 
 @dataclass(frozen=True)
@@ -282,6 +285,12 @@ def shared_line_split(line: str) -> str | None:
     if m is None or _START_RE.match(s):
         return None
     return m.group(1).rstrip("-").rstrip()
+
+
+def may_open_header(line: str) -> bool:
+    """False: header_at is None at this line, or a bare "X wrote:" (a header only where a
+    '>' quote follows)."""
+    return _HEADER_OPENING_RE.search(line) is not None
 
 
 def header_at(lines: list[str], n: int) -> Header | None:

@@ -156,7 +156,9 @@ def _written_lines(lines: list[str], start: int) -> list[tuple[int, str]]:
             kept.append((n, shared))
             n, dropped = n + 1, True
             continue
-        header = quotes.header_at(lines, n) if line.strip() else None
+        header = None  # (a line that cannot open one, or only one needing a quote below)
+        if line.strip() and (follows[n + 1] or quotes.may_open_header(line)):
+            header = quotes.header_at(lines, n)
         if header is not None and header.forward:
             forward = True
         elif header is not None and follows[n + header.lines]:
