@@ -22,7 +22,10 @@ _COMPAT32 = email_policy.compat32
 _EOL = r"(?:\r\n|\r(?!\n)|\n)"  # the feed parser's line ends
 # a field: its name (the feed parser's headerRE), the value after the colon and its
 # leading blanks, through its continuation lines
-_FIELD_RE = re.compile(rf"([\x21-\x39\x3b-\x7e]+):[ \t]*([^\r\n]*{_EOL}(?:[ \t][^\r\n]*{_EOL})*)")
+# (possessive: a last line without its line end fails in one pass, not one per blank)
+_FIELD_RE = re.compile(
+    rf"([\x21-\x39\x3b-\x7e]++):[ \t]*+([^\r\n]*+{_EOL}(?:[ \t][^\r\n]*+{_EOL})*+)"
+)
 _BLANK_LINE_RE = re.compile(_EOL)
 
 

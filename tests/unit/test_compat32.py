@@ -58,6 +58,9 @@ CASES = [
     ("no blank line", b"Subject: x\r\nthis is body\r\n", False),
     ("headers only, no newline", b"Subject: x", False),
     ("headers only", b"Subject: x\r\n", False),
+    # (once quadratic in the blanks: the field pattern is possessive)
+    ("last line without its end", b"Subject:" + b" " * 20_000 + b"x" * 20_000, False),
+    ("continuation without its end", b"Subject: a\r\n" + b"\t" * 20_000 + b"x", False),
     ("not a header", b"hello world\r\n\r\n", False),
 ]
 
