@@ -205,7 +205,11 @@ def _alternatives(words) -> str:
 _STARTS = {w for ws in ATTRIBUTION_STARTS.values() for w in ws}
 _VERBS = {w for ws in ATTRIBUTION_VERBS.values() for w in ws}
 _START_RE = re.compile(rf"^(?:{_alternatives(_STARTS)})(?=[\s,])", re.I)
-_VERB_END_RE = re.compile(rf"(?:{_alternatives(_VERBS)})\s*[:：]?\s*$", re.I)
+# a verb at the end, read backwards: an anchored match costs one step on most lines, where
+# a search for "...$" tries every position
+_VERB_END_REVERSED_RE = re.compile(
+    rf"\s*[:：]?\s*(?:{_alternatives(v[::-1] for v in _VERBS)})", re.I
+)
 _VERB_RE = re.compile(rf"\b(?:{_alternatives(_VERBS)})\b", re.I)
 _DASHED_VERB_RE = re.compile(rf"^-{{2,}}\s*(.*(?:{_alternatives(_VERBS)}))\s*-{{2,}}$", re.I)
 _FIELD_RE = {
@@ -230,6 +234,10 @@ _SHARED_LINE_RE = re.compile(
 ATTRIBUTION_MAX_LINES = 6
 _LONGEST_LINE = 400  # longer lines are text, never the start of an attribution
 _DIGIT_RE = re.compile(r"\d")
+_DIGIT_OR_AT_RE = re.compile(r"[\d@]")
+# what the first line of every quote header but a bare "X wrote:" holds: a rule's, a
+# separator's or a forward's first character, a field's colon, a date's digit, an address
+_HEADER_OPENING_RE = re.compile(r"^\s*[-_bB]|[:：\d@]")
 
 
 @dataclass(frozen=True)
@@ -245,7 +253,7 @@ class Header:
 
 
 def _bare(line: str) -> str:
-    return line.strip().strip("\u00a0").strip()
+    return line.strip()  # (str.strip removes U+00A0 and every other Unicode space)
 
 
 def is_quoted(line: str) -> bool:
@@ -279,29 +287,48 @@ def shared_line_split(line: str) -> str | None:
     return m.group(1).rstrip("-").rstrip()
 
 
+def may_open_header(line: str) -> bool:
+    """False: header_at is None at this line, or a bare "X wrote:" (a header only where a
+    '>' quote follows)."""
+    return _HEADER_OPENING_RE.search(line) is not None
+
+
 def header_at(lines: list[str], n: int) -> Header | None:
     """The quote header starting at line n, or None."""
     s = _bare(lines[n])
-    if not s or is_quoted(lines[n]):
+    if not s or (s[0] == ">" and not s.endswith("<<<")):  # empty, or is_quoted
         return None
-    if _SEPARATOR_RE.match(s) or _RULE_RE.match(s):
-        return Header(1, explicit=True, separator=True)
-    if _DASH_RULE_RE.match(s):
-        following = next((k for k in range(n + 1, min(len(lines), n + 4)) if _bare(lines[k])), 0)
-        if following and _header_block(lines, following):
+    if s[0] in "-_bB":  # every rule, separator and forward line starts so
+        if _SEPARATOR_RE.match(s) or _RULE_RE.match(s):
             return Header(1, explicit=True, separator=True)
+        if _DASH_RULE_RE.match(s):
+            return _dash_rule(lines, n)
+        if _FORWARD_RE.match(s):
+            return Header(1, explicit=False, forward=True)
+        if _DASHED_VERB_RE.match(s):
+            return Header(1, explicit=True)
+    if ":" in s or "：" in s:  # a header block's first field
+        block = _header_block(lines, n)
+        if block:
+            return Header(block, explicit=True)
+    if len(s) > _LONGEST_LINE:
         return None
-    if _FORWARD_RE.match(s):
-        return Header(1, explicit=False, forward=True)
-    if _DASHED_VERB_RE.match(s):
-        return Header(1, explicit=True)
-    block = _header_block(lines, n)
-    if block:
-        return Header(block, explicit=True)
+    if _DIGIT_OR_AT_RE.search(s) is None:  # no date, no address: "X wrote:" at most
+        return Header(1, explicit=False) if _verb_end(s) else None
     return _attribution(lines, n)
 
 
+def _dash_rule(lines: list[str], n: int) -> Header | None:
+    """A rule of dashes is a quote's separator only when a header block follows."""
+    following = next((k for k in range(n + 1, min(len(lines), n + 4)) if _bare(lines[k])), 0)
+    if following and _header_block(lines, following):
+        return Header(1, explicit=True, separator=True)
+    return None
+
+
 def _field(line: str) -> str:
+    if ":" not in line and "：" not in line:  # every field has its colon
+        return ""
     s = _bare(line)
     return next((f for f, rx in _FIELD_RE.items() if rx.match(s)), "")
 
@@ -324,13 +351,12 @@ def _header_block(lines: list[str], n: int) -> int:
 
 def _verb_end(text: str) -> bool:
     """Does the text end with an attribution's verb? (only its tail is searched)"""
-    return bool(_VERB_END_RE.search(text[-48:]))
+    return _VERB_END_REVERSED_RE.match(text[-48:][::-1]) is not None
 
 
 def _attribution(lines: list[str], n: int) -> Header | None:
+    """(Line n has a digit or an '@', and is not too long.)"""
     first = _bare(lines[n])
-    if len(first) > _LONGEST_LINE:
-        return None
     digits = _DIGIT_RE.search(first) is not None  # no digit: no date (the cheap test first)
     dated = digits and _DATE_RE.search(first) is not None
     starts = dated and _START_RE.match(first) is not None

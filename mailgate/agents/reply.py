@@ -135,23 +135,33 @@ def _written_lines(lines: list[str], start: int) -> list[tuple[int, str]]:
     a quoted one is a quoted line) and the signature delimiter end it too. A forwarded
     message is the author's to keep."""
     kept: list[tuple[int, str]] = []
+    whole = "\n".join(lines)
+    if ">" in whole:
+        quoted = [quotes.is_quoted(line) for line in lines]
+        follows = _quote_follows(lines, quoted)
+    else:  # nothing quoted (most new mail): no line needs the tests
+        quoted, follows = [False] * len(lines), [False] * (len(lines) + 1)
+    marked = _MARKER_KEY in whole.lower()  # else no line needs lowering
     n, forward, dropped = start, False, False
     while n < len(lines):
         line = lines[n]
-        if quotes.is_quoted(line) or quotes.is_broken_quote_line(lines, n):
+        if quoted[n] or (n and quoted[n - 1] and quotes.is_broken_quote_line(lines, n)):
             n, dropped = n + 1, True
             continue
-        if _MARKER_KEY in line.lower() or line in ("--", "-- "):  # "-- ": its space often lost
+        # "-- ": its space often lost
+        if (marked and _MARKER_KEY in line.lower()) or line in ("--", "-- "):
             break
-        shared = quotes.shared_line_split(line)
-        if shared is not None and _quote_follows(lines, n + 1):
+        shared = quotes.shared_line_split(line) if follows[n + 1] else None
+        if shared is not None:
             kept.append((n, shared))
             n, dropped = n + 1, True
             continue
-        header = quotes.header_at(lines, n)
+        header = None  # (a line that cannot open one, or only one needing a quote below)
+        if line.strip() and (follows[n + 1] or quotes.may_open_header(line)):
+            header = quotes.header_at(lines, n)
         if header is not None and header.forward:
             forward = True
-        elif header is not None and _quote_follows(lines, n + header.lines):
+        elif header is not None and follows[n + header.lines]:
             n, dropped = n + header.lines, True
             continue
         elif header is not None and header.explicit and (header.separator or not forward):
@@ -166,10 +176,12 @@ def _written_lines(lines: list[str], start: int) -> list[tuple[int, str]]:
     return kept
 
 
-def _quote_follows(lines: list[str], n: int) -> bool:
-    """The first non-blank line from n on is a '>' line."""
-    following = next((s for s in lines[n:] if s.strip()), "")
-    return quotes.is_quoted(following)
+def _quote_follows(lines: list[str], quoted: list[bool]) -> list[bool]:
+    """For each n (and len(lines)): is the first non-blank line from n on a '>' line?"""
+    follows = [False] * (len(lines) + 1)
+    for n in range(len(lines) - 1, -1, -1):
+        follows[n] = quoted[n] if lines[n].strip() else follows[n + 1]
+    return follows
 
 
 def _answer_text(kept: list[str], signature: str) -> str:

@@ -15,7 +15,7 @@ from mailgate.parse.addresses import (
     message_ids,
     return_path,
 )
-from mailgate.parse.headers import CTRL_TAB_RE, clean_header_value, decode_words, short
+from mailgate.parse.headers import clean_header_value, decode_words, short
 from mailgate.parse.limits import MAX_HEADER_CHARS
 
 _DATE_RE = re.compile(
@@ -50,24 +50,25 @@ class Envelope:
 
 def read_envelope(msg: Message, defects: list[str]) -> Envelope:
     """Decode every header and derive the envelope fields of Parsed."""
-    items = [(str(name).strip().lower(), value) for name, value in msg.raw_items()]
     headers: list[tuple[str, str]] = []
     allv: dict[str, list[str]] = {}
-    for name, value in items:
+    for raw_name, value in msg.raw_items():
+        name = str(raw_name).strip().lower()
         if not isinstance(value, str):
             value = str(value)
         if len(value) > MAX_HEADER_CHARS:
             value = value[:MAX_HEADER_CHARS]
             defects.append(f"header {name} longer than {MAX_HEADER_CHARS} chars: truncated")
-        if value.isascii() and not CTRL_TAB_RE.search(value):
+        if value.isascii() and value.isprintable():  # (ASCII: no control char, no tab)
             value = value.strip()  # the common case, inlined
         else:
             value = clean_header_value(value, msg, name, defects)
         headers.append((name, decode_words(value, defects).strip() if "=?" in value else value))
-        if name in allv:
-            allv[name].append(value)
-        else:
+        same = allv.get(name)
+        if same is None:
             allv[name] = [value]
+        else:
+            same.append(value)
     first = {name: values[0] for name, values in allv.items()}
     subject = next((value for name, value in headers if name == "subject"), "")
 

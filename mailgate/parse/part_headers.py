@@ -27,6 +27,8 @@ def read_part_head(part: Message) -> PartHead:
     """Read Content-Type, Content-Disposition and Content-ID of a part once."""
     found: dict[str, str] = {}
     for name, value in part.raw_items():
+        if name[:1] not in ("c", "C"):  # every one of them starts with "content-"
+            continue
         key = name.lower()
         if key in _MIME_HEADERS and key not in found:
             found[key] = value if isinstance(value, str) else str(value)

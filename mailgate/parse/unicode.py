@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from itertools import chain
 from typing import Any
 
 from mailgate.parse.attachments import Attachment
@@ -20,13 +21,11 @@ _ESCAPED_RE = re.compile(r"[\udc80-\udcff]+")
 
 def valid_text(value: str, where: str, defects: list[str]) -> str:
     """`value` as valid Unicode: escaped bytes decoded, other surrogates and NUL replaced."""
-    if value.isascii() and "\x00" not in value:
-        return value  # the common case
     if "\x00" in value:
         value = value.replace("\x00", "")
         defects.append(f"NUL characters removed ({where})")
-    if _SURROGATES_RE.search(value) is None:
-        return value
+    if value.isascii() or _no_surrogates(value):
+        return value  # the common case
     value = _ESCAPED_RE.sub(lambda m: _unescape(m.group()), value)
     value = _SURROGATES_RE.sub("\ufffd", value)
     defects.append(f"undecodable bytes repaired ({where})")
@@ -47,6 +46,8 @@ def _valid(value: Any, where: str, defects: list[str]) -> Any:
     if isinstance(value, str):
         return valid_text(value, where, defects)
     if isinstance(value, tuple):
+        if _plain(value):
+            return value  # the common case: one test for all its strings
         return tuple(_valid(v, where, defects) for v in value)
     if isinstance(value, Attachment):
         changes = {
@@ -55,3 +56,22 @@ def _valid(value: Any, where: str, defects: list[str]) -> Any:
         }
         return dataclasses.replace(value, **changes)
     return value
+
+
+def _plain(values: tuple) -> bool:
+    """A tuple of str, or of tuples of str (header pairs), that valid_text would keep."""
+    pairs = bool(values) and isinstance(values[0], tuple)
+    try:
+        joined = "".join(chain.from_iterable(values) if pairs else values)
+    except TypeError:  # attachments, or something else: look at each
+        return False
+    return "\x00" not in joined and (joined.isascii() or _no_surrogates(joined))
+
+
+def _no_surrogates(value: str) -> bool:
+    """Only a lone surrogate stops the strict UTF-8 codec (10x faster than a regex search)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 
+from mailgate.agents import quotes
 from mailgate.agents.reply import REPLY_MARKER, new_text, split_reply
 from mailgate.parse.message import parse
 from tests import reply_clients as clients
@@ -170,3 +171,25 @@ def test_a_rule_of_dashes_in_the_answer_is_text_unless_a_header_block_follows():
     assert answer_of(text) == text
     quoted = clients.outlook("Done.", NOTIFICATION).replace("_" * 32, "-" * 30)
     assert answer_of(quoted) == "Done."
+
+
+def test_a_line_that_cannot_open_a_header_is_at_most_a_bare_wrote_line():
+    """The splitter asks header_at only where may_open_header (or a '>' quote below) says
+    so: every other line of every fixture, as the clients quote it, gives no header or a
+    bare "X wrote:" one."""
+    bare_wrote = quotes.Header(1, explicit=False)
+    asked = 0
+    for case in load_cases():
+        for text in (
+            case.text,
+            clients.gmail(case.text, REPLY_MARKER),
+            clients.outlook(case.text, "x"),
+        ):
+            lines = text.split("\n")
+            for n, line in enumerate(lines):
+                if not quotes.may_open_header(line):
+                    asked += 1
+                    assert quotes.header_at(lines, n) in (None, bare_wrote), (case.name, line)
+    assert asked > 1000
+    assert quotes.header_at(["Anna Smith wrote", "> hi"], 0) == bare_wrote
+    assert not quotes.may_open_header("Anna Smith wrote")

@@ -1,0 +1,78 @@
+"""Print the CPU per message of pipeline/prepare.prepare() and its two halves; no assertions.
+
+Usage: python3 bench/prepare_cpu.py CORPUS_DIR [--rounds N]
+CORPUS_DIR holds *.eml (also in an `eml/` subfolder), e.g. /tmp/gc from
+`python3 /work/shared/bench/gen_corpus.py /tmp/gc -n 2000 --tag-format '[support #{n}]'`.
+CPU is `time.process_time` over the whole corpus, each round in turn (so every line sees
+the same load); printed: the best and the median round, with the load average before and
+after. The stdlib parsers the floor (`shared/bench/floor.py`) uses are measured beside,
+on the same files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from email import policy
+from email.parser import BytesParser
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from mailgate.agents.reply import new_text  # noqa: E402
+from mailgate.parse.limits import ParseRejected  # noqa: E402
+from mailgate.parse.message import parse  # noqa: E402
+from mailgate.pipeline.prepare import prepare  # noqa: E402
+
+
+def _parse(raw: bytes) -> None:
+    with contextlib.suppress(ParseRejected):
+        parse(raw)
+
+
+def _stdlib(parser_policy: policy.Policy) -> Callable[[bytes], object]:
+    return BytesParser(policy=parser_policy).parsebytes
+
+
+def _loadavg() -> str:
+    with contextlib.suppress(OSError):
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    return "?"
+
+
+def main() -> None:
+    """Measure every line in turn, `rounds` times."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("corpus", type=Path)
+    ap.add_argument("--rounds", type=int, default=7)
+    args = ap.parse_args()
+    folder = args.corpus / "eml" if (args.corpus / "eml").is_dir() else args.corpus
+    files = [p.read_bytes() for p in sorted(folder.rglob("*.eml"))]
+    texts = [p.parsed.text for p in map(prepare, files) if p.parsed is not None]
+    lines: list[tuple[str, Callable, list]] = [
+        ("prepare (parse + new_text + keys)", prepare, files),
+        ("parse.message.parse", _parse, files),
+        ("agents.reply.new_text", new_text, texts),
+        ("stdlib policy.default (floor)", _stdlib(policy.default), files),
+        ("stdlib compat32", _stdlib(policy.compat32), files),
+    ]
+    print(f"{folder}: {len(files)} messages, load before {_loadavg()}")
+    rounds: dict[str, list[float]] = {label: [] for label, _, _ in lines}
+    for _ in range(args.rounds):
+        for label, fn, items in lines:
+            start = time.process_time()
+            for item in items:
+                fn(item)
+            rounds[label].append((time.process_time() - start) * 1000 / len(items))
+    for label, ms in rounds.items():
+        print(f"  {label:<36} best {min(ms):6.3f} ms  median {statistics.median(ms):6.3f} ms")
+    print(f"load after {_loadavg()}")
+
+
+if __name__ == "__main__":
+    main()
