@@ -63,6 +63,7 @@ class BatchState:
     sent: list[Sent] = field(default_factory=list)  # send_log lines this batch wrote
     sent_to: dict[str, list[Sent]] = field(default_factory=dict)  # the same, by address
     sent_about: dict[tuple[str, int], list[Sent]] = field(default_factory=dict)  # and ticket
+    new_tickets: set[int] = field(default_factory=set)  # created in this batch: no history
     # address -> (since, the automatic mail send_log held for it after `since` when read)
     history: dict[str, tuple[datetime, list[Sent]]] = field(default_factory=dict)
     statements: int = 0  # how many statements the flush ran (for the bench)
@@ -101,4 +102,5 @@ def flush(conn: Connection, state: BatchState) -> None:
     state.sent.clear()  # in the database now: a window read later finds them there
     state.sent_to.clear()
     state.sent_about.clear()
+    state.new_tickets.clear()  # their sends are in the database now
     state.history.clear()

@@ -135,8 +135,10 @@ def _rows(
         rows = [Sent(*r, counted=True) for r in fast.rows(conn, _QUEUE_ACKS, params)]
         return rows + [s for s in batch.sent if s.queue == mail.queue]
     if kind.scope == "ticket":
-        params = {"address": mail.address, "ticket_id": mail.ticket_id, "since": start}
-        rows = [Sent(*r, counted=True) for r in fast.rows(conn, _ABOUT_TICKET, params)]
+        rows = []
+        if mail.ticket_id not in batch.new_tickets:  # a ticket this batch made has no past
+            params = {"address": mail.address, "ticket_id": mail.ticket_id, "since": start}
+            rows = [Sent(*r, counted=True) for r in fast.rows(conn, _ABOUT_TICKET, params)]
         return rows + batch.sent_about.get((mail.address, mail.ticket_id), [])
     read = batch.history.get(mail.address)
     if read is None or start < read[0]:

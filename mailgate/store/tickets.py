@@ -23,6 +23,7 @@ from mailgate.pipeline.decide import Decision
 from mailgate.store import fast
 from mailgate.store.articles import add_article, add_attachments, find_duplicate, put_blob
 from mailgate.store.audit import audit
+from mailgate.store.batch import current
 from mailgate.store.rule_hits import record_hits
 from mailgate.store.sql import insert_ignore
 
@@ -79,6 +80,9 @@ def insert_ticket(
         },
     )
     add_queues(conn, tid, queues)
+    batch = current(conn)
+    if batch is not None:  # the governor's windows need not look for its sends
+        batch.new_tickets.add(int(tid))
     return int(tid)
 
 
