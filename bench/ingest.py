@@ -103,6 +103,10 @@ def setup(db_url: str, agents: bool = False, procs: int | None = None):  # type:
             worker_extra=worker_extra,
         )
     )
+    # the schema made by a first start in another process: the measured one starts as a
+    # daemon usually does, on a database at every migration head (alembic not loaded)
+    migrate = "import sys; from mailgate.db import engine; engine.connect(sys.argv[1])"
+    subprocess.run([sys.executable, "-c", migrate, cfg.database_url], check=True, cwd=ROOT)
     return offline(cfg)
 
 
