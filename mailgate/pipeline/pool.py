@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import multiprocessing.connection
 import os
+import threading
 import weakref
 from collections.abc import Callable
 from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
@@ -42,6 +44,19 @@ def pool_size(setting: int | None) -> int:
 def prepare_chunk(fn: PrepareFn, raws: list[bytes]) -> list[Prepared]:
     """One task of a pool process: a chunk of a batch, in order (module-level: picklable)."""
     return [fn(raw) for raw in raws]
+
+
+def _end_with_parent() -> None:
+    """Start of a pool process: it exits when the worker's process is gone (after a
+    SIGKILL no one would end it, and it would wait for work forever)."""
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_exit_after, args=(parent.sentinel,), daemon=True).start()
+
+
+def _exit_after(sentinel: int) -> None:
+    multiprocessing.connection.wait([sentinel])
+    os._exit(0)
 
 
 def _ready() -> int:
@@ -87,7 +102,9 @@ class PreparePool:
         if self._executor is None:
             # spawn: no fork of a process holding database connections and threads
             ctx = multiprocessing.get_context("spawn")
-            self._executor = ProcessPoolExecutor(self.processes, mp_context=ctx)
+            self._executor = ProcessPoolExecutor(
+                self.processes, mp_context=ctx, initializer=_end_with_parent
+            )
             # a pipeline dropped without close() (tests, one-shot commands) ends its pool
             weakref.finalize(self, self._executor.shutdown, wait=False, cancel_futures=True)
         return self._executor

@@ -7,6 +7,9 @@ the reason for that message, never a lost message or a dead worker.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -132,3 +135,29 @@ def test_a_reload_keeps_running_parse_processes_unless_their_number_changed(tmp_
 def test_pool_size_leaves_the_worker_its_core():
     assert pool_size(None) == (os.cpu_count() or 1) - 1
     assert pool_size(0) == 0 and pool_size(3) == 3
+
+
+def _gone(pid: int) -> bool:
+    """Exited: no such process, or a zombie nobody reaped (this machine's init may not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return True
+    return state in ("Z", "X")
+
+
+def test_a_parse_process_ends_when_the_worker_process_is_killed():
+    """A SIGKILLed daemon leaves no parse process behind waiting for work forever."""
+    code = (
+        "import time; from mailgate.pipeline.pool import PreparePool; pool = PreparePool(1); "
+        "print(pool.start()[0].result(), flush=True); time.sleep(120)"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        child = int(proc.stdout.readline())
+        assert not _gone(child)
+    finally:
+        proc.kill()
+        proc.wait()
+    wait_until(lambda: _gone(child), 30, "the parse process to exit after its parent")
