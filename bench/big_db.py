@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import sys
 import time
 from pathlib import Path
@@ -65,16 +64,15 @@ def main() -> None:
     print(f"built {args.tickets} old tickets in {time.perf_counter() - t0:.1f} s")
     for f in files:
         spool.put(f.read_bytes(), Envelope(source="pipe", queue="support"))
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    t1, c1 = time.perf_counter(), ingest.cpu_seconds()
-    r = worker.drain()
-    t_drain, c_drain = time.perf_counter() - t1, ingest.cpu_seconds() - c1
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss_before = ingest.peak_rss_mib()
+    ingest.start_pool(worker, args.parse_processes)  # as the daemon: with the worker
+    d = ingest.measured_drain(worker, len(files))
+    kids = ", ".join(f"{mib:.0f}" for mib in d["parse_rss"]) or "none"
     print(
-        f"drain over {args.tickets} old tickets: {len(files) / t_drain:.1f} msgs/s, "
-        f"{c_drain / len(files) * 1000:.2f} ms CPU per message (stored {r.stored}, "
-        f"shunted {r.shunted}); peak RSS {rss:.0f} MiB (before the drain {rss_before:.0f}); "
-        f"{ingest.loadavg()}"
+        f"drain over {args.tickets} old tickets: {d['drain_per_s']:.1f} msgs/s, "
+        f"{d['cpu_ms_per_msg']:.2f} ms CPU per message (stored {d['stored']}, "
+        f"shunted {d['shunted']}); peak RSS: worker {ingest.peak_rss_mib():.0f} MiB (before "
+        f"the drain {rss_before:.0f}), parse processes {kids} MiB; {ingest.loadavg()}"
     )
     with engine.connect() as conn:
         pairs = conn.exec_driver_sql(

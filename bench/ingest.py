@@ -20,6 +20,7 @@ not assertions: record them in docs/.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -33,12 +34,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import event, select  # noqa: E402
-
-from mailgate.db.models import Article, OutboxRow  # noqa: E402
+# only light imports up here: each spawned parse process imports this module again as its
+# __main__ (as the daemon's do the console script), so heavy ones are made where they are used
 from mailgate.spool import Envelope  # noqa: E402
-from mailgate.store.fast import StatementCount  # noqa: E402
-from tests.harness import load, offline, write_config  # noqa: E402
 
 # the peers' generator and floor: $MAILGATE_SHARED_BENCH, else the nearest shared/bench above
 # the checkout (../shared/bench from /work/main, ../../shared/bench from a worktree)
@@ -78,6 +76,8 @@ def cpu_seconds() -> float:
 
 def count_statements(engine) -> list[int]:  # type: ignore[no-untyped-def]
     """A counter of statements sent to the database (an executemany counts once)."""
+    from sqlalchemy import event
+
     n = [0]
 
     @event.listens_for(engine, "before_cursor_execute")
@@ -88,6 +88,8 @@ def count_statements(engine) -> list[int]:  # type: ignore[no-untyped-def]
 
 
 def setup(db_url: str, agents: bool = False, procs: int | None = None):  # type: ignore[no-untyped-def]
+    from tests.harness import load, offline, write_config
+
     tmp = Path(tempfile.mkdtemp(prefix="mg-bench-"))
     worker_extra = "" if procs is None else f"parse_processes = {procs}\n"
     # the yardstick's work per message is parse, thread, store, one ack row: no agents to
@@ -102,29 +104,87 @@ def setup(db_url: str, agents: bool = False, procs: int | None = None):  # type:
             worker_extra=worker_extra,
         )
     )
+    # the schema made by a first start in another process: the measured one starts as a
+    # daemon usually does, on a database at every migration head (alembic not loaded)
+    migrate = "import sys; from mailgate.db import engine; engine.connect(sys.argv[1])"
+    subprocess.run([sys.executable, "-c", migrate, cfg.database_url], check=True, cwd=ROOT)
     return offline(cfg)
 
 
-def run_drain(files: list[Path], db_url: str, agents: bool, procs: int | None) -> dict:
+def proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def peak_rss_mib(pid: int | str = "self") -> float:
+    """VmHWM: the process's peak resident set so far."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def start_pool(worker, procs: int | None) -> None:  # type: ignore[no-untyped-def]
+    """Start the parse processes before the drain and wait until they are ready, as the
+    daemon starts them with its worker (app.py)."""
+    from mailgate.pipeline.pool import PreparePool, pool_size
+
+    pool = worker.pipeline.pool = PreparePool(pool_size(procs))
+    for ready in pool.start():
+        ready.result()
+
+
+def measured_drain(worker, n: int) -> dict:  # type: ignore[no-untyped-def]
+    """Drain the spool; CPU of this process and of the parse processes while it ran (their
+    start-up before it excluded), peak RSS of each."""
+    from tests.harness import spawned_children
+
+    kids_before = {pid: proc_cpu(pid) for pid in spawned_children()}
+    t1, c1 = time.perf_counter(), cpu_seconds()
+    totals = [0, 0, 0]
+    while (r := worker.process_batch()).handled:
+        totals = [a + b for a, b in zip(totals, (r.stored, r.duplicates, r.shunted), strict=True)]
+    kids = spawned_children()
+    kids_cpu = sum(proc_cpu(pid) - kids_before.get(pid, 0.0) for pid in kids)
+    kids_rss = [peak_rss_mib(pid) for pid in kids]
+    t_drain, c_drain = time.perf_counter() - t1, cpu_seconds() - c1 + kids_cpu
+    worker.spool.flush()
+    worker.pipeline.close()
+    return {
+        "drain_per_s": n / t_drain,
+        "cpu_ms_per_msg": c_drain / n * 1000,
+        "parse_cpu_ms_per_msg": kids_cpu / n * 1000,
+        "parse_rss": kids_rss,
+        "stored": totals[0],
+        "duplicates": totals[1],
+        "shunted": totals[2],
+    }
+
+
+def run_drain(
+    files: list[Path], db_url: str, agents: bool, procs: int | None, lazy: bool = False
+) -> dict:
     engine, spool, worker = setup(db_url, agents, procs)
     t0 = time.perf_counter()
     for f in files:
         spool.put(f.read_bytes(), Envelope(source="pipe", queue="support"))
     t_put = time.perf_counter() - t0
     statements = count_statements(engine)
-    on_cursor = StatementCount.n  # the hot path's own statements (store/fast.py)
-    t1, c1 = time.perf_counter(), cpu_seconds()
-    r = worker.drain()  # ends the parse processes: their CPU is counted
-    t_drain, c_drain = time.perf_counter() - t1, cpu_seconds() - c1
-    return {
+    from mailgate.store.fast import StatementCount  # the hot path's own statements
+
+    on_cursor = StatementCount.n
+    if not lazy:
+        start_pool(worker, procs)
+    before = peak_rss_mib()
+    with contextlib.suppress(OSError):  # the peak from here on: the drain's, not the puts'
+        Path("/proc/self/clear_refs").write_text("5")
+    drain = measured_drain(worker, len(files))
+    return drain | {
+        "rss_before_drain": before,
         "statements_per_msg": (statements[0] + StatementCount.n - on_cursor) / len(files),
         "engine": engine,
         "spool_put_per_s": len(files) / t_put,
-        "drain_per_s": len(files) / t_drain,
-        "cpu_ms_per_msg": c_drain / len(files) * 1000,
-        "stored": r.stored,
-        "duplicates": r.duplicates,
-        "shunted": r.shunted,
     }
 
 
@@ -161,6 +221,10 @@ def run_streaming(files: list[Path], db_url: str, agents: bool, procs: int | Non
 
 
 def thread_check(engine, corpus: Path) -> dict | None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import select
+
+    from mailgate.db.models import Article
+
     manifest = corpus / "manifest.json"
     checker = SHARED_BENCH / "check_threads.py"
     if not manifest.exists() or not checker.exists():
@@ -209,6 +273,11 @@ def main() -> None:
     )
     ap.add_argument("--no-streaming", action="store_true", help="drain only")
     ap.add_argument(
+        "--lazy-pool",
+        action="store_true",
+        help="start the parse processes inside the drain's first batch, not before it",
+    )
+    ap.add_argument(
         "--postgres-durable",
         action="store_true",
         help="start a private PostgreSQL (tests/servers.py) with fsync and synchronous_commit on",
@@ -231,7 +300,11 @@ def main() -> None:
     if not args.no_floor and (SHARED_BENCH / "floor.py").exists():
         floor_rate = floor(corpus)["ingest_msgs_per_s"]
         print(f"floor (modern parser, WAL + FULL): {floor_rate:8.1f} msgs/s  {loadavg()}")
-    drain = run_drain(files, args.db, args.agents, args.parse_processes)
+    drain = run_drain(files, args.db, args.agents, args.parse_processes, args.lazy_pool)
+    from sqlalchemy import select
+
+    from mailgate.db.models import OutboxRow
+
     with drain["engine"].connect() as conn:
         outbox_rows = len(conn.execute(select(OutboxRow.id)).all())
     print(f"spool put (fsync file + dir):  {drain['spool_put_per_s']:8.1f} msgs/s")
@@ -242,14 +315,17 @@ def main() -> None:
     )
     print(
         f"  CPU per message in the drain: {drain['cpu_ms_per_msg']:.2f} ms (worker + parse "
-        f"processes); {drain['statements_per_msg']:.1f} SQL statements per message  {loadavg()}"
+        f"processes; of it parse processes {drain['parse_cpu_ms_per_msg']:.2f}); "
+        f"{drain['statements_per_msg']:.1f} SQL statements per message  {loadavg()}"
     )
     if floor_rate:
         print(f"  drain / floor: {drain['drain_per_s'] / floor_rate:.2f}x")
     # before the threading check, which reads every article back into this process
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    child_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    print(f"peak RSS in the drain: {rss_mb:.0f} MiB; largest child (parse, floor) {child_mb:.0f}")
+    kids = ", ".join(f"{mib:.0f}" for mib in drain["parse_rss"]) or "none"
+    print(
+        f"peak RSS in the drain: worker {peak_rss_mib():.0f} MiB (peak before it, filling the "
+        f"spool: {drain['rss_before_drain']:.0f}); parse processes {kids} MiB"
+    )
     check = thread_check(drain["engine"], corpus)
     if check is not None:
         print("threading: " + json.dumps(check))

@@ -257,3 +257,14 @@ def offline(config: Config) -> tuple[Engine, Spool, Worker]:
     engine = db.connect(config.database_url)
     spool = Spool(config.spool_dir)
     return engine, spool, Worker(config, engine, spool, Pipeline(config, keyrings=Keyrings()))
+
+
+def spawned_children() -> set[int]:
+    """This process's children started by multiprocessing's spawn (the parse processes)."""
+    pids = set()
+    for task in Path("/proc/self/task").iterdir():
+        for pid in (task / "children").read_text().split():
+            with contextlib.suppress(OSError):
+                if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    pids.add(int(pid))
+    return pids

@@ -67,7 +67,7 @@ class WorkerSettings(Strict):
     batch_size: Annotated[int, Field(ge=1, le=1000)] = 64
     max_attempts: Annotated[int, Field(ge=1, le=20)] = 3
     # processes parsing the next batch while this one is in the database (pipeline/pool.py);
-    # unset: one per core; 0 or 1: parse in the worker's own process
+    # unset: one per core beside the worker's (cores - 1); 0: parse in the worker's process
     parse_processes: Annotated[int | None, Field(ge=0, le=64)] = None
     shutdown_timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
 

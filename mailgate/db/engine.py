@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 
 from mailgate.config.database import DatabaseSettings
+
+if TYPE_CHECKING:
+    from alembic.config import Config as AlembicConfig
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -71,6 +74,8 @@ def make_engine(url: str, settings: DatabaseSettings | None = None) -> Engine:
 
 
 def alembic_config(url: str) -> AlembicConfig:
+    from alembic.config import Config as AlembicConfig
+
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
@@ -79,13 +84,42 @@ def alembic_config(url: str) -> AlembicConfig:
 
 def upgrade(engine: Engine) -> None:
     """Bring the schema to every newest migration head (idempotent; safe on every start)."""
-    cfg = alembic_config(engine.url.render_as_string(hide_password=False))
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
             # daemons starting together: one migrates, the others wait and find it done
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK})
+        if _applied(conn) == _heads():
+            return  # the usual start: alembic (7 MiB of the daemon's memory) is not loaded
+        from alembic import command
+
+        cfg = alembic_config(engine.url.render_as_string(hide_password=False))
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "heads")
+
+
+def _heads() -> set[str] | None:
+    """The newest migration of each branch, read from the files' revision lines (None if
+    a file writes them another way: then alembic decides)."""
+    revisions, parents = set(), set()
+    for f in (MIGRATIONS / "versions").glob("*.py"):
+        source = f.read_text()
+        rev = re.search(r'^revision = "([^"]+)"$', source, re.M)
+        down = re.search(r"^down_revision = (.+)$", source, re.M)
+        if rev is None or down is None:
+            return None
+        named = re.findall(r'"([^"]+)"', down[1])
+        if not named and down[1] != "None":
+            return None
+        revisions.add(rev[1])
+        parents.update(named)
+    return revisions - parents
+
+
+def _applied(conn: Connection) -> set[str]:
+    """The migrations the database is at (alembic's own table; empty before the first)."""
+    if not inspect(conn).has_table("alembic_version"):
+        return set()
+    return set(conn.execute(text("SELECT version_num FROM alembic_version")).scalars())
 
 
 class DatabaseReplaced(Exception):

@@ -2,18 +2,25 @@
 
 The worker hands a batch's raw messages to `PreparePool.submit` and later collects
 their `Prepared` values in spool order with `Ahead.results`, so the next batch is parsed
-while the current one is in the database. A pool process that dies (killed, out of
-memory, a crash in a C library) breaks the pool: the batch is then prepared again one
-message at a time in a fresh pool, and the message a process died on gets a `rejected`
-reason, so it is shunted with that reason instead of being lost or taking the worker
-down with it.
+while the current one is in the database. A batch goes out as one task per process (a
+contiguous chunk of raw messages in, a list of `Prepared` out): a round trip per message
+cost more than the parsing it moved (docs/performance.md, "The parse pool and memory").
+The daemon starts the processes with the worker (`started`), so their imports are not
+paid inside its first batch.
+
+A pool process that dies (killed, out of memory, a crash in a C library) breaks the pool:
+the batch is then prepared again one message at a time in a fresh pool, and the message a
+process died on gets a `rejected` reason, so it is shunted with that reason instead of
+being lost or taking the worker down with it.
 """
 
 from __future__ import annotations
 
 import logging
 import multiprocessing
+import multiprocessing.connection
 import os
+import threading
 import weakref
 from collections.abc import Callable
 from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
@@ -29,21 +36,56 @@ DIED = "the parse process died on this message"
 
 
 def pool_size(setting: int | None) -> int:
-    """Processes for parsing ahead: the setting, or one per core; 0 or 1 parses in-process."""
-    return (os.cpu_count() or 1) if setting is None else setting
+    """Processes for parsing ahead: the setting, or one per core but the worker's own (one
+    process parses a batch faster than the worker stores one); 0 parses in-process."""
+    return (os.cpu_count() or 1) - 1 if setting is None else setting
+
+
+def prepare_chunk(fn: PrepareFn, raws: list[bytes]) -> list[Prepared]:
+    """One task of a pool process: a chunk of a batch, in order (module-level: picklable)."""
+    return [fn(raw) for raw in raws]
+
+
+def _end_with_parent() -> None:
+    """Start of a pool process: it exits when the worker's process is gone (after a
+    SIGKILL no one would end it, and it would wait for work forever)."""
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_exit_after, args=(parent.sentinel,), daemon=True).start()
+
+
+def _exit_after(sentinel: int) -> None:
+    multiprocessing.connection.wait([sentinel])
+    os._exit(0)
+
+
+def _ready() -> int:
+    """A no-op task that makes a process start and import the parser before the first batch."""
+    return os.getpid()
+
+
+def chunks(raws: list[bytes], n: int) -> list[list[bytes]]:
+    """`raws` cut into at most `n` contiguous chunks of nearly equal size, in order."""
+    size, extra = divmod(len(raws), n)
+    out, start = [], 0
+    for i in range(min(n, len(raws))):
+        end = start + size + (1 if i < extra else 0)
+        out.append(raws[start:end])
+        start = end
+    return out
 
 
 class Ahead:
     """One batch being prepared: its results in the order the messages were given."""
 
-    def __init__(self, pool: PreparePool, raws: list[bytes], futures: list[Future[Prepared]]):
+    def __init__(self, pool: PreparePool, raws: list[bytes], futures: list[Future[list[Prepared]]]):
         self._pool, self._raws, self._futures = pool, raws, futures
 
     def results(self) -> list[Prepared]:
         if not self._futures:
             return [self._pool.fn(raw) for raw in self._raws]
         try:
-            return [f.result() for f in self._futures]
+            return [p for f in self._futures for p in f.result()]
         except (BrokenProcessPool, CancelledError):
             log.warning("worker: a parse process died; preparing the batch one by one")
             self._pool.close()
@@ -60,18 +102,29 @@ class PreparePool:
         if self._executor is None:
             # spawn: no fork of a process holding database connections and threads
             ctx = multiprocessing.get_context("spawn")
-            self._executor = ProcessPoolExecutor(self.processes, mp_context=ctx)
+            self._executor = ProcessPoolExecutor(
+                self.processes, mp_context=ctx, initializer=_end_with_parent
+            )
             # a pipeline dropped without close() (tests, one-shot commands) ends its pool
             weakref.finalize(self, self._executor.shutdown, wait=False, cancel_futures=True)
         return self._executor
 
+    def start(self) -> list[Future[int]]:
+        """Start every process now; each future is done once its process is ready."""
+        if self.processes < 1:
+            return []
+        pool = self._pool()
+        # one task each, all at once: the executor spawns a process for each
+        return [pool.submit(_ready) for _ in range(self.processes)]
+
     def submit(self, raws: list[bytes]) -> Ahead:
         """Start preparing `raws` (in this process when the pool would not pay)."""
-        if self.processes <= 1 or len(raws) < MIN_FOR_POOL:
+        if self.processes < 1 or len(raws) < MIN_FOR_POOL:
             return Ahead(self, raws, [])
         try:
             pool = self._pool()
-            return Ahead(self, raws, [pool.submit(self.fn, raw) for raw in raws])
+            tasks = [pool.submit(prepare_chunk, self.fn, c) for c in chunks(raws, self.processes)]
+            return Ahead(self, raws, tasks)
         except BrokenProcessPool:  # broken since the last batch: results() redoes it
             return Ahead(self, raws, [_broken()])
 
@@ -92,7 +145,18 @@ class PreparePool:
         self._reset()
 
 
-def _broken() -> Future[Prepared]:
-    f: Future[Prepared] = Future()
+def started(setting: int | None, running: PreparePool | None = None) -> PreparePool:
+    """The worker's pool with its processes starting now; after a config reload the
+    running pool is kept when its size did not change (no restart of the processes)."""
+    size = pool_size(setting)
+    if running is not None and running.processes == size:
+        return running
+    pool = PreparePool(size)  # a replaced pool ends when it is dropped (its finalizer)
+    pool.start()
+    return pool
+
+
+def _broken() -> Future[list[Prepared]]:
+    f: Future[list[Prepared]] = Future()
     f.set_exception(BrokenProcessPool("the parse pool broke"))
     return f
