@@ -64,19 +64,16 @@ def window_kinds(c: Any) -> dict[str, WindowKind]:
             (c.queue == bindparam("queue"), c.kind == "ack"),
             lambda s: s.kind == "ack",
         ),
-        WindowKind(
-            "auto_hour",
-            HOUR,
-            "address",
-            (addr, c.kind.in_(AUTOMATIC_KINDS)),
-            lambda s: s.kind in AUTOMATIC_KINDS,
-        ),
-        WindowKind(
-            "auto_day",
-            DAY,
-            "address",
-            (addr, c.kind.in_(AUTOMATIC_KINDS)),
-            lambda s: s.kind in AUTOMATIC_KINDS,
+        # automatic mail to one address, per hour and per day
+        *(
+            WindowKind(
+                name,
+                seconds,
+                "address",
+                (addr, c.kind.in_(AUTOMATIC_KINDS)),
+                lambda s: s.kind in AUTOMATIC_KINDS,
+            )
+            for name, seconds in (("auto_hour", HOUR), ("auto_day", DAY))
         ),
         WindowKind("ticket_hour", HOUR, "ticket", on_ticket, lambda s: True),
         WindowKind(
