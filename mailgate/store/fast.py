@@ -58,6 +58,7 @@ class StatementCount:
 
 
 _plans: dict[tuple[Any, str, tuple[str, ...]], Plan] = {}
+MAX_PLANS = 1000  # the hot path has a few dozen; SQLAlchemy's own cache keeps 500
 
 
 def _plan(dialect: Dialect, stmt: Any, keys: tuple[str, ...]) -> Plan:
@@ -103,6 +104,8 @@ def _bound(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> tuple[Plan
     key = (stmt, conn.dialect.name, tuple(params))
     plan = _plans.get(key)
     if plan is None:
+        if len(_plans) >= MAX_PLANS:  # a statement built per call would grow it: bounded
+            _plans.clear()
         plan = _plans[key] = _plan(conn.dialect, stmt, tuple(params))
     return plan, _params(plan, params)
 

@@ -123,10 +123,11 @@ def read_history(conn: Connection, batch: BatchState, addresses: list[str], now:
 
 
 def _rows(
-    conn: Connection, batch: BatchState, kind: WindowKind, mail: Mail, start: datetime
+    conn: Connection, batch: BatchState, kind: WindowKind, mail: Mail, now: datetime
 ) -> list[Sent]:
-    """What a window of `kind` for `mail` is built from: the database's rows after `start`
+    """What a window of `kind` for `mail` is built from: the database's rows of the window
     and what this batch sent (not in the database before the flush)."""
+    start = now - timedelta(seconds=kind.seconds)
     if kind.scope == "queue":
         params = {"queue": mail.queue, "since": start}
         rows = [Sent(*r, counted=True) for r in fast.rows(conn, _QUEUE_ACKS, params)]
@@ -140,7 +141,7 @@ def _rows(
     read = batch.history.get(mail.address)
     if read is None or start < read[0]:
         batch.history.pop(mail.address, None)
-        read_history(conn, batch, [mail.address], start + timedelta(seconds=DAY))
+        read_history(conn, batch, [mail.address], now)  # the day: every address window
     return batch.history[mail.address][1] + batch.sent_to.get(mail.address, [])
 
 
@@ -152,7 +153,7 @@ def batch_count(
     key = kind.key(mail.queue, mail.address, mail.ticket_id)
     window = batch.windows.get(key)
     if window is None or start < window.since:  # never read, or the clock went back
-        rows = _rows(conn, batch, kind, mail, start)
+        rows = _rows(conn, batch, kind, mail, now)
         times = [
             s.created_at for s in rows if s.counted and s.created_at > start and kind.matches(s)
         ]
