@@ -263,7 +263,11 @@ def spawned_children() -> set[int]:
     """This process's children started by multiprocessing's spawn (the parse processes)."""
     pids = set()
     for task in Path("/proc/self/task").iterdir():
-        for pid in (task / "children").read_text().split():
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:  # the thread ended between the listing and the read
+            continue
+        for pid in children:
             with contextlib.suppress(OSError):
                 if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
                     pids.add(int(pid))
