@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from dataclasses import dataclass
@@ -90,13 +91,32 @@ def text_digest(text: str) -> str:
     return _digest(_normalised(text))
 
 
-def run_length(text: str, earlier: list[str]) -> int:
-    """How many of `earlier` plus this one digest alike (1: this one is not a repeat)."""
+def repeat_digest(text: str) -> str | None:
+    """`text_digest` of a text long enough to count as a repeat (None: a short one)."""
     normalised = _normalised(text)
-    if len(normalised) < RUN_MIN_CHARS or not earlier:
+    return None if len(normalised) < RUN_MIN_CHARS else _digest(normalised)
+
+
+# a sender's earlier mails on a ticket are read again for each follow-up: their digests
+# are kept for the next (texts up to 4,096 characters, 1,024 of them: a few MiB held)
+_CACHED_TEXT_CHARS = 4096
+
+
+@functools.lru_cache(maxsize=1024)
+def _cached_digest(text: str) -> str:
+    return text_digest(text)
+
+
+def _stored_digest(text: str) -> str:
+    return _cached_digest(text) if len(text) <= _CACHED_TEXT_CHARS else text_digest(text)
+
+
+def run_length(digest: str | None, earlier: list[str]) -> int:
+    """How many of `earlier` plus this one (`repeat_digest` of its text) digest alike
+    (1: this one is not a repeat)."""
+    if digest is None or not earlier:
         return 1
-    digest = _digest(normalised)
-    return 1 + sum(text_digest(t) == digest for t in earlier)
+    return 1 + sum(_stored_digest(t) == digest for t in earlier)
 
 
 def dedupe_key(p: Parsed, raw: bytes) -> str:
