@@ -157,10 +157,11 @@ def decide(
     survey_ticket: int | None = None,
     routing: Routing = NO_ROUTING,
     auth: dict[str, object] | None = None,
+    key: str | None = None,  # dedupe_key(parsed, raw) when known (worked out ahead)
 ) -> Decision:
     """`routing` (the rules' result) and `initial_priority` apply to a new ticket only."""
     reasons = (*verdict.reasons, f"thread: {choice.reason}", f"ack: {acknowledge.reason}")
-    key = dedupe_key(parsed, raw)
+    key = dedupe_key(parsed, raw) if key is None else key
     # the requester answering a survey: kept on the ticket, never a reopen or a customer
     # reply; an auto-reply to the survey is no rating
     rating = None

@@ -19,7 +19,7 @@ from mailgate.bounces.dsn import read_report
 from mailgate.bounces.match import Match, match
 from mailgate.bounces.report import Recipient, Report
 from mailgate.bounces.report_hint import has_report_part
-from mailgate.bounces.verp import is_verp_shaped
+from mailgate.bounces.verp import VERP_LOCAL, is_verp_shaped
 from mailgate.config.model import Config, Queue
 from mailgate.parse.authentication import SenderAuth
 from mailgate.parse.message import Parsed
@@ -49,8 +49,12 @@ class Incoming:
 def verp_candidates(envelope: Envelope, p: Parsed) -> list[str]:
     """Where a VERP address shows: the envelope, or (IMAP, pipe) the delivery headers."""
     out = list(envelope.rcpt_tos)
+    found: dict[str, list[str]] = {}
+    for name, value in p.headers:  # one pass over the headers, in _ADDRESS_HEADERS order
+        if name in _ADDRESS_HEADERS:
+            found.setdefault(name, []).append(value)
     for name in _ADDRESS_HEADERS:
-        for v in p.header_all(name):
+        for v in found.get(name, ()):
             out += [a.strip(" <>") for a in v.split(",")]
     out += list(p.to)
     return [a for a in dict.fromkeys(a.lower() for a in out if "@" in a)]
@@ -116,7 +120,8 @@ def handle_report(
     envelope, p, raw, queues, now = mail.envelope, mail.parsed, mail.raw, mail.queues, mail.now
     candidates = verp_candidates(envelope, p)
     hinted = has_report_part(raw) if report_part is None else report_part
-    if not (verdict.bounce or hinted or any(map(is_verp_shaped, candidates))):
+    verp = any(VERP_LOCAL + "+" in a and is_verp_shaped(a) for a in candidates)
+    if not (verdict.bounce or hinted or verp):
         return None
     report = read_report(raw)
     if report is None or is_released(conn, p.raw_sha256):

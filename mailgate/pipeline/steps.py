@@ -53,7 +53,7 @@ from mailgate.store.autoresponses import last_autoresponse, read_autoresponses, 
 from mailgate.store.batch import BatchState
 from mailgate.store.lookups import read_refs, thread_lookups
 from mailgate.store.outbox import add_outbox
-from mailgate.store.repeats import recent_texts
+from mailgate.store.repeats import recent_bodies
 from mailgate.store.send_windows import read_history
 
 
@@ -182,8 +182,8 @@ def thread_step(ctx: Context, m: Message) -> None:
     tid = m.choice.ticket_id
     if tid is not None and not m.verdict.automatic:
         since = m.now - timedelta(days=1)
-        earlier = recent_texts(ctx.conn, tid, since, kind="inbound", from_addr=m.parsed.from_addr)
-        m.run = run_length(m.facts.digest, [body for body, _ in earlier])
+        earlier = recent_bodies(ctx.conn, tid, since, kind="inbound", from_addr=m.parsed.from_addr)
+        m.run = run_length(m.facts.digest, earlier)
     m.survey = _open_survey(ctx.conn, m)
 
 
@@ -254,6 +254,7 @@ def decide_step(ctx: Context, m: Message) -> None:
         survey_ticket=m.survey.ticket_id if m.survey else None,
         routing=m.routing,
         auth=m.auth.as_dict() if m.auth.authserv_id or m.auth.ignored else None,
+        key=m.prepared.dedupe_key if m.prepared and m.prepared.parsed is m.parsed else None,
     )
 
 
