@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import re
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Literal
 
@@ -97,26 +97,49 @@ def repeat_digest(text: str) -> str | None:
     return None if len(normalised) < RUN_MIN_CHARS else _digest(normalised)
 
 
-# a sender's earlier mails on a ticket are read again for each follow-up: their digests
-# are kept for the next (texts up to 4,096 characters, 1,024 of them: a few MiB held)
-_CACHED_TEXT_CHARS = 4096
+class DigestCache:
+    """Digests of texts seen lately: a sender's earlier mails on a ticket are read again
+    for each follow-up, and each was the text of a mail digested when it came in (texts up
+    to 4,096 characters, the latest 1,024: a few MiB held)."""
+
+    MAX_CHARS = 4096
+    MAX_TEXTS = 1024
+
+    def __init__(self) -> None:
+        self._digests: OrderedDict[str, str] = OrderedDict()
+
+    def remember(self, text: str, digest: str | None) -> None:
+        """`digest` is `repeat_digest(text)` (None, a short text: nothing to keep)."""
+        if digest is not None and len(text) <= self.MAX_CHARS:
+            self._keep(text, digest)
+
+    def digest(self, text: str) -> str:
+        """`text_digest(text)`."""
+        found = self._digests.get(text)
+        if found is not None:
+            self._digests.move_to_end(text)
+            return found
+        digest = text_digest(text)
+        if len(text) <= self.MAX_CHARS:
+            self._keep(text, digest)
+        return digest
+
+    def _keep(self, text: str, digest: str) -> None:
+        self._digests[text] = digest
+        self._digests.move_to_end(text)
+        if len(self._digests) > self.MAX_TEXTS:
+            self._digests.popitem(last=False)
 
 
-@functools.lru_cache(maxsize=1024)
-def _cached_digest(text: str) -> str:
-    return text_digest(text)
+SEEN = DigestCache()  # the worker's (one thread)
 
 
-def _stored_digest(text: str) -> str:
-    return _cached_digest(text) if len(text) <= _CACHED_TEXT_CHARS else text_digest(text)
-
-
-def run_length(digest: str | None, earlier: list[str]) -> int:
+def run_length(digest: str | None, earlier: list[str], seen: DigestCache = SEEN) -> int:
     """How many of `earlier` plus this one (`repeat_digest` of its text) digest alike
     (1: this one is not a repeat)."""
     if digest is None or not earlier:
         return 1
-    return 1 + sum(_stored_digest(t) == digest for t in earlier)
+    return 1 + sum(seen.digest(t) == digest for t in earlier)
 
 
 def dedupe_key(p: Parsed, raw: bytes) -> str:

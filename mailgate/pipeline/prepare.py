@@ -45,16 +45,16 @@ class Settings:
     spam_threshold: float | None = None  # None: spam is not checked (spam.enabled off)
     trusted_authserv_ids: tuple[str, ...] = ()
 
-
-def settings_of(config: Config) -> Settings:
-    """What of the config the message's facts are worked out from (ahead or in the steps)."""
-    spam = config.spam
-    return Settings(
-        our_addresses=config.our_addresses,
-        hostname=config.main.hostname,
-        spam_threshold=spam.score_threshold if spam.enabled else None,
-        trusted_authserv_ids=tuple(config.authentication.trusted_authserv_ids),
-    )
+    @classmethod
+    def of(cls, config: Config) -> Settings:
+        """What of `config` the facts are worked out from (ahead or in the steps)."""
+        spam = config.spam
+        return cls(
+            our_addresses=config.our_addresses,
+            hostname=config.main.hostname,
+            spam_threshold=spam.score_threshold if spam.enabled else None,
+            trusted_authserv_ids=tuple(config.authentication.trusted_authserv_ids),
+        )
 
 
 @dataclass(frozen=True)

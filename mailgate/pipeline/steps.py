@@ -29,17 +29,10 @@ from mailgate.pgp.keyring import Keyrings
 from mailgate.pgp.results import Opened
 from mailgate.pipeline import machine_mail
 from mailgate.pipeline.classify import Verdict
-from mailgate.pipeline.decide import RUN_IS_LOOP, Decision, decide, run_length
+from mailgate.pipeline.decide import RUN_IS_LOOP, SEEN, Decision, decide, run_length
 from mailgate.pipeline.outcome import Outcome, Rejected, StepFailed
 from mailgate.pipeline.pool import Ahead, PreparePool, pool_size
-from mailgate.pipeline.prepare import (
-    NOT_PREPARED,
-    TRACEBACK_FRAMES,
-    Facts,
-    Prepared,
-    Settings,
-    settings_of,
-)
+from mailgate.pipeline.prepare import NOT_PREPARED, TRACEBACK_FRAMES, Facts, Prepared, Settings
 from mailgate.pipeline.thread import ThreadChoice, ThreadLookups, choose
 from mailgate.queues.routing import route
 from mailgate.queues.rules import NO_ROUTING, Routing, evaluate, initial_priority
@@ -66,7 +59,7 @@ class Context:
     our_addresses: frozenset[str]
     agent_addresses: frozenset[str]
     keyrings: Keyrings  # the daemon's; closed by app.Daemon
-    settings: Settings  # prepare.settings_of(config)
+    settings: Settings  # Settings.of(config)
 
 
 @dataclass(eq=False)
@@ -184,6 +177,7 @@ def thread_step(ctx: Context, m: Message) -> None:
         since = m.now - timedelta(days=1)
         earlier = recent_bodies(ctx.conn, tid, since, kind="inbound", from_addr=m.parsed.from_addr)
         m.run = run_length(m.facts.digest, earlier)
+    SEEN.remember(m.parsed.text, m.facts.digest)  # the earlier text of its follow-ups
     m.survey = _open_survey(ctx.conn, m)
 
 
@@ -358,7 +352,7 @@ class Pipeline:
         self.keyrings = keyrings
         self.ours = config.our_addresses
         self.agents = config.agent_addresses
-        self.settings = settings_of(config)
+        self.settings = Settings.of(config)
         self.pool: PreparePool | None = None  # started with the first batch that needs it
 
     def prepare(self, raws: list[bytes]) -> Ahead:
