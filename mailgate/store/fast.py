@@ -7,8 +7,11 @@ statements the worker runs for every message, this module keeps what SQLAlchemy 
 work out on each call: the SQL text of the Core statement for the connection's dialect
 and the parameter names given, the order of its placeholders, and each parameter's and
 column's type conversion (the same `TypeEngine` processors SQLAlchemy uses, so a
-`UtcDateTime` or JSON column reads and writes exactly as elsewhere). The statement runs
-on the connection's own DBAPI connection, inside its transaction.
+`UtcDateTime` or JSON column reads and writes exactly as elsewhere), built into one
+function per statement; a processor remembers its last datetime or boolean (the same
+object only) and what it made of it, since a message's `now` goes to several columns of
+several statements. The statement runs on the connection's own DBAPI connection, inside
+its transaction.
 
 On PostgreSQL, inside an optimistic batch (`pipelined`), a write nobody reads the result
 of (`write`) is not sent at once: it waits for the next statement, and they go together
@@ -27,10 +30,13 @@ statement object, the dialect and the parameter names.
 
 from __future__ import annotations
 
+import warnings
 from collections import namedtuple
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import date, datetime
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import BindParameter, Connection, Engine, bindparam, event
@@ -49,6 +55,7 @@ class Plan:
     binds: tuple[Processor, ...]
     results: tuple[Processor, ...]  # per result column (SELECT or RETURNING)
     row: Any  # a named tuple type of the result columns (`named`)
+    convert: Callable[[Mapping[str, Any]], Any]  # params -> what the cursor is given
 
 
 class StatementCount:
@@ -79,25 +86,96 @@ def _plan(dialect: Dialect, stmt: Any, keys: tuple[str, ...]) -> Plan:
         raise ValueError(f"fast statement {str(stmt)[:60]!r}: expanding IN lists are not fixed SQL")
     escaped = getattr(compiled, "escaped_bind_names", {}) or {}
     columns = getattr(stmt, "exported_columns", ())
+    binds = tuple(_shared(dialect, compiled.binds[n].type) for n in names)
+    names = tuple(escaped.get(n, n) for n in names)
     return Plan(
         sql=compiled.string,
         positional=positional,
-        names=tuple(escaped.get(n, n) for n in names),
+        names=names,
         sources=tuple(sources),
-        binds=tuple(
-            compiled.binds[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names
-        ),
+        binds=binds,
         results=tuple(
             c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns
         ),
         row=namedtuple("Row", [c.key for c in columns], rename=True),  # noqa: PYI024
+        convert=_converter(tuple(sources), binds, positional, names),
     )
 
 
+# A statement's values pass through the type's bind processor; the same datetime (a
+# message's `now`) goes to several columns and statements of a message: converted once.
+_IMMUTABLE = (datetime, date, bool)
+_memos: dict[tuple[str, Any], Processor] = {}
+
+
+def _shared(dialect: Dialect, type_: Any) -> Processor:
+    """The bind processor of `type_`, remembering its last immutable value and what it made
+    of it; one per dialect and type where SQLAlchemy's cache key says the types behave the
+    same (class and arguments), else one per bind."""
+    process = type_.dialect_impl(dialect).bind_processor(dialect)
+    if process is None:
+        return None
+    with warnings.catch_warnings():  # a TypeDecorator without cache_ok: not shared
+        warnings.simplefilter("ignore")
+        same = type_._static_cache_key
+    if not isinstance(same, tuple):
+        return _remembering(process)
+    key = (dialect.name, same)
+    if key not in _memos:
+        _memos[key] = _remembering(process)
+    return _memos[key]
+
+
+def _remembering(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    # (value, converted) swapped as one reference: threads (worker, sender) share it
+    last: list[tuple[Any, Any]] = [(_NOTHING, None)]
+
+    def remembered(value: Any) -> Any:
+        seen = last[0]
+        if value is seen[0]:
+            return seen[1]
+        out = process(value)
+        if type(value) in _IMMUTABLE:
+            last[0] = (value, out)
+        return out
+
+    return remembered
+
+
+_NOTHING = object()
+
+
+def _converter(
+    sources: tuple[tuple[str | None, Any], ...],
+    binds: tuple[Processor, ...],
+    positional: bool,
+    names: tuple[str, ...],
+) -> Callable[[Mapping[str, Any]], Any]:
+    """params -> the statement's values in placeholder order, converted (built once)."""
+    keys = [key for key, _ in sources]
+    procs = [(i, p) for i, p in enumerate(binds) if p is not None]
+    if len(keys) > 1 and None not in keys:
+        get = itemgetter(*keys)
+
+        def values(params: Mapping[str, Any]) -> list[Any]:
+            return list(get(params))
+
+    else:
+
+        def values(params: Mapping[str, Any]) -> list[Any]:
+            return [params[key] if key is not None else c for key, c in sources]
+
+    def convert(params: Mapping[str, Any]) -> Any:
+        found = values(params)
+        for i, process in procs:
+            found[i] = process(found[i])
+        return found if positional else dict(zip(names, found, strict=True))
+
+    return convert
+
+
 def _params(plan: Plan, params: Mapping[str, Any]) -> Sequence[Any] | dict[str, Any]:
-    values = [params[key] if key is not None else const for key, const in plan.sources]
-    values = [v if p is None else p(v) for p, v in zip(plan.binds, values, strict=True)]
-    return values if plan.positional else dict(zip(plan.names, values, strict=True))
+    return plan.convert(params)
 
 
 def _bound(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> tuple[Plan, Any]:

@@ -155,3 +155,28 @@ def test_writes_waiting_when_the_block_raises_are_dropped_with_the_transaction(e
             raise RuntimeError("a step failed")
         with conn.begin():
             assert conn.execute(select(articles.c.id)).all() == []
+
+
+def test_a_value_converted_once_is_reused_only_for_the_same_unchanged_object(engine):
+    """A datetime's conversion is remembered across statements and columns (a message's
+    `now`); a list (JSON) is converted on every call, so a changed one is stored changed;
+    a naive datetime is refused every time, not only the first."""
+    later = NOW + timedelta(hours=1)
+    to = ["a@example.test"]
+    with engine.begin() as conn:
+        tid = _ticket(conn)
+        first = fast.scalar(conn, _ARTICLE, _article(tid, dedupe_key="k1", to_addrs=to))
+        to.append("b@example.test")
+        second = fast.scalar(conn, _ARTICLE, _article(tid, dedupe_key="k2", to_addrs=to))
+        third = fast.scalar(conn, _ARTICLE, _article(tid, dedupe_key="k3", created_at=later))
+        for _ in range(2):
+            with pytest.raises(ValueError, match="naive"):
+                fast.scalar(conn, _ARTICLE, _article(tid, created_at=later.replace(tzinfo=None)))
+        found = {
+            r.id: (r.created_at, r.to_addrs)
+            for r in conn.execute(select(articles.c.id, articles.c.created_at, articles.c.to_addrs))
+        }
+        t = conn.execute(select(tickets.c.created_at).where(tickets.c.id == tid)).scalar_one()
+    assert found[first] == (NOW, ["a@example.test"]) and t == NOW
+    assert found[second] == (NOW, ["a@example.test", "b@example.test"])
+    assert found[third] == (later, ["billing@example.test", "Zoë <z@example.test>"])
