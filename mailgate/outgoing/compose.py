@@ -51,6 +51,31 @@ def header_text(value: str) -> str:
     return _UNSAFE.sub(" ", value).strip()
 
 
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def date_header(dt: datetime) -> str:
+    """`email.utils.format_datetime(dt)` at a third of its cost (its `strftime("%z")` is
+    half of it): the zone from utcoffset when it is whole minutes, else as it does."""
+    offset = dt.utcoffset()
+    if offset is None or offset.seconds % 60 or offset.microseconds:
+        return format_datetime(dt)
+    minutes = offset.days * 1440 + offset.seconds // 60
+    sign, minutes = ("-", -minutes) if minutes < 0 else ("+", minutes)
+    return "%s, %02d %s %04d %02d:%02d:%02d %s%02d%02d" % (  # noqa: UP031 - as email.utils
+        _DAYS[dt.weekday()],
+        dt.day,
+        _MONTHS[dt.month - 1],
+        dt.year,
+        dt.hour,
+        dt.minute,
+        dt.second,
+        sign,
+        *divmod(minutes, 60),
+    )
+
+
 def _encode_header(value: str) -> str:
     value = header_text(value)
     if value.isascii():
@@ -111,7 +136,7 @@ def compose(
         lines.append("Cc: " + ", ".join(cc))
     lines += [
         f"Subject: {_encode_header(subject)}",
-        f"Date: {format_datetime(date)}",
+        f"Date: {date_header(date)}",
         f"Message-ID: {message_id}",
     ]
     if in_reply_to:

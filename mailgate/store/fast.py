@@ -8,10 +8,10 @@ work out on each call: the SQL text of the Core statement for the connection's d
 and the parameter names given, the order of its placeholders, and each parameter's and
 column's type conversion (the same `TypeEngine` processors SQLAlchemy uses, so a
 `UtcDateTime` or JSON column reads and writes exactly as elsewhere), built into one
-function per statement; a processor remembers its last datetime or boolean (the same
+function per statement. A processor remembers its last datetime or boolean (the same
 object only) and what it made of it, since a message's `now` goes to several columns of
-several statements. The statement runs on the connection's own DBAPI connection, inside
-its transaction.
+several statements, and what it makes of an empty list or dict. The statement runs on
+the connection's own DBAPI connection, inside its transaction.
 
 On PostgreSQL, inside an optimistic batch (`pipelined`), a write nobody reads the result
 of (`write`) is not sent at once: it waits for the next statement, and they go together
@@ -129,11 +129,16 @@ def _shared(dialect: Dialect, type_: Any) -> Processor:
 def _remembering(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
     # (value, converted) swapped as one reference: threads (worker, sender) share it
     last: list[tuple[Any, Any]] = [(_NOTHING, None)]
+    empty: dict[type, Any] = {}  # an empty list or dict (JSON: cc, defects) made once
 
     def remembered(value: Any) -> Any:
         seen = last[0]
         if value is seen[0]:
             return seen[1]
+        if not value and type(value) in (list, dict):
+            if type(value) not in empty:
+                empty[type(value)] = process(type(value)())
+            return empty[type(value)]
         out = process(value)
         if type(value) in _IMMUTABLE:
             last[0] = (value, out)
