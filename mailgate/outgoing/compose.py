@@ -15,6 +15,8 @@ from urllib.parse import quote
 LOOP_HEADER = "X-Mailgate-Loop"
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f]+")
 _CID_RE = re.compile(r"""src=["']cid:([^"']+)["']""", re.I)
+_REPLY_PREFIX = re.compile(r"^\s*((re|aw|sv|fwd?|antw)\s*:\s*)+", re.I)
+_TAG = re.compile(r"\[[^\]]*#\d+\]\s*")
 
 
 @dataclass(frozen=True)
@@ -233,6 +235,5 @@ def _attachment_part(boundary: str, a: OutAttachment, inline: bool = False) -> b
 
 def reply_subject(subject: str, tag: str) -> str:
     """`[support #12] Printer broken` from a customer's subject: one tag, no Re: chain."""
-    s = re.sub(r"^\s*((re|aw|sv|fwd?|antw)\s*:\s*)+", "", header_text(subject), flags=re.I)
-    s = re.sub(r"\[[^\]]*#\d+\]\s*", "", s).strip()
+    s = _TAG.sub("", _REPLY_PREFIX.sub("", header_text(subject))).strip()
     return f"{tag} {s}".strip() if s else tag

@@ -36,12 +36,14 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
+from itertools import groupby
 from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import BindParameter, Connection, Engine, bindparam, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql.dml import Insert
 
 Processor = Callable[[Any], Any] | None
 
@@ -82,6 +84,10 @@ def _plan(dialect: Dialect, stmt: Any, keys: tuple[str, ...]) -> Plan:
             sources.append((None, bind.effective_value))
         else:
             raise ValueError(f"fast statement {str(stmt)[:60]!r}: no value for {bind.key!r}")
+    if isinstance(stmt, Insert):  # SQLAlchemy would fill in the default; the cursor cannot
+        left = [c.key for c in stmt.table.columns if c.default is not None and c.key not in keys]
+        if left:
+            raise ValueError(f"fast statement {str(stmt)[:60]!r}: no value for {left[0]!r}")
     if "POSTCOMPILE" in compiled.string:
         raise ValueError(f"fast statement {str(stmt)[:60]!r}: expanding IN lists are not fixed SQL")
     escaped = getattr(compiled, "escaped_bind_names", {}) or {}
@@ -179,18 +185,19 @@ def _converter(
     return convert
 
 
-def _params(plan: Plan, params: Mapping[str, Any]) -> Sequence[Any] | dict[str, Any]:
-    return plan.convert(params)
-
-
-def _bound(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> tuple[Plan, Any]:
-    key = (stmt, conn.dialect.name, tuple(params))
+def _plan_for(conn: Connection, stmt: Any, keys: tuple[str, ...]) -> Plan:
+    key = (stmt, conn.dialect.name, keys)
     plan = _plans.get(key)
     if plan is None:
         if len(_plans) >= MAX_PLANS:  # a statement built per call would grow it: bounded
             _plans.clear()
-        plan = _plans[key] = _plan(conn.dialect, stmt, tuple(params))
-    return plan, _params(plan, params)
+        plan = _plans[key] = _plan(conn.dialect, stmt, keys)
+    return plan
+
+
+def _bound(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> tuple[Plan, Any]:
+    plan = _plan_for(conn, stmt, tuple(params))
+    return plan, plan.convert(params)
 
 
 def _run(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> tuple[Plan, Any]:
@@ -349,3 +356,20 @@ def run(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> int:
         return int(cursor.rowcount)
     finally:
         cursor.close()
+
+
+def run_many(conn: Connection, stmt: Any, rows: Sequence[Mapping[str, Any]]) -> None:
+    """An INSERT/UPDATE without RETURNING for every row, in order: one executemany for each
+    run of rows with the same keys (a batch's deferred rows at its flush)."""
+    send_waiting(conn)  # PostgreSQL: what waits goes first, as before any statement
+    for keys, run in groupby(rows, key=tuple):
+        plan = _plan_for(conn, stmt, keys)
+        bound = [plan.convert(r) for r in run]
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.executemany(plan.sql, bound)
+        except conn.dialect.loaded_dbapi.Error as e:
+            raise _wrapped(conn, e, plan.sql, bound) from e
+        finally:
+            cursor.close()
+        StatementCount.n += 1
