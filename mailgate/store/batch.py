@@ -93,10 +93,11 @@ def batch_state(conn: Connection) -> Iterator[BatchState]:
 
 
 def flush(conn: Connection, state: BatchState) -> None:
-    """Write the deferred rows: one executemany per statement, in first-deferred order."""
+    """Write the deferred rows: one executemany per statement, in first-deferred order (on
+    the DBAPI cursor, compiled once: store/fast.py)."""
     fast.send_waiting(conn)
     for stmt, rows in state.deferred.items():
-        conn.execute(stmt, rows)
+        fast.run_many(conn, stmt, rows)
         state.statements += 1
     state.deferred.clear()
     state.sent.clear()  # in the database now: a window read later finds them there
