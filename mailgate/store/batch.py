@@ -58,6 +58,9 @@ class BatchState:
     # (queue, sender) -> last auto-response (None: never), for the senders read ahead
     autoresponses: dict[tuple[str, str], datetime | None] = field(default_factory=dict)
     senders_read: set[str] = field(default_factory=set)
+    # address -> paused_until of a failing address (absent: not paused), for those read
+    pauses: dict[str, datetime | None] = field(default_factory=dict)
+    pauses_read: set[str] = field(default_factory=set)
     deferred: dict[Any, list[dict[str, Any]]] = field(default_factory=dict)  # stmt -> rows
     windows: dict[tuple[Any, ...], Window] = field(default_factory=dict)  # (count, *key)
     sent: list[Sent] = field(default_factory=list)  # send_log lines this batch wrote
