@@ -195,31 +195,32 @@ def _plan_for(conn: Connection, stmt: Any, keys: tuple[str, ...]) -> Plan:
     return plan
 
 
-def _bound(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> tuple[Plan, Any]:
+def bind(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> tuple[Plan, Any]:
+    """The statement's plan and its parameters converted for the driver."""
     plan = _plan_for(conn, stmt, tuple(params))
     return plan, plan.convert(params)
 
 
 def _run(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> tuple[Plan, Any]:
-    plan, bound = _bound(conn, stmt, params)
+    plan, bound = bind(conn, stmt, params)
     dbapi_conn = conn.connection.dbapi_connection
     cursor = dbapi_conn.cursor()  # type: ignore[union-attr]
-    waiting = conn.info.get(_WAITING)
+    waiting = conn.info.get(WAITING)
     try:
         if waiting:
             with conn.connection.driver_connection.pipeline():  # type: ignore[union-attr]
-                _send_waiting(dbapi_conn, waiting)
+                queue_waiting(dbapi_conn, waiting)
                 cursor.execute(plan.sql, bound)
         else:
             cursor.execute(plan.sql, bound)
     except conn.dialect.loaded_dbapi.Error as e:
         cursor.close()
-        raise _wrapped(conn, e, plan.sql, bound) from e
+        raise driver_error(conn, e, plan.sql, bound) from e
     StatementCount.n += 1
     return plan, cursor
 
 
-def _wrapped(conn: Connection, e: Exception, sql: str, bound: Any) -> DBAPIError:
+def driver_error(conn: Connection, e: Exception, sql: str, bound: Any) -> DBAPIError:
     """The driver's error as SQLAlchemy raises it; a lost connection is invalidated."""
     dialect = conn.dialect
     lost = dialect.is_disconnect(e, conn.connection.dbapi_connection, None)
@@ -230,10 +231,10 @@ def _wrapped(conn: Connection, e: Exception, sql: str, bound: Any) -> DBAPIError
     )
 
 
-_WAITING = "mailgate.fast.waiting"  # conn.info: writes waiting for the next statement
+WAITING = "mailgate.fast.waiting"  # conn.info: writes waiting for the next statement
 
 
-def _send_waiting(dbapi_conn: Any, waiting: list[tuple[str, Any]]) -> None:
+def queue_waiting(dbapi_conn: Any, waiting: list[tuple[str, Any]]) -> None:
     """Queue the waiting writes in the open pipeline (the caller's block sends them)."""
     cursor = dbapi_conn.cursor()
     for sql, bound in waiting:
@@ -244,16 +245,16 @@ def _send_waiting(dbapi_conn: Any, waiting: list[tuple[str, Any]]) -> None:
 
 def send_waiting(conn: Connection) -> None:
     """Send the writes waiting on `conn` now, in one pipeline (a no-op when none wait)."""
-    waiting = conn.info.get(_WAITING)
+    waiting = conn.info.get(WAITING)
     if not waiting:
         return
     sql, bound = waiting[-1]
     try:
         with conn.connection.driver_connection.pipeline():  # type: ignore[union-attr]
-            _send_waiting(conn.connection.dbapi_connection, waiting)
+            queue_waiting(conn.connection.dbapi_connection, waiting)
     except conn.dialect.loaded_dbapi.Error as e:
         waiting.clear()
-        raise _wrapped(conn, e, sql, bound) from e
+        raise driver_error(conn, e, sql, bound) from e
 
 
 @contextmanager
@@ -264,29 +265,29 @@ def pipelined(conn: Connection) -> Iterator[None]:
     if conn.dialect.name != "postgresql":
         yield
         return
-    conn.info[_WAITING] = []
+    conn.info[WAITING] = []
     try:
         yield
         send_waiting(conn)
     finally:
-        conn.info.pop(_WAITING, None)
+        conn.info.pop(WAITING, None)
 
 
 @event.listens_for(Engine, "before_execute")
 def _before_sqlalchemy(conn: Connection, *args: Any) -> None:
     """Any statement SQLAlchemy runs goes after the waiting writes."""
-    if conn.info.get(_WAITING):
+    if conn.info.get(WAITING):
         send_waiting(conn)
 
 
 def write(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> None:
     """An INSERT/UPDATE/DELETE whose result nobody reads: sent now, or with the next
     statement inside `pipelined` on PostgreSQL."""
-    waiting = conn.info.get(_WAITING)
+    waiting = conn.info.get(WAITING)
     if waiting is None:
         run(conn, stmt, params)
         return
-    plan, bound = _bound(conn, stmt, params)
+    plan, bound = bind(conn, stmt, params)
     waiting.append((plan.sql, bound))
 
 
@@ -369,7 +370,7 @@ def run_many(conn: Connection, stmt: Any, rows: Sequence[Mapping[str, Any]]) -> 
         try:
             cursor.executemany(plan.sql, bound)
         except conn.dialect.loaded_dbapi.Error as e:
-            raise _wrapped(conn, e, plan.sql, bound) from e
+            raise driver_error(conn, e, plan.sql, bound) from e
         finally:
             cursor.close()
         StatementCount.n += 1

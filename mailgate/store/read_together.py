@@ -25,22 +25,22 @@ def rows_together(conn: Connection, queries: Sequence[Read]) -> list[list[Any]]:
     """The rows of each query, as `fast.named` returns them, in the order given."""
     if conn.dialect.name != "postgresql" or len(queries) < 2:
         return [fast.named(conn, stmt, params) for stmt, params in queries]
-    bound = [fast._bound(conn, stmt, params) for stmt, params in queries]  # noqa: SLF001
+    bound = [fast.bind(conn, stmt, params) for stmt, params in queries]
     dbapi_conn = conn.connection.dbapi_connection
     cursors = [dbapi_conn.cursor() for _ in bound]  # type: ignore[union-attr]
     sql, params = bound[0][0].sql, bound[0][1]
     try:
         with conn.connection.driver_connection.pipeline():  # type: ignore[union-attr]
-            waiting = conn.info.get(fast._WAITING)  # noqa: SLF001
+            waiting = conn.info.get(fast.WAITING)
             if waiting:  # first, in the same round trip
-                fast._send_waiting(dbapi_conn, waiting)  # noqa: SLF001
+                fast.queue_waiting(dbapi_conn, waiting)
             for cursor, (plan, params) in zip(cursors, bound, strict=True):
                 sql = plan.sql
                 cursor.execute(sql, params)
                 fast.StatementCount.n += 1
             raw = [cursor.fetchall() for cursor in cursors]  # the first fetch syncs them all
     except conn.dialect.loaded_dbapi.Error as e:
-        raise fast._wrapped(conn, e, sql, params) from e  # noqa: SLF001
+        raise fast.driver_error(conn, e, sql, params) from e
     finally:
         for cursor in cursors:
             cursor.close()
