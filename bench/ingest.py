@@ -87,7 +87,10 @@ def count_statements(engine) -> list[int]:  # type: ignore[no-untyped-def]
     return n
 
 
-def setup(db_url: str, agents: bool = False, procs: int | None = None):  # type: ignore[no-untyped-def]
+def setup(  # type: ignore[no-untyped-def]
+    db_url: str, agents: bool = False, procs: int | None = None, batch: int | None = None
+):
+    from mailgate.config.schema import WorkerSettings
     from tests.harness import load, offline, write_config
 
     tmp = Path(tempfile.mkdtemp(prefix="mg-bench-"))
@@ -102,6 +105,7 @@ def setup(db_url: str, agents: bool = False, procs: int | None = None):  # type:
             agents_toml=None if agents else "",
             queue_extra={"support": "[agent_mail]\nnotify = true\n"} if agents else None,
             worker_extra=worker_extra,
+            batch_size=batch or WorkerSettings().batch_size,  # the daemon's default unless asked
         )
     )
     # the schema made by a first start in another process: the measured one starts as a
@@ -163,9 +167,14 @@ def measured_drain(worker, n: int) -> dict:  # type: ignore[no-untyped-def]
 
 
 def run_drain(
-    files: list[Path], db_url: str, agents: bool, procs: int | None, lazy: bool = False
+    files: list[Path],
+    db_url: str,
+    agents: bool,
+    procs: int | None,
+    lazy: bool = False,
+    batch: int | None = None,
 ) -> dict:
-    engine, spool, worker = setup(db_url, agents, procs)
+    engine, spool, worker = setup(db_url, agents, procs, batch)
     t0 = time.perf_counter()
     for f in files:
         spool.put(f.read_bytes(), Envelope(source="pipe", queue="support"))
@@ -188,8 +197,10 @@ def run_drain(
     }
 
 
-def run_streaming(files: list[Path], db_url: str, agents: bool, procs: int | None) -> dict:
-    engine, spool, worker = setup(db_url, agents, procs)
+def run_streaming(
+    files: list[Path], db_url: str, agents: bool, procs: int | None, batch: int | None = None
+) -> dict:
+    engine, spool, worker = setup(db_url, agents, procs, batch)
     done = threading.Event()
 
     def produce() -> None:
@@ -271,6 +282,9 @@ def main() -> None:
     ap.add_argument(
         "--no-floor", action="store_true", help="skip the floor (shared/bench/floor.py)"
     )
+    ap.add_argument(
+        "--batch-size", type=int, default=None, help="worker.batch_size (default: the daemon's, 64)"
+    )
     ap.add_argument("--no-streaming", action="store_true", help="drain only")
     ap.add_argument(
         "--lazy-pool",
@@ -295,12 +309,17 @@ def main() -> None:
         sys.exit(f"no eml files in {corpus / 'eml'}")
     print(f"corpus: {len(files)} messages from {corpus}")
     print(f"database: {args.db or 'SQLite (WAL, synchronous=FULL)'}; cores: {os.cpu_count()}")
+    from mailgate.config.schema import WorkerSettings
+
+    print(f"worker.batch_size: {args.batch_size or WorkerSettings().batch_size}")
 
     floor_rate = None
     if not args.no_floor and (SHARED_BENCH / "floor.py").exists():
         floor_rate = floor(corpus)["ingest_msgs_per_s"]
         print(f"floor (modern parser, WAL + FULL): {floor_rate:8.1f} msgs/s  {loadavg()}")
-    drain = run_drain(files, args.db, args.agents, args.parse_processes, args.lazy_pool)
+    drain = run_drain(
+        files, args.db, args.agents, args.parse_processes, args.lazy_pool, args.batch_size
+    )
     from sqlalchemy import select
 
     from mailgate.db.models import OutboxRow
@@ -332,7 +351,7 @@ def main() -> None:
 
     if args.no_streaming:
         return
-    stream = run_streaming(files, args.db, args.agents, args.parse_processes)
+    stream = run_streaming(files, args.db, args.agents, args.parse_processes, args.batch_size)
     print(
         f"streaming put + process:       {stream['end_to_end_per_s']:8.1f} msgs/s  "
         f"latency p50 {stream['latency_p50_ms']:.1f} ms, p99 {stream['latency_p99_ms']:.1f} ms"

@@ -50,6 +50,7 @@ def write_config(
     relay_extra: str = "",
     worker_extra: str = "",
     period_hours: float = 24,
+    batch_size: int = 32,  # the daemon's default is 64: tests see batches split sooner
 ) -> Path:
     """Write mailgate.toml, queues/*.toml and agents.toml under root/config; return the path."""
     cfg = root / "config"
@@ -72,7 +73,7 @@ max_message_bytes = 2000000
 [relay]
 {relay}
 [worker]
-batch_size = 32
+batch_size = {batch_size}
 shutdown_timeout_seconds = 10
 {worker_extra}"""
     )

@@ -10,7 +10,9 @@ in clear (`#secret` sends them encrypted): "PGP plaintext is agent-only".
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Connection, bindparam, select
 
@@ -69,7 +71,16 @@ _OF_ARTICLE = _SELECT.where(_attachments.c.article_id == bindparam("aid")).order
 
 
 def of_article(conn: Connection, article_id: int) -> list[StoredAttachment]:
-    return [StoredAttachment(*r) for r in fast.rows(conn, _OF_ARTICLE, {"aid": article_id})]
+    return stored(fast.rows(conn, *of_article_read(article_id)))
+
+
+def of_article_read(article_id: int) -> tuple[Any, dict[str, int]]:
+    """`of_article`'s statement and parameters (to send with other reads: store/read_together)."""
+    return _OF_ARTICLE, {"aid": article_id}
+
+
+def stored(rows: Iterable[tuple[Any, ...]]) -> list[StoredAttachment]:
+    return [StoredAttachment(*r) for r in rows]
 
 
 def of_ticket(conn: Connection, ticket_id: int) -> list[StoredAttachment]:

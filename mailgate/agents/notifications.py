@@ -10,7 +10,7 @@ from sqlalchemy import Connection, Row
 from mailgate.agents import access, attachments
 from mailgate.agents.html_reply import new_html
 from mailgate.agents.plan import Assigned, Event
-from mailgate.agents.queries import ticket_digest, ticket_row, ticket_view
+from mailgate.agents.queries import notification_reads, ticket_digest, ticket_view
 from mailgate.config.model import Config, Queue
 from mailgate.config.schema import Agent
 from mailgate.outgoing import agent_mails
@@ -46,13 +46,13 @@ def notify_customer_mail(
     quotes cut and sanitised, its inline images by cid:."""
     if not config.agents or not any(q.agent_mail.notify for q in config.queues):
         return 0  # the common case costs no query
-    row = ticket_row(conn, ticket_id)
-    if row is None:
+    found = notification_reads(conn, config, ticket_id, article_id)  # one round trip
+    if found is None:
         return 0
+    row, view, digest, items = found
     queue = config.queue(row.queue)
     if queue is None or not queue.agent_mail.notify:
         return 0
-    view = ticket_view(conn, row)
     sender_agent = config.agent_by_address(sender) if sender else None
     exclude = sender_agent.name if sender_agent else ""
     if created:
@@ -65,8 +65,6 @@ def notify_customer_mail(
         )
     if not recipients:
         return 0
-    digest = ticket_digest(conn, config, row)
-    items = attachments.of_article(conn, article_id) if article_id else []
     carry = attachments.carried(items, queue.agent_mail.attachments_max_bytes)
     mails = agent_mails.notifications(
         config,

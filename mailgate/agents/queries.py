@@ -29,6 +29,7 @@ from mailgate.pgp.keyring import Keyrings
 from mailgate.pgp.secrets import secret_for_agent
 from mailgate.store import fast
 from mailgate.store.articles import articles
+from mailgate.store.read_together import Read, rows_together
 from mailgate.store.tickets import ticket_ccs, ticket_queues, ticket_tags, tickets
 
 LIST_LIMIT = 50
@@ -52,9 +53,11 @@ _HISTORY = (
     .order_by(articles.c.id.desc())
     .limit(bindparam("n", type_=Integer))
 )
+# the requester's other tickets, by the ticket id alone (so it goes with the other reads)
+_REQUESTER = select(tickets.c.requester_addr).where(tickets.c.id == _TID).scalar_subquery()
 _LATEST = (
     select(tickets.c.id, tickets.c.status, tickets.c.created_at, tickets.c.title)
-    .where(tickets.c.requester_addr == bindparam("requester"), tickets.c.id != _TID)
+    .where(tickets.c.requester_addr == _REQUESTER, tickets.c.id != _TID)
     .order_by(tickets.c.created_at.desc(), tickets.c.id.desc())
     .limit(bindparam("n", type_=Integer))
 )
@@ -70,12 +73,14 @@ def ticket_ccs_of(conn: Connection, ticket_id: int) -> tuple[str, ...]:
 
 
 def ticket_view(conn: Connection, row: Row[Any]) -> TicketView:
-    tid = row.id
-    queues = set(fast.scalars(conn, _QUEUES, {"tid": tid}))
+    return _view(row, fast.scalars(conn, _QUEUES, {"tid": row.id}))
+
+
+def _view(row: Row[Any], queues: list[str]) -> TicketView:
     return TicketView(
-        id=tid,
+        id=row.id,
         queue=row.queue,
-        queues=frozenset(queues | {row.queue}),
+        queues=frozenset({*queues, row.queue}),
         status=row.status,
         priority=row.priority,
         assignee=row.assignee,
@@ -85,23 +90,60 @@ def ticket_view(conn: Connection, row: Row[Any]) -> TicketView:
     )
 
 
+def _sizes(config: Config, queue_name: str) -> tuple[int, int]:
+    """How many recent articles and other tickets a digest of the queue's ticket shows."""
+    queue = config.queue(queue_name)
+    settings = queue.agent_mail if queue else None
+    return (settings.history_articles, settings.latest_tickets) if settings else (5, 5)
+
+
+def _digest_reads(ticket_id: int, n_history: int, n_latest: int) -> list[Read]:
+    tid = {"tid": ticket_id}
+    return [(_TAGS, tid), (_HISTORY, {**tid, "n": n_history}), (_LATEST, {**tid, "n": n_latest}),
+            (_CCS, tid)]  # fmt: skip
+
+
 def ticket_digest(conn: Connection, config: Config, row: Row[Any]) -> dg.TicketDigest:
     """What a mail to an agent shows about the ticket in `row` (a tickets row)."""
-    ticket_id = row.id
-    tags = fast.scalars(conn, _TAGS, {"tid": ticket_id})
-    queue = config.queue(row.queue)
-    settings = queue.agent_mail if queue else None
-    n_history = settings.history_articles if settings else 5
-    n_latest = settings.latest_tickets if settings else 5
-    history = fast.named(conn, _HISTORY, {"tid": ticket_id, "n": n_history})
-    latest = fast.named(
-        conn, _LATEST, {"tid": ticket_id, "requester": row.requester_addr, "n": n_latest}
-    )
+    found = rows_together(conn, _digest_reads(row.id, *_sizes(config, row.queue)))
+    return _digest(config, row, *found)
+
+
+def notification_reads(
+    conn: Connection, config: Config, ticket_id: int, article_id: int | None
+) -> tuple[Row[Any], TicketView, dg.TicketDigest, list[attachments.StoredAttachment]] | None:
+    """A ticket's row, view and digest and an article's attachments: what a notification
+    of a customer mail reads, sent together (one round trip on PostgreSQL). The digest's
+    lists are read at the largest size any queue shows and cut to the ticket's queue's."""
+    sizes = [_sizes(config, q.name) for q in config.queues] + [(5, 5)]
+    n_history, n_latest = max(h for h, _ in sizes), max(n for _, n in sizes)
+    tid = {"tid": ticket_id}
+    reads = [(_TICKET, tid), (_QUEUES, tid), *_digest_reads(ticket_id, n_history, n_latest)]
+    if article_id:
+        reads.append(attachments.of_article_read(article_id))
+    row, queues, tags, history, latest, ccs, *items = rows_together(conn, reads)
+    if not row:
+        return None
+    (ticket,) = row
+    digest = _digest(config, ticket, tags, history, latest, ccs)
+    files = attachments.stored(items[0]) if items else []
+    return ticket, _view(ticket, [q for (q,) in queues]), digest, files
+
+
+def _digest(
+    config: Config,
+    row: Row[Any],
+    tags: list[Any],
+    history: list[Any],
+    latest: list[Any],
+    ccs: list[Any],
+) -> dg.TicketDigest:
+    n_history, n_latest = _sizes(config, row.queue)
     requester = (
         f"{row.requester_name} <{row.requester_addr}>" if row.requester_name else row.requester_addr
     )
     return dg.TicketDigest(
-        id=ticket_id,
+        id=row.id,
         title=row.title,
         queue=row.queue,
         status=row.status,
@@ -110,8 +152,8 @@ def ticket_digest(conn: Connection, config: Config, row: Row[Any]) -> dg.TicketD
         sticky=bool(row.sticky),
         tier=row.tier,
         requester=requester,
-        ccs=ticket_ccs_of(conn, ticket_id),
-        tags=tuple(sorted(tags)),
+        ccs=tuple(sorted(c for (c,) in ccs)),
+        tags=tuple(sorted(t for (t,) in tags)),
         complexity=row.complexity,
         created=dg.when(row.created_at),
         history=tuple(
@@ -121,10 +163,11 @@ def ticket_digest(conn: Connection, config: Config, row: Row[Any]) -> dg.TicketD
                 who=a.author or a.from_addr or "mailgate",
                 text=dg.shorten(a.new_text or a.body_text),
             )
-            for a in reversed(history)
+            for a in reversed(history[:n_history])
         ),
         latest=tuple(
-            dg.OtherTicket(t.id, t.status, dg.when(t.created_at)[:10], t.title) for t in latest
+            dg.OtherTicket(t.id, t.status, dg.when(t.created_at)[:10], t.title)
+            for t in latest[:n_latest]
         ),
     )
 

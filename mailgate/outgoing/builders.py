@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from email.utils import format_datetime, formataddr
+from email.utils import formataddr
 from typing import Any, Protocol
 
 from mailgate.agents import tokens
@@ -34,6 +34,7 @@ from mailgate.outgoing.compose import (
     OutAttachment,
     Outgoing,
     compose,
+    date_header,
     header_text,
     stable_message_id,
 )
@@ -238,7 +239,7 @@ def agent_only_headers(
         ("To", formataddr((header_text(agent.full_name), agent.address))),
         ("Reply-To", agent.address),
         ("Subject", header_text(subject)),
-        ("Date", format_datetime(now)),
+        ("Date", date_header(now)),
         ("Message-ID", message_id),
         ("Auto-Submitted", "auto-generated"),
         (LOOP_HEADER, config.main.hostname),

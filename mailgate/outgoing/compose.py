@@ -15,6 +15,8 @@ from urllib.parse import quote
 LOOP_HEADER = "X-Mailgate-Loop"
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f]+")
 _CID_RE = re.compile(r"""src=["']cid:([^"']+)["']""", re.I)
+_REPLY_PREFIX = re.compile(r"^\s*((re|aw|sv|fwd?|antw)\s*:\s*)+", re.I)
+_TAG = re.compile(r"\[[^\]]*#\d+\]\s*")
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,31 @@ def stable_message_id(hostname: str, kind: str, *cause: object) -> str:
 def header_text(value: str) -> str:
     """Make untrusted text safe for one header line (no CR/LF/control characters)."""
     return _UNSAFE.sub(" ", value).strip()
+
+
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def date_header(dt: datetime) -> str:
+    """`email.utils.format_datetime(dt)` at a third of its cost (its `strftime("%z")` is
+    half of it): the zone from utcoffset when it is whole minutes, else as it does."""
+    offset = dt.utcoffset()
+    if offset is None or offset.seconds % 60 or offset.microseconds:
+        return format_datetime(dt)
+    minutes = offset.days * 1440 + offset.seconds // 60
+    sign, minutes = ("-", -minutes) if minutes < 0 else ("+", minutes)
+    return "%s, %02d %s %04d %02d:%02d:%02d %s%02d%02d" % (  # noqa: UP031 - as email.utils
+        _DAYS[dt.weekday()],
+        dt.day,
+        _MONTHS[dt.month - 1],
+        dt.year,
+        dt.hour,
+        dt.minute,
+        dt.second,
+        sign,
+        *divmod(minutes, 60),
+    )
 
 
 def _encode_header(value: str) -> str:
@@ -111,7 +138,7 @@ def compose(
         lines.append("Cc: " + ", ".join(cc))
     lines += [
         f"Subject: {_encode_header(subject)}",
-        f"Date: {format_datetime(date)}",
+        f"Date: {date_header(date)}",
         f"Message-ID: {message_id}",
     ]
     if in_reply_to:
@@ -208,6 +235,5 @@ def _attachment_part(boundary: str, a: OutAttachment, inline: bool = False) -> b
 
 def reply_subject(subject: str, tag: str) -> str:
     """`[support #12] Printer broken` from a customer's subject: one tag, no Re: chain."""
-    s = re.sub(r"^\s*((re|aw|sv|fwd?|antw)\s*:\s*)+", "", header_text(subject), flags=re.I)
-    s = re.sub(r"\[[^\]]*#\d+\]\s*", "", s).strip()
+    s = _TAG.sub("", _REPLY_PREFIX.sub("", header_text(subject))).strip()
     return f"{tag} {s}".strip() if s else tag

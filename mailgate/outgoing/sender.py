@@ -22,7 +22,7 @@ import threading
 import time
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, Engine, Row, update
+from sqlalchemy import Connection, Engine, Row, bindparam, update
 from sqlalchemy.exc import OperationalError
 
 from mailgate.bounces.verp import verp_address
@@ -41,6 +41,13 @@ log = logging.getLogger(__name__)
 
 IDLE_CLOSE_SECONDS = 30.0  # relay connections unused this long are closed
 RECORD_TRIES = 5  # a batch's results against a busy database
+
+# a row's result: one statement built once, run as one executemany for a relay round
+_RESULT = (
+    update(outbox)
+    .where(outbox.c.id == bindparam("row_id"))
+    .values(claim_token=None, claimed_until=None)
+)
 
 
 def remaining(row: Row) -> list[str]:
@@ -143,8 +150,11 @@ class Sender:
             counts = {"sent": 0, "deferred": 0, "failed": 0}
             try:
                 with self.engine.begin() as conn:
+                    updates: list[dict] = []  # the rows' new values, written together
                     for row, res in zip(rows, results, strict=True):
-                        counts[self._record(conn, row, res, now)] += 1
+                        counts[self._record(conn, row, res, now, updates)] += 1
+                    if updates:
+                        conn.execute(_RESULT, updates)
                     lease = self.config.relay.lease_seconds
                     following = claim_in(conn, now, next_limit, lease) if next_limit > 0 else []
                 return (counts["sent"], counts["deferred"], counts["failed"]), following
@@ -155,9 +165,11 @@ class Sender:
                 time.sleep(0.2 * (attempt + 1))
         raise AssertionError("unreachable")
 
-    def _record(self, conn: Connection, row: Row, res: DeliveryResult, now: datetime) -> str:
+    def _record(
+        self, conn: Connection, row: Row, res: DeliveryResult, now: datetime, updates: list[dict]
+    ) -> str:
         if res.hold:
-            return self._hold(conn, row, res.hold, now)
+            return self._hold(conn, row, res.hold, now, updates)
         attempts = row.attempts + 1
         answers = {**row.rcpt_results, **res.answers}
         left = [r for r in row.rcpt_tos if not is_done(answers.get(r, ""))]
@@ -165,7 +177,7 @@ class Sender:
             for r in left:
                 answers[r] = f"gave up at deadline: {answers.get(r) or res.detail}"
             left = []
-        done = {"claim_token": None, "claimed_until": None, "attempts": attempts}
+        done = {"row_id": row.id, "attempts": attempts}
         newly_failed = {
             r: a
             for r, a in answers.items()
@@ -188,44 +200,44 @@ class Sender:
                 self.rng,
             )
             why = "; ".join(f"{r}: {answers[r]}" for r in left)
-            self._update(
-                conn,
-                row,
-                done,
-                rcpt_results=answers,
-                last_error=why[:2000],
-                next_attempt_at=now + timedelta(seconds=delay),
+            updates.append(
+                _values(
+                    row,
+                    done,
+                    rcpt_results=answers,
+                    last_error=why[:2000],
+                    next_attempt_at=now + timedelta(seconds=delay),
+                )
             )
             log.info("outbox %d: deferred %.0fs for %s", row.id, delay, ", ".join(left))
             return "deferred"
         failed = {r: a for r, a in answers.items() if not a.startswith("2")}
         status = "sent" if len(failed) < len(answers) else "failed"
         error = "; ".join(f"{r}: {a}" for r, a in failed.items())
-        self._update(
-            conn,
-            row,
-            done,
-            rcpt_results=answers,
-            status=status,
-            last_error=error[:2000],
-            sent_at=now if status == "sent" else None,
+        updates.append(
+            _values(
+                row,
+                done,
+                rcpt_results=answers,
+                status=status,
+                last_error=error[:2000],
+                sent_at=now if status == "sent" else None,
+            )
         )
         if failed:
             log.warning("outbox %d: %s: %s", row.id, status, error)
         return status
 
-    def _hold(self, conn: Connection, row: Row, reason: str, now: datetime) -> str:
+    def _hold(
+        self, conn: Connection, row: Row, reason: str, now: datetime, updates: list[dict]
+    ) -> str:
         """Keep the row for an admin: held with the reason, noted on its ticket once."""
-        done = {"claim_token": None, "claimed_until": None, "attempts": row.attempts + 1}
-        self._update(conn, row, done, status="held", last_error=f"not sent: {reason}"[:2000])
+        done = {"row_id": row.id, "attempts": row.attempts + 1}
+        updates.append(_values(row, done, status="held", last_error=f"not sent: {reason}"[:2000]))
         if row.ticket_id is not None:  # once: a held row is tried again only when released
             system_article(conn, row.ticket_id, f"Mail {row.message_id} held: {reason}", now)
         log.warning("outbox %d: held: %s", row.id, reason)
         return "deferred"
-
-    @staticmethod
-    def _update(conn: Connection, row: Row, done: dict, **values: object) -> None:
-        conn.execute(update(outbox).where(outbox.c.id == row.id).values(**done, **values))
 
     @staticmethod
     def _note_failure(
@@ -295,3 +307,11 @@ class Sender:
                 await wait_for_wake(wake, stop, idle_poll)
         finally:
             await asyncio.to_thread(self.close)
+
+
+def _values(row: Row, done: dict, **values: object) -> dict:
+    """Every column `_RESULT` sets: those a result leaves alone keep what the claim read
+    (a claimed row is pending and not sent; under its lease only this sender writes it)."""
+    keep = {"status": "pending", "rcpt_results": row.rcpt_results, "last_error": "",
+            "next_attempt_at": row.next_attempt_at, "sent_at": None}  # fmt: skip
+    return {**keep, **done, **values}

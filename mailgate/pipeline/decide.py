@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Literal
 
@@ -90,13 +91,55 @@ def text_digest(text: str) -> str:
     return _digest(_normalised(text))
 
 
-def run_length(text: str, earlier: list[str]) -> int:
-    """How many of `earlier` plus this one digest alike (1: this one is not a repeat)."""
+def repeat_digest(text: str) -> str | None:
+    """`text_digest` of a text long enough to count as a repeat (None: a short one)."""
     normalised = _normalised(text)
-    if len(normalised) < RUN_MIN_CHARS or not earlier:
+    return None if len(normalised) < RUN_MIN_CHARS else _digest(normalised)
+
+
+class DigestCache:
+    """Digests of texts seen lately: a sender's earlier mails on a ticket are read again
+    for each follow-up, and each was the text of a mail digested when it came in (texts up
+    to 4,096 characters, the latest 1,024: a few MiB held)."""
+
+    MAX_CHARS = 4096
+    MAX_TEXTS = 1024
+
+    def __init__(self) -> None:
+        self._digests: OrderedDict[str, str] = OrderedDict()
+
+    def remember(self, text: str, digest: str | None) -> None:
+        """`digest` is `repeat_digest(text)` (None, a short text: nothing to keep)."""
+        if digest is not None and len(text) <= self.MAX_CHARS:
+            self._keep(text, digest)
+
+    def digest(self, text: str) -> str:
+        """`text_digest(text)`."""
+        found = self._digests.get(text)
+        if found is not None:
+            self._digests.move_to_end(text)
+            return found
+        digest = text_digest(text)
+        if len(text) <= self.MAX_CHARS:
+            self._keep(text, digest)
+        return digest
+
+    def _keep(self, text: str, digest: str) -> None:
+        self._digests[text] = digest
+        self._digests.move_to_end(text)
+        if len(self._digests) > self.MAX_TEXTS:
+            self._digests.popitem(last=False)
+
+
+SEEN = DigestCache()  # the worker's (one thread)
+
+
+def run_length(digest: str | None, earlier: list[str], seen: DigestCache = SEEN) -> int:
+    """How many of `earlier` plus this one (`repeat_digest` of its text) digest alike
+    (1: this one is not a repeat)."""
+    if digest is None or not earlier:
         return 1
-    digest = _digest(normalised)
-    return 1 + sum(text_digest(t) == digest for t in earlier)
+    return 1 + sum(seen.digest(t) == digest for t in earlier)
 
 
 def dedupe_key(p: Parsed, raw: bytes) -> str:
@@ -137,10 +180,11 @@ def decide(
     survey_ticket: int | None = None,
     routing: Routing = NO_ROUTING,
     auth: dict[str, object] | None = None,
+    key: str | None = None,  # dedupe_key(parsed, raw) when known (worked out ahead)
 ) -> Decision:
     """`routing` (the rules' result) and `initial_priority` apply to a new ticket only."""
     reasons = (*verdict.reasons, f"thread: {choice.reason}", f"ack: {acknowledge.reason}")
-    key = dedupe_key(parsed, raw)
+    key = dedupe_key(parsed, raw) if key is None else key
     # the requester answering a survey: kept on the ticket, never a reopen or a customer
     # reply; an auto-reply to the survey is no rating
     rating = None

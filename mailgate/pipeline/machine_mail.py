@@ -10,7 +10,6 @@ in the quarantine (`mailgate junk list|show|release`).
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -19,7 +18,8 @@ from sqlalchemy import Connection
 from mailgate.bounces.dsn import read_report
 from mailgate.bounces.match import Match, match
 from mailgate.bounces.report import Recipient, Report
-from mailgate.bounces.verp import is_verp_shaped
+from mailgate.bounces.report_hint import has_report_part
+from mailgate.bounces.verp import VERP_LOCAL, is_verp_shaped
 from mailgate.config.model import Config, Queue
 from mailgate.parse.authentication import SenderAuth
 from mailgate.parse.message import Parsed
@@ -32,12 +32,6 @@ from mailgate.store.articles import add_article, find_duplicate, put_blob
 from mailgate.store.bounce_lookups import lookups
 from mailgate.store.junk import add_junk, is_released
 
-# a report part anywhere in the message (a DSN look-alike says Auto-Submitted: no)
-_REPORT_HINT = re.compile(
-    rb"content-type:\s*(multipart/report|message/(global-)?delivery-status"
-    rb"|message/disposition-notification|message/feedback-report)",
-    re.IGNORECASE,
-)
 _ADDRESS_HEADERS = ("to", "delivered-to", "x-original-to", "envelope-to", "x-envelope-to")
 
 
@@ -55,8 +49,12 @@ class Incoming:
 def verp_candidates(envelope: Envelope, p: Parsed) -> list[str]:
     """Where a VERP address shows: the envelope, or (IMAP, pipe) the delivery headers."""
     out = list(envelope.rcpt_tos)
+    found: dict[str, list[str]] = {}
+    for name, value in p.headers:  # one pass over the headers, in _ADDRESS_HEADERS order
+        if name in _ADDRESS_HEADERS:
+            found.setdefault(name, []).append(value)
     for name in _ADDRESS_HEADERS:
-        for v in p.header_all(name):
+        for v in found.get(name, ()):
             out += [a.strip(" <>") for a in v.split(",")]
     out += list(p.to)
     return [a for a in dict.fromkeys(a.lower() for a in out if "@" in a)]
@@ -112,12 +110,18 @@ def quarantine(conn: Connection, mail: Incoming, category: str, reason: str) -> 
 
 
 def handle_report(
-    conn: Connection, config: Config, mail: Incoming, verdict: Verdict
+    conn: Connection,
+    config: Config,
+    mail: Incoming,
+    verdict: Verdict,
+    report_part: bool | None = None,  # has_report_part(mail.raw) when known (worked out ahead)
 ) -> Outcome | None:
     """A bounce or report: attached to its ticket or quarantined; None for other mail."""
     envelope, p, raw, queues, now = mail.envelope, mail.parsed, mail.raw, mail.queues, mail.now
     candidates = verp_candidates(envelope, p)
-    if not (verdict.bounce or _REPORT_HINT.search(raw) or any(map(is_verp_shaped, candidates))):
+    hinted = has_report_part(raw) if report_part is None else report_part
+    verp = any(VERP_LOCAL + "+" in a and is_verp_shaped(a) for a in candidates)
+    if not (verdict.bounce or hinted or verp):
         return None
     report = read_report(raw)
     if report is None or is_released(conn, p.raw_sha256):

@@ -26,11 +26,11 @@ from collections.abc import Callable
 from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
-from mailgate.pipeline.prepare import Prepared, prepare
+from mailgate.pipeline.prepare import NO_SETTINGS, Prepared, Settings, prepare
 
 log = logging.getLogger(__name__)
 
-PrepareFn = Callable[[bytes], Prepared]
+PrepareFn = Callable[[bytes, Settings], Prepared]
 MIN_FOR_POOL = 8  # smaller batches are parsed in-process: a round trip costs more
 DIED = "the parse process died on this message"
 
@@ -41,9 +41,9 @@ def pool_size(setting: int | None) -> int:
     return (os.cpu_count() or 1) - 1 if setting is None else setting
 
 
-def prepare_chunk(fn: PrepareFn, raws: list[bytes]) -> list[Prepared]:
+def prepare_chunk(fn: PrepareFn, raws: list[bytes], settings: Settings) -> list[Prepared]:
     """One task of a pool process: a chunk of a batch, in order (module-level: picklable)."""
-    return [fn(raw) for raw in raws]
+    return [fn(raw, settings) for raw in raws]
 
 
 def _end_with_parent() -> None:
@@ -78,18 +78,24 @@ def chunks(raws: list[bytes], n: int) -> list[list[bytes]]:
 class Ahead:
     """One batch being prepared: its results in the order the messages were given."""
 
-    def __init__(self, pool: PreparePool, raws: list[bytes], futures: list[Future[list[Prepared]]]):
-        self._pool, self._raws, self._futures = pool, raws, futures
+    def __init__(
+        self,
+        pool: PreparePool,
+        raws: list[bytes],
+        settings: Settings,
+        futures: list[Future[list[Prepared]]],
+    ):
+        self._pool, self._raws, self._settings, self._futures = pool, raws, settings, futures
 
     def results(self) -> list[Prepared]:
         if not self._futures:
-            return [self._pool.fn(raw) for raw in self._raws]
+            return [self._pool.fn(raw, self._settings) for raw in self._raws]
         try:
             return [p for f in self._futures for p in f.result()]
         except (BrokenProcessPool, CancelledError):
             log.warning("worker: a parse process died; preparing the batch one by one")
             self._pool.close()
-            return [self._pool.one(raw) for raw in self._raws]
+            return [self._pool.one(raw, self._settings) for raw in self._raws]
 
 
 class PreparePool:
@@ -117,21 +123,24 @@ class PreparePool:
         # one task each, all at once: the executor spawns a process for each
         return [pool.submit(_ready) for _ in range(self.processes)]
 
-    def submit(self, raws: list[bytes]) -> Ahead:
+    def submit(self, raws: list[bytes], settings: Settings = NO_SETTINGS) -> Ahead:
         """Start preparing `raws` (in this process when the pool would not pay)."""
         if self.processes < 1 or len(raws) < MIN_FOR_POOL:
-            return Ahead(self, raws, [])
+            return Ahead(self, raws, settings, [])
         try:
             pool = self._pool()
-            tasks = [pool.submit(prepare_chunk, self.fn, c) for c in chunks(raws, self.processes)]
-            return Ahead(self, raws, tasks)
+            tasks = [
+                pool.submit(prepare_chunk, self.fn, c, settings)
+                for c in chunks(raws, self.processes)
+            ]
+            return Ahead(self, raws, settings, tasks)
         except BrokenProcessPool:  # broken since the last batch: results() redoes it
-            return Ahead(self, raws, [_broken()])
+            return Ahead(self, raws, settings, [_broken()])
 
-    def one(self, raw: bytes) -> Prepared:
+    def one(self, raw: bytes, settings: Settings = NO_SETTINGS) -> Prepared:
         """Prepare one message alone; if its process dies, the message is rejected."""
         try:
-            return self._pool().submit(self.fn, raw).result()
+            return self._pool().submit(self.fn, raw, settings).result()
         except BrokenProcessPool:
             self._reset()
             return Prepared(rejected=DIED)

@@ -21,18 +21,18 @@ from mailgate.agents.notifications import notify_customer_mail
 from mailgate.autoresponse.policy import ResponseDecision, looks_like_reply, should_respond
 from mailgate.config.model import Config, Queue
 from mailgate.outgoing.customer_mails import ack as build_ack
-from mailgate.parse.authentication import SenderAuth, sender_auth
+from mailgate.parse.authentication import SenderAuth
 from mailgate.parse.limits import ParseRejected
 from mailgate.parse.message import Parsed, parse
 from mailgate.pgp.incoming import open_incoming
 from mailgate.pgp.keyring import Keyrings
 from mailgate.pgp.results import Opened
 from mailgate.pipeline import machine_mail
-from mailgate.pipeline.classify import Verdict, classify
-from mailgate.pipeline.decide import RUN_IS_LOOP, Decision, decide, run_length
+from mailgate.pipeline.classify import Verdict
+from mailgate.pipeline.decide import RUN_IS_LOOP, SEEN, Decision, decide, run_length
 from mailgate.pipeline.outcome import Outcome, Rejected, StepFailed
 from mailgate.pipeline.pool import Ahead, PreparePool, pool_size
-from mailgate.pipeline.prepare import TRACEBACK_FRAMES, Prepared
+from mailgate.pipeline.prepare import NOT_PREPARED, TRACEBACK_FRAMES, Facts, Prepared, Settings
 from mailgate.pipeline.thread import ThreadChoice, ThreadLookups, choose
 from mailgate.queues.routing import route
 from mailgate.queues.rules import NO_ROUTING, Routing, evaluate, initial_priority
@@ -46,7 +46,7 @@ from mailgate.store.autoresponses import last_autoresponse, read_autoresponses, 
 from mailgate.store.batch import BatchState
 from mailgate.store.lookups import read_refs, thread_lookups
 from mailgate.store.outbox import add_outbox
-from mailgate.store.repeats import recent_texts
+from mailgate.store.repeats import recent_bodies
 from mailgate.store.send_windows import read_history
 
 
@@ -59,6 +59,7 @@ class Context:
     our_addresses: frozenset[str]
     agent_addresses: frozenset[str]
     keyrings: Keyrings  # the daemon's; closed by app.Daemon
+    settings: Settings  # Settings.of(config)
 
 
 @dataclass(eq=False)
@@ -75,6 +76,7 @@ class Message:
     routing: Routing = field(init=False)
     home: Queue = field(init=False)  # a new ticket's queue after the rules; else primary
     opened: Opened | None = field(init=False)
+    facts: Facts = field(init=False)
     verdict: Verdict = field(init=False)
     auth: SenderAuth = field(init=False)
     lookups: ThreadLookups = field(init=False)
@@ -133,12 +135,9 @@ def agent_step(ctx: Context, m: Message) -> Outcome | None:
 
 
 def classify_step(ctx: Context, m: Message) -> None:
-    spam = ctx.config.spam
-    threshold = spam.score_threshold if spam.enabled else None
-    m.verdict = classify(m.parsed, ctx.our_addresses, ctx.config.main.hostname, threshold)
-    trusted = ctx.config.authentication.trusted_authserv_ids
-    headers = m.parsed.header_all("authentication-results") if trusted else []
-    m.auth = sender_auth(headers, trusted, m.parsed.from_addr)
+    pre = m.prepared or NOT_PREPARED
+    m.facts = pre.facts_of(m.parsed, ctx.settings)  # worked out ahead unless pgp changed it
+    m.verdict, m.auth = m.facts.verdict, m.facts.auth
     if m.verdict.loop:
         # our own mail came back: never a ticket, an article or a mail; the shunt keeps it
         # with the reason (`mailgate shunt list`)
@@ -152,7 +151,8 @@ def _incoming(m: Message) -> machine_mail.Incoming:
 
 def bounce_step(ctx: Context, m: Message) -> Outcome | None:
     """A bounce or report ends here: a system article on its ticket, or quarantined."""
-    return machine_mail.handle_report(ctx.conn, ctx.config, _incoming(m), m.verdict)
+    report_part = m.prepared.report_part if m.prepared and m.prepared.parsed else None
+    return machine_mail.handle_report(ctx.conn, ctx.config, _incoming(m), m.verdict, report_part)
 
 
 def spam_step(ctx: Context, m: Message) -> Outcome | None:
@@ -175,8 +175,9 @@ def thread_step(ctx: Context, m: Message) -> None:
     tid = m.choice.ticket_id
     if tid is not None and not m.verdict.automatic:
         since = m.now - timedelta(days=1)
-        earlier = recent_texts(ctx.conn, tid, since, kind="inbound", from_addr=m.parsed.from_addr)
-        m.run = run_length(m.parsed.text, [body for body, _ in earlier])
+        earlier = recent_bodies(ctx.conn, tid, since, kind="inbound", from_addr=m.parsed.from_addr)
+        m.run = run_length(m.facts.digest, earlier)
+    SEEN.remember(m.parsed.text, m.facts.digest)  # the earlier text of its follow-ups
     m.survey = _open_survey(ctx.conn, m)
 
 
@@ -247,6 +248,7 @@ def decide_step(ctx: Context, m: Message) -> None:
         survey_ticket=m.survey.ticket_id if m.survey else None,
         routing=m.routing,
         auth=m.auth.as_dict() if m.auth.authserv_id or m.auth.ignored else None,
+        key=m.prepared.dedupe_key if m.prepared and m.prepared.parsed is m.parsed else None,
     )
 
 
@@ -350,13 +352,14 @@ class Pipeline:
         self.keyrings = keyrings
         self.ours = config.our_addresses
         self.agents = config.agent_addresses
+        self.settings = Settings.of(config)
         self.pool: PreparePool | None = None  # started with the first batch that needs it
 
     def prepare(self, raws: list[bytes]) -> Ahead:
         """Start parsing the messages ahead of the database; `.results()` in their order."""
         if self.pool is None:
             self.pool = PreparePool(pool_size(self.config.worker.parse_processes))
-        return self.pool.submit(raws)
+        return self.pool.submit(raws, self.settings)
 
     def close(self) -> None:
         if self.pool is not None:
@@ -376,7 +379,7 @@ class Pipeline:
         self, conn: Connection, entry: SpoolEntry, raw: bytes, prepared: Prepared | None = None
     ) -> Outcome:
         """The message's Outcome; Rejected (never retried) or StepFailed naming the step."""
-        ctx = Context(self.config, conn, self.ours, self.agents, self.keyrings)
+        ctx = Context(self.config, conn, self.ours, self.agents, self.keyrings, self.settings)
         m = Message(entry, raw, self.clock(), prepared)
         for name, step in STEPS:
             try:

@@ -21,6 +21,7 @@ from aiosmtpd.smtp import Envelope as SmtpEnvelope
 
 from mailgate.bounces.verp import verp_row
 from mailgate.config.model import Config
+from mailgate.pollers.smtp_path import simple_path
 from mailgate.spool import Envelope, Spool
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,17 @@ class IntakeHandler:
         return "451 4.3.0 Internal error, try again later"
 
 
+class FastPaths:
+    """Mixed into aiosmtpd's SMTP/LMTP: a simple path is read without RFC 5322's parser
+    (pollers/smtp_path.py), anything else by aiosmtpd as before."""
+
+    local_part_limit: int
+
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        found = simple_path(arg, self.local_part_limit)
+        return found if found is not None else super()._getaddr(arg)  # type: ignore[misc]
+
+
 async def start_listener(
     config: Config, spool: Spool, on_spooled: Callable[[], None]
 ) -> tuple[asyncio.AbstractServer, IntakeHandler]:
@@ -113,7 +125,7 @@ async def start_listener(
     # line within the size limit rather than answer aiosmtpd's permanent "500 Line too long";
     # twice the limit, so a single line over the size limit still gets 552 (too much data)
     limit = 2 * max(s.max_message_bytes, 1 << 20) + 2
-    protocol = type("Intake", (LMTP if lmtp else SMTP,), {"line_length_limit": limit})
+    protocol = type("Intake", (FastPaths, LMTP if lmtp else SMTP), {"line_length_limit": limit})
 
     def factory() -> SMTP:
         return protocol(handler, **kwargs)

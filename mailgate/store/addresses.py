@@ -6,7 +6,10 @@ Hard bounces pause longer than soft ones (`[bounces]`); `Action: delayed` is onl
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Connection, Row, Table, bindparam, delete, select, update
 
@@ -14,6 +17,7 @@ from mailgate.bounces.report import Recipient
 from mailgate.config.machine_mail import BounceSettings
 from mailgate.db.models_addresses import AddressState
 from mailgate.store import fast
+from mailgate.store.batch import BatchState, current
 from mailgate.store.sql import insert_ignore
 
 address_states: Table = AddressState.__table__  # type: ignore[assignment]
@@ -69,6 +73,9 @@ def record_report(
             **common,
         )
     )
+    batch = current(conn)
+    if batch is not None and address in batch.pauses_read:
+        batch.pauses[address] = until  # a later mail of the batch is held as it would be
     return until
 
 
@@ -77,8 +84,29 @@ _PAUSED = select(address_states.c.paused_until).where(
 )  # built once: asked for every automatic mail
 
 
+@functools.cache
+def _paused_of(n: int) -> Any:
+    c = address_states.c
+    return select(c.address, c.paused_until).where(
+        c.address.in_(fast.in_binds(n)), c.status == "failing"
+    )
+
+
 def paused_until(conn: Connection, address: str) -> datetime | None:
-    return fast.scalar(conn, _PAUSED, {"address": address.lower()})
+    address = address.lower()
+    batch = current(conn)
+    if batch is not None and address in batch.pauses_read:
+        return batch.pauses.get(address)
+    return fast.scalar(conn, _PAUSED, {"address": address})
+
+
+def read_pauses(conn: Connection, batch: BatchState, addresses: Iterable[str]) -> None:
+    """The pauses of a batch's recipients (its senders, the agents): one read for all."""
+    wanted = [a for a in dict.fromkeys(a.lower() for a in addresses if a)]
+    wanted = [a for a in wanted if a not in batch.pauses_read]
+    for address, until in fast.rows_in(conn, _paused_of, wanted):
+        batch.pauses[address] = until
+    batch.pauses_read.update(wanted)
 
 
 def list_states(conn: Connection, *, failing_only: bool = True) -> list[Row]:

@@ -58,6 +58,9 @@ class BatchState:
     # (queue, sender) -> last auto-response (None: never), for the senders read ahead
     autoresponses: dict[tuple[str, str], datetime | None] = field(default_factory=dict)
     senders_read: set[str] = field(default_factory=set)
+    # address -> paused_until of a failing address (absent: not paused), for those read
+    pauses: dict[str, datetime | None] = field(default_factory=dict)
+    pauses_read: set[str] = field(default_factory=set)
     deferred: dict[Any, list[dict[str, Any]]] = field(default_factory=dict)  # stmt -> rows
     windows: dict[tuple[Any, ...], Window] = field(default_factory=dict)  # (count, *key)
     sent: list[Sent] = field(default_factory=list)  # send_log lines this batch wrote
@@ -93,10 +96,11 @@ def batch_state(conn: Connection) -> Iterator[BatchState]:
 
 
 def flush(conn: Connection, state: BatchState) -> None:
-    """Write the deferred rows: one executemany per statement, in first-deferred order."""
+    """Write the deferred rows: one executemany per statement, in first-deferred order (on
+    the DBAPI cursor, compiled once: store/fast.py)."""
     fast.send_waiting(conn)
     for stmt, rows in state.deferred.items():
-        conn.execute(stmt, rows)
+        fast.run_many(conn, stmt, rows)
         state.statements += 1
     state.deferred.clear()
     state.sent.clear()  # in the database now: a window read later finds them there

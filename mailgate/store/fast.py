@@ -7,8 +7,11 @@ statements the worker runs for every message, this module keeps what SQLAlchemy 
 work out on each call: the SQL text of the Core statement for the connection's dialect
 and the parameter names given, the order of its placeholders, and each parameter's and
 column's type conversion (the same `TypeEngine` processors SQLAlchemy uses, so a
-`UtcDateTime` or JSON column reads and writes exactly as elsewhere). The statement runs
-on the connection's own DBAPI connection, inside its transaction.
+`UtcDateTime` or JSON column reads and writes exactly as elsewhere), built into one
+function per statement. A processor remembers its last datetime or boolean (the same
+object only) and what it made of it, since a message's `now` goes to several columns of
+several statements, and what it makes of an empty list or dict. The statement runs on
+the connection's own DBAPI connection, inside its transaction.
 
 On PostgreSQL, inside an optimistic batch (`pipelined`), a write nobody reads the result
 of (`write`) is not sent at once: it waits for the next statement, and they go together
@@ -27,15 +30,20 @@ statement object, the dialect and the parameter names.
 
 from __future__ import annotations
 
+import warnings
 from collections import namedtuple
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import date, datetime
+from itertools import groupby
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import BindParameter, Connection, Engine, bindparam, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql.dml import Insert
 
 Processor = Callable[[Any], Any] | None
 
@@ -49,6 +57,7 @@ class Plan:
     binds: tuple[Processor, ...]
     results: tuple[Processor, ...]  # per result column (SELECT or RETURNING)
     row: Any  # a named tuple type of the result columns (`named`)
+    convert: Callable[[Mapping[str, Any]], Any]  # params -> what the cursor is given
 
 
 class StatementCount:
@@ -75,61 +84,143 @@ def _plan(dialect: Dialect, stmt: Any, keys: tuple[str, ...]) -> Plan:
             sources.append((None, bind.effective_value))
         else:
             raise ValueError(f"fast statement {str(stmt)[:60]!r}: no value for {bind.key!r}")
+    if isinstance(stmt, Insert):  # SQLAlchemy would fill in the default; the cursor cannot
+        left = [c.key for c in stmt.table.columns if c.default is not None and c.key not in keys]
+        if left:
+            raise ValueError(f"fast statement {str(stmt)[:60]!r}: no value for {left[0]!r}")
     if "POSTCOMPILE" in compiled.string:
         raise ValueError(f"fast statement {str(stmt)[:60]!r}: expanding IN lists are not fixed SQL")
     escaped = getattr(compiled, "escaped_bind_names", {}) or {}
     columns = getattr(stmt, "exported_columns", ())
+    binds = tuple(_shared(dialect, compiled.binds[n].type) for n in names)
+    names = tuple(escaped.get(n, n) for n in names)
     return Plan(
         sql=compiled.string,
         positional=positional,
-        names=tuple(escaped.get(n, n) for n in names),
+        names=names,
         sources=tuple(sources),
-        binds=tuple(
-            compiled.binds[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names
-        ),
+        binds=binds,
         results=tuple(
             c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns
         ),
         row=namedtuple("Row", [c.key for c in columns], rename=True),  # noqa: PYI024
+        convert=_converter(tuple(sources), binds, positional, names),
     )
 
 
-def _params(plan: Plan, params: Mapping[str, Any]) -> Sequence[Any] | dict[str, Any]:
-    values = [params[key] if key is not None else const for key, const in plan.sources]
-    values = [v if p is None else p(v) for p, v in zip(plan.binds, values, strict=True)]
-    return values if plan.positional else dict(zip(plan.names, values, strict=True))
+# A statement's values pass through the type's bind processor; the same datetime (a
+# message's `now`) goes to several columns and statements of a message: converted once.
+_IMMUTABLE = (datetime, date, bool)
+_memos: dict[tuple[str, Any], Processor] = {}
 
 
-def _bound(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> tuple[Plan, Any]:
-    key = (stmt, conn.dialect.name, tuple(params))
+def _shared(dialect: Dialect, type_: Any) -> Processor:
+    """The bind processor of `type_`, remembering its last immutable value and what it made
+    of it; one per dialect and type where SQLAlchemy's cache key says the types behave the
+    same (class and arguments), else one per bind."""
+    process = type_.dialect_impl(dialect).bind_processor(dialect)
+    if process is None:
+        return None
+    with warnings.catch_warnings():  # a TypeDecorator without cache_ok: not shared
+        warnings.simplefilter("ignore")
+        same = type_._static_cache_key
+    if not isinstance(same, tuple):
+        return _remembering(process)
+    key = (dialect.name, same)
+    if key not in _memos:
+        _memos[key] = _remembering(process)
+    return _memos[key]
+
+
+def _remembering(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    # (value, converted) swapped as one reference: threads (worker, sender) share it
+    last: list[tuple[Any, Any]] = [(_NOTHING, None)]
+    empty: dict[type, Any] = {}  # an empty list or dict (JSON: cc, defects) made once
+
+    def remembered(value: Any) -> Any:
+        seen = last[0]
+        if value is seen[0]:
+            return seen[1]
+        if not value and type(value) in (list, dict):
+            if type(value) not in empty:
+                empty[type(value)] = process(type(value)())
+            return empty[type(value)]
+        out = process(value)
+        if type(value) in _IMMUTABLE:
+            last[0] = (value, out)
+        return out
+
+    return remembered
+
+
+_NOTHING = object()
+
+
+def _converter(
+    sources: tuple[tuple[str | None, Any], ...],
+    binds: tuple[Processor, ...],
+    positional: bool,
+    names: tuple[str, ...],
+) -> Callable[[Mapping[str, Any]], Any]:
+    """params -> the statement's values in placeholder order, converted (built once)."""
+    keys = [key for key, _ in sources]
+    procs = [(i, p) for i, p in enumerate(binds) if p is not None]
+    if len(keys) > 1 and None not in keys:
+        get = itemgetter(*keys)
+
+        def values(params: Mapping[str, Any]) -> list[Any]:
+            return list(get(params))
+
+    else:
+
+        def values(params: Mapping[str, Any]) -> list[Any]:
+            return [params[key] if key is not None else c for key, c in sources]
+
+    def convert(params: Mapping[str, Any]) -> Any:
+        found = values(params)
+        for i, process in procs:
+            found[i] = process(found[i])
+        return found if positional else dict(zip(names, found, strict=True))
+
+    return convert
+
+
+def _plan_for(conn: Connection, stmt: Any, keys: tuple[str, ...]) -> Plan:
+    key = (stmt, conn.dialect.name, keys)
     plan = _plans.get(key)
     if plan is None:
         if len(_plans) >= MAX_PLANS:  # a statement built per call would grow it: bounded
             _plans.clear()
-        plan = _plans[key] = _plan(conn.dialect, stmt, tuple(params))
-    return plan, _params(plan, params)
+        plan = _plans[key] = _plan(conn.dialect, stmt, keys)
+    return plan
+
+
+def bind(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> tuple[Plan, Any]:
+    """The statement's plan and its parameters converted for the driver."""
+    plan = _plan_for(conn, stmt, tuple(params))
+    return plan, plan.convert(params)
 
 
 def _run(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> tuple[Plan, Any]:
-    plan, bound = _bound(conn, stmt, params)
+    plan, bound = bind(conn, stmt, params)
     dbapi_conn = conn.connection.dbapi_connection
     cursor = dbapi_conn.cursor()  # type: ignore[union-attr]
-    waiting = conn.info.get(_WAITING)
+    waiting = conn.info.get(WAITING)
     try:
         if waiting:
             with conn.connection.driver_connection.pipeline():  # type: ignore[union-attr]
-                _send_waiting(dbapi_conn, waiting)
+                queue_waiting(dbapi_conn, waiting)
                 cursor.execute(plan.sql, bound)
         else:
             cursor.execute(plan.sql, bound)
     except conn.dialect.loaded_dbapi.Error as e:
         cursor.close()
-        raise _wrapped(conn, e, plan.sql, bound) from e
+        raise driver_error(conn, e, plan.sql, bound) from e
     StatementCount.n += 1
     return plan, cursor
 
 
-def _wrapped(conn: Connection, e: Exception, sql: str, bound: Any) -> DBAPIError:
+def driver_error(conn: Connection, e: Exception, sql: str, bound: Any) -> DBAPIError:
     """The driver's error as SQLAlchemy raises it; a lost connection is invalidated."""
     dialect = conn.dialect
     lost = dialect.is_disconnect(e, conn.connection.dbapi_connection, None)
@@ -140,10 +231,10 @@ def _wrapped(conn: Connection, e: Exception, sql: str, bound: Any) -> DBAPIError
     )
 
 
-_WAITING = "mailgate.fast.waiting"  # conn.info: writes waiting for the next statement
+WAITING = "mailgate.fast.waiting"  # conn.info: writes waiting for the next statement
 
 
-def _send_waiting(dbapi_conn: Any, waiting: list[tuple[str, Any]]) -> None:
+def queue_waiting(dbapi_conn: Any, waiting: list[tuple[str, Any]]) -> None:
     """Queue the waiting writes in the open pipeline (the caller's block sends them)."""
     cursor = dbapi_conn.cursor()
     for sql, bound in waiting:
@@ -154,16 +245,16 @@ def _send_waiting(dbapi_conn: Any, waiting: list[tuple[str, Any]]) -> None:
 
 def send_waiting(conn: Connection) -> None:
     """Send the writes waiting on `conn` now, in one pipeline (a no-op when none wait)."""
-    waiting = conn.info.get(_WAITING)
+    waiting = conn.info.get(WAITING)
     if not waiting:
         return
     sql, bound = waiting[-1]
     try:
         with conn.connection.driver_connection.pipeline():  # type: ignore[union-attr]
-            _send_waiting(conn.connection.dbapi_connection, waiting)
+            queue_waiting(conn.connection.dbapi_connection, waiting)
     except conn.dialect.loaded_dbapi.Error as e:
         waiting.clear()
-        raise _wrapped(conn, e, sql, bound) from e
+        raise driver_error(conn, e, sql, bound) from e
 
 
 @contextmanager
@@ -174,29 +265,29 @@ def pipelined(conn: Connection) -> Iterator[None]:
     if conn.dialect.name != "postgresql":
         yield
         return
-    conn.info[_WAITING] = []
+    conn.info[WAITING] = []
     try:
         yield
         send_waiting(conn)
     finally:
-        conn.info.pop(_WAITING, None)
+        conn.info.pop(WAITING, None)
 
 
 @event.listens_for(Engine, "before_execute")
 def _before_sqlalchemy(conn: Connection, *args: Any) -> None:
     """Any statement SQLAlchemy runs goes after the waiting writes."""
-    if conn.info.get(_WAITING):
+    if conn.info.get(WAITING):
         send_waiting(conn)
 
 
 def write(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> None:
     """An INSERT/UPDATE/DELETE whose result nobody reads: sent now, or with the next
     statement inside `pipelined` on PostgreSQL."""
-    waiting = conn.info.get(_WAITING)
+    waiting = conn.info.get(WAITING)
     if waiting is None:
         run(conn, stmt, params)
         return
-    plan, bound = _bound(conn, stmt, params)
+    plan, bound = bind(conn, stmt, params)
     waiting.append((plan.sql, bound))
 
 
@@ -266,3 +357,20 @@ def run(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> int:
         return int(cursor.rowcount)
     finally:
         cursor.close()
+
+
+def run_many(conn: Connection, stmt: Any, rows: Sequence[Mapping[str, Any]]) -> None:
+    """An INSERT/UPDATE without RETURNING for every row, in order: one executemany for each
+    run of rows with the same keys (a batch's deferred rows at its flush)."""
+    send_waiting(conn)  # PostgreSQL: what waits goes first, as before any statement
+    for keys, run in groupby(rows, key=tuple):
+        plan = _plan_for(conn, stmt, keys)
+        bound = [plan.convert(r) for r in run]
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.executemany(plan.sql, bound)
+        except conn.dialect.loaded_dbapi.Error as e:
+            raise driver_error(conn, e, plan.sql, bound) from e
+        finally:
+            cursor.close()
+        StatementCount.n += 1

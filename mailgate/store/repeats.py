@@ -15,10 +15,10 @@ RECENT_LIMIT = 20
 
 
 @functools.cache
-def _recent(by_sender: bool, by_author: bool) -> Select[Any]:
+def _recent(by_sender: bool, by_author: bool, verdicts: bool = True) -> Select[Any]:
     """Built once per filter combination: building it per message cost more than running it."""
     c = articles.c
-    q = select(c.body_text, c.verdict).where(
+    q = select(c.body_text, *([c.verdict] if verdicts else [])).where(
         c.ticket_id == bindparam("ticket_id"),
         c.kind == bindparam("kind"),
         c.created_at >= bindparam("since"),
@@ -44,3 +44,11 @@ def recent_texts(
     params.update(from_addr=from_addr, author=author)
     rows = fast.rows(conn, _recent(from_addr is not None, author is not None), params)
     return [(body or "", verdict or {}) for body, verdict in rows]
+
+
+def recent_bodies(
+    conn: Connection, ticket_id: int, since: datetime, *, kind: str, from_addr: str
+) -> list[str]:
+    """The bodies of `recent_texts` from `from_addr` (their verdicts not read)."""
+    params = {"ticket_id": ticket_id, "kind": kind, "since": since, "from_addr": from_addr}
+    return [body or "" for body in fast.scalars(conn, _recent(True, False, False), params)]

@@ -48,8 +48,9 @@ class WindowKind:
     matches: Callable[[Sent], bool]  # the same condition in Python, within the scope
 
     def key(self, queue: str, address: str, ticket_id: int | None) -> tuple[Any, ...]:
-        scoped = {"queue": (queue,), "address": (address,), "ticket": (address, ticket_id)}
-        return (self.name, *scoped[self.scope])
+        if self.scope == "queue":
+            return (self.name, queue)
+        return (self.name, address) if self.scope == "address" else (self.name, address, ticket_id)
 
 
 def window_kinds(c: Any) -> dict[str, WindowKind]:
@@ -87,10 +88,14 @@ def window_kinds(c: Any) -> dict[str, WindowKind]:
     return {k.name: k for k in kinds}
 
 
-def _counted(*where: Any) -> Any:
-    """send_log lines of rows that count (not held, dropped or digested), where ..."""
+_LINE = (send_log.c.address, send_log.c.ticket_id, send_log.c.queue, send_log.c.kind)
+
+
+def _counted(*where: Any, columns: tuple[Any, ...] = _LINE) -> Any:
+    """send_log lines (`columns` and created_at) of rows that count (not held, dropped or
+    digested), where ..."""
     return (
-        select(send_log.c.address, send_log.c.ticket_id, send_log.c.queue, send_log.c.kind)
+        select(*columns)
         .add_columns(send_log.c.created_at)
         .select_from(send_log.join(outbox, outbox.c.id == send_log.c.outbox_id))
         .where(*where, *(outbox.c.status != s for s in NOT_SENDING))  # fixed SQL: no IN
@@ -101,7 +106,9 @@ KINDS = window_kinds(send_log.c)
 _SINCE = send_log.c.created_at > bindparam("since")
 _AUTOMATIC = or_(*(send_log.c.kind == k for k in sorted(AUTOMATIC_KINDS)))
 # per scope, what a window is read from (ticket: on the (address, ticket_id) index)
-_QUEUE_ACKS = _counted(*KINDS["acks_queue_minute"].where, _SINCE)
+# a queue's acks: their times alone (a burst's window holds every ack of the minute, the
+# held ones too, read again by every batch: no more than the times is made of them)
+_QUEUE_ACK_TIMES = _counted(*KINDS["acks_queue_minute"].where, _SINCE, columns=())
 _ABOUT_TICKET = _counted(*KINDS["ticket_hour"].where, _SINCE)
 
 
@@ -128,10 +135,6 @@ def _rows(
     """What a window of `kind` for `mail` is built from: the database's rows of the window
     and what this batch sent (not in the database before the flush)."""
     start = now - timedelta(seconds=kind.seconds)
-    if kind.scope == "queue":
-        params = {"queue": mail.queue, "since": start}
-        rows = [Sent(*r, counted=True) for r in fast.rows(conn, _QUEUE_ACKS, params)]
-        return rows + [s for s in batch.sent if s.queue == mail.queue]
     if kind.scope == "ticket":
         rows = []
         if mail.ticket_id not in batch.new_tickets:  # a ticket this batch made has no past
@@ -153,8 +156,12 @@ def batch_count(
     key = kind.key(mail.queue, mail.address, mail.ticket_id)
     window = batch.windows.get(key)
     if window is None or start < window.since:  # never read, or the clock went back
-        rows = _rows(conn, batch, kind, mail, now)
-        times = [
+        if kind.scope == "queue":  # the database's rows are the window's: counted, matching
+            times = fast.scalars(conn, _QUEUE_ACK_TIMES, {"queue": mail.queue, "since": start})
+            rows = [s for s in batch.sent if s.queue == mail.queue]
+        else:
+            times, rows = [], _rows(conn, batch, kind, mail, now)
+        times += [
             s.created_at for s in rows if s.counted and s.created_at > start and kind.matches(s)
         ]
         window = batch.windows[key] = Window(start, sorted(times))

@@ -155,3 +155,52 @@ def test_writes_waiting_when_the_block_raises_are_dropped_with_the_transaction(e
             raise RuntimeError("a step failed")
         with conn.begin():
             assert conn.execute(select(articles.c.id)).all() == []
+
+
+def test_a_value_converted_once_is_reused_only_for_the_same_unchanged_object(engine):
+    """A datetime's conversion is remembered across statements and columns (a message's
+    `now`); a list (JSON) is converted on every call, so a changed one is stored changed;
+    a naive datetime is refused every time, not only the first."""
+    later = NOW + timedelta(hours=1)
+    to = ["a@example.test"]
+    with engine.begin() as conn:
+        tid = _ticket(conn)
+        first = fast.scalar(conn, _ARTICLE, _article(tid, dedupe_key="k1", to_addrs=to))
+        to.append("b@example.test")
+        second = fast.scalar(conn, _ARTICLE, _article(tid, dedupe_key="k2", to_addrs=to))
+        third = fast.scalar(conn, _ARTICLE, _article(tid, dedupe_key="k3", created_at=later))
+        for _ in range(2):
+            with pytest.raises(ValueError, match="naive"):
+                fast.scalar(conn, _ARTICLE, _article(tid, created_at=later.replace(tzinfo=None)))
+        found = {
+            r.id: (r.created_at, r.to_addrs)
+            for r in conn.execute(select(articles.c.id, articles.c.created_at, articles.c.to_addrs))
+        }
+        t = conn.execute(select(tickets.c.created_at).where(tickets.c.id == tid)).scalar_one()
+    assert found[first] == (NOW, ["a@example.test"]) and t == NOW
+    assert found[second] == (NOW, ["a@example.test", "b@example.test"])
+    assert found[third] == (later, ["billing@example.test", "Zoë <z@example.test>"])
+
+
+def test_many_rows_go_in_order_as_sqlalchemy_writes_them_and_fail_as_it_does(engine):
+    """`run_many` (a batch's deferred rows at its flush): rows with other keys in their own
+    executemany, in order; a unique violation is IntegrityError; an INSERT leaving out a
+    column SQLAlchemy would fill with its default is refused before it runs."""
+    mids = [f"<many{i}@c.example>" for i in range(5)]
+    with engine.begin() as conn:
+        tid = _ticket(conn)
+        rows = [_article(tid, message_id=m, dedupe_key=f"d{i}") for i, m in enumerate(mids)]
+        rows[2] = {k: v for k, v in rows[2].items() if k != "raw_sha256"}  # another key set
+        fast.run_many(conn, insert(articles), rows)
+        stmt = _READ.add_columns(articles.c.message_id).where(articles.c.ticket_id == tid)
+        found = conn.execute(stmt.order_by(articles.c.id)).all()
+        assert [r.message_id for r in found] == mids
+        assert {(r.created_at, r.auto, tuple(r.to_addrs)) for r in found} == {
+            (NOW, True, ("billing@example.test", "Zoë <z@example.test>"))
+        }
+        with pytest.raises(ValueError, match="no value for 'defects'"):
+            fast.run_many(
+                conn, insert(articles), [{k: v for k, v in rows[0].items() if k != "defects"}]
+            )
+    with engine.begin() as conn, pytest.raises(IntegrityError, match="articles"):
+        fast.run_many(conn, insert(articles), [_article(tid, dedupe_key="d0")])

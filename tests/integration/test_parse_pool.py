@@ -15,7 +15,7 @@ import pytest
 
 from mailgate.app import Daemon
 from mailgate.pipeline.pool import DIED, PreparePool, pool_size
-from mailgate.pipeline.prepare import Prepared, prepare
+from mailgate.pipeline.prepare import Prepared, Settings, prepare
 from mailgate.spool import Envelope, Spool
 from tests.harness import (
     load,
@@ -32,12 +32,12 @@ SMTP = Envelope(source="smtp", rcpt_tos=("support@example.test",))
 KILL = b"X-Test-Kill-Parser: yes"
 
 
-def dying_prepare(raw: bytes) -> Prepared:
+def dying_prepare(raw: bytes, settings: Settings) -> Prepared:
     """prepare(), but the process dies on a marked message (a module-level function: the
     spawned processes import it by name)."""
     if KILL in raw:
         os._exit(70)
-    return prepare(raw)
+    return prepare(raw, settings)
 
 
 def _messages(n: int, kill_at: int | None = None) -> list[bytes]:

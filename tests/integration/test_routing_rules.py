@@ -28,8 +28,8 @@ tags = ["outage"]
 SMTP = Envelope(source="smtp", rcpt_tos=("support@example.test",))
 
 
-def _desk(tmp_path):
-    cfg = load(write_config(tmp_path, queue_extra={"support": RULES}))
+def _desk(tmp_path, database_url=""):
+    cfg = load(write_config(tmp_path, queue_extra={"support": RULES}, database_url=database_url))
     engine, spool, worker = offline(cfg)
     return cfg, engine, spool, worker
 
@@ -70,6 +70,23 @@ def test_a_new_ticket_is_routed_and_says_why(tmp_path, capsys):
     assert "'outage'" not in shown  # stop: the second rule never ran
     cli_main(["--config", str(cfg.path), "tickets", "show", str(plain.id)])
     assert "routed by" not in capsys.readouterr().out
+
+
+def test_the_matched_rules_are_written_on_postgresql_too(tmp_path, pg_url):
+    """The worker writes a new ticket's rule hits on its hot path (store/fast.py): on
+    PostgreSQL they wait in the batch's pipeline and go with the next statement."""
+    from mailgate.store.rule_hits import hits_of
+
+    cfg, engine, spool, worker = _desk(tmp_path, pg_url)
+    spool.put(message(subject="Please cancel my plan", body="site down too"), SMTP)
+    spool.put(message(subject="Our site is down", body="since 9"), SMTP)
+    assert worker.drain().stored == 2
+    cancel, outage = tickets(engine)
+    with engine.connect() as conn:
+        hits = {t.id: hits_of(conn, t.id) for t in (cancel, outage)}
+    assert [h.rule for h in hits[cancel.id]] == ["cancellations"]
+    assert hits[cancel.id][0].reasons == ('text has "cancel"',)
+    assert [h.rule for h in hits[outage.id]] == ["outage"]
 
 
 def test_a_follow_up_is_never_rerouted(tmp_path):

@@ -13,7 +13,7 @@ from pathlib import Path
 from sqlalchemy import Engine, select
 
 from mailgate.db.models import Article, AuditEvent, AutoResponseLog, ThreadRef
-from mailgate.pipeline import steps
+from mailgate.pipeline import prepare
 from mailgate.pipeline.worker import BatchResult
 from mailgate.spool import Envelope
 from mailgate.store import batch as batch_mod
@@ -102,7 +102,7 @@ def test_a_redelivery_of_an_earlier_batch_is_found_by_the_read_ahead(tmp_path):
 
 def test_the_savepoint_redo_runs_without_the_batch_state(tmp_path, monkeypatch):
     engine, spool, worker = _worker(tmp_path)
-    classify = steps.classify
+    classify = prepare.classify
     states = []
 
     def poisoned(p, *args, **kwargs):  # type: ignore[no-untyped-def]
@@ -118,7 +118,7 @@ def test_the_savepoint_redo_runs_without_the_batch_state(tmp_path, monkeypatch):
         steps_conn[:] = [conn]
         return process(conn, *args, **kwargs)
 
-    monkeypatch.setattr(steps, "classify", poisoned)
+    monkeypatch.setattr(prepare, "classify", poisoned)  # ahead, then in the classify step
     monkeypatch.setattr(worker.pipeline, "process", remember_conn)
     msgs = _conversation()[:3]
     for raw in (msgs[0], message(subject="POISON"), msgs[1], msgs[2]):

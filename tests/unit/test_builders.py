@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import default
+from email.utils import format_datetime
 from pathlib import Path
 
 import pytest
@@ -26,7 +27,13 @@ from mailgate.config.model import Config, Queue
 from mailgate.config.schema import Agent
 from mailgate.outgoing import agent_mails, customer_mails
 from mailgate.outgoing.builders import Thread, agent_only_headers
-from mailgate.outgoing.compose import LOOP_HEADER, OutAttachment, Outgoing, stable_message_id
+from mailgate.outgoing.compose import (
+    LOOP_HEADER,
+    OutAttachment,
+    Outgoing,
+    date_header,
+    stable_message_id,
+)
 from mailgate.outgoing.digest import ArticleSummary, HeldNotice, TicketDigest
 from mailgate.parse.message import parse
 from mailgate.pipeline.decide import Decision, NewTicket
@@ -545,3 +552,27 @@ def test_a_digest_lists_what_was_held_and_the_system_notes(config: Config):
     assert "Bounce: 550" in body and "runs nothing" in body
     assert agent_mails.answers_digest(parse(message(in_reply_to=digest(config).message_id)))
     assert not agent_mails.answers_digest(parse(message(in_reply_to="<x@example.test>")))
+
+
+@pytest.mark.parametrize(
+    "zone",
+    [
+        UTC,
+        timezone(timedelta(hours=-5)),
+        timezone(timedelta(hours=5, minutes=30)),
+        timezone(timedelta(hours=-3, minutes=-30)),
+        timezone(timedelta(hours=23, minutes=59)),
+        timezone(timedelta(seconds=3661)),  # not whole minutes: as email.utils writes it
+        None,  # naive: -0000
+    ],
+)
+def test_the_date_header_is_what_email_utils_writes(zone):
+    for dt in (
+        datetime(2026, 12, 1, 18, 5, 9, 123456),
+        datetime(1, 1, 1, 0, 0, 0),
+        datetime(9999, 12, 31, 23, 59, 59),
+        datetime(2024, 2, 29, 12, 0, 0),
+    ):
+        for day in range(7):  # every weekday
+            local = (dt + timedelta(days=day) if dt.year < 9999 else dt).replace(tzinfo=zone)
+            assert date_header(local) == format_datetime(local)

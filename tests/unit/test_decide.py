@@ -181,3 +181,21 @@ def test_a_survey_answer_is_stored_inert_on_its_ticket(case) -> None:
         assert any(r.startswith("satisfaction: rated") for r in d.reasons)
     elif verdict is HUMAN and choice is REOPEN:
         assert d.reopen and d.customer_activity
+
+
+def test_the_digest_cache_gives_text_digest_and_keeps_only_the_latest():
+    from mailgate.pipeline.decide import DigestCache, repeat_digest, run_length, text_digest
+
+    seen = DigestCache()
+    long_text = "Your ticket 123 was received on 2026-12-01, we will answer soon."
+    seen.remember(long_text, repeat_digest(long_text))
+    assert seen.digest(long_text) == text_digest(long_text)
+    other = long_text.replace("123", "456")  # digits aside, the same text: a repeat
+    assert run_length(repeat_digest(other), [long_text, "Thanks!"], seen) == 2
+    assert run_length(None, [long_text], seen) == 1  # a short text is never a repeat
+    seen.MAX_TEXTS = 2
+    for t in ("a" * 40, "b" * 40, "c" * 40):
+        seen.digest(t)
+    assert list(seen._digests) == ["b" * 40, "c" * 40]
+    huge = "x" * (DigestCache.MAX_CHARS + 1)
+    assert seen.digest(huge) == text_digest(huge) and huge not in seen._digests
