@@ -40,6 +40,7 @@ from mailgate.runtime import Clock, utcnow
 from mailgate.spool import SpoolEntry, imported_with
 from mailgate.store import pgp_secrets, satisfaction
 from mailgate.store import tickets as store
+from mailgate.store.addresses import read_pauses
 from mailgate.store.articles import read_duplicates, system_article
 from mailgate.store.audit import audit
 from mailgate.store.autoresponses import last_autoresponse, read_autoresponses, record_autoresponse
@@ -372,6 +373,8 @@ class Pipeline:
         read_refs(conn, batch, [m for p in ready for m in p.refs])
         senders = [p.parsed.from_addr for p in ready if p.parsed]
         read_autoresponses(conn, batch, senders)
+        # bounce pauses of whom the batch may mail: its senders (acks) and the agents
+        read_pauses(conn, batch, [*senders, *(a.address for a in self.config.agents)])
         if self.config.governor.enabled:  # what the acknowledgements' caps count
             read_history(conn, batch, [s.lower() for s in senders], self.clock())
 

@@ -36,7 +36,6 @@ from mailgate.pipeline.pool import Ahead
 from mailgate.pipeline.prepare import Prepared
 from mailgate.runtime import Backoff, wait_for_wake
 from mailgate.spool import Spool, SpoolEntry
-from mailgate.store.addresses import read_pauses
 from mailgate.store.batch import BatchState, batch_state, flush
 
 log = logging.getLogger(__name__)
@@ -235,9 +234,6 @@ class Worker:
         with self.engine.begin() as conn, self._batch(conn, isolate) as batch:
             if batch is not None:
                 self._set_based(lambda: self.pipeline.read_ahead(conn, batch, _ready(prepared)))
-                to = [p.parsed.from_addr for p in _ready(prepared) if p.parsed]  # the acks
-                to += [a.address for a in self.config.agents]  # and the agents' automatic mail
-                self._set_based(lambda: read_pauses(conn, batch, to))
             for entry, raw, pre in zip(entries, raws, prepared, strict=True):
                 step = "read"
                 try:

@@ -326,6 +326,11 @@ def rows(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> list[tuple[A
         raw = cursor.fetchall()
     finally:
         cursor.close()
+    return converted(plan, raw)
+
+
+def converted(plan: Plan, raw: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
+    """The driver's rows of the plan's statement, each column through its type."""
     procs = plan.results
     if not any(procs):
         return [tuple(r) for r in raw]

@@ -44,16 +44,7 @@ def rows_together(conn: Connection, queries: Sequence[Read]) -> list[list[Any]]:
     finally:
         for cursor in cursors:
             cursor.close()
-    return [_named(plan, found) for (plan, _), found in zip(bound, raw, strict=True)]
-
-
-def _named(plan: fast.Plan, raw: list[Any]) -> list[Any]:
-    procs = plan.results
-    if not any(procs):
-        return [plan.row(*r) for r in raw]
-    convert = [(p or _same) for p in procs]
-    return [plan.row(*(p(v) for p, v in zip(convert, r, strict=True))) for r in raw]
-
-
-def _same(value: Any) -> Any:
-    return value
+    return [
+        [plan.row(*r) for r in fast.converted(plan, found)]
+        for (plan, _), found in zip(bound, raw, strict=True)
+    ]
