@@ -77,6 +77,7 @@ class Ticket(Base):
     last_answer_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    search_pending: Mapped[bool] = mapped_column(Boolean, server_default="0")
 
     articles: Mapped[list[Article]] = relationship(
         back_populates="ticket", order_by="Article.id", lazy="selectin"
@@ -154,6 +155,7 @@ class Article(Base):
     verdict: Mapped[dict] = mapped_column(JSON, default=dict)
     defects: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    search_pending: Mapped[bool] = mapped_column(Boolean, server_default="0")
 
     ticket: Mapped[Ticket] = relationship(back_populates="articles")
     attachments: Mapped[list[Attachment]] = relationship(lazy="selectin")

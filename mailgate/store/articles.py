@@ -90,10 +90,13 @@ def add_article(
     new_text: str = "",
 ) -> int:
     """Insert an article (and its Message-ID as a thread reference); its id."""
+    batch = current(conn)
+    later = {"search_pending": True} if batch is not None and batch.index_later("articles") else {}
     aid = fast.scalar(
         conn,
         _INSERT_ARTICLE,
         {
+            **later,
             "ticket_id": ticket_id,
             "kind": kind,
             "dedupe_key": dedupe_key,
@@ -113,7 +116,6 @@ def add_article(
             "created_at": now,
         },
     )
-    batch = current(conn)
     if batch is not None and dedupe_key is not None:
         batch.dupes[dedupe_key] = ticket_id
         batch.dupes_absent.discard(dedupe_key)

@@ -8,6 +8,9 @@ events, the auto-response log) are kept here and written with one executemany pe
 statement just before the commit. What the batch writes is recorded here too, so a
 follow-up of a ticket created earlier in the same batch is threaded exactly.
 
+On SQLite the batch's new articles and tickets are indexed for full-text search at the
+flush too, one INSERT ... SELECT per table (`index_later`, db/models_search.py).
+
 A batch redone with a SAVEPOINT per message runs without a state (every read and write
 goes straight to the database), because a message rolled back alone must not leave its
 writes in here.
@@ -23,6 +26,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from mailgate.db.models_search import ARTICLES_FTS, TICKETS_FTS
 from mailgate.store import fast
 
 _KEY = "mailgate.batch"
@@ -70,12 +74,35 @@ class BatchState:
     # address -> (since, the automatic mail send_log held for it after `since` when read)
     history: dict[str, tuple[datetime, list[Sent]]] = field(default_factory=dict)
     statements: int = 0  # how many statements the flush ran (for the bench)
+    full_text_later: bool = False  # SQLite: inserted rows are indexed by the flush
+    to_index: set[str] = field(default_factory=set)  # tables with rows waiting for it
 
     def defer(self, stmt: Any, row: dict[str, Any]) -> None:
         self.deferred.setdefault(stmt, []).append(row)
 
     def known_ref(self, message_id: str) -> bool:
         return message_id in self.refs or message_id in self.refs_absent
+
+    def index_later(self, table: str) -> bool:
+        """Whether a row inserted into `table` now (articles, tickets) is left to the
+        flush to index for full-text search: its `search_pending` value."""
+        if self.full_text_later:
+            self.to_index.add(table)
+        return self.full_text_later
+
+
+# per table: its FTS5 table's columns (migration 0007_search), indexed for the pending rows
+_FULL_TEXT = {"articles": (ARTICLES_FTS, "subject, body_text"), "tickets": (TICKETS_FTS, "title")}
+
+
+def _index_pending(conn: Connection, table: str) -> None:
+    """The table's pending rows into its full-text index, then no longer pending (on the
+    partial index of the pending rows: the batch's, never older ones)."""
+    fts, cols = _FULL_TEXT[table]
+    conn.exec_driver_sql(
+        f"INSERT INTO {fts}(rowid, {cols}) SELECT id, {cols} FROM {table} WHERE search_pending"
+    )
+    conn.exec_driver_sql(f"UPDATE {table} SET search_pending = 0 WHERE search_pending")
 
 
 def current(conn: Connection) -> BatchState | None:
@@ -86,7 +113,7 @@ def current(conn: Connection) -> BatchState | None:
 @contextmanager
 def batch_state(conn: Connection) -> Iterator[BatchState]:
     """Keep a BatchState on `conn` for the block (the caller flushes it before commit)."""
-    state = BatchState()
+    state = BatchState(full_text_later=conn.dialect.name == "sqlite")
     conn.info[_KEY] = state
     try:
         with fast.pipelined(conn):  # PostgreSQL: writes go with the next statement
@@ -103,6 +130,10 @@ def flush(conn: Connection, state: BatchState) -> None:
         fast.run_many(conn, stmt, rows)
         state.statements += 1
     state.deferred.clear()
+    for table in sorted(state.to_index):
+        _index_pending(conn, table)
+        state.statements += 2
+    state.to_index.clear()
     state.sent.clear()  # in the database now: a window read later finds them there
     state.sent_to.clear()
     state.sent_about.clear()

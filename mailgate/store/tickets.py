@@ -58,10 +58,13 @@ def insert_ticket(
 ) -> int:
     """A new ticket (status new, tier L1, unassigned) in its queues; its id."""
     queues = list(dict.fromkeys(queues))
+    batch = current(conn)
+    later = {"search_pending": True} if batch is not None and batch.index_later("tickets") else {}
     tid = fast.scalar(
         conn,
         _INSERT_TICKET,
         {
+            **later,
             "title": title,
             "requester_addr": requester_addr,
             "requester_name": requester_name,
@@ -80,7 +83,6 @@ def insert_ticket(
         },
     )
     add_queues(conn, tid, queues)
-    batch = current(conn)
     if batch is not None:  # the governor's windows need not look for its sends
         batch.new_tickets.add(int(tid))
     return int(tid)
