@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.header import Header
 from email.utils import format_datetime, formataddr
+from functools import lru_cache
 from urllib.parse import quote
 
 LOOP_HEADER = "X-Mailgate-Loop"
@@ -85,6 +86,7 @@ def _encode_header(value: str) -> str:
     return Header(value, "utf-8", maxlinelen=76).encode()
 
 
+@lru_cache(maxsize=4096)  # pure; the queue's From, the agents' To: the same every mail
 def _address(name: str, addr: str) -> str:
     name, addr = header_text(name), header_text(addr)
     if not name:
@@ -100,7 +102,8 @@ def _body(text: str) -> tuple[str, bytes]:
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     if not text.endswith("\n"):
         text += "\n"
-    if text.isascii() and all(len(line) < 990 for line in text.split("\n")):
+    # no line of 990 characters or more (none can be when the whole text is shorter)
+    if text.isascii() and (len(text) < 990 or max(map(len, text.split("\n"))) < 990):
         return "7bit", text.replace("\n", "\r\n").encode("ascii")
     encoded = quopri.encodestring(text.encode("utf-8")).replace(b"\n", b"\r\n")
     return "quoted-printable", encoded
