@@ -13,6 +13,8 @@ from email.utils import format_datetime, formataddr
 from functools import lru_cache
 from urllib.parse import quote
 
+from mailgate.outgoing.encoded_words import UTF8
+
 LOOP_HEADER = "X-Mailgate-Loop"
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f]+")
 _CID_RE = re.compile(r"""src=["']cid:([^"']+)["']""", re.I)
@@ -83,7 +85,7 @@ def _encode_header(value: str) -> str:
     value = header_text(value)
     if value.isascii():
         return value
-    return Header(value, "utf-8", maxlinelen=76).encode()
+    return Header(value, UTF8, maxlinelen=76).encode()  # as Header(value, "utf-8"), faster
 
 
 @lru_cache(maxsize=4096)  # pure; the queue's From, the agents' To: the same every mail
@@ -92,9 +94,9 @@ def _address(name: str, addr: str) -> str:
     if not name:
         return addr
     if addr.isascii():
-        return formataddr((name, addr), charset="utf-8")
+        return formataddr((name, addr), charset=UTF8)
     # RFC 6532: formataddr refuses a UTF-8 address, so the name is quoted or encoded alone
-    display = formataddr((name, "x@x"), charset="utf-8")[: -len(" <x@x>")]
+    display = formataddr((name, "x@x"), charset=UTF8)[: -len(" <x@x>")]
     return f"{display} <{addr}>"
 
 
