@@ -27,14 +27,24 @@ def environment(templates_dir: str) -> SandboxedEnvironment:
     )
 
 
+@lru_cache(maxsize=256)
+def _where(templates_dir: Path, queue: str, name: str) -> tuple[SandboxedEnvironment, str, str]:
+    """The environment, the path of the queue's own file and its template name."""
+    return (
+        environment(str(templates_dir)),
+        os.path.join(templates_dir, queue, name),
+        f"{queue}/{name}",
+    )
+
+
 def render(templates_dir: Path, queue: str, name: str, context: dict[str, Any]) -> str:
     """The queue's own `<queue>/<name>` if it exists, else the shared `<name>`."""
-    env = environment(str(templates_dir))
+    env, own_path, own_name = _where(templates_dir, queue, name)
     # one stat instead of a miss through both loaders (a queue's own file is only ever in
     # templates_dir): three renders a mail, and the miss raised inside Jinja twice each
-    own = os.path.isfile(os.path.join(templates_dir, queue, name))
+    own = os.path.isfile(own_path)
     try:
-        template = env.get_template(f"{queue}/{name}" if own else name)
+        template = env.get_template(own_name if own else name)
     except TemplateNotFound as e:
         raise TemplateError(f"template {name!r} not found for queue {queue!r}") from e
     try:
