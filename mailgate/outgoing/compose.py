@@ -10,7 +10,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.header import Header
 from email.utils import format_datetime, formataddr
+from functools import lru_cache
 from urllib.parse import quote
+
+from mailgate.outgoing.encoded_words import UTF8
 
 LOOP_HEADER = "X-Mailgate-Loop"
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f]+")
@@ -82,17 +85,18 @@ def _encode_header(value: str) -> str:
     value = header_text(value)
     if value.isascii():
         return value
-    return Header(value, "utf-8", maxlinelen=76).encode()
+    return Header(value, UTF8, maxlinelen=76).encode()  # as Header(value, "utf-8"), faster
 
 
+@lru_cache(maxsize=4096)  # pure; the queue's From, the agents' To: the same every mail
 def _address(name: str, addr: str) -> str:
     name, addr = header_text(name), header_text(addr)
     if not name:
         return addr
     if addr.isascii():
-        return formataddr((name, addr), charset="utf-8")
+        return formataddr((name, addr), charset=UTF8)
     # RFC 6532: formataddr refuses a UTF-8 address, so the name is quoted or encoded alone
-    display = formataddr((name, "x@x"), charset="utf-8")[: -len(" <x@x>")]
+    display = formataddr((name, "x@x"), charset=UTF8)[: -len(" <x@x>")]
     return f"{display} <{addr}>"
 
 
@@ -100,7 +104,8 @@ def _body(text: str) -> tuple[str, bytes]:
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     if not text.endswith("\n"):
         text += "\n"
-    if text.isascii() and all(len(line) < 990 for line in text.split("\n")):
+    # no line of 990 characters or more (none can be when the whole text is shorter)
+    if text.isascii() and (len(text) < 990 or max(map(len, text.split("\n"))) < 990):
         return "7bit", text.replace("\n", "\r\n").encode("ascii")
     encoded = quopri.encodestring(text.encode("utf-8")).replace(b"\n", b"\r\n")
     return "quoted-printable", encoded

@@ -67,32 +67,31 @@ def check(mail: Mail, counts: Counts, caps: GovernorSettings) -> Verdict:
     if not caps.enabled:
         return PASS
     auto = mail.kind in AUTOMATIC_KINDS
-    about_ticket = f"{mail.address} on ticket #{mail.ticket_id}"
     rules = (
-        (
-            "ack_per_queue_minute",
-            mail.kind == "ack" and mail.budget,
-            counts.acks_queue_minute,
-            f"queue {mail.queue}",
-        ),
-        ("auto_per_address_hour", auto, counts.auto_hour, mail.address),
-        ("auto_per_address_day", auto, counts.auto_day, mail.address),
-        (
-            "notify_per_agent_ticket_hour",
-            is_notification(mail.kind),
-            counts.notify_ticket_hour,
-            about_ticket,
-        ),
-        ("per_ticket_address_hour", mail.ticket_id is not None, counts.ticket_hour, about_ticket),
+        ("ack_per_queue_minute", mail.kind == "ack" and mail.budget, counts.acks_queue_minute),
+        ("auto_per_address_hour", auto, counts.auto_hour),
+        ("auto_per_address_day", auto, counts.auto_day),
+        ("notify_per_agent_ticket_hour", is_notification(mail.kind), counts.notify_ticket_hour),
+        ("per_ticket_address_hour", mail.ticket_id is not None, counts.ticket_hour),
     )
-    for cap, applies, n, about in rules:
-        limit = getattr(caps, cap)
-        if applies and limit and n >= limit:
+    for cap, applies, n in rules:
+        limit = getattr(caps, cap) if applies else 0
+        if limit and n >= limit:
             window = {MINUTE: "minute", HOUR: "hour", DAY: "day"}[WINDOWS[cap]]
+            about = _about(cap, mail)
             return Verdict(
                 True, cap, f"held by governor.{cap} = {limit} ({n} to {about} in the last {window})"
             )
     return PASS
+
+
+def _about(cap: str, mail: Mail) -> str:
+    """Whom a cap counts mail to, as the held row's reason names it."""
+    if cap == "ack_per_queue_minute":
+        return f"queue {mail.queue}"
+    if cap.startswith("auto_"):
+        return mail.address
+    return f"{mail.address} on ticket #{mail.ticket_id}"
 
 
 def paused(mail: Mail, until: datetime | None, now: datetime) -> Verdict:

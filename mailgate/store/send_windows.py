@@ -103,6 +103,7 @@ def _counted(*where: Any, columns: tuple[Any, ...] = _LINE) -> Any:
 
 
 KINDS = window_kinds(send_log.c)
+_SPAN = {k.seconds: timedelta(seconds=k.seconds) for k in KINDS.values()}  # made once
 _SINCE = send_log.c.created_at > bindparam("since")
 _AUTOMATIC = or_(*(send_log.c.kind == k for k in sorted(AUTOMATIC_KINDS)))
 # per scope, what a window is read from (ticket: on the (address, ticket_id) index)
@@ -130,11 +131,15 @@ def read_history(conn: Connection, batch: BatchState, addresses: list[str], now:
 
 
 def _rows(
-    conn: Connection, batch: BatchState, kind: WindowKind, mail: Mail, now: datetime
+    conn: Connection,
+    batch: BatchState,
+    kind: WindowKind,
+    mail: Mail,
+    now: datetime,
+    start: datetime,
 ) -> list[Sent]:
-    """What a window of `kind` for `mail` is built from: the database's rows of the window
-    and what this batch sent (not in the database before the flush)."""
-    start = now - timedelta(seconds=kind.seconds)
+    """What a window of `kind` for `mail` (from `start`) is built from: the database's rows
+    of the window and what this batch sent (not in the database before the flush)."""
     if kind.scope == "ticket":
         rows = []
         if mail.ticket_id not in batch.new_tickets:  # a ticket this batch made has no past
@@ -152,7 +157,7 @@ def batch_count(
     conn: Connection, batch: BatchState, kind: WindowKind, mail: Mail, now: datetime
 ) -> int:
     """How many counted rows of `kind`'s window for `mail` are newer than now - window."""
-    start = now - timedelta(seconds=kind.seconds)
+    start = now - _SPAN[kind.seconds]
     key = kind.key(mail.queue, mail.address, mail.ticket_id)
     window = batch.windows.get(key)
     if window is None or start < window.since:  # never read, or the clock went back
@@ -160,7 +165,7 @@ def batch_count(
             times = fast.scalars(conn, _QUEUE_ACK_TIMES, {"queue": mail.queue, "since": start})
             rows = [s for s in batch.sent if s.queue == mail.queue]
         else:
-            times, rows = [], _rows(conn, batch, kind, mail, now)
+            times, rows = [], _rows(conn, batch, kind, mail, now, start)
         times += [
             s.created_at for s in rows if s.counted and s.created_at > start and kind.matches(s)
         ]

@@ -46,3 +46,39 @@ def test_caps_apply_to_their_kinds_only():
     assert not check(Mail("answer", "c@x.example", 1), many, CAPS).hold
     # mail about no ticket is not held by the per-ticket cap
     assert not check(Mail("agent-result", "a@x.example", None), Counts(ticket_hour=99), CAPS).hold
+
+
+@pytest.mark.parametrize(
+    ("mail", "counts", "reason"),
+    [
+        (
+            Mail("ack", "new@x.example", 7, "support"),
+            Counts(acks_queue_minute=12),
+            "held by governor.ack_per_queue_minute = 10 (12 to queue support in the last minute)",
+        ),
+        (
+            Mail("ack", "c@x.example", 9),
+            Counts(auto_hour=3),
+            "held by governor.auto_per_address_hour = 3 (3 to c@x.example in the last hour)",
+        ),
+        (
+            Mail("closed", "c@x.example", 9),
+            Counts(auto_day=6),
+            "held by governor.auto_per_address_day = 5 (6 to c@x.example in the last day)",
+        ),
+        (
+            Mail("notify-customer_reply", "alice@example.test", 1),
+            Counts(notify_ticket_hour=2),
+            "held by governor.notify_per_agent_ticket_hour = 2 "
+            "(2 to alice@example.test on ticket #1 in the last hour)",
+        ),
+        (
+            Mail("answer", "c@x.example", 1),
+            Counts(ticket_hour=4),
+            "held by governor.per_ticket_address_hour = 4 "
+            "(4 to c@x.example on ticket #1 in the last hour)",
+        ),
+    ],
+)
+def test_the_reason_names_the_cap_the_count_and_whom_it_counts(mail, counts, reason):
+    assert check(mail, counts, CAPS).reason == reason

@@ -1,0 +1,61 @@
+"""outgoing/compose.py's shortcuts make what the long way makes: the body's encoding chosen
+from the text's length when it is short, the addresses remembered."""
+
+from __future__ import annotations
+
+import quopri
+import random
+
+import pytest
+
+from mailgate.outgoing import compose
+
+
+def _body_the_long_way(text: str) -> tuple[str, bytes]:
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if not text.endswith("\n"):
+        text += "\n"
+    if text.isascii() and all(len(line) < 990 for line in text.split("\n")):
+        return "7bit", text.replace("\n", "\r\n").encode("ascii")
+    return "quoted-printable", quopri.encodestring(text.encode("utf-8")).replace(b"\n", b"\r\n")
+
+
+@pytest.mark.parametrize("size", [0, 1, 988, 989, 990, 991, 2000])
+@pytest.mark.parametrize("shape", ["one line", "two lines", "many lines", "crlf", "non-ascii"])
+def test_the_body_is_encoded_as_the_long_way_encodes_it(size: int, shape: str):
+    line = "x" * size
+    text = {
+        "one line": line,
+        "two lines": f"short\n{line}",
+        "many lines": "\n".join([line[: size // 3]] * 3 + [line]),
+        "crlf": f"a\r\n{line}\r\nb",
+        "non-ascii": f"é{line}",
+    }[shape]
+    assert compose._body(text) == _body_the_long_way(text)
+
+
+def test_the_body_over_random_texts():
+    rnd = random.Random(16)
+    for _ in range(2000):
+        lines = [
+            "y" * rnd.choice([0, 5, 500, 988, 989, 990, 1200]) for _ in range(rnd.randint(1, 4))
+        ]
+        text = rnd.choice(["\n", "\r\n", "\r"]).join(lines) + rnd.choice(["", "\n"])
+        assert compose._body(text) == _body_the_long_way(text)
+
+
+@pytest.mark.parametrize(
+    ("name", "addr"),
+    [
+        ("", "a@x.example"),
+        ("Ann Example", "a@x.example"),
+        ("Ünïcode Näme", "a@x.example"),
+        ('Quote "me", please', "a@x.example"),
+        ("Bad\r\nName", "a@x.example\r\n"),
+        ("Jörg", "jörg@bücher.example"),
+    ],
+)
+def test_a_remembered_address_is_what_it_was_made_as(name: str, addr: str):
+    made = compose._address.__wrapped__(name, addr)
+    assert compose._address(name, addr) == made
+    assert compose._address(name, addr) == made  # from the cache
