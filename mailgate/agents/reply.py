@@ -134,14 +134,13 @@ def _written_lines(lines: list[str], start: int) -> list[tuple[int, str]]:
     quote is not '>'-prefixed (Outlook) ends the text. Our notification's marker (unquoted:
     a quoted one is a quoted line) and the signature delimiter end it too. A forwarded
     message is the author's to keep."""
-    kept: list[tuple[int, str]] = []
     whole = "\n".join(lines)
-    if ">" in whole:
-        quoted = [quotes.is_quoted(line) for line in lines]
-        follows = _quote_follows(lines, quoted)
-    else:  # nothing quoted (most new mail): no line needs the tests
-        quoted, follows = [False] * len(lines), [False] * (len(lines) + 1)
     marked = _MARKER_KEY in whole.lower()  # else no line needs lowering
+    if ">" not in whole:  # nothing quoted (most new mail): no line needs the tests
+        return _unquoted_lines(lines, start, marked)
+    kept: list[tuple[int, str]] = []
+    quoted = _quoted(lines)
+    follows = _quote_follows(lines, quoted)
     n, forward, dropped = start, False, False
     while n < len(lines):
         line = lines[n]
@@ -171,9 +170,44 @@ def _written_lines(lines: list[str], start: int) -> list[tuple[int, str]]:
             continue
         kept.append((n, line))
         n, dropped = n + 1, False
+    return _trimmed(kept)
+
+
+def _unquoted_lines(lines: list[str], start: int, marked: bool) -> list[tuple[int, str]]:
+    """`_written_lines` of a text without '>': no line is a quote or has one below it, so
+    none is dropped, and only the marker, the delimiter or a quote header ends the text."""
+    kept: list[tuple[int, str]] = []
+    forward = False
+    for n in range(start, len(lines)):
+        line = lines[n]
+        if (marked and _MARKER_KEY in line.lower()) or line in ("--", "-- "):
+            break
+        if line.strip() and quotes.may_open_header(line):
+            header = quotes.header_at(lines, n)
+            if header is not None and header.forward:
+                forward = True
+            elif header is not None and header.explicit and (header.separator or not forward):
+                break
+        kept.append((n, line))
+    return _trimmed(kept)
+
+
+def _trimmed(kept: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    """Without the trailing blank lines and "Sent from my ..." footers."""
     while kept and (not kept[-1][1].strip() or quotes.is_mobile_footer(kept[-1][1])):
         kept.pop()
     return kept
+
+
+def _quoted(lines: list[str]) -> list[bool]:
+    """quotes.is_quoted of each line; a line that starts with neither '>' nor a space is
+    not one, and a '>' line needs no lstrip (a call for each line cost more)."""
+    return [
+        not line.rstrip().endswith("<<<")
+        if line[:1] == ">"
+        else (line[:1].isspace() and quotes.is_quoted(line))
+        for line in lines
+    ]
 
 
 def _quote_follows(lines: list[str], quoted: list[bool]) -> list[bool]:

@@ -70,6 +70,7 @@ class Verdict:
 
 # a rule reads the first value of each header from `Headers` (`Parsed.header` scans them all)
 Headers = dict[str, str]
+NO_HITS = Verdict(loop=False, bounce=False, auto=False, bulk=False, reasons=())  # no rule hit
 Rule = Callable[[Parsed, Headers, frozenset[str], str], str | None]
 
 
@@ -189,6 +190,8 @@ def classify(
     spam = None if spam_threshold is None else spam_reason(p, spam_threshold, h)
     if spam:
         reasons.append(f"spam: {spam}")
+    if spam is None and not any(hits.values()):
+        return NO_HITS  # most mail: one object, pickled once per batch (pipeline/pool.py)
     return Verdict(
         loop=hits["loop"],
         bounce=hits["bounce"],
