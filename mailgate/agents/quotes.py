@@ -283,8 +283,8 @@ def shared_line_split(line: str) -> str | None:
     s = _bare(line)
     if not s.endswith((":", "：")):
         return None
-    m = _SHARED_LINE_RE.match(s)
-    if m is None or _START_RE.match(s):
+    m = None if _START_RE.match(s) else _SHARED_LINE_RE.match(s)  # (the cheap one first)
+    if m is None:
         return None
     return m.group(1).rstrip("-").rstrip()
 

@@ -23,6 +23,7 @@ from mailgate.agents.tokens import TOKEN_LIKE_RE
 # the first line of every agent notification; everything from it down is quoted by the reply
 REPLY_MARKER = "##- Reply above this line: command lines first, then your answer -##"
 _MARKER_KEY = "reply above this line"
+_MARKER_BYTES = _MARKER_KEY.encode()
 
 _COMMAND_LINE_RE = REGISTRY.line_re()
 _TAKES_REST_RE = REGISTRY.line_re(takes_rest=True)  # #note: the rest of the mail is its text
@@ -135,7 +136,7 @@ def _written_lines(lines: list[str], start: int) -> list[tuple[int, str]]:
     a quoted one is a quoted line) and the signature delimiter end it too. A forwarded
     message is the author's to keep."""
     whole = "\n".join(lines)
-    marked = _MARKER_KEY in whole.lower()  # else no line needs lowering
+    marked = _has_marker(whole)  # else no line needs lowering
     if ">" not in whole:  # nothing quoted (most new mail): no line needs the tests
         return _unquoted_lines(lines, start, marked)
     kept: list[tuple[int, str]] = []
@@ -190,6 +191,15 @@ def _unquoted_lines(lines: list[str], start: int, marked: bool) -> list[tuple[in
                 break
         kept.append((n, line))
     return _trimmed(kept)
+
+
+def _has_marker(text: str) -> bool:
+    """Whether a line of `text` may hold the marker (lowered). Only ASCII characters lower
+    to its characters (the two others that lower to ASCII give "i" + U+0307 and "k"), so
+    they alone decide; lowering a non-ASCII text costs five times as much."""
+    if text.isascii():
+        return _MARKER_KEY in text.lower()
+    return _MARKER_BYTES in text.encode("ascii", "ignore").lower()
 
 
 def _trimmed(kept: list[tuple[int, str]]) -> list[tuple[int, str]]:
