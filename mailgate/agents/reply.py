@@ -23,6 +23,7 @@ from mailgate.agents.tokens import TOKEN_LIKE_RE
 # the first line of every agent notification; everything from it down is quoted by the reply
 REPLY_MARKER = "##- Reply above this line: command lines first, then your answer -##"
 _MARKER_KEY = "reply above this line"
+_MARKER_BYTES = _MARKER_KEY.encode()
 
 _COMMAND_LINE_RE = REGISTRY.line_re()
 _TAKES_REST_RE = REGISTRY.line_re(takes_rest=True)  # #note: the rest of the mail is its text
@@ -134,14 +135,13 @@ def _written_lines(lines: list[str], start: int) -> list[tuple[int, str]]:
     quote is not '>'-prefixed (Outlook) ends the text. Our notification's marker (unquoted:
     a quoted one is a quoted line) and the signature delimiter end it too. A forwarded
     message is the author's to keep."""
-    kept: list[tuple[int, str]] = []
     whole = "\n".join(lines)
-    if ">" in whole:
-        quoted = [quotes.is_quoted(line) for line in lines]
-        follows = _quote_follows(lines, quoted)
-    else:  # nothing quoted (most new mail): no line needs the tests
-        quoted, follows = [False] * len(lines), [False] * (len(lines) + 1)
-    marked = _MARKER_KEY in whole.lower()  # else no line needs lowering
+    marked = _has_marker(whole)  # else no line needs lowering
+    if ">" not in whole:  # nothing quoted (most new mail): no line needs the tests
+        return _unquoted_lines(lines, start, marked)
+    kept: list[tuple[int, str]] = []
+    quoted = _quoted(lines)
+    follows = _quote_follows(lines, quoted)
     n, forward, dropped = start, False, False
     while n < len(lines):
         line = lines[n]
@@ -171,9 +171,53 @@ def _written_lines(lines: list[str], start: int) -> list[tuple[int, str]]:
             continue
         kept.append((n, line))
         n, dropped = n + 1, False
+    return _trimmed(kept)
+
+
+def _unquoted_lines(lines: list[str], start: int, marked: bool) -> list[tuple[int, str]]:
+    """`_written_lines` of a text without '>': no line is a quote or has one below it, so
+    none is dropped, and only the marker, the delimiter or a quote header ends the text."""
+    kept: list[tuple[int, str]] = []
+    forward = False
+    for n in range(start, len(lines)):
+        line = lines[n]
+        if (marked and _MARKER_KEY in line.lower()) or line in ("--", "-- "):
+            break
+        if line.strip() and quotes.may_open_header(line):
+            header = quotes.header_at(lines, n)
+            if header is not None and header.forward:
+                forward = True
+            elif header is not None and header.explicit and (header.separator or not forward):
+                break
+        kept.append((n, line))
+    return _trimmed(kept)
+
+
+def _has_marker(text: str) -> bool:
+    """Whether a line of `text` may hold the marker (lowered). Only ASCII characters lower
+    to its characters (the two others that lower to ASCII give "i" + U+0307 and "k"), so
+    they alone decide; lowering a non-ASCII text costs five times as much."""
+    if text.isascii():
+        return _MARKER_KEY in text.lower()
+    return _MARKER_BYTES in text.encode("ascii", "ignore").lower()
+
+
+def _trimmed(kept: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    """Without the trailing blank lines and "Sent from my ..." footers."""
     while kept and (not kept[-1][1].strip() or quotes.is_mobile_footer(kept[-1][1])):
         kept.pop()
     return kept
+
+
+def _quoted(lines: list[str]) -> list[bool]:
+    """quotes.is_quoted of each line; a line that starts with neither '>' nor a space is
+    not one, and a '>' line needs no lstrip (a call for each line cost more)."""
+    return [
+        not line.rstrip().endswith("<<<")
+        if line[:1] == ">"
+        else (line[:1].isspace() and quotes.is_quoted(line))
+        for line in lines
+    ]
 
 
 def _quote_follows(lines: list[str], quoted: list[bool]) -> list[bool]:

@@ -93,7 +93,7 @@ def sender_auth(headers: Sequence[str], trusted: Sequence[str], from_addr: str) 
             authserv_id=str(parsed.authserv_id),
             ignored=tuple(ignored),
         )
-    return SenderAuth(ignored=tuple(ignored))
+    return SenderAuth(ignored=tuple(ignored)) if ignored else NONE  # NONE: pickled once a batch
 
 
 def auth_line(verdict: dict) -> str:

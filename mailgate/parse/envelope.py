@@ -110,6 +110,16 @@ def read_envelope(msg: Message, defects: list[str]) -> Envelope:
     )
 
 
+# one timezone object per offset (at most 20,000): a batch's dates share it when pickled
+_ZONES: dict[tuple[str, str, str], timezone] = {}
+
+
+def _zone(sign: str, oh: str, om: str) -> timezone:
+    offset = timedelta(hours=int(oh), minutes=int(om))
+    tz = _ZONES[sign, oh, om] = timezone(-offset if sign == "-" else offset)  # (may raise)
+    return tz
+
+
 def parse_date(value: str) -> datetime | None:
     """A timezone-aware datetime (UTC if no zone), or None if unparseable."""
     m = _DATE_RE.match(value)
@@ -118,8 +128,8 @@ def parse_date(value: str) -> datetime | None:
         month = _MONTHS.get(mon.lower())
         if month is not None:
             try:
-                offset = timedelta(hours=int(oh), minutes=int(om))
-                tz = timezone(-offset if sign == "-" else offset)
+                tz = _ZONES.get((sign, oh, om))
+                tz = _zone(sign, oh, om) if tz is None else tz
                 return datetime(int(year), month, int(day), int(hh), int(mm), int(ss or 0), 0, tz)
             except ValueError:
                 pass

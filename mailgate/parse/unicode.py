@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Iterable
 from itertools import chain
 from typing import Any
 
@@ -39,7 +40,31 @@ def _unescape(run: str) -> str:
 
 def valid_fields(fields: dict[str, Any], defects: list[str]) -> dict[str, Any]:
     """Every str (also in tuples, header pairs and attachments) of `fields` made valid."""
+    if _all_plain(fields.values()):
+        return fields  # the common case: one test for every string of the message
     return {name: _valid(value, name, defects) for name, value in fields.items()}
+
+
+def _all_plain(values: Iterable[Any]) -> bool:
+    """Every str of `values` (as `_valid` finds them) is one valid_text would keep."""
+    strings: list[str] = []
+    for value in values:
+        if isinstance(value, str):
+            strings.append(value)
+        elif isinstance(value, tuple) and value:
+            first = value[0]
+            if isinstance(first, Attachment):
+                for a in value:
+                    if not isinstance(a, Attachment):
+                        return False
+                    strings += (a.filename, a.content_type, a.content_id)
+            else:
+                strings.extend(chain.from_iterable(value) if isinstance(first, tuple) else value)
+    try:
+        joined = "".join(strings)
+    except TypeError:  # something else in a tuple: let _valid look at each
+        return False
+    return "\x00" not in joined and (joined.isascii() or _no_surrogates(joined))
 
 
 def _valid(value: Any, where: str, defects: list[str]) -> Any:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from mailgate.agents import quotes
-from mailgate.agents.reply import REPLY_MARKER, new_text, split_reply
+from mailgate.agents.reply import REPLY_MARKER, _has_marker, new_text, split_reply
 from mailgate.parse.message import parse
 from tests import reply_clients as clients
 from tests.reply_fixtures import SETS, load_cases, score, tally
@@ -193,3 +193,25 @@ def test_a_line_that_cannot_open_a_header_is_at_most_a_bare_wrote_line():
     assert asked > 1000
     assert quotes.header_at(["Anna Smith wrote", "> hi"], 0) == bare_wrote
     assert not quotes.may_open_header("Anna Smith wrote")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "no marker here",
+        "## Reply ABOVE this line ##",
+        "Über: reply above this line, dänke",
+        "reply above thİs line",  # İ lowers to "i" + U+0307: not the marker
+        "reply above this lİne",
+        "\u212a reply above this line",  # KELVIN SIGN lowers to "k"
+        "répondre: REPLY above THIS line",
+        "reply above\nthis line",
+        "",
+    ],
+)
+def test_the_marker_check_reads_the_ascii_characters_as_lower_would(text: str):
+    """reply._has_marker: what `"reply above this line" in text.lower()` says, also with
+    the two non-ASCII characters that lower to ASCII ones."""
+    assert _has_marker(text) is ("reply above this line" in text.lower())
+    for case in load_cases():
+        assert _has_marker(case.text) is ("reply above this line" in case.text.lower())
