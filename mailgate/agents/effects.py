@@ -20,7 +20,7 @@ from mailgate.outgoing import agent_mails
 from mailgate.outgoing.compose import Outgoing
 from mailgate.parse.message import Parsed
 from mailgate.pgp.keyring import Keyrings
-from mailgate.pipeline.decide import dedupe_key
+from mailgate.pipeline.digests import dedupe_key
 from mailgate.store import agent_mails as seen
 from mailgate.store.articles import add_article
 from mailgate.store.audit import audit

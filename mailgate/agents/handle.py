@@ -39,7 +39,7 @@ from mailgate.parse.message import Parsed
 from mailgate.pgp.armor import SECURED
 from mailgate.pgp.keyring import Keyrings
 from mailgate.pipeline.classify import classify
-from mailgate.pipeline.decide import text_digest
+from mailgate.pipeline.digests import text_digest
 from mailgate.spool import Envelope
 from mailgate.store import agent_mails as seen
 from mailgate.store.articles import add_attachments, put_blob

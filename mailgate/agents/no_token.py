@@ -23,7 +23,7 @@ from mailgate.config.model import Config
 from mailgate.outgoing import agent_mails
 from mailgate.parse.message import Parsed
 from mailgate.pipeline.classify import classify
-from mailgate.pipeline.decide import dedupe_key
+from mailgate.pipeline.digests import dedupe_key
 from mailgate.store import agent_mails as seen
 from mailgate.store.articles import add_article, put_blob
 from mailgate.store.audit import audit

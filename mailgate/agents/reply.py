@@ -13,11 +13,11 @@ docs/agents.md is the reference.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
 from mailgate.agents import quotes
-from mailgate.agents.commands.registry import REGISTRY
 from mailgate.agents.tokens import TOKEN_LIKE_RE
 
 # the first line of every agent notification; everything from it down is quoted by the reply
@@ -25,8 +25,16 @@ REPLY_MARKER = "##- Reply above this line: command lines first, then your answer
 _MARKER_KEY = "reply above this line"
 _MARKER_BYTES = _MARKER_KEY.encode()
 
-_COMMAND_LINE_RE = REGISTRY.line_re()
-_TAKES_REST_RE = REGISTRY.line_re(takes_rest=True)  # #note: the rest of the mail is its text
+
+@functools.cache
+def _command_lines() -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """A command line, and one that takes the rest of the mail (#note): from the registry,
+    imported at the first agent mail read, not with this module (the parse processes read
+    customers' text with `new_text` and never load the commands or the config models)."""
+    from mailgate.agents.commands.registry import REGISTRY
+
+    return REGISTRY.line_re(), REGISTRY.line_re(takes_rest=True)
+
 
 _TOKEN_ADDRESS_RE = re.compile(
     r"[^\s<>,;:\"'()\[\]]*" + TOKEN_LIKE_RE.pattern + r"[^\s<>,;:\"'()\[\]]*"
@@ -89,7 +97,8 @@ def split_reply(text: str, signature: str = "") -> ReplyText:
     lines = [line.rstrip(" \t\xa0") for line in text.split("\n")]
     commands, end, noted = _command_block(lines)
     kept = _written_lines(lines, end)
-    stray = () if noted else tuple((n + 1, s.strip()) for n, s in kept if _COMMAND_LINE_RE.match(s))
+    command_line = _command_lines()[0]
+    stray = () if noted else tuple((n + 1, s.strip()) for n, s in kept if command_line.match(s))
     return ReplyText(tuple(commands), _answer_text([s for _, s in kept], signature), stray, noted)
 
 
@@ -115,6 +124,7 @@ def _command_block(lines: list[str]) -> tuple[list[tuple[int, str]], int, bool]:
     """The '#' lines at the top (line number, text), the index after them, and whether a
     #note line ended them."""
     commands: list[tuple[int, str]] = []
+    takes_rest = _command_lines()[1]
     for i, raw in enumerate(lines):
         line = raw.strip()
         if not line:
@@ -122,7 +132,7 @@ def _command_block(lines: list[str]) -> tuple[list[tuple[int, str]], int, bool]:
         if not line.startswith("#"):
             return commands, i, False
         commands.append((i + 1, line))
-        if _TAKES_REST_RE.match(line):
+        if takes_rest.match(line):
             return commands, i + 1, True
     return commands, len(lines), False
 

@@ -24,7 +24,7 @@ from mailgate.config.model import Config, Queue
 from mailgate.parse.authentication import SenderAuth
 from mailgate.parse.message import Parsed
 from mailgate.pipeline.classify import Verdict
-from mailgate.pipeline.decide import dedupe_key
+from mailgate.pipeline.digests import dedupe_key
 from mailgate.pipeline.outcome import Outcome
 from mailgate.spool import Envelope
 from mailgate.store.addresses import record_report

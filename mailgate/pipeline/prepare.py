@@ -27,7 +27,7 @@ from mailgate.parse.authentication import SenderAuth, sender_auth
 from mailgate.parse.limits import ParseRejected
 from mailgate.parse.message import Parsed, parse
 from mailgate.pipeline.classify import Verdict, classify
-from mailgate.pipeline.decide import dedupe_key, repeat_digest
+from mailgate.pipeline.digests import dedupe_key, repeat_digest
 from mailgate.pipeline.thread import message_refs
 
 if TYPE_CHECKING:  # not imported at run time: the parse processes need no config models

@@ -29,7 +29,8 @@ from mailgate.pgp.keyring import Keyrings
 from mailgate.pgp.results import Opened
 from mailgate.pipeline import machine_mail
 from mailgate.pipeline.classify import Verdict
-from mailgate.pipeline.decide import RUN_IS_LOOP, SEEN, Decision, decide, run_length
+from mailgate.pipeline.decide import Decision, decide
+from mailgate.pipeline.digests import RUN_IS_LOOP, SEEN, run_length
 from mailgate.pipeline.outcome import Outcome, Rejected, StepFailed
 from mailgate.pipeline.pool import Ahead, PreparePool, pool_size
 from mailgate.pipeline.prepare import NOT_PREPARED, TRACEBACK_FRAMES, Facts, Prepared, Settings

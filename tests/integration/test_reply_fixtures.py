@@ -15,7 +15,7 @@ from email.utils import make_msgid
 
 import pytest
 
-from mailgate.pipeline.decide import text_digest
+from mailgate.pipeline.digests import text_digest
 from tests import reply_clients as clients
 from tests.harness import RunningDaemon, load, message, running, tickets, wait_until
 from tests.integration.test_agents import agents_config

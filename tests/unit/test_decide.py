@@ -9,7 +9,8 @@ import pytest
 from mailgate.autoresponse.policy import ResponseDecision
 from mailgate.parse.message import parse
 from mailgate.pipeline.classify import Verdict
-from mailgate.pipeline.decide import Decision, decide, dedupe_key
+from mailgate.pipeline.decide import Decision, decide
+from mailgate.pipeline.digests import dedupe_key
 from mailgate.pipeline.thread import ThreadChoice
 from tests.harness import message
 
@@ -184,7 +185,7 @@ def test_a_survey_answer_is_stored_inert_on_its_ticket(case) -> None:
 
 
 def test_the_digest_cache_gives_text_digest_and_keeps_only_the_latest():
-    from mailgate.pipeline.decide import DigestCache, repeat_digest, run_length, text_digest
+    from mailgate.pipeline.digests import DigestCache, repeat_digest, run_length, text_digest
 
     seen = DigestCache()
     long_text = "Your ticket 123 was received on 2026-12-01, we will answer soon."

@@ -12,7 +12,8 @@ from mailgate.autoresponse.policy import should_respond
 from mailgate.outgoing.compose import compose, header_text, reply_subject, stable_message_id
 from mailgate.parse.message import parse
 from mailgate.pipeline.classify import classify
-from mailgate.pipeline.decide import body_digest, ccs_of, dedupe_key
+from mailgate.pipeline.decide import ccs_of
+from mailgate.pipeline.digests import body_digest, dedupe_key
 from mailgate.pipeline.thread import ThreadLookups, TicketFacts, choose, referenced_ids, tag_number
 from tests.harness import message
 
