@@ -53,10 +53,19 @@ def put_blob(conn: Connection, sha256: str, data: bytes) -> None:
     insert_ignore(conn, blobs, {"sha256": sha256, "size": len(data), "data": data}, count=False)
 
 
-def add_thread_ref(conn: Connection, message_id: str, ticket_id: int) -> None:
-    """A later mail referring to `message_id` belongs to this ticket."""
+def add_thread_ref(
+    conn: Connection, message_id: str, ticket_id: int, *, ours: bool = False
+) -> None:
+    """A later mail referring to `message_id` belongs to this ticket.
+
+    `ours`: a Message-ID mailgate has just made for a mail it queues (unique in the
+    outbox, so queued once): a batch keeps it until its flush without asking the database
+    first, as for a Message-ID it read ahead and found absent (no mail can refer to it
+    before it is sent)."""
     row = {"message_id": message_id[:998], "ticket_id": ticket_id}
     batch = current(conn)
+    if ours and batch is not None and not batch.known_ref(row["message_id"]):
+        batch.refs_absent.add(row["message_id"])
     if batch is None or not batch.known_ref(row["message_id"]):
         insert_ignore(conn, thread_refs, row, count=False)  # unknown here: the database decides
     elif row["message_id"] in batch.refs_absent:  # the first writer wins, as ON CONFLICT

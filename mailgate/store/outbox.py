@@ -82,7 +82,7 @@ def add_outbox(
         return False
     log_sends(conn, outbox_id, out, queue, now, counted=not verdict.hold)
     if out.ticket_id is not None:
-        add_thread_ref(conn, out.message_id, out.ticket_id)
+        add_thread_ref(conn, out.message_id, out.ticket_id, ours=True)  # at the flush
     return True
 
 

@@ -132,3 +132,22 @@ def test_the_savepoint_redo_runs_without_the_batch_state(tmp_path, monkeypatch):
     assert len({tid for _, tid, _ in arts}) == 1  # threaded exactly in the redo too
     refs = _stored(engine)["refs"]
     assert {mid for mid, _ in refs} >= {"<a@example.com>", "<b@example.com>", "<c@example.com>"}
+
+
+def test_the_acknowledgements_message_ids_are_thread_references_after_the_flush(tmp_path):
+    """The batch writes an acknowledgement's Message-ID at its flush (store/articles.py,
+    `ours`): committed with the batch, and a customer's answer to the acknowledgement in a
+    later batch joins the ticket by it (its requester's: the first ticket)."""
+    engine, spool, worker = _worker(tmp_path)
+    for raw in _conversation():
+        spool.put(raw, SMTP)
+    assert worker.process_batch(64).stored == 5
+    acks = [row for row in outbox(engine) if row.kind == "ack"]
+    refs = dict(_stored(engine)["refs"])
+    assert len(acks) == 3 and all(refs[a.message_id] == a.ticket_id for a in acks)
+    answer = message(message_id="<z@example.com>", subject="Thanks", body="Got it.\n",
+                     in_reply_to=acks[0].message_id)  # fmt: skip
+    spool.put(answer, SMTP)
+    assert worker.process_batch(64).stored == 1
+    arts = _stored(engine)["articles"]
+    assert arts[-1][0] == "<z@example.com>" and arts[-1][1] == acks[0].ticket_id
