@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, select
+from sqlalchemy.exc import NoResultFound
 
 from mailgate.db.models import Article, Attachment, Blob
 from mailgate.outgoing.compose import OutAttachment
@@ -92,8 +93,14 @@ def by_id(conn: Connection, attachment_id: int) -> StoredAttachment | None:
     return found[0] if found else None
 
 
+_DATA = select(_blobs.c.data).where(_blobs.c.sha256 == bindparam("sha"))  # built once
+
+
 def data(conn: Connection, a: StoredAttachment) -> bytes:
-    return conn.execute(select(_blobs.c.data).where(_blobs.c.sha256 == a.blob_sha256)).scalar_one()
+    found = fast.rows(conn, _DATA, {"sha": a.blob_sha256})
+    if not found:  # as `scalar_one` raises it
+        raise NoResultFound("No row was found when one was required")
+    return found[0][0]
 
 
 def out(conn: Connection, a: StoredAttachment) -> OutAttachment:

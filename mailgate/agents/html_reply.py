@@ -20,6 +20,7 @@ falls back to the text answer, so a quote never leaks through the HTML.
 from __future__ import annotations
 
 import re
+from html import unescape
 from html.parser import HTMLParser
 
 from mailgate.outgoing.html import sanitize
@@ -161,6 +162,22 @@ def answer_html(
     return "", False
 
 
+# what a cut needs in the document (a quote's tag, class, id or style, the marker, a
+# signature line); the scan reads tags, attributes and text lowered, entities decoded
+_CUT_NEEDS = ("blockquote", *_QUOTE_CLASSES, *_QUOTE_IDS, "border-top", _MARKER_KEY, "--")
+
+
+def _may_cut(html: str) -> bool:
+    """False when the scan cannot cut `html`: none of `_CUT_NEEDS` in it (decoded and
+    lowered as a whole, which holds every piece the scan decodes and lowers)."""
+    text = (unescape(html) if "&" in html else html).lower()
+    return any(need in text for need in _CUT_NEEDS)
+
+
 def new_html(html: str) -> str:
     """What a customer wrote in an HTML mail, the quoted history cut, sanitised."""
-    return sanitize(written_html(html, commands=False)[0]) if html.strip() else ""
+    if not html.strip():
+        return ""
+    if not _may_cut(html):  # nothing to cut: the scan (stdlib HTMLParser) would keep it all
+        return sanitize(html)
+    return sanitize(written_html(html, commands=False)[0])

@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import formataddr
+from functools import lru_cache
 from typing import Any, Protocol
 
 from mailgate.agents import tokens
@@ -180,7 +181,7 @@ def agent_mail(
     secret = config.secret
     mid = stable_message_id(config.main.hostname, kind, *cause)
     reply_to = tokens.reply_address(secret, agent.name, reply_ticket, queue.address)
-    command_address = tokens.command_address(secret, agent.name, queue.address)
+    command_address = _command_address(secret, agent.name, queue.address)
     footer = render(
         config.templates_dir,
         queue.name,
@@ -203,6 +204,12 @@ def agent_mail(
     }
     raw = _compose(config, queue, mid, now, thread, fields)
     return Outgoing(kind, queue.address, (agent.address,), mid, raw, ticket_id or None)
+
+
+@lru_cache(maxsize=1024)
+def _command_address(secret: bytes, agent: str, queue_address: str) -> str:
+    """`tokens.command_address`, remembered: the same for every mail of an agent and queue."""
+    return tokens.command_address(secret, agent, queue_address)
 
 
 def _compose(

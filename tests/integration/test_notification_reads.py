@@ -158,3 +158,21 @@ def test_an_error_in_a_waiting_write_is_sqlalchemys(tmp_path: Path, database_url
         fast.write(conn, insert(ticket_tags), {"ticket_id": 1, "tag": "twice"})
         fast.write(conn, insert(ticket_tags), {"ticket_id": 1, "tag": "twice"})
         rows_together(conn, [(tags, {"tid": 1}), (tags, {"tid": 2})])
+
+
+def test_queues_ccs_and_tags_of_one_ticket_stay_apart(tmp_path: Path, database_url: str) -> None:
+    """They are read by one statement (agents/queries._LABELS): a value that is a queue's,
+    a CC's and a tag's at once lands in each list once, and only there."""
+    cfg = load(write_config(tmp_path, database_url=database_url, queue_extra=SIZES))
+    engine = _mail(cfg)
+    with engine.begin() as conn:
+        conn.execute(insert(ticket_queues), [{"ticket_id": 1, "queue": q} for q in ("sales", "x")])
+        conn.execute(insert(ticket_ccs), [{"ticket_id": 1, "address": a} for a in ("x", "b@c.d")])
+        conn.execute(insert(ticket_tags), [{"ticket_id": 1, "tag": t} for t in ("x", "urgent")])
+        conn.execute(insert(ticket_tags), {"ticket_id": 2, "tag": "other-ticket"})
+        together = _together(conn, cfg, 1, None)
+        assert together == _one_by_one(conn, cfg, 1, None)
+        assert {"sales", "x"} <= together["queues"]
+        assert together["ccs"] == ("b@c.d", "x")
+        assert together["tags"] == ("urgent", "x")
+        conn.rollback()

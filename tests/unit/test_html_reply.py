@@ -95,6 +95,25 @@ def test_new_html_cuts_the_customers_quoted_history_but_keeps_hash_lines():
     assert new_html("") == ""
 
 
+@pytest.mark.parametrize(
+    "html",
+    [
+        "<p>Hello,</p><p>the printer &amp; the scanner are down.</p>",  # nothing to cut
+        "<html><head><style>p {margin: 0}</style></head><body><p>Hi</p></body></html>",
+        "<p>Answer</p><div class='gmail&#95;quote'>On Monday:</div><p>old</p>",  # by entity
+        "<p>Answer</p><div ID='DivRplyFwdMsg'>From: us</div><p>old</p>",
+        "<p>Answer</p><BLOCKQUOTE>old</BLOCKQUOTE>",
+        '<p>Answer</p><div style="BORDER-TOP: solid #E1E1E1 1.0pt">From: us</div><p>old</p>',
+        "<p>Answer</p><p>&#45;&#45;</p><p>Carla, signature</p>",
+        "<p>Answer</p><p>Reply ABOVE this line</p><p>old</p>",
+        "<p>Answer</p><!-- a comment --><p>kept</p>",  # "--" outside the text: scanned, kept
+    ],
+)
+def test_new_html_is_what_the_scan_keeps(html: str):
+    """Without a scan when nothing can be cut (agents/html_reply._may_cut): the same answer."""
+    assert new_html(html) == sanitize(written_html(html, commands=False)[0])
+
+
 def test_shown_cids():
     html = '<img src="cid:a@b"><img src=\'cid:<c@d>\'><img src="https://x/y">'
     assert shown_cids(html) == {"a@b", "c@d"}
