@@ -110,20 +110,11 @@ def _sizes(config: Config, queue_name: str) -> tuple[int, int]:
     return (settings.history_articles, settings.latest_tickets) if settings else (5, 5)
 
 
-_largest: dict[int, tuple[Config, tuple[int, int]]] = {}  # id(config) -> (config, sizes)
-
-
 def _largest_sizes(config: Config) -> tuple[int, int]:
-    """The largest history and latest-tickets sizes any queue shows (worked out once per
-    config object: a reloaded config is a new one)."""
-    held = _largest.get(id(config))
-    if held is None or held[0] is not config:
-        if len(_largest) >= 16:
-            _largest.clear()
-        sizes = [_sizes(config, q.name) for q in config.queues] + [(5, 5)]
-        most = (max(h for h, _ in sizes), max(n for _, n in sizes))
-        held = _largest[id(config)] = (config, most)
-    return held[1]
+    """The largest history and latest-tickets sizes any queue shows (at least 5 each)."""
+    sizes = [(q.agent_mail.history_articles, q.agent_mail.latest_tickets) for q in config.queues]
+    sizes.append((5, 5))
+    return max(h for h, _ in sizes), max(n for _, n in sizes)
 
 
 def _digest_reads(ticket_id: int, n_history: int, n_latest: int) -> list[Read]:

@@ -26,6 +26,11 @@ from mailgate.db.models import Article, Ticket, TicketCc, TicketTag
 # rowid = articles.id / tickets.id
 ARTICLES_FTS = "articles_fts"
 TICKETS_FTS = "tickets_fts"
+# each content table's FTS5 table and the columns it indexes (as migration 0007_search made them)
+FULL_TEXT_COLUMNS = {
+    "articles": (ARTICLES_FTS, ("subject", "body_text")),
+    "tickets": (TICKETS_FTS, ("title",)),
+}
 # PostgreSQL: GIN expression indexes; the search repeats the expressions exactly
 PG_ARTICLES_FTS_INDEX = "ix_fts_articles"
 PG_TICKETS_FTS_INDEX = "ix_fts_tickets"

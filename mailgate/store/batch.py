@@ -26,7 +26,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from mailgate.db.models_search import ARTICLES_FTS, TICKETS_FTS
+from mailgate.db.models_search import FULL_TEXT_COLUMNS
 from mailgate.store import fast
 
 _KEY = "mailgate.batch"
@@ -91,14 +91,11 @@ class BatchState:
         return self.full_text_later
 
 
-# per table: its FTS5 table's columns (migration 0007_search), indexed for the pending rows
-_FULL_TEXT = {"articles": (ARTICLES_FTS, "subject, body_text"), "tickets": (TICKETS_FTS, "title")}
-
-
 def _index_pending(conn: Connection, table: str) -> None:
     """The table's pending rows into its full-text index, then no longer pending (on the
     partial index of the pending rows: the batch's, never older ones)."""
-    fts, cols = _FULL_TEXT[table]
+    fts, columns = FULL_TEXT_COLUMNS[table]
+    cols = ", ".join(columns)
     conn.exec_driver_sql(
         f"INSERT INTO {fts}(rowid, {cols}) SELECT id, {cols} FROM {table} WHERE search_pending"
     )

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from mailgate.cli.main import main as cli_main
-from mailgate.db.models_search import ARTICLES_FTS, TICKETS_FTS
+from mailgate.db.models_search import FULL_TEXT_COLUMNS
 from mailgate.pipeline import prepare
 from mailgate.pipeline.pool import PreparePool
 from mailgate.spool import Envelope
@@ -37,21 +37,12 @@ def _conversation() -> list[bytes]:
     and a follow-up of each with another word of its own."""
     mails = []
     for n in range(NEW_TICKETS):
-        mails.append(
-            message(
-                message_id=f"<new{n}@example.com>",
-                subject=f"Printer titleword{n} broken",
-                body=f"Hello,\nthe printer says bodyword{n}.\n",
-            )
-        )
-        mails.append(
-            message(
-                message_id=f"<more{n}@example.com>",
-                in_reply_to=f"<new{n}@example.com>",
-                subject=f"Re: Printer titleword{n} broken",
-                body=f"Still broken: followword{n}.\n",
-            )
-        )
+        new = {"message_id": f"<new{n}@example.com>", "subject": f"Printer titleword{n} broken",
+               "body": f"Hello,\nthe printer says bodyword{n}.\n"}  # fmt: skip
+        more = {"message_id": f"<more{n}@example.com>", "in_reply_to": new["message_id"],
+                "subject": "Re: " + new["subject"],
+                "body": f"Still broken: followword{n}.\n"}  # fmt: skip
+        mails += [message(**new), message(**more)]
     return mails
 
 
@@ -74,8 +65,8 @@ def _index_is_whole(engine: Engine) -> None:
     vocabulary (each word's rows and occurrences) equal to that of an index built afresh
     from the table (a row missing, indexed twice or with older text differs)."""
     with engine.begin() as conn:
-        for fts, table, cols in ((ARTICLES_FTS, "articles", "subject, body_text"),
-                                 (TICKETS_FTS, "tickets", "title")):  # fmt: skip
+        for table, (fts, columns) in FULL_TEXT_COLUMNS.items():
+            cols = ", ".join(columns)
             conn.execute(text(f"INSERT INTO {fts}({fts}, rank) VALUES ('integrity-check', 1)"))
             conn.execute(text(f"CREATE VIRTUAL TABLE temp.fresh USING fts5({cols}, "
                               "tokenize='unicode61 remove_diacritics 2')"))  # fmt: skip
