@@ -42,6 +42,7 @@ def _log(level: str, msg: str, *args: object) -> None:
 SUBDIRS = ("tmp", "incoming", "claimed", "shunt")
 # how long a message may wait for its envelope before it counts as left by a dead writer
 ORPHAN_GRACE_SECONDS = 10.0
+_FILES = (".eml", ".json")  # a message's two files in a directory of the spool
 
 IMPORT_SOURCE = "import"  # `mailgate import`: "import", "import+ack", "import+ack+notify"
 
@@ -191,7 +192,7 @@ class Spool:
         self._backlog: deque[str] = deque()
         # committed messages whose files a background thread is still removing
         self._removing: set[str] = set()
-        self._remove_queue: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self._remove_queue: queue.SimpleQueue[list[str]] = queue.SimpleQueue()  # a batch each
         self._remover: threading.Thread | None = None
         self._removed = threading.Condition()
         self.incoming_sync = GroupFsync(self._dir("incoming"))  # shared by concurrent puts
@@ -216,7 +217,7 @@ class Spool:
         except BaseException:
             # not acknowledged, so the source still has it: a full disk must not fill up
             # with half-written files until the next restart
-            for suffix in (".eml", ".json"):
+            for suffix in _FILES:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp / f"{name}{suffix}")
             raise
@@ -320,21 +321,23 @@ class Spool:
                 target=self._remove_loop, name="spool-remove", daemon=True
             )
             self._remover.start()
+        names = [e.name for e in entries]
         with self._removed:
-            self._removing.update(e.name for e in entries)
-        for e in entries:
-            self._remove_queue.put(e.name)
+            self._removing.update(names)
+        self._remove_queue.put(names)
 
     def _remove_loop(self) -> None:
-        inc = self._dir("incoming")
-        while (name := self._remove_queue.get()) is not None:
-            try:
-                (inc / f"{name}.eml").unlink(missing_ok=True)
-                (inc / f"{name}.json").unlink(missing_ok=True)
-            except OSError as e:  # the next start processes it again: a no-op
-                _log("warning", "spool: could not remove %s: %s", name, e)
+        inc = str(self._dir("incoming"))
+        while names := self._remove_queue.get():  # a batch each; its waiters woken once
+            for path in (f"{inc}/{name}{suffix}" for name in names for suffix in _FILES):
+                try:
+                    os.unlink(path)
+                except FileNotFoundError:
+                    pass
+                except OSError as e:  # the next start processes it again: a no-op
+                    _log("warning", "spool: could not remove %s: %s", path, e)
             with self._removed:
-                self._removing.discard(name)
+                self._removing.difference_update(names)
                 self._removed.notify_all()
 
     def flush(self, timeout: float | None = None) -> bool:
@@ -345,10 +348,7 @@ class Spool:
     def fail(
         self, entry: SpoolEntry, stage: str, reason: str, max_attempts: int, traceback: str = ""
     ) -> bool:
-        """Record a failed try; after `max_attempts` move the message to the shunt.
-
-        Returns True when the message was shunted.
-        """
+        """Record a failed try; after `max_attempts` move the message to the shunt (True)."""
         env = entry.envelope.with_failure(stage, reason, traceback)
         inc = self._dir("incoming")
         target = self._dir("shunt") if env.attempts >= max_attempts else inc
@@ -396,5 +396,5 @@ class Spool:
         sh = self._dir("shunt")
         if not (sh / f"{name}.eml").exists():
             raise FileNotFoundError(f"no shunted message {name!r}")
-        (sh / f"{name}.eml").unlink()
-        (sh / f"{name}.json").unlink(missing_ok=True)
+        for suffix in _FILES:
+            (sh / f"{name}{suffix}").unlink(missing_ok=suffix == ".json")
