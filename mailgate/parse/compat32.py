@@ -3,9 +3,10 @@
 A single-part message with a well-formed header block (nearly all mail) is built here
 without the feed parser, as the feed parser builds it (its header splitting and the
 compat32 policy's `header_source_parse`, the rest as the payload): a sixth of its cost.
-Anything else (multipart, a delivery status, an mbox "From " line, a header line the
-feed parser would take as a defect, no blank line) goes to the feed parser.
-`tests/unit/test_compat32.py` compares both on tricky header blocks.
+So is a one-level multipart whose parts are such (`_one_level_multipart`). Anything else
+(nested multiparts, a delivery status, an mbox "From " line, a header line the feed
+parser would take as a defect, no blank line) goes to the feed parser.
+`tests/unit/test_compat32.py` and `test_compat32_multipart.py` compare both.
 """
 
 from __future__ import annotations
