@@ -123,6 +123,15 @@ def test_a_changed_value_changes_the_digest():
     assert digest(first) != digest(first.replace(b"\n\n", b"\nX-Extra: 1\n\n", 1))
 
 
+def test_parsed_has_every_field_in_order_and_equals_its_init():
+    from mailgate.parse.message import Parsed, parse
+
+    for path in sorted((ROOT / "tests" / "data" / "corpus").rglob("*.eml"))[:40]:
+        p = parse(path.read_bytes())
+        assert list(vars(p)) == [f.name for f in dataclasses.fields(Parsed)]
+        assert p == Parsed(**vars(p))
+
+
 def record() -> None:
     """Write RECORD from this code (run on main's)."""
     import tempfile
