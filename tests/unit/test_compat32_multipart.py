@@ -16,52 +16,45 @@ HEAD = b'From: a@example.test\nContent-Type: multipart/mixed; boundary="b=1"\n'
 TEXT = b"Content-Type: text/plain\n\nHello,\n\nbye\n"
 FILE = b"Content-Type: application/pdf; name=x.pdf\nContent-Transfer-Encoding: base64\n\nAAAA\n"
 
+D, CLOSE = b"--b=1\n", b"--b=1--\n"  # a delimiter line, the closing one
+RFC822 = b"Content-Type: message/rfc822\n\nSubject: x\n\nin\n"
+NESTED = b"Content-Type: multipart/alternative; boundary=c\n\n--c\n\nx\n--c--\n"
+DSN = b"Content-Type: message/delivery-status\n\nA: b\n\nC: d\n"
+HTML = b"Content-Type: text/html\n\n<p>Hello</p>\n"
+
+
+def _mp(body: bytes, head: bytes = HEAD) -> bytes:
+    return head + b"\n" + body
+
+
 # (name, raw, taken by the fast path)
 CASES = [
-    ("two parts", HEAD + b"\n--b=1\n" + TEXT + b"--b=1\n" + FILE + b"--b=1--\n", True),
-    ("preamble", HEAD + b"\nThis is MIME.\n\n--b=1\n" + TEXT + b"--b=1--\n", True),
-    ("epilogue", HEAD + b"\n--b=1\n" + TEXT + b"--b=1--\nafter\n\nmore\n", True),
-    ("close at the end, no line end", HEAD + b"\n--b=1\n" + TEXT + b"--b=1--", True),
-    ("blanks after delimiters", HEAD + b"\n--b=1 \t\n" + TEXT + b"--b=1--  \n", True),
-    ("part without headers", HEAD + b"\n--b=1\n\nplain\n--b=1--\n", True),
-    ("empty part body", HEAD + b"\n--b=1\nContent-Type: text/plain\n\n--b=1--\n", True),
-    ("delimiter-like text", HEAD + b"\n--b=1\n\n--b=1x\n --b=1\n--b=2\n--b=1--\n", True),
-    (
-        "enclosed message",
-        HEAD + b"\n--b=1\nContent-Type: message/rfc822\n\nSubject: x\n\nin\n--b=1--\n",
-        True,
-    ),
-    (
-        "alternative",
-        HEAD.replace(b"mixed", b"alternative") + b"\n--b=1\n" + TEXT + b"--b=1\n"
-        b"Content-Type: text/html\n\n<p>Hello</p>\n--b=1--\n",
-        True,
-    ),
-    ("no parts", HEAD + b"\nonly a preamble\n", False),
-    ("no closing delimiter", HEAD + b"\n--b=1\n" + TEXT, False),
-    ("closing delimiter first", HEAD + b"\n--b=1--\n" + TEXT, False),
-    ("two delimiters in a row", HEAD + b"\n--b=1\n--b=1\n" + TEXT + b"--b=1--\n", False),
-    (
-        "nested multipart",
-        HEAD + b"\n--b=1\nContent-Type: multipart/alternative; boundary=c\n\n"
-        b"--c\n\nx\n--c--\n--b=1--\n",
-        False,
-    ),
-    ("digest", HEAD.replace(b"mixed", b"digest") + b"\n--b=1\n\nx\n--b=1--\n", False),
-    (
-        "delivery status part",
-        HEAD + b"\n--b=1\nContent-Type: message/delivery-status\n\nA: b\n\nC: d\n--b=1--\n",
-        False,
-    ),
-    ("part header not clean", HEAD + b"\n--b=1\nContent-Type : text/plain\n\nx\n--b=1--\n", False),
-    ("part without blank line", HEAD + b"\n--b=1\nnot a header\n--b=1--\n", False),
-    ("part headers up to the delimiter", HEAD + b"\n--b=1\nX-A: 1\n--b=1--\n", False),
+    ("two parts", _mp(D + TEXT + D + FILE + CLOSE), True),
+    ("preamble", _mp(b"This is MIME.\n\n" + D + TEXT + CLOSE), True),
+    ("epilogue", _mp(D + TEXT + CLOSE + b"after\n\nmore\n"), True),
+    ("close at the end, no line end", _mp(D + TEXT + b"--b=1--"), True),
+    ("blanks after delimiters", _mp(b"--b=1 \t\n" + TEXT + b"--b=1--  \n"), True),
+    ("part without headers", _mp(D + b"\nplain\n" + CLOSE), True),
+    ("empty part body", _mp(D + b"Content-Type: text/plain\n\n" + CLOSE), True),
+    ("delimiter-like text", _mp(D + b"\n--b=1x\n --b=1\n--b=2\n" + CLOSE), True),
+    ("enclosed message", _mp(D + RFC822 + CLOSE), True),
+    ("alternative", _mp(D + TEXT + D + HTML + CLOSE, HEAD.replace(b"mixed", b"alternative")), True),
+    ("no parts", _mp(b"only a preamble\n"), False),
+    ("no closing delimiter", _mp(D + TEXT), False),
+    ("closing delimiter first", _mp(CLOSE + TEXT), False),
+    ("two delimiters in a row", _mp(D + D + TEXT + CLOSE), False),
+    ("nested multipart", _mp(D + NESTED + CLOSE), False),
+    ("digest", _mp(D + b"\nx\n" + CLOSE, HEAD.replace(b"mixed", b"digest")), False),
+    ("delivery status part", _mp(D + DSN + CLOSE), False),
+    ("part header not clean", _mp(D + b"Content-Type : text/plain\n\nx\n" + CLOSE), False),
+    ("part without blank line", _mp(D + b"not a header\n" + CLOSE), False),
+    ("part headers up to the delimiter", _mp(D + b"X-A: 1\n" + CLOSE), False),
     (
         "base64 multipart",
-        HEAD + b"Content-Transfer-Encoding: base64\n\n--b=1\n\nx\n--b=1--\n",
+        _mp(D + b"\nx\n" + CLOSE, HEAD + b"Content-Transfer-Encoding: base64\n"),
         False,
     ),
-    ("empty boundary", HEAD.replace(b'"b=1"', b'""') + b"\n--\n\nx\n----\n", False),
+    ("empty boundary", _mp(b"--\n\nx\n----\n", HEAD.replace(b'"b=1"', b'""')), False),
 ]
 
 
