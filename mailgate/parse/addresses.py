@@ -14,6 +14,7 @@ _ADDR_OK_RE = re.compile(
     r"(?:@(?:[^\s<>()\[\],;:\\\"@\x00-\x1f\x7f]+|\[[^\[\]\s\\]+\]))?"
 )
 _ADDR_SPECIAL_RE = re.compile(r'["():;\\]')
+_ID_TOKEN_SPLIT_RE = re.compile(r"[\s,]+")
 
 
 def address_list(values: list[str] | tuple[str, ...]) -> tuple[str, ...]:
@@ -148,12 +149,14 @@ def message_ids(value: str) -> tuple[str, ...]:
         return ()
     ids: list[str] = []
     if "<" in value:
-        for m in _ANGLE_ID_RE.finditer(value):
-            inner = "".join(m.group(1).split())
-            if inner and _ID_OK_RE.fullmatch(inner):
-                ids.append(f"<{inner}>")
+        for inner in _ANGLE_ID_RE.findall(value):
+            if _ID_OK_RE.fullmatch(inner) is None:  # (else it has no blank to take out)
+                inner = "".join(inner.split())
+                if not inner or _ID_OK_RE.fullmatch(inner) is None:
+                    continue
+            ids.append(f"<{inner}>")
     if not ids:
-        for token in re.split(r"[\s,]+", value):
+        for token in _ID_TOKEN_SPLIT_RE.split(value):
             token = token.strip("<>\"'")
             if "@" in token and _ID_OK_RE.fullmatch(token):
                 ids.append(f"<{token}>")

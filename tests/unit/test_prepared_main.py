@@ -1,0 +1,155 @@
+"""`prepare()` gives, for every message of the corpora, the value main's code gave before
+the parse processes' second CPU pass (issue 16): digests of each `Prepared`, recorded
+from main at ba9641d (`python -m tests.unit.test_prepared_main --record`), with three
+`Settings` (none, the harness's, one trusting three authserv-ids of the corpora).
+
+The corpora: `tests/data/corpus` (always here), the team's `shared/corpus` (213 real-world
+and malformed messages) and the bench corpus (`shared/bench/gen_corpus.py -n 2000`, as
+bench/ingest.py generates it); the two shared ones are found as bench/ingest.py finds
+the generator, and a missing one fails when `CI` is set.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from mailgate.pipeline.prepare import Settings, prepare
+
+ROOT = Path(__file__).resolve().parents[2]
+RECORD = ROOT / "tests" / "data" / "prepared_main.json"
+SHARED = next((p / "shared" for p in ROOT.parents if (p / "shared" / "bench").is_dir()), None)
+SETTINGS = (
+    Settings(),
+    Settings(
+        our_addresses=frozenset({"support@example.com", "billing@example.com"}),
+        hostname="helpdesk.example.test",
+        spam_threshold=5.0,
+    ),
+    Settings(
+        our_addresses=frozenset({"support@example.com"}),
+        hostname="mx.example.test",
+        spam_threshold=2.5,
+        trusted_authserv_ids=("mx.google.com", "posteo.de", "box.hisp.net"),
+    ),
+)
+
+
+def canonical(value: object) -> object:
+    """A JSON value that two equal values map to alike (class names kept, bytes hashed)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = {f.name: canonical(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return [type(value).__name__, fields]
+    if isinstance(value, tuple | list):
+        return [canonical(v) for v in value]
+    if isinstance(value, bytes):
+        return ["bytes", hashlib.sha256(value).hexdigest()]
+    if isinstance(value, datetime):
+        return ["datetime", value.isoformat(), str(value.utcoffset())]
+    if isinstance(value, frozenset | set):
+        return sorted(canonical(v) for v in value)
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    raise TypeError(f"no canonical form for {type(value).__name__}")
+
+
+def digest(raw: bytes) -> str:
+    """What prepare() makes of `raw` under each of SETTINGS, as one short digest."""
+    values = []
+    for settings in SETTINGS:
+        p = prepare(raw, settings)
+        values.append(canonical(dataclasses.replace(p, traceback=p.traceback.split("\n")[-2:])))
+    text = json.dumps(values, ensure_ascii=False, sort_keys=True)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:20]
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*.eml"))}
+
+
+@pytest.fixture(scope="module")
+def bench_corpus(tmp_path_factory) -> Path:
+    """The bench corpus, generated as bench/ingest.py generates it."""
+    gen = SHARED / "bench" / "gen_corpus.py" if SHARED else None
+    if gen is None or not gen.exists():
+        if os.environ.get("CI"):
+            pytest.fail("CI is set and shared/bench/gen_corpus.py is not found", pytrace=False)
+        pytest.skip("shared/bench/gen_corpus.py not found")
+    out = tmp_path_factory.mktemp("bench-corpus")
+    _generate(gen, out)
+    return out / "eml"
+
+
+def _generate(gen: Path, out: Path) -> None:
+    args = [sys.executable, str(gen), str(out), "-n", "2000", "--tag-format", "[support #{n}]"]
+    subprocess.run(args, check=True, stdout=subprocess.DEVNULL)
+
+
+def _compare(name: str, folder: Path) -> None:
+    recorded = json.loads(RECORD.read_text())[name]
+    files = _files(folder)
+    assert sorted(files) == sorted(recorded)
+    differ = [f for f, raw in files.items() if digest(raw) != recorded[f]]
+    assert differ == []
+
+
+def test_the_test_corpus_prepares_as_on_main():
+    _compare("tests/data/corpus", ROOT / "tests" / "data" / "corpus")
+
+
+def test_the_shared_corpus_prepares_as_on_main():
+    if SHARED is None or not (SHARED / "corpus").is_dir():
+        if os.environ.get("CI"):
+            pytest.fail("CI is set and shared/corpus is not found", pytrace=False)
+        pytest.skip("shared/corpus not found")
+    _compare("shared/corpus", SHARED / "corpus")
+
+
+def test_the_bench_corpus_prepares_as_on_main(bench_corpus):
+    _compare("bench", bench_corpus)
+
+
+def test_a_changed_value_changes_the_digest():
+    raw = (ROOT / "tests" / "data" / "corpus" / "plain").glob("*.eml")
+    first = next(iter(sorted(raw))).read_bytes()
+    assert digest(first) != digest(first.replace(b"\n\n", b"\nX-Extra: 1\n\n", 1))
+
+
+def test_parsed_has_every_field_in_order_and_equals_its_init():
+    from mailgate.parse.message import Parsed, parse
+
+    for path in sorted((ROOT / "tests" / "data" / "corpus").rglob("*.eml"))[:40]:
+        p = parse(path.read_bytes())
+        assert list(vars(p)) == [f.name for f in dataclasses.fields(Parsed)]
+        assert p == Parsed(**vars(p))
+
+
+def record() -> None:
+    """Write RECORD from this code (run on main's)."""
+    import tempfile
+
+    out = Path(tempfile.mkdtemp(prefix="mg-bench-corpus-"))
+    assert SHARED is not None
+    _generate(SHARED / "bench" / "gen_corpus.py", out)
+    folders = {
+        "tests/data/corpus": ROOT / "tests" / "data" / "corpus",
+        "shared/corpus": SHARED / "corpus",
+        "bench": out / "eml",
+    }
+    values = {
+        name: {f: digest(raw) for f, raw in _files(folder).items()}
+        for name, folder in folders.items()
+    }
+    RECORD.write_text(json.dumps(values, indent=0, sort_keys=True) + "\n")
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["--record"]:
+    record()
