@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -29,8 +30,8 @@ def environment(templates_dir: str) -> SandboxedEnvironment:
 
 class _Where:
     """One (templates dir, queue, name): its environment, the queue's own file and template
-    name, and the template last loaded for it (with whether it was the queue's own file
-    and a copy of its globals)."""
+    name, and the template last loaded for it (with the mtime of the queue's own file it
+    was loaded from, None for the shared one, and a copy of its globals)."""
 
     __slots__ = ("env", "loaded", "own_name", "own_path")
 
@@ -38,7 +39,7 @@ class _Where:
         self.env = environment(str(templates_dir))
         self.own_path = os.path.join(templates_dir, queue, name)
         self.own_name = f"{queue}/{name}"
-        self.loaded: tuple[Template, bool, dict[str, Any]] | None = None
+        self.loaded: tuple[Template, float | None, dict[str, Any]] | None = None
 
 
 @lru_cache(maxsize=256)
@@ -46,21 +47,32 @@ def _where(templates_dir: Path, queue: str, name: str) -> _Where:
     return _Where(templates_dir, queue, name)
 
 
+def _own_mtime(path: str) -> float | None:
+    """The mtime of the queue's own file, None when there is none (as os.path.isfile)."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return st.st_mtime if stat.S_ISREG(st.st_mode) else None
+
+
 def render(templates_dir: Path, queue: str, name: str, context: dict[str, Any]) -> str:
     """The queue's own `<queue>/<name>` if it exists, else the shared `<name>`."""
     where = _where(templates_dir, queue, name)
     # one stat instead of a miss through both loaders (a queue's own file is only ever in
     # templates_dir): three renders a mail, and the miss raised inside Jinja twice each
-    own = os.path.isfile(where.own_path)
+    mtime = _own_mtime(where.own_path)
     loaded = where.loaded
     # the template kept while it is the one Jinja would give: the same file, not edited
-    # since (Jinja's own check, its one stat); else loaded through the environment
-    if loaded is None or loaded[1] != own or not loaded[0].is_up_to_date:
+    # since (the queue's own file: its mtime, taken before it was loaded, so an edit while
+    # loading loads again; the shared one: Jinja's own check); else loaded through the
+    # environment, which checks again
+    if loaded is None or loaded[1] != mtime or (mtime is None and not loaded[0].is_up_to_date):
         try:
-            template = where.env.get_template(where.own_name if own else name)
+            template = where.env.get_template(name if mtime is None else where.own_name)
         except TemplateNotFound as e:
             raise TemplateError(f"template {name!r} not found for queue {queue!r}") from e
-        loaded = where.loaded = (template, own, dict(template.globals))
+        loaded = where.loaded = (template, mtime, dict(template.globals))
     template = loaded[0]
     try:
         return _render(where.env, template, loaded[2], context)
