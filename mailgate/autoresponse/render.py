@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -27,47 +28,70 @@ def environment(templates_dir: str) -> SandboxedEnvironment:
     )
 
 
+class _Where:
+    """One (templates dir, queue, name): its environment, the queue's own file and template
+    name, and the template last loaded for it (with the mtime of the queue's own file it
+    was loaded from, None for the shared one, and a copy of its globals)."""
+
+    __slots__ = ("env", "loaded", "own_name", "own_path")
+
+    def __init__(self, templates_dir: Path, queue: str, name: str) -> None:
+        self.env = environment(str(templates_dir))
+        self.own_path = os.path.join(templates_dir, queue, name)
+        self.own_name = f"{queue}/{name}"
+        self.loaded: tuple[Template, float | None, dict[str, Any]] | None = None
+
+
 @lru_cache(maxsize=256)
-def _where(templates_dir: Path, queue: str, name: str) -> tuple[SandboxedEnvironment, str, str]:
-    """The environment, the path of the queue's own file and its template name."""
-    return (
-        environment(str(templates_dir)),
-        os.path.join(templates_dir, queue, name),
-        f"{queue}/{name}",
-    )
+def _where(templates_dir: Path, queue: str, name: str) -> _Where:
+    return _Where(templates_dir, queue, name)
+
+
+def _own_mtime(path: str) -> float | None:
+    """The mtime of the queue's own file, None when there is none (as os.path.isfile)."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return st.st_mtime if stat.S_ISREG(st.st_mode) else None
 
 
 def render(templates_dir: Path, queue: str, name: str, context: dict[str, Any]) -> str:
     """The queue's own `<queue>/<name>` if it exists, else the shared `<name>`."""
-    env, own_path, own_name = _where(templates_dir, queue, name)
+    where = _where(templates_dir, queue, name)
     # one stat instead of a miss through both loaders (a queue's own file is only ever in
     # templates_dir): three renders a mail, and the miss raised inside Jinja twice each
-    own = os.path.isfile(own_path)
+    mtime = _own_mtime(where.own_path)
+    loaded = where.loaded
+    # the template kept while it is the one Jinja would give: the same file, not edited
+    # since (the queue's own file: its mtime, taken before it was loaded, so an edit while
+    # loading loads again; the shared one: Jinja's own check); else loaded through the
+    # environment, which checks again
+    if loaded is None or loaded[1] != mtime or (mtime is None and not loaded[0].is_up_to_date):
+        try:
+            template = where.env.get_template(name if mtime is None else where.own_name)
+        except TemplateNotFound as e:
+            raise TemplateError(f"template {name!r} not found for queue {queue!r}") from e
+        loaded = where.loaded = (template, mtime, dict(template.globals))
+    template = loaded[0]
     try:
-        template = env.get_template(own_name if own else name)
-    except TemplateNotFound as e:
-        raise TemplateError(f"template {name!r} not found for queue {queue!r}") from e
-    try:
-        return _render(env, template, context)
+        return _render(where.env, template, loaded[2], context)
     except Exception as e:  # noqa: BLE001 - any template error is reported with its name
         raise TemplateError(f"template {template.name}: {type(e).__name__}: {e}") from e
 
 
-_globals: dict[int, tuple[Template, dict[str, Any]]] = {}  # id -> (template, its globals)
-
-
-def _render(env: SandboxedEnvironment, template: Template, context: dict[str, Any]) -> str:
+def _render(
+    env: SandboxedEnvironment, template: Template, globals_: dict[str, Any], context: dict[str, Any]
+) -> str:
     """`template.render(context)` without its copy of the globals through their ChainMap
     (`dict(ChainMap)`: two thirds of a render's own cost): the template's globals, which
-    nothing changes after the environment is made, are copied once per template object (a
-    reloaded template is a new one) and the context made of them and `context` as
-    `Template.render` makes it (`new_context`: the globals, then the variables)."""
-    held = _globals.get(id(template))
-    if held is None or held[0] is not template:
-        if len(_globals) >= 256:  # each edit of a template makes a new object
-            _globals.clear()
-        held = _globals[id(template)] = (template, dict(template.globals))
-    ctx = template.new_context({**held[1], **context}, shared=True)
+    nothing changes after the environment is made, copied once per template object (a
+    reloaded template is a new one), and the context made of them and `context` as
+    `Template.render` makes it (`new_context`: the globals, then the variables; the
+    globals' names from the copy, not from a walk of the ChainMap)."""
+    ctx = env.context_class(
+        env, {**globals_, **context}, template.name, template.blocks, globals=globals_
+    )
     try:
         return env.concat(template.root_render_func(ctx))
     except Exception:

@@ -93,9 +93,11 @@ def _address(name: str, addr: str) -> str:
     name, addr = header_text(name), header_text(addr)
     if not name:
         return addr
+    if not name.isascii():  # as formataddr encodes a name, without its UnicodeEncodeError
+        return f"{UTF8.header_encode(name)} <{addr}>"
     if addr.isascii():
         return formataddr((name, addr), charset=UTF8)
-    # RFC 6532: formataddr refuses a UTF-8 address, so the name is quoted or encoded alone
+    # RFC 6532: formataddr refuses a UTF-8 address, so the name is quoted alone
     display = formataddr((name, "x@x"), charset=UTF8)[: -len(" <x@x>")]
     return f"{display} <{addr}>"
 

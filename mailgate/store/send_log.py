@@ -42,6 +42,21 @@ _COUNTS = {
 
 def wanted_counts(mail: Mail, caps: GovernorSettings) -> tuple[str, ...]:
     """The Counts fields `mail`'s caps compare with."""
+    key = (mail.kind, mail.ticket_id is not None, id(caps))
+    held = _wanted.get(key)
+    if held is None or held[0] is not caps:  # a reloaded config: new settings, a new id
+        if len(_wanted) >= 256:
+            _wanted.clear()
+        held = _wanted[key] = (caps, _wanted_counts(mail, caps))
+    return held[1]
+
+
+# (kind, about a ticket, id of the settings) -> (the settings, the names): the same for
+# every mail of a kind, worked out once per settings object
+_wanted: dict[tuple[str, bool, int], tuple[GovernorSettings, tuple[str, ...]]] = {}
+
+
+def _wanted_counts(mail: Mail, caps: GovernorSettings) -> tuple[str, ...]:
     if not caps.enabled:
         return ()
     wanted: list[str] = []

@@ -11,7 +11,13 @@ burst. Inside a batch:
   count about that address (automatic mail per hour and day, mail about one ticket) is
   taken from those rows;
 - every send the batch logs afterwards (`note_sent`; its send_log insert is deferred to
-  the flush) is added to the windows it matches, so each later count is a bisect.
+  the flush) is added to the windows it matches, so each later count is a bisect;
+- a queue's window keeps the times of its first `NEAR` seconds only (the rows a later
+  count of the same batch can see leave the window) and the number of rows after them
+  (counted in SQL, never turned into datetimes: in a burst, every counted ack of the
+  minute); a count that starts past them reads the window again;
+- a window with nothing in it is not kept: an address or a new ticket without sends is
+  counted again from the batch's lists, which hold every send a kept window would have.
 
 The conditions are the SQL counts' own, written once as SQL and once in Python
 (`WindowKind`); tests/unit/test_send_windows.py runs a random day of mail both ways and
@@ -27,7 +33,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, or_, select
+from sqlalchemy import Connection, Table, bindparam, func, or_, select
 
 from mailgate.db.models import OutboxRow, SendLog
 from mailgate.outgoing.governor import AUTOMATIC_KINDS, DAY, HOUR, MINUTE, Mail, is_notification
@@ -109,8 +115,21 @@ _AUTOMATIC = or_(*(send_log.c.kind == k for k in sorted(AUTOMATIC_KINDS)))
 # per scope, what a window is read from (ticket: on the (address, ticket_id) index)
 # a queue's acks: their times alone (a burst's window holds every ack of the minute, the
 # held ones too, read again by every batch: no more than the times is made of them)
-_QUEUE_ACK_TIMES = _counted(*KINDS["acks_queue_minute"].where, _SINCE, columns=())
+_QUEUE_ACKS = KINDS["acks_queue_minute"].where
+_UNTIL = send_log.c.created_at <= bindparam("until")
+_QUEUE_ACK_TIMES = _counted(*_QUEUE_ACKS, _SINCE, _UNTIL, columns=())
+_QUEUE_ACKS_AFTER = _counted(*_QUEUE_ACKS, ~_UNTIL, columns=()).with_only_columns(func.count())
+NEAR = timedelta(seconds=10)  # longer than a batch: its later counts need no new read
 _ABOUT_TICKET = _counted(*KINDS["ticket_hour"].where, _SINCE)
+
+
+@dataclass
+class QueueWindow(Window):
+    """A queue's acknowledgements: `times` those of (since, until] and the batch's own
+    sends, `later` how many the database held after `until` when it was read."""
+
+    until: datetime = datetime.max
+    later: int = 0
 
 
 @functools.cache
@@ -161,16 +180,40 @@ def batch_count(
     key = kind.key(mail.queue, mail.address, mail.ticket_id)
     window = batch.windows.get(key)
     if window is None or start < window.since:  # never read, or the clock went back
-        if kind.scope == "queue":  # the database's rows are the window's: counted, matching
-            times = fast.scalars(conn, _QUEUE_ACK_TIMES, {"queue": mail.queue, "since": start})
-            rows = [s for s in batch.sent if s.queue == mail.queue]
-        else:
-            times, rows = [], _rows(conn, batch, kind, mail, now, start)
-        times += [
+        if kind.scope == "queue":
+            return _queue_count(conn, batch, key, mail.queue, start)
+        rows = _rows(conn, batch, kind, mail, now, start)
+        if not rows and (kind.scope == "address" or mail.ticket_id in batch.new_tickets):
+            batch.windows.pop(key, None)  # made again from the batch's lists, as cheaply
+            return 0
+        times = [
             s.created_at for s in rows if s.counted and s.created_at > start and kind.matches(s)
         ]
         window = batch.windows[key] = Window(start, sorted(times))
+    elif isinstance(window, QueueWindow):
+        if start >= window.until:  # past the times read: the later rows are not told apart
+            return _queue_count(conn, batch, key, mail.queue, start)
+        return window.later + len(window.times) - bisect.bisect_right(window.times, start)
     return len(window.times) - bisect.bisect_right(window.times, start)
+
+
+def _queue_count(
+    conn: Connection, batch: BatchState, key: tuple[Any, ...], queue: str, start: datetime
+) -> int:
+    """A queue's acknowledgements after `start`, read into its window: the database's rows
+    (counted, matching) and the acknowledgements this batch queued."""
+    params = {"queue": queue, "since": start, "until": start + NEAR}
+    times = fast.scalars(conn, _QUEUE_ACK_TIMES, params)
+    later = fast.scalar(conn, _QUEUE_ACKS_AFTER, params)
+    kind = KINDS["acks_queue_minute"]
+    times += [
+        s.created_at
+        for s in batch.sent
+        if s.queue == queue and s.counted and s.created_at > start and kind.matches(s)
+    ]
+    times.sort()
+    batch.windows[key] = QueueWindow(start, times, start + NEAR, later)
+    return later + len(times) - bisect.bisect_right(times, start)
 
 
 def note_sent(batch: BatchState, sent: list[Sent]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import quopri
 import random
+from email.utils import formataddr
 
 import pytest
 
@@ -59,3 +60,12 @@ def test_a_remembered_address_is_what_it_was_made_as(name: str, addr: str):
     made = compose._address.__wrapped__(name, addr)
     assert compose._address(name, addr) == made
     assert compose._address(name, addr) == made  # from the cache
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["Ünïcode Näme", "Jörg", "日本語の名前", "Zoë " * 30, 'Ünï "quoted", <x>', "€", "a\u00a0b"],
+)
+def test_a_name_not_in_ascii_is_what_formataddr_writes(name: str):
+    expected = formataddr((compose.header_text(name), "a@x.example"), charset="utf-8")
+    assert compose._address.__wrapped__(name, "a@x.example") == expected

@@ -56,3 +56,32 @@ def test_an_edited_template_applies_to_the_next_render(templates: Path):
     assert render(templates, "billing", "loop.txt", CONTEXT) == "1:x=1;2:y=2;\n"
     own.unlink()
     assert render(templates, "support", "loop.txt", CONTEXT) == "1:x=1;2:y=2;\n"
+
+
+def test_a_reloaded_config_takes_its_templates(tmp_path: Path):
+    """A reload that points the queue at another templates directory or another template
+    (a new Config) renders from them at once; the old config's templates stay its own."""
+    from tests.harness import load, write_config
+
+    def config(root: Path, template: str, texts: dict[str, str]):  # type: ignore[no-untyped-def]
+        (root / "tpl").mkdir(parents=True)
+        for name, body in texts.items():
+            (root / "tpl" / name).write_text(body)
+        path = write_config(root, main_extra='templates_dir = "../tpl"\n')
+        if template:
+            queue = path.parent / "queues" / "support.toml"
+            on = "[autoresponse]\nenabled = true\n"
+            queue.write_text(queue.read_text().replace(on, f'{on}template = "{template}"\n'))
+        return load(path)
+
+    def ack_text(cfg) -> str:  # type: ignore[no-untyped-def]
+        q = cfg.queue("support")
+        return render(cfg.templates_dir, q.name, q.autoresponse.template, {"title": "T"})
+
+    first = config(tmp_path / "a", "", {"new_ticket.txt": "first {{ title }}\n"})
+    assert ack_text(first) == "first T\n"
+    moved = config(tmp_path / "b", "", {"new_ticket.txt": "moved {{ title }}\n"})
+    assert ack_text(moved) == "moved T\n"
+    renamed = config(tmp_path / "c", "other.txt", {"other.txt": "other {{ title }}\n"})
+    assert ack_text(renamed) == "other T\n"
+    assert ack_text(first) == "first T\n"

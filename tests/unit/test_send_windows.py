@@ -20,8 +20,10 @@ from sqlalchemy import select
 from mailgate.config.governor import GovernorSettings
 from mailgate.db import engine as db
 from mailgate.outgoing.compose import Outgoing
+from mailgate.outgoing.governor import Mail
 from mailgate.store.batch import batch_state, flush
 from mailgate.store.outbox import add_outbox, outbox
+from mailgate.store.send_log import counts_for
 from mailgate.store.tickets import insert_ticket
 
 CAPS = GovernorSettings(
@@ -119,3 +121,34 @@ def test_batches_hold_exactly_what_mail_by_mail_holds(tmp_path, seed, batch_size
         "governor.per_ticket_address_hour",
         "governor.notify_per_agent_ticket_hour",
     }, held_by
+
+
+def test_a_queue_window_counts_every_ack_across_a_long_batch(tmp_path):
+    """A queue's acknowledgements of the last minute counted in one batch whose clock runs
+    on past the times it read (send_windows.NEAR): every count is the number of counted
+    acks in the minute, whatever part of the window the held ones (which do not count)
+    and the batch's own acks (in no database count before the flush) fall in."""
+    engine = _fresh(tmp_path, "acks.db")
+    rnd = random.Random(7)
+    counted = []  # the times of the acks that count
+    with engine.begin() as conn:  # 240 acks over two minutes, 0.5 s apart; a third held
+        held = []
+        for i in range(240):
+            at = START + timedelta(seconds=i / 2)
+            out = Outgoing("ack", "s@example.test", (f"c{i}@c.example",), f"<a{i}@x>", b"x", 1)
+            add_outbox(conn, out, at, at, None, "support")
+            (held if rnd.random() < 1 / 3 else counted).append((i + 1, at))
+        ids = [i for i, _ in held]
+        conn.execute(outbox.update().where(outbox.c.id.in_(ids)).values(status="held"))
+    counted = [at for _, at in counted]
+    caps = GovernorSettings(auto_per_address_hour=0, auto_per_address_day=0)
+    with engine.begin() as conn, batch_state(conn):
+        for k in range(180):  # 0.7 s apart: 126 s, the window read again after each NEAR
+            now = START + timedelta(seconds=30 + k * 0.7)
+            if k % 20 == 19:
+                out = Outgoing("ack", "s@example.test", (f"b{k}@c.example",), f"<b{k}@x>", b"x", 2)
+                add_outbox(conn, out, now, now, None, "support")
+                counted.append(now)
+            mail = Mail("ack", f"n{k}@c.example", None, "support")
+            expected = sum(1 for at in counted if at > now - timedelta(minutes=1))
+            assert counts_for(conn, mail, now, caps).acks_queue_minute == expected, k
