@@ -21,14 +21,19 @@ from sqlalchemy import Engine, Integer, select, text
 
 from bench.ingest import SHARED_BENCH
 from mailgate.db.tables import metadata
+from mailgate.outgoing.compose import Outgoing
 from mailgate.pipeline import prepare
 from mailgate.pipeline.worker import Worker
 from mailgate.spool import Envelope
+from mailgate.store.articles import system_article
+from mailgate.store.outbox import add_outbox
+from mailgate.store.tickets import insert_ticket
 from tests.harness import load, message, offline, write_config
 from tests.servers import require
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 DATA_CORPUS = Path(__file__).resolve().parent.parent / "data" / "corpus"
+SMTP = Envelope(source="smtp", rcpt_tos=("support@example.test",))
 PIPE = Envelope(source="pipe", queue="support", received_at=NOW.timestamp())
 
 
@@ -105,16 +110,21 @@ NUMBERED = {"outbox": "raw", "articles": "verdict", "audit_events": "detail"}
 
 def _same(tmp: Path, raws: list[bytes], url: Any, ranked: bool) -> dict[str, list[str]]:
     engines = [_drain(tmp / side, raws, url(side), alone=side == "alone") for side in SIDES]
+    return compared(engines[0], engines[1], ranked)
+
+
+def compared(one: Engine, other: Engine, ranked: bool) -> dict[str, list[str]]:
+    """`one`'s rows, having found them equal to `other`'s, table by table."""
     drop: dict[str, str] = {}
-    if ranked and len({_ticket_ids(e) for e in engines}) > 1:
+    if ranked and _ticket_ids(one) != _ticket_ids(other):
         # PostgreSQL: a batch redone after a failure used up the ticket numbers its first
         # try took (as before this batch kept its rows back): compared by rank, and the
         # texts that carry a number are left out
         drop = NUMBERED
-    batch, alone = (_rows(e, ranked, drop) for e in engines)
-    for name in alone:
-        assert batch[name] == alone[name], f"table {name} differs"
-    return batch
+    rows, others = _rows(one, ranked, drop), _rows(other, ranked, drop)
+    for name in others:
+        assert rows[name] == others[name], f"table {name} differs"
+    return rows
 
 
 SIDES = ("batch", "alone")
@@ -194,3 +204,41 @@ def test_a_batch_whose_last_message_fails_is_redone_as_the_savepoint_path(tmp_pa
     assert redone[0] is False and redone[1] is True  # the batch failed, then was redone
     assert len(rows["tickets"]) == 2 and len(rows["articles"]) == 5
     assert len(rows["ticket_ccs"]) == 1
+
+
+def test_a_writer_beside_the_batch_gets_no_id_clash_on_postgres(tmp_path, pg_url, monkeypatch):
+    """While a batch holds rows with ids it took from the sequences, another connection
+    (as a CLI command or a second daemon) commits a ticket, a note and an outbox row."""
+    engine, spool, worker = offline(load(write_config(tmp_path, database_url=pg_url)))
+    conversation = _conversation()[:5]
+    for raw in conversation:
+        spool.put(raw, SMTP)
+    redone: list[bool] = []
+    transaction, process = Worker._transaction, worker.pipeline.process
+
+    def watched(self, entries, raws, prepared, isolate):  # type: ignore[no-untyped-def]
+        redone.append(isolate)
+        return transaction(self, entries, raws, prepared, isolate)
+
+    def beside(conn, entry, raw, pre):  # type: ignore[no-untyped-def]
+        outcome = process(conn, entry, raw, pre)
+        with engine.begin() as other:  # its own transaction, committed mid-batch
+            tid = insert_ticket(other, title="By hand", requester_addr="x@example.org",
+                                requester_name="", queues=["support"], type="agent",
+                                priority=50, now=NOW)  # fmt: skip
+            system_article(other, tid, f"note beside {entry.name}", NOW)
+            mid = f"<beside-{entry.name}@example.test>"
+            body = b"Subject: x\r\n\r\nx\r\n"
+            out = Outgoing("reminder", "support@example.test", ("x@example.org",), mid, body, tid)
+            assert add_outbox(other, out, NOW, NOW)
+        return outcome
+
+    monkeypatch.setattr(Worker, "_transaction", watched)
+    monkeypatch.setattr(worker.pipeline, "process", beside)
+    r = worker.process_batch(64)
+    assert r.stored == 5 and redone == [False]  # no clash: the batch was not redone
+    with engine.connect() as conn:
+        counts = {t: conn.execute(text(f"SELECT count(*), count(DISTINCT id) FROM {t}")).one()
+                  for t in ("tickets", "articles", "outbox")}  # fmt: skip
+    # the batch's 2 tickets, 5 articles and 2 acknowledgements, and 5 of each beside it
+    assert counts == {"tickets": (7, 7), "articles": (10, 10), "outbox": (7, 7)}
