@@ -22,7 +22,7 @@ from sqlalchemy import Engine, Integer, select, text
 from bench.ingest import SHARED_BENCH
 from mailgate.db.tables import metadata
 from mailgate.outgoing.compose import Outgoing
-from mailgate.pipeline import prepare
+from mailgate.pipeline import steps
 from mailgate.pipeline.worker import Worker
 from mailgate.spool import Envelope
 from mailgate.store.articles import system_article
@@ -184,14 +184,13 @@ def _conversation() -> list[bytes]:
 
 
 def test_a_batch_whose_last_message_fails_is_redone_as_the_savepoint_path(tmp_path, monkeypatch):
-    classify = prepare.classify
+    decide = steps.decide
 
-    def poisoned(p, *args, **kwargs):  # type: ignore[no-untyped-def]
-        if p.subject == "POISON":
-            raise RuntimeError("injected bug")
-        return classify(p, *args, **kwargs)
+    def failing(**facts):  # type: ignore[no-untyped-def]
+        assert facts["parsed"].subject != "POISON", "a bug in the last message"
+        return decide(**facts)
 
-    monkeypatch.setattr(prepare, "classify", poisoned)  # ahead, then in the classify step
+    monkeypatch.setattr(steps, "decide", failing)  # after the others' tickets and follow-ups
     redone: list[bool] = []
     transaction = Worker._transaction
 
