@@ -53,7 +53,7 @@ def read_duplicates(conn: Connection, batch: BatchState, keys: list[str]) -> Non
 def put_blob(conn: Connection, sha256: str, data: bytes) -> None:
     row = {"sha256": sha256, "size": len(data), "data": data}
     batch = current(conn)
-    if batch is None:
+    if batch is None or not batch.holds:
         insert_ignore(conn, blobs, row, count=False)
     elif sha256 not in batch.blobs:  # held to the flush; the same bytes once
         batch.blobs.add(sha256)
@@ -130,7 +130,7 @@ def add_article(
         "defects": list(defects),
         "created_at": now,
     }
-    if batch is None:
+    if batch is None or not batch.holds:
         aid = int(fast.scalar(conn, _INSERT_ARTICLE, row))
     else:  # held to the flush with an id of the batch's (store/ids.py); read back by
         aid = new_id(conn, batch, "articles")  # store/repeats.py through the state
@@ -165,7 +165,7 @@ def add_attachments(
             }
         )
     batch = current(conn)
-    if batch is not None:
+    if batch is not None and batch.holds:
         for row in rows:
             batch.hold("attachments", _ATTACH, row)
     elif rows:

@@ -103,6 +103,7 @@ class BatchState:
     full_text_later: bool = False  # SQLite: inserted rows are indexed by the flush
     to_index: set[str] = field(default_factory=set)  # tables with rows waiting for it
     size: int = 64  # messages in the batch: PostgreSQL takes ids in blocks of it
+    holds: bool = True  # False: the batch's new rows go in at once (Pipeline.read_ahead)
     held: dict[str, dict[Any, list[dict[str, Any]]]] = field(default_factory=dict)
     live: set[str] = field(default_factory=set)  # tables with rows held or ids counted here
     next_ids: dict[str, int] = field(default_factory=dict)  # SQLite: table -> its next id
@@ -122,6 +123,8 @@ class BatchState:
     def tracked(self, ticket_id: int) -> TicketState | None:
         """The state of a ticket that may get rows held: created in the batch, or its facts
         read in it (then they are kept here from now on)."""
+        if not self.holds:
+            return None
         found = self.tickets.get(ticket_id)
         if found is None and ticket_id in self.read_facts:
             read = self.read_facts[ticket_id]
@@ -155,9 +158,10 @@ def _index_pending(conn: Connection, table: str) -> None:
     conn.exec_driver_sql(f"UPDATE {table} SET search_pending = 0 WHERE search_pending")
 
 
-def write_held(conn: Connection, state: BatchState) -> None:
+def write_held(conn: Connection, state: BatchState, count_again: bool = True) -> None:
     """The held rows, parents first (PRAGMA foreign_keys=ON on SQLite): one executemany per
-    statement, in the order held; then the state knows nothing more of them."""
+    statement, in the order held; then the state knows nothing more of them.
+    `count_again`: SQLite's ids are read again (what runs next may insert)."""
     for table in PARENTS_FIRST:
         for stmt, rows in state.held.pop(table, {}).items():
             fast.run_many(conn, stmt, rows)
@@ -168,15 +172,18 @@ def write_held(conn: Connection, state: BatchState) -> None:
         known.clear()
     state.outbox_ids.clear()
     state.blobs.clear()
-    if conn.dialect.name == "sqlite":  # what runs next may insert: ids are counted again
+    if count_again:
         state.next_ids.clear()
+    elif state.next_ids:  # ids still counted here: a statement on their tables waits on us
+        state.live.update(state.next_ids)
 
 
-def _before(conn: Connection, tables: frozenset[str] | None) -> None:
-    """Before a statement that does not see the held rows: write those of its tables."""
+def _before(conn: Connection, tables: frozenset[str] | None, writes: bool) -> None:
+    """Before a statement that does not see the held rows: write those of its tables (a
+    SELECT, which inserts nothing, leaves SQLite's count of ids as it is)."""
     state = current(conn)
     if state is not None and state.live and (tables is None or not tables.isdisjoint(state.live)):
-        write_held(conn, state)
+        write_held(conn, state, count_again=writes)
 
 
 def current(conn: Connection) -> BatchState | None:
@@ -190,12 +197,14 @@ def batch_state(conn: Connection) -> Iterator[BatchState]:
     state = BatchState(full_text_later=conn.dialect.name == "sqlite")
     conn.info[_KEY] = state
     conn.info[fast.BEFORE] = _before
+    conn.info[fast.LIVE] = state.live  # the same set: fast asks only while it is not empty
     try:
         with fast.pipelined(conn):  # PostgreSQL: writes go with the next statement
             yield state
     finally:
         conn.info.pop(_KEY, None)  # conn.info outlives the transaction (pooled connection)
         conn.info.pop(fast.BEFORE, None)
+        conn.info.pop(fast.LIVE, None)
 
 
 def flush(conn: Connection, state: BatchState) -> None:

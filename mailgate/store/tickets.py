@@ -92,8 +92,10 @@ def insert_ticket(
         "updated_at": now,
         "last_customer_at": last_customer_at,
     }
-    if batch is None:
+    if batch is None or not batch.holds:
         tid = int(fast.scalar(conn, _INSERT_TICKET, row))
+        if batch is not None:  # the governor's windows need not look for its sends
+            batch.new_tickets.add(tid)
     else:  # held to the batch's flush, with an id of the batch's (store/ids.py)
         tid = new_id(conn, batch, "tickets")
         row = batch.new_rows[tid] = {"id": tid, **row, **_UNSET, "search_pending": bool(later)}
@@ -125,7 +127,7 @@ def _hold_rows(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> bo
     """INSERT ... ON CONFLICT DO NOTHING rows held to the batch's flush (nothing in the
     batch reads `table` but through the state); False outside a batch."""
     batch = current(conn)
-    if batch is None:
+    if batch is None or not batch.holds:
         return False
     stmt = insert_ignore_stmt(conn.dialect.name, table)
     for row in rows:
@@ -191,7 +193,7 @@ def _create_ticket(conn: Connection, d: Decision, now: datetime) -> int:
     if t.linked_to:
         link = {"ticket_id": tid, "linked_id": t.linked_to, "reason": t.link_reason[:200]}
         batch = current(conn)
-        if batch is not None:
+        if batch is not None and batch.holds:
             batch.hold("ticket_links", _LINK, link)
         else:
             conn.execute(_LINK, link)
