@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,7 @@ from mailgate.outgoing.compose import Outgoing
 from mailgate.pipeline import steps
 from mailgate.pipeline.worker import Worker
 from mailgate.spool import Envelope
+from mailgate.store import batch as batch_mod
 from mailgate.store.articles import system_article
 from mailgate.store.outbox import add_outbox
 from mailgate.store.tickets import insert_ticket
@@ -56,14 +59,35 @@ def _data_corpus() -> list[bytes]:
 
 
 def _drain(root: Path, raws: list[bytes], db_url: str, alone: bool) -> Engine:
-    engine, spool, worker = offline(load(write_config(root, database_url=db_url, batch_size=64)))
+    # no agents: with agents notified the batch holds nothing back (steps.Pipeline.read_ahead)
+    cfg = write_config(root, database_url=db_url, batch_size=64, agents_toml="")
+    engine, spool, worker = offline(load(cfg))
     worker.pipeline.clock = lambda: NOW
     if alone:  # every batch straight to the savepoint path, without a batch state
         worker._optimistic = lambda *args: None  # type: ignore[method-assign]
     for raw in raws:
         spool.put(raw, PIPE)
-    worker.drain()
+    with rows_held() as held:
+        worker.drain()
+    assert (held[0] > 0) is not alone  # the batch held rows back, the savepoint path none
     return engine
+
+
+@contextmanager
+def rows_held() -> Iterator[list[int]]:
+    """A count of the rows batches hold back in the block (store/batch.py)."""
+    held = [0]
+    hold = batch_mod.BatchState.hold
+
+    def counted(state, table, stmt, row):  # type: ignore[no-untyped-def]
+        held[0] += 1
+        hold(state, table, stmt, row)
+
+    batch_mod.BatchState.hold = counted  # type: ignore[method-assign]
+    try:
+        yield held
+    finally:
+        batch_mod.BatchState.hold = hold  # type: ignore[method-assign]
 
 
 def _rows(engine: Engine, ranked: bool, drop: dict[str, str]) -> dict[str, list[str]]:
@@ -208,7 +232,8 @@ def test_a_batch_whose_last_message_fails_is_redone_as_the_savepoint_path(tmp_pa
 def test_a_writer_beside_the_batch_gets_no_id_clash_on_postgres(tmp_path, pg_url, monkeypatch):
     """While a batch holds rows with ids it took from the sequences, another connection
     (as a CLI command or a second daemon) commits a ticket, a note and an outbox row."""
-    engine, spool, worker = offline(load(write_config(tmp_path, database_url=pg_url)))
+    cfg = write_config(tmp_path, database_url=pg_url, agents_toml="")  # no agents: rows held
+    engine, spool, worker = offline(load(cfg))
     conversation = _conversation()[:5]
     for raw in conversation:
         spool.put(raw, SMTP)
@@ -234,7 +259,9 @@ def test_a_writer_beside_the_batch_gets_no_id_clash_on_postgres(tmp_path, pg_url
 
     monkeypatch.setattr(Worker, "_transaction", watched)
     monkeypatch.setattr(worker.pipeline, "process", beside)
-    r = worker.process_batch(64)
+    with rows_held() as held:
+        r = worker.process_batch(64)
+    assert held[0] > 0
     assert r.stored == 5 and redone == [False]  # no clash: the batch was not redone
     with engine.connect() as conn:
         counts = {t: conn.execute(text(f"SELECT count(*), count(DISTINCT id) FROM {t}")).one()

@@ -36,9 +36,10 @@ CHILD = textwrap.dedent(
     worker.pipeline.clock = lambda: datetime.fromisoformat(sys.argv[3])
     write_held = batch.write_held
 
-    def killed(conn, state):
+    def killed(conn, state, count_again=True):
+        print(sum(len(r) for stmts in state.held.values() for r in stmts.values()), flush=True)
         if point == "after":
-            write_held(conn, state)
+            write_held(conn, state, count_again)
         os.kill(os.getpid(), signal.SIGKILL)
 
     batch.write_held = killed
@@ -63,8 +64,9 @@ def _conversation() -> list[bytes]:
 
 
 def _setup(root: Path, url: str, raws: list[bytes]):  # type: ignore[no-untyped-def]
-    cfg_path = write_config(root, database_url=url, batch_size=64,
-                            worker_extra="parse_processes = 0\n")  # fmt: skip
+    cfg_path = write_config(
+        root, database_url=url, batch_size=64, agents_toml="", worker_extra="parse_processes = 0\n"
+    )  # fmt: skip (no agents: held)
     engine, spool, worker = offline(load(cfg_path))
     worker.pipeline.clock = lambda: NOW
     for raw in raws:
@@ -90,6 +92,7 @@ def test_a_kill_between_the_ids_and_the_commit_loses_and_doubles_nothing(
         capture_output=True,
     )
     assert child.returncode == -signal.SIGKILL, child.stderr.decode()[-2000:]
+    assert int(child.stdout.split()[0]) > 20  # the batch's rows were held when it died
     assert spool.pending() == len(raws)  # nothing was committed, nothing removed
 
     r = worker.drain()
