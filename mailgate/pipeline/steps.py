@@ -370,6 +370,8 @@ class Pipeline:
     def read_ahead(self, conn: Connection, batch: BatchState, prepared: list[Prepared]) -> None:
         """What the batch's messages look up, read with one statement each for them all."""
         ready = [p for p in prepared if p.parsed is not None]
+        cfg = self.config  # notified agents read each mail's rows back: held, slower
+        batch.holds = not (cfg.agents and any(q.agent_mail.notify for q in cfg.queues))
         read_duplicates(conn, batch, [p.dedupe_key for p in ready])
         read_refs(conn, batch, [m for p in ready for m in p.refs])
         senders = [p.parsed.from_addr for p in ready if p.parsed]

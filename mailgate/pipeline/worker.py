@@ -233,6 +233,7 @@ class Worker:
         outcomes: list[tuple[SpoolEntry, Outcome]] = []
         with self.engine.begin() as conn, self._batch(conn, isolate) as batch:
             if batch is not None:
+                batch.size = len(entries)  # PostgreSQL: the block of ids it takes (store/ids.py)
                 self._set_based(lambda: self.pipeline.read_ahead(conn, batch, _ready(prepared)))
             for entry, raw, pre in zip(entries, raws, prepared, strict=True):
                 step = "read"

@@ -17,6 +17,7 @@ from mailgate.db.models import Article, Attachment, Blob, ThreadRef
 from mailgate.parse.attachments import Attachment as ParsedAttachment
 from mailgate.store import fast
 from mailgate.store.batch import BatchState, current
+from mailgate.store.ids import new_id
 from mailgate.store.sql import insert_ignore, insert_ignore_stmt
 
 articles: Table = Article.__table__  # type: ignore[assignment]
@@ -50,7 +51,13 @@ def read_duplicates(conn: Connection, batch: BatchState, keys: list[str]) -> Non
 
 
 def put_blob(conn: Connection, sha256: str, data: bytes) -> None:
-    insert_ignore(conn, blobs, {"sha256": sha256, "size": len(data), "data": data}, count=False)
+    row = {"sha256": sha256, "size": len(data), "data": data}
+    batch = current(conn)
+    if batch is None or not batch.holds:
+        insert_ignore(conn, blobs, row, count=False)
+    elif sha256 not in batch.blobs:  # held to the flush; the same bytes once
+        batch.blobs.add(sha256)
+        batch.hold("blobs", insert_ignore_stmt(conn.dialect.name, blobs), row)
 
 
 def add_thread_ref(
@@ -75,6 +82,8 @@ def add_thread_ref(
 
 
 _INSERT_ARTICLE = insert(articles).returning(articles.c.id)
+_HELD_ARTICLE = insert(articles)
+_ATTACH = insert(attachments)
 
 
 def add_article(
@@ -101,36 +110,39 @@ def add_article(
     """Insert an article (and its Message-ID as a thread reference); its id."""
     batch = current(conn)
     later = {"search_pending": True} if batch is not None and batch.index_later("articles") else {}
-    aid = fast.scalar(
-        conn,
-        _INSERT_ARTICLE,
-        {
-            **later,
-            "ticket_id": ticket_id,
-            "kind": kind,
-            "dedupe_key": dedupe_key,
-            "message_id": message_id[:998],
-            "raw_sha256": raw_sha256,
-            "from_addr": from_addr[:320],
-            "from_name": from_name[:200],
-            "to_addrs": list(to),
-            "cc_addrs": list(cc),
-            "subject": subject,
-            "body_text": body,
-            "new_text": new_text,
-            "author": author,
-            "auto": auto,
-            "verdict": dict(verdict or {}),
-            "defects": list(defects),
-            "created_at": now,
-        },
-    )
+    row = {
+        **later,
+        "ticket_id": ticket_id,
+        "kind": kind,
+        "dedupe_key": dedupe_key,
+        "message_id": message_id[:998],
+        "raw_sha256": raw_sha256,
+        "from_addr": from_addr[:320],
+        "from_name": from_name[:200],
+        "to_addrs": list(to),
+        "cc_addrs": list(cc),
+        "subject": subject,
+        "body_text": body,
+        "new_text": new_text,
+        "author": author,
+        "auto": auto,
+        "verdict": dict(verdict or {}),
+        "defects": list(defects),
+        "created_at": now,
+    }
+    if batch is None or not batch.holds:
+        aid = int(fast.scalar(conn, _INSERT_ARTICLE, row))
+    else:  # held to the flush with an id of the batch's (store/ids.py); read back by
+        aid = new_id(conn, batch, "articles")  # store/repeats.py through the state
+        row = {"id": aid, **row}
+        batch.hold("articles", _HELD_ARTICLE, row)
+        batch.articles_of.setdefault(ticket_id, []).append(row)
     if batch is not None and dedupe_key is not None:
         batch.dupes[dedupe_key] = ticket_id
         batch.dupes_absent.discard(dedupe_key)
     if message_id:
         add_thread_ref(conn, message_id, ticket_id)
-    return int(aid)
+    return aid
 
 
 def add_attachments(
@@ -152,8 +164,12 @@ def add_attachments(
                 "size": len(a.data),
             }
         )
-    if rows:
-        conn.execute(insert(attachments), rows)
+    batch = current(conn)
+    if batch is not None and batch.holds:
+        for row in rows:
+            batch.hold("attachments", _ATTACH, row)
+    elif rows:
+        conn.execute(_ATTACH, rows)
 
 
 def system_article(conn: Connection, ticket_id: int, text: str, now: datetime) -> None:

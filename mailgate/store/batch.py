@@ -11,6 +11,14 @@ follow-up of a ticket created earlier in the same batch is threaded exactly.
 On SQLite the batch's new articles and tickets are indexed for full-text search at the
 flush too, one INSERT ... SELECT per table (`index_later`, db/models_search.py).
 
+The batch's own new rows (tickets and their queues, CCs, tags, links and rule hits; blobs,
+articles, attachments, outbox rows) and the follow-ups' ticket updates are held back too
+(`hold`) and written at the flush, parents first, one executemany per statement; their
+ids are the batch's (store/ids.py). The reads the worker runs for every message see them
+through this state (`tickets`, `articles_of`); any other statement on one of those tables
+(`live`) first writes them (`fast.BEFORE`), and then the state forgets what it knew of
+them, so the rest reads the database as before.
+
 A batch redone with a SAVEPOINT per message runs without a state (every read and write
 goes straight to the database), because a message rolled back alone must not leave its
 writes in here.
@@ -53,6 +61,24 @@ class Window:
 
 
 @dataclass
+class TicketState:
+    """A ticket's thread facts as the database holds them once the batch is flushed."""
+
+    requester: str
+    status: str
+    queue: str
+    closed_at: datetime | None
+    ccs: set[str]
+
+
+# held rows are written in this order: a parent before the rows that point at it
+PARENTS_FIRST = (
+    "tickets", "ticket_queues", "ticket_ccs", "ticket_tags", "ticket_links", "ticket_rule_hits",
+    "blobs", "articles", "attachments", "outbox",
+)  # fmt: skip
+
+
+@dataclass
 class BatchState:
     # Message-ID -> ticket, as the database holds it once the deferred writes are flushed
     refs: dict[str, int] = field(default_factory=dict)
@@ -76,6 +102,36 @@ class BatchState:
     statements: int = 0  # how many statements the flush ran (for the bench)
     full_text_later: bool = False  # SQLite: inserted rows are indexed by the flush
     to_index: set[str] = field(default_factory=set)  # tables with rows waiting for it
+    size: int = 64  # messages in the batch: PostgreSQL takes ids in blocks of it
+    holds: bool = True  # False: the batch's new rows go in at once (Pipeline.read_ahead)
+    held: dict[str, dict[Any, list[dict[str, Any]]]] = field(default_factory=dict)
+    live: set[str] = field(default_factory=set)  # tables with rows held or ids counted here
+    next_ids: dict[str, int] = field(default_factory=dict)  # SQLite: table -> its next id
+    free_ids: dict[str, list[int]] = field(default_factory=dict)  # PostgreSQL: taken, unused
+    tickets: dict[int, TicketState] = field(default_factory=dict)  # with rows held
+    new_rows: dict[int, dict[str, Any]] = field(default_factory=dict)  # their held INSERTs
+    read_facts: dict[int, TicketState] = field(default_factory=dict)  # read from the database
+    articles_of: dict[int, list[dict[str, Any]]] = field(default_factory=dict)  # held, by ticket
+    outbox_ids: set[str] = field(default_factory=set)  # Message-IDs of the held outbox rows
+    blobs: set[str] = field(default_factory=set)  # held
+
+    def hold(self, table: str, stmt: Any, row: dict[str, Any]) -> None:
+        """A row written at the flush (or before a statement on its table)."""
+        self.held.setdefault(table, {}).setdefault(stmt, []).append(row)
+        self.live.add(table)
+
+    def tracked(self, ticket_id: int) -> TicketState | None:
+        """The state of a ticket that may get rows held: created in the batch, or its facts
+        read in it (then they are kept here from now on)."""
+        if not self.holds:
+            return None
+        found = self.tickets.get(ticket_id)
+        if found is None and ticket_id in self.read_facts:
+            read = self.read_facts[ticket_id]
+            found = self.tickets[ticket_id] = TicketState(
+                read.requester, read.status, read.queue, read.closed_at, set(read.ccs)
+            )
+        return found
 
     def defer(self, stmt: Any, row: dict[str, Any]) -> None:
         self.deferred.setdefault(stmt, []).append(row)
@@ -102,6 +158,34 @@ def _index_pending(conn: Connection, table: str) -> None:
     conn.exec_driver_sql(f"UPDATE {table} SET search_pending = 0 WHERE search_pending")
 
 
+def write_held(conn: Connection, state: BatchState, count_again: bool = True) -> None:
+    """The held rows, parents first (PRAGMA foreign_keys=ON on SQLite): one executemany per
+    statement, in the order held; then the state knows nothing more of them.
+    `count_again`: SQLite's ids are read again (what runs next may insert)."""
+    for table in PARENTS_FIRST:
+        for stmt, rows in state.held.pop(table, {}).items():
+            fast.run_many(conn, stmt, rows)
+            state.statements += 1
+    assert not state.held, f"held rows of an unordered table: {sorted(state.held)}"
+    state.live.clear()
+    for known in (state.tickets, state.new_rows, state.read_facts, state.articles_of):
+        known.clear()
+    state.outbox_ids.clear()
+    state.blobs.clear()
+    if count_again:
+        state.next_ids.clear()
+    elif state.next_ids:  # ids still counted here: a statement on their tables waits on us
+        state.live.update(state.next_ids)
+
+
+def _before(conn: Connection, tables: frozenset[str] | None, writes: bool) -> None:
+    """Before a statement that does not see the held rows: write those of its tables (a
+    SELECT, which inserts nothing, leaves SQLite's count of ids as it is)."""
+    state = current(conn)
+    if state is not None and state.live and (tables is None or not tables.isdisjoint(state.live)):
+        write_held(conn, state, count_again=writes)
+
+
 def current(conn: Connection) -> BatchState | None:
     """The state of the batch running on `conn`, if it runs optimistically."""
     return conn.info.get(_KEY)
@@ -112,17 +196,22 @@ def batch_state(conn: Connection) -> Iterator[BatchState]:
     """Keep a BatchState on `conn` for the block (the caller flushes it before commit)."""
     state = BatchState(full_text_later=conn.dialect.name == "sqlite")
     conn.info[_KEY] = state
+    conn.info[fast.BEFORE] = _before
+    conn.info[fast.LIVE] = state.live  # the same set: fast asks only while it is not empty
     try:
         with fast.pipelined(conn):  # PostgreSQL: writes go with the next statement
             yield state
     finally:
         conn.info.pop(_KEY, None)  # conn.info outlives the transaction (pooled connection)
+        conn.info.pop(fast.BEFORE, None)
+        conn.info.pop(fast.LIVE, None)
 
 
 def flush(conn: Connection, state: BatchState) -> None:
     """Write the deferred rows: one executemany per statement, in first-deferred order (on
     the DBAPI cursor, compiled once: store/fast.py)."""
     fast.send_waiting(conn)
+    write_held(conn, state)  # the parents of the deferred rows
     for stmt, rows in state.deferred.items():
         fast.run_many(conn, stmt, rows)
         state.statements += 1

@@ -40,10 +40,12 @@ from itertools import groupby
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import BindParameter, Connection, Engine, bindparam, event
+from sqlalchemy import BindParameter, Connection, Engine, Select, bindparam, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.dml import Insert
+
+from mailgate.store.statement_tables import tables_of
 
 Processor = Callable[[Any], Any] | None
 
@@ -58,6 +60,8 @@ class Plan:
     results: tuple[Processor, ...]  # per result column (SELECT or RETURNING)
     row: Any  # a named tuple type of the result columns (`named`)
     convert: Callable[[Mapping[str, Any]], Any]  # params -> what the cursor is given
+    tables: frozenset[str] | None  # what it touches (None: any); empty if it sees the batch
+    writes: bool  # not a SELECT
 
 
 class StatementCount:
@@ -105,7 +109,15 @@ def _plan(dialect: Dialect, stmt: Any, keys: tuple[str, ...]) -> Plan:
         ),
         row=namedtuple("Row", [c.key for c in columns], rename=True),  # noqa: PYI024
         convert=_converter(tuple(sources), binds, positional, names),
+        tables=frozenset() if stmt in SEES_BATCH else tables_of(stmt),
+        writes=not isinstance(stmt, Select),
     )
+
+
+# statements that take the rows a batch holds back into account themselves (store/batch.py)
+SEES_BATCH: set[Any] = set()
+BEFORE = "mailgate.fast.before"  # conn.info: called with what a statement touches, writes
+LIVE = "mailgate.fast.live"  # conn.info: the tables with rows held back (BEFORE only then)
 
 
 # A statement's values pass through the type's bind processor; the same datetime (a
@@ -196,8 +208,12 @@ def _plan_for(conn: Connection, stmt: Any, keys: tuple[str, ...]) -> Plan:
 
 
 def bind(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> tuple[Plan, Any]:
-    """The statement's plan and its parameters converted for the driver."""
+    """The statement's plan and its parameters converted for the driver (after the rows
+    a batch holds back for the tables it touches: `BEFORE`)."""
     plan = _plan_for(conn, stmt, tuple(params))
+    before = conn.info.get(BEFORE)
+    if before is not None and plan.tables != frozenset() and conn.info.get(LIVE):
+        before(conn, plan.tables, plan.writes)
     return plan, plan.convert(params)
 
 
@@ -274,8 +290,11 @@ def pipelined(conn: Connection) -> Iterator[None]:
 
 
 @event.listens_for(Engine, "before_execute")
-def _before_sqlalchemy(conn: Connection, *args: Any) -> None:
-    """Any statement SQLAlchemy runs goes after the waiting writes."""
+def _before_sqlalchemy(conn: Connection, stmt: Any, *args: Any) -> None:
+    """Any statement SQLAlchemy runs goes after the rows held back and the waiting writes."""
+    before = conn.info.get(BEFORE)
+    if before is not None and conn.info.get(LIVE):
+        before(conn, tables_of(stmt), not isinstance(stmt, Select))
     if conn.info.get(WAITING):
         send_waiting(conn)
 

@@ -12,14 +12,15 @@ from mailgate.parse.message import Parsed
 from mailgate.pipeline.thread import ThreadLookups, TicketFacts, message_refs, tag_number
 from mailgate.store import fast
 from mailgate.store.articles import thread_refs
-from mailgate.store.batch import BatchState, current
+from mailgate.store.batch import BatchState, TicketState, current
 from mailgate.store.tickets import ticket_ccs, tickets
 
 
 @functools.cache
 def _facts(n: int) -> Select[Any]:
-    """The facts of `n` tickets (store/fast.rows_in)."""
-    return (
+    """The facts of `n` tickets (store/fast.rows_in); in a batch, of tickets with no rows
+    held (the others' are the state's)."""
+    stmt = (
         select(
             tickets.c.id,
             tickets.c.requester_addr,
@@ -31,28 +32,35 @@ def _facts(n: int) -> Select[Any]:
         .select_from(tickets.outerjoin(ticket_ccs, ticket_ccs.c.ticket_id == tickets.c.id))
         .where(tickets.c.id.in_(fast.in_binds(n)))
     )
+    fast.SEES_BATCH.add(stmt)
+    return stmt
 
 
 def ticket_facts(conn: Connection, ids: Iterable[int]) -> dict[int, TicketFacts]:
     ids = list(dict.fromkeys(ids))
     if not ids:
         return {}
-    rows: dict[int, Any] = {}
-    ccs: dict[int, set[str]] = {}
-    for tid, *facts, address in fast.rows_in(conn, _facts, ids):
-        rows[tid] = facts
+    batch = current(conn)
+    known = {} if batch is None else {i: batch.tickets[i] for i in ids if i in batch.tickets}
+    found: dict[int, TicketState] = {}
+    for tid, requester, status, queue, closed_at, address in fast.rows_in(
+        conn, _facts, [i for i in ids if i not in known]
+    ):
+        t = found.setdefault(tid, TicketState(requester, status, queue, closed_at, set()))
         if address:
-            ccs.setdefault(tid, set()).add(address)
+            t.ccs.add(address)
+    if batch is not None:  # a follow-up's change of it is then held (store/tickets.py)
+        batch.read_facts.update(found)
     return {
         tid: TicketFacts(
             id=tid,
-            requester=requester,
-            ccs=frozenset(ccs.get(tid, ())),
-            status=status,
-            queue=queue,
-            closed_at=closed_at,
+            requester=t.requester,
+            ccs=frozenset(t.ccs),
+            status=t.status,
+            queue=t.queue,
+            closed_at=t.closed_at,
         )
-        for tid, (requester, status, queue, closed_at) in rows.items()
+        for tid, t in (*found.items(), *known.items())
     }
 
 

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Table, update
+from sqlalchemy import Connection, Table, insert, update
 
 from mailgate.config.governor import GovernorSettings
 from mailgate.db.models import OutboxRow
@@ -17,6 +17,8 @@ from mailgate.outgoing.governor import AUTOMATIC_KINDS, PASS, Mail, Verdict, che
 from mailgate.store import fast
 from mailgate.store.addresses import paused_until
 from mailgate.store.articles import add_thread_ref
+from mailgate.store.batch import current
+from mailgate.store.ids import new_id
 from mailgate.store.send_log import counts_for, log_sends
 from mailgate.store.sql import insert_ignore_stmt
 
@@ -39,6 +41,9 @@ def _add_stmt(dialect: str) -> Any:
     return insert_ignore_stmt(dialect, outbox).returning(outbox.c.id)
 
 
+_HELD = insert(outbox)  # no ON CONFLICT: a Message-ID queued already fails the flush
+
+
 def outbox_deadline(now: datetime, hours: float) -> datetime:
     return now + timedelta(hours=hours)
 
@@ -57,27 +62,32 @@ def add_outbox(
     With `governor`, a message over one of its caps is queued as `held` with the reason
     (outgoing/governor.py); it goes out only when released (`mailgate outbox release`).
     """
+    batch = current(conn)
+    if batch is not None and out.message_id in batch.outbox_ids:
+        return False  # queued earlier in this batch, as ON CONFLICT would find
     verdict = _govern(conn, out, now, governor, queue, budget) if governor else PASS
-    outbox_id = fast.scalar(
-        conn,
-        _add_stmt(conn.dialect.name),
-        {
-            "created_at": now,
-            "ticket_id": out.ticket_id,
-            "kind": out.kind,
-            "priority": priority_of(out.kind),
-            "rcpt_results": {},
-            "mail_from": out.mail_from,
-            "rcpt_tos": list(out.rcpt_tos),
-            "message_id": out.message_id,
-            "raw": out.raw,
-            "status": "held" if verdict.hold else "pending",
-            "attempts": 0,
-            "next_attempt_at": now,
-            "deadline": deadline,
-            "last_error": verdict.reason,
-        },
-    )
+    row = {
+        "created_at": now,
+        "ticket_id": out.ticket_id,
+        "kind": out.kind,
+        "priority": priority_of(out.kind),
+        "rcpt_results": {},
+        "mail_from": out.mail_from,
+        "rcpt_tos": list(out.rcpt_tos),
+        "message_id": out.message_id,
+        "raw": out.raw,
+        "status": "held" if verdict.hold else "pending",
+        "attempts": 0,
+        "next_attempt_at": now,
+        "deadline": deadline,
+        "last_error": verdict.reason,
+    }
+    if batch is None or not batch.holds:
+        outbox_id = fast.scalar(conn, _add_stmt(conn.dialect.name), row)
+    else:  # held to the flush; one already in the database makes the flush fail and the
+        outbox_id = new_id(conn, batch, "outbox")  # batch is redone message by message
+        batch.hold("outbox", _HELD, {"id": outbox_id, **row})
+        batch.outbox_ids.add(out.message_id)
     if outbox_id is None:  # ON CONFLICT: this Message-ID is queued already
         return False
     log_sends(conn, outbox_id, out, queue, now, counted=not verdict.hold)

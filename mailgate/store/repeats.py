@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 from datetime import datetime
 from typing import Any
 
@@ -10,6 +11,7 @@ from sqlalchemy import Connection, Select, bindparam, select
 
 from mailgate.store import fast
 from mailgate.store.articles import articles
+from mailgate.store.batch import current
 
 RECENT_LIMIT = 20
 
@@ -27,7 +29,22 @@ def _recent(by_sender: bool, by_author: bool, verdicts: bool = True) -> Select[A
         q = q.where(c.from_addr == bindparam("from_addr"))
     if by_author:
         q = q.where(c.author == bindparam("author"))
-    return q.order_by(c.id.desc()).limit(RECENT_LIMIT)
+    q = q.order_by(c.id.desc()).limit(RECENT_LIMIT)
+    fast.SEES_BATCH.add(q)  # the batch's own articles are added from its state (`_held`)
+    return q
+
+
+def _held(conn: Connection, ticket_id: int, params: dict[str, Any]) -> list[dict[str, Any]]:
+    """The ticket's articles an optimistic batch holds back that the query would find,
+    newest first (their ids are above every stored one: store/ids.py)."""
+    batch = current(conn)
+    rows = batch.articles_of.get(ticket_id, ()) if batch is not None else ()
+    want = [(k, params[k]) for k in ("kind", "from_addr", "author") if params.get(k) is not None]
+    since = params["since"]
+    return [
+        r for r in reversed(rows)
+        if r["created_at"] >= since and all(r[k] == v for k, v in want)
+    ][:RECENT_LIMIT]  # fmt: skip
 
 
 def recent_texts(
@@ -42,8 +59,12 @@ def recent_texts(
     """(body, verdict) of the ticket's latest `kind` articles since `since`, newest first."""
     params = {"ticket_id": ticket_id, "kind": kind, "since": since}
     params.update(from_addr=from_addr, author=author)
+    held = [
+        (r["body_text"], json.loads(json.dumps(r["verdict"])))
+        for r in _held(conn, ticket_id, params)
+    ]
     rows = fast.rows(conn, _recent(from_addr is not None, author is not None), params)
-    return [(body or "", verdict or {}) for body, verdict in rows]
+    return [(body or "", verdict or {}) for body, verdict in [*held, *rows][:RECENT_LIMIT]]
 
 
 def recent_bodies(
@@ -51,4 +72,6 @@ def recent_bodies(
 ) -> list[str]:
     """The bodies of `recent_texts` from `from_addr` (their verdicts not read)."""
     params = {"ticket_id": ticket_id, "kind": kind, "since": since, "from_addr": from_addr}
-    return [body or "" for body in fast.scalars(conn, _recent(True, False, False), params)]
+    held = [r["body_text"] for r in _held(conn, ticket_id, params)]
+    stored = fast.scalars(conn, _recent(True, False, False), params)
+    return [body or "" for body in [*held, *stored][:RECENT_LIMIT]]

@@ -10,6 +10,7 @@ from sqlalchemy import Connection, Table, insert, select
 from mailgate.db.models_rules import TicketRuleHit
 from mailgate.queues.rules import RuleHit
 from mailgate.store import fast
+from mailgate.store.batch import current
 
 rule_hits: Table = TicketRuleHit.__table__  # type: ignore[assignment]
 
@@ -19,9 +20,13 @@ _INSERT_HIT = insert(rule_hits)
 
 def record_hits(conn: Connection, ticket_id: int, hits: Iterable[RuleHit]) -> None:
     """Written with a new ticket (the worker's hot path: store/fast.py)."""
+    batch = current(conn)
     for i, h in enumerate(hits):
         row = {"ticket_id": ticket_id, "position": i, "rule": h.rule[:200]}
-        fast.write(conn, _INSERT_HIT, {**row, "reasons": list(h.reasons)})
+        if batch is not None and batch.holds:  # with its ticket, at the batch's flush
+            batch.hold(rule_hits.name, _INSERT_HIT, {**row, "reasons": list(h.reasons)})
+        else:
+            fast.write(conn, _INSERT_HIT, {**row, "reasons": list(h.reasons)})
 
 
 def hits_of(conn: Connection, ticket_id: int) -> list[RuleHit]:

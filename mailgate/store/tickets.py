@@ -13,7 +13,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, case, delete, insert, or_, update
+from sqlalchemy import (
+    ClauseElement,
+    Connection,
+    Table,
+    bindparam,
+    case,
+    delete,
+    insert,
+    or_,
+    update,
+)
 from sqlalchemy.sql.dml import Update
 
 from mailgate.agents.reply import new_text as split_new_text
@@ -23,9 +33,10 @@ from mailgate.pipeline.decide import Decision
 from mailgate.store import fast
 from mailgate.store.articles import add_article, add_attachments, find_duplicate, put_blob
 from mailgate.store.audit import audit
-from mailgate.store.batch import current
+from mailgate.store.batch import BatchState, TicketState, current
+from mailgate.store.ids import new_id
 from mailgate.store.rule_hits import record_hits
-from mailgate.store.sql import insert_ignore
+from mailgate.store.sql import insert_ignore, insert_ignore_stmt
 
 tickets: Table = Ticket.__table__  # type: ignore[assignment]
 ticket_queues: Table = TicketQueue.__table__  # type: ignore[assignment]
@@ -42,6 +53,9 @@ class Applied:
 
 
 _INSERT_TICKET = insert(tickets).returning(tickets.c.id)
+_HELD_TICKET = insert(tickets)
+# a held ticket's row has every column, so any later change of it in the batch folds in
+_UNSET = {"first_response_at": None, "last_answer_at": None, "resolved_at": None, "closed_at": None}
 
 
 def insert_ticket(
@@ -60,41 +74,71 @@ def insert_ticket(
     queues = list(dict.fromkeys(queues))
     batch = current(conn)
     later = {"search_pending": True} if batch is not None and batch.index_later("tickets") else {}
-    tid = fast.scalar(
-        conn,
-        _INSERT_TICKET,
-        {
-            **later,
-            "title": title,
-            "requester_addr": requester_addr,
-            "requester_name": requester_name,
-            "queue": queues[0],
-            "status": "new",
-            "type": type,
-            "priority": priority,
-            "sticky": False,
-            "assignee": None,
-            "tier": "L1",
-            "category": "",
-            "complexity": "",
-            "created_at": now,
-            "updated_at": now,
-            "last_customer_at": last_customer_at,
-        },
-    )
+    row = {
+        **later,
+        "title": title,
+        "requester_addr": requester_addr,
+        "requester_name": requester_name,
+        "queue": queues[0],
+        "status": "new",
+        "type": type,
+        "priority": priority,
+        "sticky": False,
+        "assignee": None,
+        "tier": "L1",
+        "category": "",
+        "complexity": "",
+        "created_at": now,
+        "updated_at": now,
+        "last_customer_at": last_customer_at,
+    }
+    if batch is None or not batch.holds:
+        tid = int(fast.scalar(conn, _INSERT_TICKET, row))
+        if batch is not None:  # the governor's windows need not look for its sends
+            batch.new_tickets.add(tid)
+    else:  # held to the batch's flush, with an id of the batch's (store/ids.py)
+        tid = new_id(conn, batch, "tickets")
+        row = batch.new_rows[tid] = {"id": tid, **row, **_UNSET, "search_pending": bool(later)}
+        batch.hold("tickets", _HELD_TICKET, row)
+        batch.tickets[tid] = TicketState(requester_addr, "new", queues[0], None, set())
+        batch.new_tickets.add(tid)  # the governor's windows need not look for its sends
     add_queues(conn, tid, queues)
-    if batch is not None:  # the governor's windows need not look for its sends
-        batch.new_tickets.add(int(tid))
-    return int(tid)
+    return tid
 
 
 def update_ticket(conn: Connection, ticket_id: int, values: Mapping[str, Any]) -> None:
+    batch = current(conn)
+    row = batch.new_rows.get(ticket_id) if batch is not None else None
+    if row is not None and not any(isinstance(v, ClauseElement) for v in values.values()):
+        row.update(values)  # a ticket the batch created: its held INSERT has the values
+        _known_change(batch, ticket_id, values)  # type: ignore[arg-type]
+        return
     conn.execute(update(tickets).where(tickets.c.id == ticket_id).values(**values))
+
+
+def _known_change(batch: BatchState, ticket_id: int, values: Mapping[str, Any]) -> None:
+    t = batch.tickets[ticket_id]
+    t.status = values.get("status", t.status)
+    t.closed_at = values.get("closed_at", t.closed_at)
+    t.queue = values.get("queue", t.queue)
+
+
+def _hold_rows(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> bool:
+    """INSERT ... ON CONFLICT DO NOTHING rows held to the batch's flush (nothing in the
+    batch reads `table` but through the state); False outside a batch."""
+    batch = current(conn)
+    if batch is None or not batch.holds:
+        return False
+    stmt = insert_ignore_stmt(conn.dialect.name, table)
+    for row in rows:
+        batch.hold(table.name, stmt, row)
+    return True
 
 
 def add_queues(conn: Connection, ticket_id: int, queues: Iterable[str]) -> None:
     rows = [{"ticket_id": ticket_id, "queue": q} for q in queues]
-    insert_ignore(conn, ticket_queues, rows, count=False)
+    if not _hold_rows(conn, ticket_queues, rows):
+        insert_ignore(conn, ticket_queues, rows, count=False)
 
 
 def add_to_queue(conn: Connection, ticket_ids: Iterable[int], queue: str) -> None:
@@ -104,6 +148,12 @@ def add_to_queue(conn: Connection, ticket_ids: Iterable[int], queue: str) -> Non
 
 def add_ccs(conn: Connection, ticket_id: int, addresses: Iterable[str]) -> None:
     rows = [{"ticket_id": ticket_id, "address": a} for a in addresses]
+    batch = current(conn)
+    t = batch.tracked(ticket_id) if batch is not None else None
+    if t is not None:  # the thread facts read CCs: held only where the state knows them
+        t.ccs.update(r["address"] for r in rows)
+        _hold_rows(conn, ticket_ccs, rows)
+        return
     insert_ignore(conn, ticket_ccs, rows, count=False)
 
 
@@ -113,9 +163,9 @@ def remove_ccs(conn: Connection, ticket_id: int, addresses: Iterable[str]) -> No
 
 
 def add_tags(conn: Connection, ticket_id: int, tags: Iterable[str]) -> None:
-    insert_ignore(
-        conn, ticket_tags, [{"ticket_id": ticket_id, "tag": t} for t in tags], count=False
-    )
+    rows = [{"ticket_id": ticket_id, "tag": t} for t in tags]
+    if not _hold_rows(conn, ticket_tags, rows):
+        insert_ignore(conn, ticket_tags, rows, count=False)
 
 
 def remove_tags(conn: Connection, ticket_id: int, tags: Iterable[str]) -> None:
@@ -141,13 +191,18 @@ def _create_ticket(conn: Connection, d: Decision, now: datetime) -> int:
         add_ccs(conn, tid, t.ccs)
     _routed(conn, tid, d, now)
     if t.linked_to:
-        conn.execute(
-            insert(ticket_links),
-            {"ticket_id": tid, "linked_id": t.linked_to, "reason": t.link_reason[:200]},
-        )
+        link = {"ticket_id": tid, "linked_id": t.linked_to, "reason": t.link_reason[:200]}
+        batch = current(conn)
+        if batch is not None and batch.holds:
+            batch.hold("ticket_links", _LINK, link)
+        else:
+            conn.execute(_LINK, link)
         audit(conn, t.linked_to, "mailgate", "linked", now, ticket=tid, reason=t.link_reason)
     audit(conn, tid, t.requester_addr or "unknown", "created", now, queues=list(d.queues))
     return tid
+
+
+_LINK = insert(ticket_links)
 
 
 def _routed(conn: Connection, tid: int, d: Decision, now: datetime) -> None:
@@ -203,11 +258,42 @@ def _customer_follow_up(conn: Connection, d: Decision, primary_queue: str, now: 
         audit(conn, tid, "mailgate", "reopened", now)
     else:
         stmt = _CUSTOMER_REPLY
-    fast.write(conn, stmt, {"tid": tid, "now": now})
+    batch = current(conn)
+    if batch is None or not _held_follow_up(batch, tid, stmt, now):
+        fast.write(conn, stmt, {"tid": tid, "now": now})
     if d.queues != (primary_queue,):
         add_queues(conn, tid, d.queues)
     if d.new_ccs:
         add_ccs(conn, tid, d.new_ccs)
+
+
+_REOPENED = ("answered", "on-hold", "resolved")
+
+
+def _held_follow_up(batch: BatchState, tid: int, stmt: Update, now: datetime) -> bool:
+    """The follow-up's change of the ticket held to the flush, its facts kept in the state
+    as the statement will leave them (folded into the INSERT of a ticket the batch made);
+    False when the state does not know the ticket."""
+    t = batch.tracked(tid)
+    if t is None:
+        return False
+    row = batch.new_rows.get(tid)
+    change: dict[str, Any] = {"updated_at": now}
+    if stmt is not _TOUCH:
+        change["last_customer_at"] = now
+        if row is not None and not row["sticky"]:
+            change["assignee"] = None
+        if stmt is _REOPEN:
+            change.update(status="reopened", closed_at=None, resolved_at=None)
+        elif t.status in _REOPENED:
+            change["status"] = "open"
+    t.status = change.get("status", t.status)
+    t.closed_at = change.get("closed_at", t.closed_at)
+    if row is not None:
+        row.update(change)
+    else:
+        batch.hold("tickets", stmt, {"tid": tid, "now": now})
+    return True
 
 
 def apply(
