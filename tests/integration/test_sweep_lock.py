@@ -25,7 +25,10 @@ def test_advisory_lock_one_sweeper_and_takeover_when_its_session_dies(pg_url: st
         pid = a._conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
         admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:  # node-a's machine vanishes: its session ends
-            conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+            # with a timeout the call returns once the backend is gone (and its locks with
+            # it); without one it only signals, and b could ask before the lock is free
+            ended = conn.execute(text("SELECT pg_terminate_backend(:p, 10000)"), {"p": pid})
+            assert ended.scalar_one()
         admin.dispose()
         assert b.acquire()
         assert not a.acquire()  # node-a notices its session is gone; node-b holds it now
