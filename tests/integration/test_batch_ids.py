@@ -10,8 +10,6 @@ where a batch took a block of ids, each id by its rank in its table.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -21,7 +19,6 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, Integer, select, text
 
-from bench.ingest import SHARED_BENCH
 from mailgate.db.tables import metadata
 from mailgate.outgoing.compose import Outgoing
 from mailgate.pipeline import steps
@@ -31,8 +28,8 @@ from mailgate.store import batch as batch_mod
 from mailgate.store.articles import system_article
 from mailgate.store.outbox import add_outbox
 from mailgate.store.tickets import insert_ticket
+from tests.corpora import bench_corpus
 from tests.harness import load, message, offline, write_config
-from tests.servers import require
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 DATA_CORPUS = Path(__file__).resolve().parent.parent / "data" / "corpus"
@@ -41,14 +38,8 @@ PIPE = Envelope(source="pipe", queue="support", received_at=NOW.timestamp())
 
 
 def _bench_corpus(tmp: Path) -> list[bytes]:
-    """The bench's corpus (shared/bench/gen_corpus.py, its ticket tags in thread order)."""
-    gen = SHARED_BENCH / "gen_corpus.py"
-    if not gen.exists():
-        require("the peers' shared/bench/gen_corpus.py")
-    out = tmp / "gen"
-    cmd = [sys.executable, str(gen), str(out), "-n", "2000", "--tag-format", "[support #{n}]"]
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-    return [p.read_bytes() for p in sorted((out / "eml").glob("*.eml"))]
+    """The bench's corpus (tests/corpora.py; its ticket tags in thread order)."""
+    return [p.read_bytes() for p in sorted(bench_corpus(tmp / "gen").glob("*.eml"))]
 
 
 def _data_corpus() -> list[bytes]:
