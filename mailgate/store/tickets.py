@@ -237,10 +237,12 @@ def _customer_wrote(**values: Any) -> Update:
     )
 
 
+# a customer's reply puts these back to "open" (the SQL below, and a held ticket's state)
+_BACK_TO_OPEN = ("answered", "on-hold", "resolved")
 _CUSTOMER_REPLY = _customer_wrote(
     status=case(
         # OR, not IN: a literal IN list is expanded per call, this is fixed SQL (store/fast.py)
-        (or_(*(tickets.c.status == s for s in ("answered", "on-hold", "resolved"))), "open"),
+        (or_(*(tickets.c.status == s for s in _BACK_TO_OPEN)), "open"),
         else_=tickets.c.status,
     )
 )
@@ -267,9 +269,6 @@ def _customer_follow_up(conn: Connection, d: Decision, primary_queue: str, now: 
         add_ccs(conn, tid, d.new_ccs)
 
 
-_REOPENED = ("answered", "on-hold", "resolved")
-
-
 def _held_follow_up(batch: BatchState, tid: int, stmt: Update, now: datetime) -> bool:
     """The follow-up's change of the ticket held to the flush, its facts kept in the state
     as the statement will leave them (folded into the INSERT of a ticket the batch made);
@@ -285,7 +284,7 @@ def _held_follow_up(batch: BatchState, tid: int, stmt: Update, now: datetime) ->
             change["assignee"] = None
         if stmt is _REOPEN:
             change.update(status="reopened", closed_at=None, resolved_at=None)
-        elif t.status in _REOPENED:
+        elif t.status in _BACK_TO_OPEN:
             change["status"] = "open"
     t.status = change.get("status", t.status)
     t.closed_at = change.get("closed_at", t.closed_at)
