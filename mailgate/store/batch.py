@@ -219,13 +219,14 @@ def batch_state(conn: Connection) -> Iterator[BatchState]:
 
 
 def flush(conn: Connection, state: BatchState) -> None:
-    """Write the deferred rows: one executemany per statement, in first-deferred order (on
-    the DBAPI cursor, compiled once: store/fast.py)."""
-    fast.send_waiting(conn)
-    write_held(conn, state)  # the parents of the deferred rows
-    for stmt, rows in state.deferred.items():
-        fast.run_many(conn, stmt, rows)
-        state.statements += 1
+    """Write the held and deferred rows: one executemany per statement, in first-deferred
+    order (on the DBAPI cursor, compiled once: store/fast.py; on PostgreSQL all in one
+    round trip)."""
+    with fast.writes_together(conn):  # PostgreSQL: one round trip for all of them
+        write_held(conn, state)  # the parents of the deferred rows
+        for stmt, rows in state.deferred.items():
+            fast.run_many(conn, stmt, rows)
+            state.statements += 1
     state.deferred.clear()
     for table in sorted(state.to_index):
         _index_pending(conn, table)

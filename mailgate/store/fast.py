@@ -238,6 +238,24 @@ def pipelined(conn: Connection) -> Iterator[None]:
         conn.info.pop(WAITING, None)
 
 
+@contextmanager
+def writes_together(conn: Connection) -> Iterator[None]:
+    """On PostgreSQL: the waiting writes and every `run_many` of the block in one pipeline,
+    one round trip when the block ends (a batch's flush); the first error is raised, by the
+    statement that noticed it or at the end. Elsewhere the block runs as it is."""
+    if conn.dialect.name != "postgresql":
+        yield
+        return
+    try:
+        with conn.connection.driver_connection.pipeline():  # type: ignore[union-attr]
+            waiting = conn.info.get(WAITING)
+            if waiting:
+                queue_waiting(conn.connection.dbapi_connection, waiting)
+            yield
+    except conn.dialect.loaded_dbapi.Error as e:
+        raise driver_error(conn, e, "(the writes sent together)", None) from e
+
+
 @event.listens_for(Engine, "before_execute")
 def _before_sqlalchemy(conn: Connection, stmt: Any, *args: Any) -> None:
     """Any statement SQLAlchemy runs goes after the rows held back and the waiting writes."""
