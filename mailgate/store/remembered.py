@@ -4,7 +4,7 @@ through one).
 A message's `now` goes to several columns of several statements, and again to its batch's
 flush, table by table (store/batch.py): a processor remembers the datetimes, dates and
 booleans it converted, the same objects only (an equal datetime in another zone is
-another value), a few thousand at a time, and what it makes of None and of an empty list
+another value), up to a thousand at a time, and what it makes of None and of an empty list
 or dict (JSON: cc, defects). A list or dict with items is converted on every call: it may
 have changed.
 """
@@ -21,7 +21,7 @@ from sqlalchemy.engine import Dialect
 Processor = Callable[[Any], Any] | None
 _IMMUTABLE = (datetime, date, bool)
 _memos: dict[tuple[str, Any], Processor] = {}
-REMEMBERED = 4096  # values a processor remembers: a few batches' datetimes
+REMEMBERED = 1024  # values a processor remembers: a batch has about two datetimes a message
 
 
 def shared(dialect: Dialect, type_: Any) -> Processor:
