@@ -26,13 +26,14 @@ writes in here.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, TextClause, text
 
 from mailgate.db.models_search import FULL_TEXT_COLUMNS
 from mailgate.store import fast
@@ -147,15 +148,25 @@ class BatchState:
         return self.full_text_later
 
 
+@functools.cache
+def _index_statements(table: str) -> tuple[TextClause, TextClause]:
+    """`_index_pending`'s two statements for `table`, built once (store/fast.py plans them
+    once and runs them on the DBAPI cursor)."""
+    fts, columns = FULL_TEXT_COLUMNS[table]
+    cols = ", ".join(columns)
+    return (
+        text(
+            f"INSERT INTO {fts}(rowid, {cols}) SELECT id, {cols} FROM {table} WHERE search_pending"
+        ),
+        text(f"UPDATE {table} SET search_pending = 0 WHERE search_pending"),
+    )
+
+
 def _index_pending(conn: Connection, table: str) -> None:
     """The table's pending rows into its full-text index, then no longer pending (on the
     partial index of the pending rows: the batch's, never older ones)."""
-    fts, columns = FULL_TEXT_COLUMNS[table]
-    cols = ", ".join(columns)
-    conn.exec_driver_sql(
-        f"INSERT INTO {fts}(rowid, {cols}) SELECT id, {cols} FROM {table} WHERE search_pending"
-    )
-    conn.exec_driver_sql(f"UPDATE {table} SET search_pending = 0 WHERE search_pending")
+    for stmt in _index_statements(table):
+        fast.run(conn, stmt, {})
 
 
 def write_held(conn: Connection, state: BatchState, count_again: bool = True) -> None:
@@ -208,13 +219,14 @@ def batch_state(conn: Connection) -> Iterator[BatchState]:
 
 
 def flush(conn: Connection, state: BatchState) -> None:
-    """Write the deferred rows: one executemany per statement, in first-deferred order (on
-    the DBAPI cursor, compiled once: store/fast.py)."""
-    fast.send_waiting(conn)
-    write_held(conn, state)  # the parents of the deferred rows
-    for stmt, rows in state.deferred.items():
-        fast.run_many(conn, stmt, rows)
-        state.statements += 1
+    """Write the held and deferred rows: one executemany per statement, in first-deferred
+    order (on the DBAPI cursor, compiled once: store/fast.py; on PostgreSQL all in one
+    round trip)."""
+    with fast.writes_together(conn):  # PostgreSQL: one round trip for all of them
+        write_held(conn, state)  # the parents of the deferred rows
+        for stmt, rows in state.deferred.items():
+            fast.run_many(conn, stmt, rows)
+            state.statements += 1
     state.deferred.clear()
     for table in sorted(state.to_index):
         _index_pending(conn, table)

@@ -8,10 +8,10 @@ work out on each call: the SQL text of the Core statement for the connection's d
 and the parameter names given, the order of its placeholders, and each parameter's and
 column's type conversion (the same `TypeEngine` processors SQLAlchemy uses, so a
 `UtcDateTime` or JSON column reads and writes exactly as elsewhere), built into one
-function per statement. A processor remembers its last datetime or boolean (the same
-object only) and what it made of it, since a message's `now` goes to several columns of
-several statements, and what it makes of an empty list or dict. The statement runs on
-the connection's own DBAPI connection, inside its transaction.
+function per statement. The processors remember what they converted (a message's `now`
+goes to several columns of several statements, and again to the batch's flush:
+store/remembered.py). The statement runs on the connection's own DBAPI connection, inside
+its transaction.
 
 On PostgreSQL, inside an optimistic batch (`pipelined`), a write nobody reads the result
 of (`write`) is not sent at once: it waits for the next statement, and they go together
@@ -30,12 +30,10 @@ statement object, the dialect and the parameter names.
 
 from __future__ import annotations
 
-import warnings
 from collections import namedtuple
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime
 from itertools import groupby
 from operator import itemgetter
 from typing import Any
@@ -45,9 +43,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.dml import Insert
 
+from mailgate.store.remembered import Processor, shared
 from mailgate.store.statement_tables import tables_of
-
-Processor = Callable[[Any], Any] | None
 
 
 @dataclass(frozen=True)
@@ -96,7 +93,7 @@ def _plan(dialect: Dialect, stmt: Any, keys: tuple[str, ...]) -> Plan:
         raise ValueError(f"fast statement {str(stmt)[:60]!r}: expanding IN lists are not fixed SQL")
     escaped = getattr(compiled, "escaped_bind_names", {}) or {}
     columns = getattr(stmt, "exported_columns", ())
-    binds = tuple(_shared(dialect, compiled.binds[n].type) for n in names)
+    binds = tuple(shared(dialect, compiled.binds[n].type) for n in names)
     names = tuple(escaped.get(n, n) for n in names)
     return Plan(
         sql=compiled.string,
@@ -118,54 +115,6 @@ def _plan(dialect: Dialect, stmt: Any, keys: tuple[str, ...]) -> Plan:
 SEES_BATCH: set[Any] = set()
 BEFORE = "mailgate.fast.before"  # conn.info: called with what a statement touches, writes
 LIVE = "mailgate.fast.live"  # conn.info: the tables with rows held back (BEFORE only then)
-
-
-# A statement's values pass through the type's bind processor; the same datetime (a
-# message's `now`) goes to several columns and statements of a message: converted once.
-_IMMUTABLE = (datetime, date, bool)
-_memos: dict[tuple[str, Any], Processor] = {}
-
-
-def _shared(dialect: Dialect, type_: Any) -> Processor:
-    """The bind processor of `type_`, remembering its last immutable value and what it made
-    of it; one per dialect and type where SQLAlchemy's cache key says the types behave the
-    same (class and arguments), else one per bind."""
-    process = type_.dialect_impl(dialect).bind_processor(dialect)
-    if process is None:
-        return None
-    with warnings.catch_warnings():  # a TypeDecorator without cache_ok: not shared
-        warnings.simplefilter("ignore")
-        same = type_._static_cache_key
-    if not isinstance(same, tuple):
-        return _remembering(process)
-    key = (dialect.name, same)
-    if key not in _memos:
-        _memos[key] = _remembering(process)
-    return _memos[key]
-
-
-def _remembering(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    # (value, converted) swapped as one reference: threads (worker, sender) share it
-    last: list[tuple[Any, Any]] = [(_NOTHING, None)]
-    empty: dict[type, Any] = {}  # an empty list or dict (JSON: cc, defects) made once
-
-    def remembered(value: Any) -> Any:
-        seen = last[0]
-        if value is seen[0]:
-            return seen[1]
-        if not value and type(value) in (list, dict):
-            if type(value) not in empty:
-                empty[type(value)] = process(type(value)())
-            return empty[type(value)]
-        out = process(value)
-        if type(value) in _IMMUTABLE:
-            last[0] = (value, out)
-        return out
-
-    return remembered
-
-
-_NOTHING = object()
 
 
 def _converter(
@@ -287,6 +236,24 @@ def pipelined(conn: Connection) -> Iterator[None]:
         send_waiting(conn)
     finally:
         conn.info.pop(WAITING, None)
+
+
+@contextmanager
+def writes_together(conn: Connection) -> Iterator[None]:
+    """On PostgreSQL: the waiting writes and every `run_many` of the block in one pipeline,
+    one round trip when the block ends (a batch's flush); the first error is raised, by the
+    statement that noticed it or at the end. Elsewhere the block runs as it is."""
+    if conn.dialect.name != "postgresql":
+        yield
+        return
+    try:
+        with conn.connection.driver_connection.pipeline():  # type: ignore[union-attr]
+            waiting = conn.info.get(WAITING)
+            if waiting:
+                queue_waiting(conn.connection.dbapi_connection, waiting)
+            yield
+    except conn.dialect.loaded_dbapi.Error as e:
+        raise driver_error(conn, e, "(the writes sent together)", None) from e
 
 
 @event.listens_for(Engine, "before_execute")
