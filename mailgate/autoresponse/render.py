@@ -78,8 +78,8 @@ def render(
     where = _where(templates_dir, queue, name)
     second = None if now is None else int(now.timestamp())
     loaded = where.loaded
-    # the files' two stats cost the worker ~20 µs each in a drain: the acknowledgements of
-    # one second share them
+    # the files' two stats were half a render's CPU in a drain: the acknowledgements of one
+    # second share them
     if loaded is None or second is None or second != where.checked:
         loaded = _current(where, queue, name)
         where.checked = second

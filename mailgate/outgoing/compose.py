@@ -72,11 +72,12 @@ def date_header(dt: datetime) -> str:
     global _utc_second
     if dt.tzinfo is UTC:
         second = (dt.year, dt.month, dt.day, dt.hour, dt.minute, dt.second)
-        kept = _utc_second
+        kept = _utc_second  # one read: another thread may put its own second meanwhile
         if kept[0] == second:
             return kept[1]
-        _utc_second = (second, _formatted(dt))
-        return _utc_second[1]
+        text = _formatted(dt)
+        _utc_second = (second, text)
+        return text
     return _formatted(dt)
 
 
