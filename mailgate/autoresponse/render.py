@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -28,18 +29,23 @@ def environment(templates_dir: str) -> SandboxedEnvironment:
     )
 
 
+_Loaded = tuple[Template, float | None, dict[str, Any]]  # template, own file's mtime, globals
+
+
 class _Where:
     """One (templates dir, queue, name): its environment, the queue's own file and template
-    name, and the template last loaded for it (with the mtime of the queue's own file it
-    was loaded from, None for the shared one, and a copy of its globals)."""
+    name, the template last loaded for it (with the mtime of the queue's own file it
+    was loaded from, None for the shared one, and a copy of its globals), and the second
+    of the mails' clock its files were last checked in (None: not since a render failed)."""
 
-    __slots__ = ("env", "loaded", "own_name", "own_path")
+    __slots__ = ("checked", "env", "loaded", "own_name", "own_path")
 
     def __init__(self, templates_dir: Path, queue: str, name: str) -> None:
         self.env = environment(str(templates_dir))
         self.own_path = os.path.join(templates_dir, queue, name)
         self.own_name = f"{queue}/{name}"
-        self.loaded: tuple[Template, float | None, dict[str, Any]] | None = None
+        self.loaded: _Loaded | None = None
+        self.checked: int | None = None
 
 
 @lru_cache(maxsize=256)
@@ -56,9 +62,37 @@ def _own_mtime(path: str) -> float | None:
     return st.st_mtime if stat.S_ISREG(st.st_mode) else None
 
 
-def render(templates_dir: Path, queue: str, name: str, context: dict[str, Any]) -> str:
-    """The queue's own `<queue>/<name>` if it exists, else the shared `<name>`."""
+def render(
+    templates_dir: Path,
+    queue: str,
+    name: str,
+    context: dict[str, Any],
+    now: datetime | None = None,
+) -> str:
+    """The queue's own `<queue>/<name>` if it exists, else the shared `<name>`.
+
+    Without `now` the files are checked at every render. With `now` (the clock of the mail
+    it is for) they are checked once per second of it: an edit on disk is used from the
+    next second's mails on, and a template that failed to render is checked again by the
+    next render (its fix is used by the next mail)."""
     where = _where(templates_dir, queue, name)
+    second = None if now is None else int(now.timestamp())
+    loaded = where.loaded
+    # the files' two stats were half a render's CPU in a drain: the acknowledgements of one
+    # second share them
+    if loaded is None or second is None or second != where.checked:
+        loaded = _current(where, queue, name)
+        where.checked = second
+    template = loaded[0]
+    try:
+        return _render(where.env, template, loaded[2], context)
+    except Exception as e:  # noqa: BLE001 - any template error is reported with its name
+        where.checked = None
+        raise TemplateError(f"template {template.name}: {type(e).__name__}: {e}") from e
+
+
+def _current(where: _Where, queue: str, name: str) -> _Loaded:
+    """The template Jinja would give now for `where`, loaded again only when it changed."""
     # one stat instead of a miss through both loaders (a queue's own file is only ever in
     # templates_dir): three renders a mail, and the miss raised inside Jinja twice each
     mtime = _own_mtime(where.own_path)
@@ -73,11 +107,7 @@ def render(templates_dir: Path, queue: str, name: str, context: dict[str, Any]) 
         except TemplateNotFound as e:
             raise TemplateError(f"template {name!r} not found for queue {queue!r}") from e
         loaded = where.loaded = (template, mtime, dict(template.globals))
-    template = loaded[0]
-    try:
-        return _render(where.env, template, loaded[2], context)
-    except Exception as e:  # noqa: BLE001 - any template error is reported with its name
-        raise TemplateError(f"template {template.name}: {type(e).__name__}: {e}") from e
+    return loaded
 
 
 def _render(

@@ -7,7 +7,7 @@ import hashlib
 import quopri
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from email.header import Header
 from email.utils import format_datetime, formataddr
 from functools import lru_cache
@@ -47,12 +47,14 @@ class OutAttachment:
 
 def stable_message_id(hostname: str, kind: str, *cause: object) -> str:
     """A Message-ID derived from what caused the mail: re-running the cause gives the same id."""
-    digest = hashlib.sha256("\x1f".join(str(c) for c in cause).encode()).hexdigest()[:24]
+    digest = hashlib.sha256("\x1f".join(map(str, cause)).encode()).hexdigest()[:24]
     return f"<mailgate.{kind}.{digest}@{hostname}>"
 
 
 def header_text(value: str) -> str:
     """Make untrusted text safe for one header line (no CR/LF/control characters)."""
+    if value.isprintable():  # no control character in it: the regex would find none
+        return value.strip()
     return _UNSAFE.sub(" ", value).strip()
 
 
@@ -60,9 +62,27 @@ _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
+_utc_second: tuple[tuple[int, ...], str] = ((), "")  # the UTC second last formatted, its header
+
+
 def date_header(dt: datetime) -> str:
     """`email.utils.format_datetime(dt)` at a third of its cost (its `strftime("%z")` is
-    half of it): the zone from utcoffset when it is whole minutes, else as it does."""
+    half of it): the zone from utcoffset when it is whole minutes, else as it does. The
+    daemon's clock is UTC: its last second's header is kept (the mails of a burst share it)."""
+    global _utc_second
+    if dt.tzinfo is UTC:
+        second = (dt.year, dt.month, dt.day, dt.hour, dt.minute, dt.second)
+        kept = _utc_second  # one read: another thread may put its own second meanwhile
+        if kept[0] == second:
+            return kept[1]
+        text = _formatted(dt)
+        _utc_second = (second, text)
+        return text
+    return _formatted(dt)
+
+
+def _formatted(dt: datetime) -> str:
+    """The Date header of `dt`, as `format_datetime` writes it."""
     offset = dt.utcoffset()
     if offset is None or offset.seconds % 60 or offset.microseconds:
         return format_datetime(dt)

@@ -43,7 +43,8 @@ def ack(
         **ticket_vars(queue, ticket_id, title, p.from_addr, p.from_name),
         **ack_context(queue),  # pgp_fingerprint, pgp_public_key
     }
-    body = render(config.templates_dir, queue.name, queue.autoresponse.template, context)
+    # a burst of new tickets: the template's files checked once per second of `now`
+    body = render(config.templates_dir, queue.name, queue.autoresponse.template, context, now)
     return customer_mail(
         config,
         queue,

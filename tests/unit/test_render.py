@@ -1,10 +1,12 @@
 """autoresponse/render.py: what `render` makes is what Jinja's `Template.render` makes (it
 builds the template's context without Jinja's copy of the globals per render), and an
-edited template applies to the next render."""
+edited template applies to the next render (given the mail's clock: to the next second's
+mails, and at once after a render that failed)."""
 
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -56,6 +58,54 @@ def test_an_edited_template_applies_to_the_next_render(templates: Path):
     assert render(templates, "billing", "loop.txt", CONTEXT) == "1:x=1;2:y=2;\n"
     own.unlink()
     assert render(templates, "support", "loop.txt", CONTEXT) == "1:x=1;2:y=2;\n"
+
+
+NOW = datetime(2026, 3, 2, 9, 0, 0, 250_000, tzinfo=UTC)
+
+
+def _edit(path: Path, text: str) -> None:
+    path.write_text(text)
+    os.utime(path, (os.path.getmtime(path) + 5,) * 2)  # a new mtime even on a coarse clock
+
+
+def test_the_renders_of_one_second_of_the_clock_share_a_check_of_the_files(templates: Path):
+    """With `now`, the files are checked once per second of it: a queue's own file that
+    appears, is edited or goes is used from the next second on; without `now`, at once."""
+
+    def at(now: datetime | None) -> str:
+        return render(templates, "support", "loop.txt", CONTEXT, now)
+
+    shared, second = "1:x=1;2:y=2;\n", timedelta(seconds=1)
+    assert at(NOW) == shared
+    own = templates / "support" / "loop.txt"
+    own.parent.mkdir()
+    own.write_text("own {{ title }}\n")
+    assert at(NOW + timedelta(microseconds=700_000)) == shared  # the same second: not checked
+    assert at(NOW + second) == "own Printer\n"
+    _edit(own, "edited {{ n }}\n")
+    assert at(NOW + second) == "own Printer\n"
+    assert at(NOW + 2 * second) == "edited 3\n"
+    _edit(own, "again {{ n }}\n")
+    assert at(NOW) == "again 3\n"  # the clock went back: another second, checked
+    _edit(own, "no clock {{ n }}\n")
+    assert at(None) == "no clock 3\n"  # no clock: checked every time
+    own.unlink()
+    assert at(NOW + 3 * second) == shared
+    own.write_text("back {{ n }}\n")
+    assert at(NOW + 3 * second) == shared
+    assert at(None) == "back 3\n"
+
+
+def test_a_template_that_failed_to_render_is_checked_again_by_the_next_mail(templates: Path):
+    own = templates / "support" / "loop.txt"
+    own.parent.mkdir()
+    own.write_text("Dear {{ undefined_variable }}\n")
+    with pytest.raises(TemplateError, match="undefined_variable"):
+        render(templates, "support", "loop.txt", CONTEXT, NOW)
+    _edit(own, "fixed {{ title }}\n")
+    assert render(templates, "support", "loop.txt", CONTEXT, NOW) == "fixed Printer\n"
+    _edit(own, "edited {{ title }}\n")
+    assert render(templates, "support", "loop.txt", CONTEXT, NOW) == "fixed Printer\n"
 
 
 def test_a_reloaded_config_takes_its_templates(tmp_path: Path):
