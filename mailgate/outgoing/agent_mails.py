@@ -75,6 +75,7 @@ def notifications(
         queue.name,
         f"notify_{event}.txt",
         queue_context(queue, ticket=digest, tag=tag, actor=actor, reason=reason),
+        now,  # the files checked once per second of the mails' clock (autoresponse/render.py)
     )
     if attachment_list:
         body = f"{body.rstrip()}\n\n{attachment_list}"

@@ -187,6 +187,7 @@ def agent_mail(
         queue.name,
         "_agent_footer.txt",
         queue_context(queue, agent=agent, command_address=command_address),
+        now,  # two stats a mail otherwise: every agent notified of every customer mail
     )
     extra = [("X-Mailgate-Command-Address", command_address)]
     if ticket_id:

@@ -8,6 +8,7 @@ header; the Message-ID follows from the cause alone.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
@@ -576,3 +577,36 @@ def test_the_date_header_is_what_email_utils_writes(zone):
         for day in range(7):  # every weekday
             local = (dt + timedelta(days=day) if dt.year < 9999 else dt).replace(tzinfo=zone)
             assert date_header(local) == format_datetime(local)
+
+
+def test_an_edited_notification_template_is_used_from_the_next_second_of_the_clock(
+    tmp_path: Path,
+):
+    """A notification's body and its agent footer are rendered with the mail's clock: their
+    files are checked once per second of it (autoresponse/render.py), so an admin's edit
+    reaches the notifications of the next second on, without a reload."""
+    c = load(write_config(tmp_path, agents_toml=AGENTS))
+    own = Path(c.templates_dir) / "support"
+    own.mkdir(parents=True, exist_ok=True)
+    body, footer = own / "notify_new_ticket.txt", own / "_agent_footer.txt"
+    body.write_text("BODY-ONE {{ ticket.id }}\n")
+    footer.write_text("FOOTER-ONE\n")
+
+    def text_at(now: datetime) -> str:
+        [out] = agent_mails.notifications(
+            c, _support(c), [_agent(c)], "new_ticket", DIGEST, cause="edit", now=now
+        )
+        return _parsed(out).get_content()
+
+    def edit(path: Path, text: str) -> None:
+        path.write_text(text)
+        os.utime(path, (os.path.getmtime(path) + 5,) * 2)  # a new mtime on a coarse clock
+
+    first = text_at(NOW)
+    assert "BODY-ONE" in first and "FOOTER-ONE" in first
+    edit(body, "BODY-TWO {{ ticket.id }}\n")
+    edit(footer, "FOOTER-TWO\n")
+    same_second = text_at(NOW + timedelta(milliseconds=500))
+    assert "BODY-ONE" in same_second and "FOOTER-ONE" in same_second
+    next_second = text_at(NOW + timedelta(seconds=1))
+    assert "BODY-TWO" in next_second and "FOOTER-TWO" in next_second
