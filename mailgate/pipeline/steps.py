@@ -34,7 +34,7 @@ from mailgate.pipeline.digests import RUN_IS_LOOP, SEEN, run_length
 from mailgate.pipeline.outcome import Outcome, Rejected, StepFailed
 from mailgate.pipeline.pool import Ahead, PreparePool, pool_size
 from mailgate.pipeline.prepare import NOT_PREPARED, TRACEBACK_FRAMES, Facts, Prepared, Settings
-from mailgate.pipeline.thread import ThreadChoice, ThreadLookups, choose
+from mailgate.pipeline.thread import ThreadChoice, ThreadLookups, choose, named_tickets
 from mailgate.queues.routing import route
 from mailgate.queues.rules import NO_ROUTING, Routing, evaluate, initial_priority
 from mailgate.runtime import Clock, utcnow
@@ -46,9 +46,9 @@ from mailgate.store.articles import read_duplicates, system_article
 from mailgate.store.audit import audit
 from mailgate.store.autoresponses import last_autoresponse, read_autoresponses, record_autoresponse
 from mailgate.store.batch import BatchState
-from mailgate.store.lookups import read_refs, thread_lookups
+from mailgate.store.lookups import read_facts_ahead, read_refs, thread_lookups
 from mailgate.store.outbox import add_outbox
-from mailgate.store.repeats import recent_bodies
+from mailgate.store.repeats import read_recent_ahead, recent_bodies
 from mailgate.store.send_windows import read_history
 
 
@@ -163,6 +163,9 @@ def spam_step(ctx: Context, m: Message) -> Outcome | None:
     return machine_mail.spam(ctx.conn, _incoming(m), m.verdict, m.auth)
 
 
+REPEATS_WINDOW = timedelta(days=1)  # how far back a follow-up's earlier texts count as a run
+
+
 def thread_step(ctx: Context, m: Message) -> None:
     m.lookups = thread_lookups(ctx.conn, m.parsed)
     window = m.primary.close.reopen_window_days
@@ -176,7 +179,7 @@ def thread_step(ctx: Context, m: Message) -> None:
     )
     tid = m.choice.ticket_id
     if tid is not None and not m.verdict.automatic:
-        since = m.now - timedelta(days=1)
+        since = m.now - REPEATS_WINDOW
         earlier = recent_bodies(ctx.conn, tid, since, kind="inbound", from_addr=m.parsed.from_addr)
         m.run = run_length(m.facts.digest, earlier)
     SEEN.remember(m.parsed.text, m.facts.digest)  # the earlier text of its follow-ups
@@ -374,6 +377,15 @@ class Pipeline:
         batch.holds = not (cfg.agents and any(q.agent_mail.notify for q in cfg.queues))
         read_duplicates(conn, batch, [p.dedupe_key for p in ready])
         read_refs(conn, batch, [m for p in ready for m in p.refs])
+        if batch.holds:  # else its own writes go straight in: the follow-ups read alone
+            named = [
+                t
+                for p in ready
+                if p.parsed
+                for t in named_tickets(p.parsed.subject, p.refs, batch.refs)
+            ]
+            read_facts_ahead(conn, batch, named)  # the thread step's, from them
+            read_recent_ahead(conn, batch, named, self.clock() - REPEATS_WINDOW)
         senders = [p.parsed.from_addr for p in ready if p.parsed]
         read_autoresponses(conn, batch, senders)
         # bounce pauses of whom the batch may mail: its senders (acks) and the agents

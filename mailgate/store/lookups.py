@@ -9,7 +9,13 @@ from typing import Any
 from sqlalchemy import Connection, Select, select
 
 from mailgate.parse.message import Parsed
-from mailgate.pipeline.thread import ThreadLookups, TicketFacts, message_refs, tag_number
+from mailgate.pipeline.thread import (
+    ThreadLookups,
+    TicketFacts,
+    message_refs,
+    named_tickets,
+    tag_number,
+)
 from mailgate.store import fast
 from mailgate.store.articles import thread_refs
 from mailgate.store.batch import BatchState, TicketState, current
@@ -36,21 +42,57 @@ def _facts(n: int) -> Select[Any]:
     return stmt
 
 
+def _read_facts(conn: Connection, ids: list[int]) -> dict[int, TicketState]:
+    """The facts the database holds of these tickets (the missing ones left out)."""
+    found: dict[int, TicketState] = {}
+    for tid, requester, status, queue, closed_at, address in fast.rows_in(conn, _facts, ids):
+        t = found.setdefault(tid, TicketState(requester, status, queue, closed_at, set()))
+        if address:
+            t.ccs.add(address)
+    return found
+
+
+# what a statement on these changes of a ticket's facts: any other one while the batch
+# knows facts read ahead writes the held rows first, and the state forgets them (batch.py)
+_FACTS_TABLES = ("tickets", "ticket_ccs")
+
+
+def read_facts_ahead(conn: Connection, batch: BatchState, ids: list[int]) -> None:
+    """The facts of the tickets a batch's messages name: one statement for the batch."""
+    ids = [i for i in dict.fromkeys(ids) if i not in batch.facts_ahead]
+    if not ids:
+        return
+    found = _read_facts(conn, ids)
+    batch.facts_ahead.update({i: found.get(i) for i in ids})
+    batch.live.update(_FACTS_TABLES)
+
+
+def _facts_known(batch: BatchState, ids: list[int]) -> dict[int, TicketState]:
+    """The facts the batch knows of these tickets: held, else read ahead (a ticket read
+    ahead and not found is left out, as the database would)."""
+    known: dict[int, TicketState] = {}
+    for i in ids:
+        t = batch.tickets.get(i)
+        t = batch.facts_ahead.get(i) if t is None else t
+        if t is not None:
+            known[i] = t
+    return known
+
+
 def ticket_facts(conn: Connection, ids: Iterable[int]) -> dict[int, TicketFacts]:
     ids = list(dict.fromkeys(ids))
     if not ids:
         return {}
     batch = current(conn)
-    known = {} if batch is None else {i: batch.tickets[i] for i in ids if i in batch.tickets}
-    found: dict[int, TicketState] = {}
-    for tid, requester, status, queue, closed_at, address in fast.rows_in(
-        conn, _facts, [i for i in ids if i not in known]
-    ):
-        t = found.setdefault(tid, TicketState(requester, status, queue, closed_at, set()))
-        if address:
-            t.ccs.add(address)
-    if batch is not None:  # a follow-up's change of it is then held (store/tickets.py)
+    if batch is None:
+        known: dict[int, TicketState] = {}
+        found = _read_facts(conn, ids)
+    else:
+        known = _facts_known(batch, ids)
+        found = _read_facts(conn, [i for i in ids if i not in known and i not in batch.facts_ahead])
+        # a follow-up's change of one read here is then held (store/tickets.py)
         batch.read_facts.update(found)
+        batch.read_facts.update((i, t) for i, t in known.items() if i not in batch.tickets)
     return {
         tid: TicketFacts(
             id=tid,
@@ -88,11 +130,9 @@ def _ref_tickets(conn: Connection, refs: list[str]) -> dict[str, int]:
 def thread_lookups(conn: Connection, p: Parsed) -> ThreadLookups:
     tag = tag_number(p.subject)
     refs = message_refs(p)
-    ref_tickets: list[int] = []
-    if refs:
-        found = _ref_tickets(conn, refs)
-        ref_tickets = [found[m] for m in refs if m in found]
-    facts = ticket_facts(conn, ([tag] if tag else []) + ref_tickets)
+    found = _ref_tickets(conn, refs) if refs else {}
+    ref_tickets = [found[m] for m in refs if m in found]
+    facts = ticket_facts(conn, named_tickets(p.subject, refs, found))
     return ThreadLookups(
         tagged=facts.get(tag) if tag else None,
         referenced=tuple(facts[t] for t in dict.fromkeys(ref_tickets) if t in facts),
