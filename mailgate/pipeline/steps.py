@@ -34,7 +34,7 @@ from mailgate.pipeline.digests import RUN_IS_LOOP, SEEN, run_length
 from mailgate.pipeline.outcome import Outcome, Rejected, StepFailed
 from mailgate.pipeline.pool import Ahead, PreparePool, pool_size
 from mailgate.pipeline.prepare import NOT_PREPARED, TRACEBACK_FRAMES, Facts, Prepared, Settings
-from mailgate.pipeline.thread import ThreadChoice, ThreadLookups, choose, named_tickets
+from mailgate.pipeline.thread import ThreadChoice, ThreadLookups, choose
 from mailgate.queues.routing import route
 from mailgate.queues.rules import NO_ROUTING, Routing, evaluate, initial_priority
 from mailgate.runtime import Clock, utcnow
@@ -46,9 +46,9 @@ from mailgate.store.articles import read_duplicates, system_article
 from mailgate.store.audit import audit
 from mailgate.store.autoresponses import last_autoresponse, read_autoresponses, record_autoresponse
 from mailgate.store.batch import BatchState
-from mailgate.store.lookups import read_facts_ahead, read_refs, thread_lookups
+from mailgate.store.lookups import read_thread_ahead, thread_lookups
 from mailgate.store.outbox import add_outbox
-from mailgate.store.repeats import read_recent_ahead, recent_bodies
+from mailgate.store.repeats import REPEATS_WINDOW, recent_bodies
 from mailgate.store.send_windows import read_history
 
 
@@ -161,9 +161,6 @@ def spam_step(ctx: Context, m: Message) -> Outcome | None:
     """The spam filter in front said spam, or DMARC failed with a reject policy: quarantined,
     on a ticket or not."""
     return machine_mail.spam(ctx.conn, _incoming(m), m.verdict, m.auth)
-
-
-REPEATS_WINDOW = timedelta(days=1)  # how far back a follow-up's earlier texts count as a run
 
 
 def thread_step(ctx: Context, m: Message) -> None:
@@ -376,16 +373,7 @@ class Pipeline:
         cfg = self.config  # notified agents read each mail's rows back: held, slower
         batch.holds = not (cfg.agents and any(q.agent_mail.notify for q in cfg.queues))
         read_duplicates(conn, batch, [p.dedupe_key for p in ready])
-        read_refs(conn, batch, [m for p in ready for m in p.refs])
-        if batch.holds:  # else its own writes go straight in: the follow-ups read alone
-            named = [
-                t
-                for p in ready
-                if p.parsed
-                for t in named_tickets(p.parsed.subject, p.refs, batch.refs)
-            ]
-            read_facts_ahead(conn, batch, named)  # the thread step's, from them
-            read_recent_ahead(conn, batch, named, self.clock() - REPEATS_WINDOW)
+        read_thread_ahead(conn, batch, ready, self.clock())
         senders = [p.parsed.from_addr for p in ready if p.parsed]
         read_autoresponses(conn, batch, senders)
         # bounce pauses of whom the batch may mail: its senders (acks) and the agents

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Select, select
 
@@ -19,7 +20,11 @@ from mailgate.pipeline.thread import (
 from mailgate.store import fast
 from mailgate.store.articles import thread_refs
 from mailgate.store.batch import BatchState, TicketState, current
+from mailgate.store.repeats import REPEATS_WINDOW, read_recent_ahead
 from mailgate.store.tickets import ticket_ccs, tickets
+
+if TYPE_CHECKING:
+    from mailgate.pipeline.prepare import Prepared
 
 
 @functools.cache
@@ -137,3 +142,19 @@ def thread_lookups(conn: Connection, p: Parsed) -> ThreadLookups:
         tagged=facts.get(tag) if tag else None,
         referenced=tuple(facts[t] for t in dict.fromkeys(ref_tickets) if t in facts),
     )
+
+
+def read_thread_ahead(
+    conn: Connection, batch: BatchState, ready: list[Prepared], now: datetime
+) -> None:
+    """What the thread step of a batch's messages reads, one statement each for them all:
+    the tickets of their Message-IDs; when the batch holds its rows, the facts and recent
+    inbound texts of every ticket they name."""
+    read_refs(conn, batch, [m for p in ready for m in p.refs])
+    if not batch.holds:  # the batch's own writes go straight in: each follow-up reads alone
+        return
+    named = [
+        t for p in ready if p.parsed for t in named_tickets(p.parsed.subject, p.refs, batch.refs)
+    ]
+    read_facts_ahead(conn, batch, named)
+    read_recent_ahead(conn, batch, named, now - REPEATS_WINDOW)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Select, bindparam, func, select
@@ -14,6 +14,7 @@ from mailgate.store.articles import articles
 from mailgate.store.batch import BatchState, RecentInbound, current
 
 RECENT_LIMIT = 20
+REPEATS_WINDOW = timedelta(days=1)  # how far back a follow-up's earlier texts count as a run
 
 
 @functools.cache

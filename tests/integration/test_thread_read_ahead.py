@@ -24,9 +24,9 @@ from sqlalchemy import Engine, func, insert, select, update
 
 from mailgate.pipeline import steps
 from mailgate.spool import Envelope
-from mailgate.store import fast, repeats
+from mailgate.store import fast, lookups, repeats
 from mailgate.store.articles import add_article
-from mailgate.store.repeats import RECENT_LIMIT
+from mailgate.store.repeats import RECENT_LIMIT, REPEATS_WINDOW
 from mailgate.store.tickets import ticket_ccs, tickets
 from tests.harness import load, message, offline, write_config
 from tests.integration.test_batch_ids import compared
@@ -72,7 +72,7 @@ def _between(engine: Engine) -> dict[str, int]:
             update(tickets).where(tickets.c.id == c).values(status="closed", closed_at=closed)
         )
         conn.execute(insert(ticket_ccs).values(ticket_id=a, address=CC))
-        since_ahead = T - steps.REPEATS_WINDOW
+        since_ahead = T - REPEATS_WINDOW
         texts = [(a, CARLA, since_ahead + timedelta(hours=5), "Same text.")] * 5
         # in the read-ahead's window, not in the first message's: more recent by id
         texts += [(a, CARLA, since_ahead + timedelta(minutes=10), "Older.")] * RECENT_LIMIT
@@ -116,7 +116,7 @@ def _second_batch(ids: dict[str, int]) -> list[bytes]:
 def _recorded(monkeypatch: pytest.MonkeyPatch, seen: Seen, ahead: bool) -> None:
     """Record what the thread step is given; mid-batch, the statements of the subjects
     FLUSH and UPDATE (as an agent's command or a bounce would run them)."""
-    choose, run_length, lookups = steps.choose, steps.run_length, steps.thread_lookups
+    choose, run_length, look_up = steps.choose, steps.run_length, steps.thread_lookups
 
     def choosing(sender, found, agents, now, *args, **kwargs):  # type: ignore[no-untyped-def]
         choice = choose(sender, found, agents, now, *args, **kwargs)
@@ -132,14 +132,14 @@ def _recorded(monkeypatch: pytest.MonkeyPatch, seen: Seen, ahead: bool) -> None:
             conn.execute(select(func.count()).select_from(tickets))
         if parsed.subject.startswith("UPDATE"):
             conn.execute(update(tickets).where(tickets.c.title == "Scanner").values(priority=7))
-        return lookups(conn, parsed)
+        return look_up(conn, parsed)
 
     monkeypatch.setattr(steps, "choose", choosing)
     monkeypatch.setattr(steps, "run_length", counting)
     monkeypatch.setattr(steps, "thread_lookups", looking)
     if not ahead:  # the clock is still asked, as with them: the same times on both sides
-        monkeypatch.setattr(steps, "read_facts_ahead", lambda *args: None)
-        monkeypatch.setattr(steps, "read_recent_ahead", lambda *args: None)
+        monkeypatch.setattr(lookups, "read_facts_ahead", lambda *args: None)
+        monkeypatch.setattr(lookups, "read_recent_ahead", lambda *args: None)
         monkeypatch.setattr(repeats, "_stored_ahead", lambda *args: None)  # the statement
 
 
