@@ -104,7 +104,7 @@ def read_recent_ahead(
     conn: Connection, batch: BatchState, ticket_ids: list[int], since: datetime
 ) -> None:
     """The latest inbound texts since `since` of every sender on these tickets: one
-    statement for the batch's follow-ups (`recent_bodies` answers from them)."""
+    statement for the batch's follow-ups (`recent_inbound` answers from them)."""
     ticket_ids = [t for t in dict.fromkeys(ticket_ids) if t not in batch.recent_ahead]
     if not ticket_ids:
         return
@@ -118,11 +118,11 @@ def read_recent_ahead(
 
 
 def _stored_ahead(
-    batch: BatchState | None, ticket_id: int, since: datetime, kind: str, from_addr: str
+    batch: BatchState | None, ticket_id: int, since: datetime, from_addr: str
 ) -> list[str] | None:
     """The stored bodies `_recent` would find, from what the batch read ahead; None when
     what it read cannot tell (then the statement runs)."""
-    if batch is None or kind != "inbound":
+    if batch is None:
         return None
     if ticket_id in batch.new_rows:  # the batch made it and holds its INSERT: none stored
         return []
@@ -135,13 +135,12 @@ def _stored_ahead(
     return None if len(rows) == RECENT_LIMIT and len(found) < len(rows) else found
 
 
-def recent_bodies(
-    conn: Connection, ticket_id: int, since: datetime, *, kind: str, from_addr: str
-) -> list[str]:
-    """The bodies of `recent_texts` from `from_addr` (their verdicts not read)."""
-    params = {"ticket_id": ticket_id, "kind": kind, "since": since, "from_addr": from_addr}
+def recent_inbound(conn: Connection, ticket_id: int, since: datetime, from_addr: str) -> list[str]:
+    """The bodies of the ticket's latest inbound articles from `from_addr` since `since`,
+    newest first (as `recent_texts`, their verdicts not read)."""
+    params = {"ticket_id": ticket_id, "kind": "inbound", "since": since, "from_addr": from_addr}
     held = [r["body_text"] for r in _held(conn, ticket_id, params)]
-    stored = _stored_ahead(current(conn), ticket_id, since, kind, from_addr)
+    stored = _stored_ahead(current(conn), ticket_id, since, from_addr)
     if stored is None:
         stored = fast.scalars(conn, _recent(True, False, False), params)
     return [body or "" for body in [*held, *stored][:RECENT_LIMIT]]
