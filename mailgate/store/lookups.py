@@ -57,8 +57,8 @@ def _read_facts(conn: Connection, ids: list[int]) -> dict[int, TicketState]:
     return found
 
 
-# what a statement on these changes of a ticket's facts: any other one while the batch
-# knows facts read ahead writes the held rows first, and the state forgets them (batch.py)
+# where a ticket's facts come from: while facts read ahead are known, any other statement
+# on these writes the held rows first, and the state forgets the facts (store/batch.py)
 _FACTS_TABLES = ("tickets", "ticket_ccs")
 
 

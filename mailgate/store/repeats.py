@@ -95,8 +95,8 @@ def _recent_inbound(n: int) -> Select[Any]:
     return stmt
 
 
-# what a statement on changes the articles read ahead: any other one while the batch
-# knows them writes the held rows first, and the state forgets them (store/batch.py)
+# where the recent texts come from: while texts read ahead are known, any other statement
+# on it writes the held rows first, and the state forgets the texts (store/batch.py)
 _RECENT_TABLES = ("articles",)
 
 
