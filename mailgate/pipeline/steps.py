@@ -46,9 +46,9 @@ from mailgate.store.articles import read_duplicates, system_article
 from mailgate.store.audit import audit
 from mailgate.store.autoresponses import last_autoresponse, read_autoresponses, record_autoresponse
 from mailgate.store.batch import BatchState
-from mailgate.store.lookups import read_refs, thread_lookups
+from mailgate.store.lookups import read_thread_ahead, thread_lookups
 from mailgate.store.outbox import add_outbox
-from mailgate.store.repeats import recent_bodies
+from mailgate.store.repeats import REPEATS_WINDOW, recent_inbound
 from mailgate.store.send_windows import read_history
 
 
@@ -176,8 +176,7 @@ def thread_step(ctx: Context, m: Message) -> None:
     )
     tid = m.choice.ticket_id
     if tid is not None and not m.verdict.automatic:
-        since = m.now - timedelta(days=1)
-        earlier = recent_bodies(ctx.conn, tid, since, kind="inbound", from_addr=m.parsed.from_addr)
+        earlier = recent_inbound(ctx.conn, tid, m.now - REPEATS_WINDOW, m.parsed.from_addr)
         m.run = run_length(m.facts.digest, earlier)
     SEEN.remember(m.parsed.text, m.facts.digest)  # the earlier text of its follow-ups
     m.survey = _open_survey(ctx.conn, m)
@@ -373,13 +372,14 @@ class Pipeline:
         cfg = self.config  # notified agents read each mail's rows back: held, slower
         batch.holds = not (cfg.agents and any(q.agent_mail.notify for q in cfg.queues))
         read_duplicates(conn, batch, [p.dedupe_key for p in ready])
-        read_refs(conn, batch, [m for p in ready for m in p.refs])
+        now = self.clock()  # once for all its reads (a clock may tick per call)
+        read_thread_ahead(conn, batch, ready, now)
         senders = [p.parsed.from_addr for p in ready if p.parsed]
         read_autoresponses(conn, batch, senders)
         # bounce pauses of whom the batch may mail: its senders (acks) and the agents
         read_pauses(conn, batch, [*senders, *(a.address for a in self.config.agents)])
         if self.config.governor.enabled:  # what the acknowledgements' caps count
-            read_history(conn, batch, [s.lower() for s in senders], self.clock())
+            read_history(conn, batch, [s.lower() for s in senders], now)
 
     def process(
         self, conn: Connection, entry: SpoolEntry, raw: bytes, prepared: Prepared | None = None

@@ -8,6 +8,7 @@ requester, a CC or an agent; otherwise it opens a new ticket linked to the one i
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -81,6 +82,13 @@ class ThreadChoice:
 def tag_number(subject: str) -> int | None:
     m = TAG_RE.search(subject)
     return int(m.group(1)) if m else None
+
+
+def named_tickets(subject: str, refs: Iterable[str], ticket_of: Mapping[str, int]) -> list[int]:
+    """The tickets a message names: its subject tag's, then its references' (those
+    `ticket_of` knows the ticket of), nearest first."""
+    tag = tag_number(subject)
+    return ([tag] if tag else []) + [ticket_of[m] for m in refs if m in ticket_of]
 
 
 def referenced_ids(in_reply_to: tuple[str, ...], references: tuple[str, ...]) -> tuple[str, ...]:

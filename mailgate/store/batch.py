@@ -72,6 +72,15 @@ class TicketState:
     ccs: set[str]
 
 
+@dataclass
+class RecentInbound:
+    """A ticket's latest inbound texts by sender since `since`, read ahead for the batch's
+    loop breaker (store/repeats.py)."""
+
+    since: datetime
+    by_sender: dict[str, list[tuple[datetime, str]]]  # (created_at, body), newest first
+
+
 # held rows are written in this order: a parent before the rows that point at it
 PARENTS_FIRST = (
     "tickets", "ticket_queues", "ticket_ccs", "ticket_tags", "ticket_links", "ticket_rule_hits",
@@ -115,6 +124,10 @@ class BatchState:
     articles_of: dict[int, list[dict[str, Any]]] = field(default_factory=dict)  # held, by ticket
     outbox_ids: set[str] = field(default_factory=set)  # Message-IDs of the held outbox rows
     blobs: set[str] = field(default_factory=set)  # held
+    # read ahead for the batch's follow-ups (Pipeline.read_ahead); their tables are in
+    # `live` then, so any other statement on them writes the held rows and forgets these
+    facts_ahead: dict[int, TicketState | None] = field(default_factory=dict)  # None: no ticket
+    recent_ahead: dict[int, RecentInbound] = field(default_factory=dict)  # by ticket
 
     def hold(self, table: str, stmt: Any, row: dict[str, Any]) -> None:
         """A row written at the flush (or before a statement on its table)."""
@@ -181,6 +194,8 @@ def write_held(conn: Connection, state: BatchState, count_again: bool = True) ->
     state.live.clear()
     for known in (state.tickets, state.new_rows, state.read_facts, state.articles_of):
         known.clear()
+    state.facts_ahead.clear()
+    state.recent_ahead.clear()
     state.outbox_ids.clear()
     state.blobs.clear()
     if count_again:

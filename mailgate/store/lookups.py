@@ -4,16 +4,27 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Select, select
 
 from mailgate.parse.message import Parsed
-from mailgate.pipeline.thread import ThreadLookups, TicketFacts, message_refs, tag_number
+from mailgate.pipeline.thread import (
+    ThreadLookups,
+    TicketFacts,
+    message_refs,
+    named_tickets,
+    tag_number,
+)
 from mailgate.store import fast
 from mailgate.store.articles import thread_refs
 from mailgate.store.batch import BatchState, TicketState, current
+from mailgate.store.repeats import REPEATS_WINDOW, read_recent_ahead
 from mailgate.store.tickets import ticket_ccs, tickets
+
+if TYPE_CHECKING:
+    from mailgate.pipeline.prepare import Prepared
 
 
 @functools.cache
@@ -36,21 +47,57 @@ def _facts(n: int) -> Select[Any]:
     return stmt
 
 
+def _read_facts(conn: Connection, ids: list[int]) -> dict[int, TicketState]:
+    """The facts the database holds of these tickets (the missing ones left out)."""
+    found: dict[int, TicketState] = {}
+    for tid, requester, status, queue, closed_at, address in fast.rows_in(conn, _facts, ids):
+        t = found.setdefault(tid, TicketState(requester, status, queue, closed_at, set()))
+        if address:
+            t.ccs.add(address)
+    return found
+
+
+# where a ticket's facts come from: while facts read ahead are known, any other statement
+# on these writes the held rows first, and the state forgets the facts (store/batch.py)
+_FACTS_TABLES = ("tickets", "ticket_ccs")
+
+
+def read_facts_ahead(conn: Connection, batch: BatchState, ids: list[int]) -> None:
+    """The facts of the tickets a batch's messages name: one statement for the batch."""
+    ids = [i for i in dict.fromkeys(ids) if i not in batch.facts_ahead]
+    if not ids:
+        return
+    found = _read_facts(conn, ids)
+    batch.facts_ahead.update({i: found.get(i) for i in ids})
+    batch.live.update(_FACTS_TABLES)
+
+
+def _facts_known(batch: BatchState, ids: list[int]) -> dict[int, TicketState]:
+    """The facts the batch knows of these tickets: held, else read ahead (a ticket read
+    ahead and not found is left out, as the database would)."""
+    known: dict[int, TicketState] = {}
+    for i in ids:
+        t = batch.tickets.get(i)
+        t = batch.facts_ahead.get(i) if t is None else t
+        if t is not None:
+            known[i] = t
+    return known
+
+
 def ticket_facts(conn: Connection, ids: Iterable[int]) -> dict[int, TicketFacts]:
     ids = list(dict.fromkeys(ids))
     if not ids:
         return {}
     batch = current(conn)
-    known = {} if batch is None else {i: batch.tickets[i] for i in ids if i in batch.tickets}
-    found: dict[int, TicketState] = {}
-    for tid, requester, status, queue, closed_at, address in fast.rows_in(
-        conn, _facts, [i for i in ids if i not in known]
-    ):
-        t = found.setdefault(tid, TicketState(requester, status, queue, closed_at, set()))
-        if address:
-            t.ccs.add(address)
-    if batch is not None:  # a follow-up's change of it is then held (store/tickets.py)
+    if batch is None:
+        known: dict[int, TicketState] = {}
+        found = _read_facts(conn, ids)
+    else:
+        known = _facts_known(batch, ids)
+        found = _read_facts(conn, [i for i in ids if i not in known and i not in batch.facts_ahead])
+        # a follow-up's change of one read here is then held (store/tickets.py)
         batch.read_facts.update(found)
+        batch.read_facts.update((i, t) for i, t in known.items() if i not in batch.tickets)
     return {
         tid: TicketFacts(
             id=tid,
@@ -88,12 +135,26 @@ def _ref_tickets(conn: Connection, refs: list[str]) -> dict[str, int]:
 def thread_lookups(conn: Connection, p: Parsed) -> ThreadLookups:
     tag = tag_number(p.subject)
     refs = message_refs(p)
-    ref_tickets: list[int] = []
-    if refs:
-        found = _ref_tickets(conn, refs)
-        ref_tickets = [found[m] for m in refs if m in found]
-    facts = ticket_facts(conn, ([tag] if tag else []) + ref_tickets)
+    found = _ref_tickets(conn, refs) if refs else {}
+    ref_tickets = [found[m] for m in refs if m in found]
+    facts = ticket_facts(conn, named_tickets(p.subject, refs, found))
     return ThreadLookups(
         tagged=facts.get(tag) if tag else None,
         referenced=tuple(facts[t] for t in dict.fromkeys(ref_tickets) if t in facts),
     )
+
+
+def read_thread_ahead(
+    conn: Connection, batch: BatchState, ready: list[Prepared], now: datetime
+) -> None:
+    """What the thread step of a batch's messages reads, one statement each for them all:
+    the tickets of their Message-IDs; when the batch holds its rows, the facts and recent
+    inbound texts of every ticket they name."""
+    read_refs(conn, batch, [m for p in ready for m in p.refs])
+    if not batch.holds:  # the batch's own writes go straight in: each follow-up reads alone
+        return
+    named = [
+        t for p in ready if p.parsed for t in named_tickets(p.parsed.subject, p.refs, batch.refs)
+    ]
+    read_facts_ahead(conn, batch, named)
+    read_recent_ahead(conn, batch, named, now - REPEATS_WINDOW)

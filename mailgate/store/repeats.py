@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import functools
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Select, bindparam, select
+from sqlalchemy import Connection, Select, bindparam, func, select
 
 from mailgate.store import fast
 from mailgate.store.articles import articles
-from mailgate.store.batch import current
+from mailgate.store.batch import BatchState, RecentInbound, current
 
 RECENT_LIMIT = 20
+REPEATS_WINDOW = timedelta(days=1)  # how far back a follow-up's earlier texts count as a run
 
 
 @functools.cache
@@ -67,11 +68,79 @@ def recent_texts(
     return [(body or "", verdict or {}) for body, verdict in [*held, *rows][:RECENT_LIMIT]]
 
 
-def recent_bodies(
-    conn: Connection, ticket_id: int, since: datetime, *, kind: str, from_addr: str
-) -> list[str]:
-    """The bodies of `recent_texts` from `from_addr` (their verdicts not read)."""
-    params = {"ticket_id": ticket_id, "kind": kind, "since": since, "from_addr": from_addr}
+@functools.cache
+def _recent_inbound(n: int) -> Select[Any]:
+    """(ticket, sender, created_at, body) of the latest RECENT_LIMIT inbound articles
+    since `since` of each sender on `n` tickets (store/fast.rows_in), newest first."""
+    c = articles.c
+    newest_first = func.row_number().over(
+        partition_by=(c.ticket_id, c.from_addr), order_by=c.id.desc()
+    )
+    ranked = (
+        select(c.ticket_id, c.from_addr, c.created_at, c.body_text, newest_first.label("rank"))
+        .where(
+            c.ticket_id.in_(fast.in_binds(n)),
+            c.kind == "inbound",
+            c.created_at >= bindparam("since"),
+        )
+        .subquery()
+    )
+    r = ranked.c
+    stmt = (
+        select(r.ticket_id, r.from_addr, r.created_at, r.body_text)
+        .where(r.rank <= RECENT_LIMIT)
+        .order_by(r.rank)
+    )
+    fast.SEES_BATCH.add(stmt)  # the batch's own articles are added from its state (`_held`)
+    return stmt
+
+
+# where the recent texts come from: while texts read ahead are known, any other statement
+# on it writes the held rows first, and the state forgets the texts (store/batch.py)
+_RECENT_TABLES = ("articles",)
+
+
+def read_recent_ahead(
+    conn: Connection, batch: BatchState, ticket_ids: list[int], since: datetime
+) -> None:
+    """The latest inbound texts since `since` of every sender on these tickets: one
+    statement for the batch's follow-ups (`recent_inbound` answers from them)."""
+    ticket_ids = [t for t in dict.fromkeys(ticket_ids) if t not in batch.recent_ahead]
+    if not ticket_ids:
+        return
+    read = {t: RecentInbound(since, {}) for t in ticket_ids}
+    for tid, sender, created_at, body in fast.rows_in(
+        conn, _recent_inbound, ticket_ids, {"since": since}
+    ):
+        read[tid].by_sender.setdefault(sender, []).append((created_at, body or ""))
+    batch.recent_ahead.update(read)
+    batch.live.update(_RECENT_TABLES)
+
+
+def _stored_ahead(
+    batch: BatchState | None, ticket_id: int, since: datetime, from_addr: str
+) -> list[str] | None:
+    """The stored bodies `_recent` would find, from what the batch read ahead; None when
+    what it read cannot tell (then the statement runs)."""
+    if batch is None:
+        return None
+    if ticket_id in batch.new_rows:  # the batch made it and holds its INSERT: none stored
+        return []
+    read = batch.recent_ahead.get(ticket_id)
+    if read is None or since < read.since:
+        return None
+    rows = read.by_sender.get(from_addr, [])
+    found = [body for created_at, body in rows if created_at >= since]
+    # all RECENT_LIMIT read, some older than `since`: older ones further back may count
+    return None if len(rows) == RECENT_LIMIT and len(found) < len(rows) else found
+
+
+def recent_inbound(conn: Connection, ticket_id: int, since: datetime, from_addr: str) -> list[str]:
+    """The bodies of the ticket's latest inbound articles from `from_addr` since `since`,
+    newest first (as `recent_texts`, their verdicts not read)."""
+    params = {"ticket_id": ticket_id, "kind": "inbound", "since": since, "from_addr": from_addr}
     held = [r["body_text"] for r in _held(conn, ticket_id, params)]
-    stored = fast.scalars(conn, _recent(True, False, False), params)
+    stored = _stored_ahead(current(conn), ticket_id, since, from_addr)
+    if stored is None:
+        stored = fast.scalars(conn, _recent(True, False, False), params)
     return [body or "" for body in [*held, *stored][:RECENT_LIMIT]]
