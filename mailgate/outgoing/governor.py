@@ -62,27 +62,74 @@ WINDOWS = {
 }
 
 
+# each cap in the order `check` tries them, with the Counts field it compares
+CAP_COUNTS = (
+    ("ack_per_queue_minute", "acks_queue_minute"),
+    ("auto_per_address_hour", "auto_hour"),
+    ("auto_per_address_day", "auto_day"),
+    ("notify_per_agent_ticket_hour", "notify_ticket_hour"),
+    ("per_ticket_address_hour", "ticket_hour"),
+)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A cap that applies to a mail: its setting, the Counts field it compares, its limit."""
+
+    cap: str
+    count: str
+    limit: int
+
+
+def rules_for(mail: Mail, caps: GovernorSettings) -> tuple[Rule, ...]:
+    """The caps that apply to `mail` (set, not 0), in the order `check` tries them."""
+    key = (mail.kind, mail.ticket_id is not None, mail.budget, id(caps))
+    known = _rules.get(key)
+    if known is None or known[0] is not caps:  # a reloaded config: new settings, a new id
+        if len(_rules) >= 256:
+            _rules.clear()
+        known = _rules[key] = (caps, _rules_for(mail, caps))
+    return known[1]
+
+
+# (kind, about a ticket, budget, id of the settings) -> (the settings, the rules): the same
+# for every mail of a kind, worked out once per settings object
+_rules: dict[tuple[str, bool, bool, int], tuple[GovernorSettings, tuple[Rule, ...]]] = {}
+
+
+def _rules_for(mail: Mail, caps: GovernorSettings) -> tuple[Rule, ...]:
+    if not caps.enabled:
+        return ()
+    auto = mail.kind in AUTOMATIC_KINDS
+    applies = {
+        "ack_per_queue_minute": mail.kind == "ack" and mail.budget,
+        "auto_per_address_hour": auto,
+        "auto_per_address_day": auto,
+        "notify_per_agent_ticket_hour": is_notification(mail.kind),
+        "per_ticket_address_hour": mail.ticket_id is not None,
+    }
+    return tuple(
+        Rule(cap, count, getattr(caps, cap))
+        for cap, count in CAP_COUNTS
+        if applies[cap] and getattr(caps, cap)
+    )
+
+
 def check(mail: Mail, counts: Counts, caps: GovernorSettings) -> Verdict:
     """Hold `mail` if one more would pass a cap."""
-    if not caps.enabled:
-        return PASS
-    auto = mail.kind in AUTOMATIC_KINDS
-    rules = (
-        ("ack_per_queue_minute", mail.kind == "ack" and mail.budget, counts.acks_queue_minute),
-        ("auto_per_address_hour", auto, counts.auto_hour),
-        ("auto_per_address_day", auto, counts.auto_day),
-        ("notify_per_agent_ticket_hour", is_notification(mail.kind), counts.notify_ticket_hour),
-        ("per_ticket_address_hour", mail.ticket_id is not None, counts.ticket_hour),
-    )
-    for cap, applies, n in rules:
-        limit = getattr(caps, cap) if applies else 0
-        if limit and n >= limit:
-            window = {MINUTE: "minute", HOUR: "hour", DAY: "day"}[WINDOWS[cap]]
-            about = _about(cap, mail)
-            return Verdict(
-                True, cap, f"held by governor.{cap} = {limit} ({n} to {about} in the last {window})"
-            )
+    for rule in rules_for(mail, caps):
+        n = getattr(counts, rule.count)
+        if n >= rule.limit:
+            return held(rule, n, mail)
     return PASS
+
+
+def held(rule: Rule, n: int, mail: Mail) -> Verdict:
+    """The verdict of a cap that holds `mail`, `n` mails counted in its window."""
+    window = {MINUTE: "minute", HOUR: "hour", DAY: "day"}[WINDOWS[rule.cap]]
+    about = _about(rule.cap, mail)
+    reason = f"held by governor.{rule.cap} = {rule.limit} ({n} to {about} in the last {window})"
+    return Verdict(True, rule.cap, reason)
 
 
 def _about(cap: str, mail: Mail) -> str:

@@ -13,13 +13,13 @@ from sqlalchemy import Connection, Table, insert, update
 from mailgate.config.governor import GovernorSettings
 from mailgate.db.models import OutboxRow
 from mailgate.outgoing.compose import Outgoing
-from mailgate.outgoing.governor import AUTOMATIC_KINDS, PASS, Mail, Verdict, check, paused
+from mailgate.outgoing.governor import AUTOMATIC_KINDS, PASS, Mail, Verdict, paused
 from mailgate.store import fast
 from mailgate.store.addresses import paused_until
 from mailgate.store.articles import add_thread_ref
 from mailgate.store.batch import current
 from mailgate.store.ids import new_id
-from mailgate.store.send_log import counts_for, log_sends
+from mailgate.store.send_log import log_sends, verdict_for
 from mailgate.store.sql import insert_ignore_stmt
 
 log = logging.getLogger(__name__)
@@ -113,7 +113,7 @@ def _govern(
         verdict = paused(mail, until, now)
         if verdict.hold:
             return verdict
-        verdict = check(mail, counts_for(conn, mail, now, caps), caps)
+        verdict = verdict_for(conn, mail, now, caps)
         if verdict.hold:
             # once per cap, key and window, not once per message
             key = (verdict.cap, queue if verdict.cap == "ack_per_queue_minute" else address)

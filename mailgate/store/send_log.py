@@ -11,13 +11,16 @@ from sqlalchemy import Connection, bindparam, func, insert, select
 from mailgate.config.governor import GovernorSettings
 from mailgate.outgoing.compose import Outgoing
 from mailgate.outgoing.governor import (
-    AUTOMATIC_KINDS,
     DAY,
     HOUR,
     MINUTE,
+    PASS,
     Counts,
     Mail,
-    is_notification,
+    Verdict,
+    check,
+    held,
+    rules_for,
 )
 from mailgate.store.batch import Sent, current
 from mailgate.store.send_windows import (
@@ -42,37 +45,7 @@ _COUNTS = {
 
 def wanted_counts(mail: Mail, caps: GovernorSettings) -> tuple[str, ...]:
     """The Counts fields `mail`'s caps compare with."""
-    key = (mail.kind, mail.ticket_id is not None, id(caps))
-    held = _wanted.get(key)
-    if held is None or held[0] is not caps:  # a reloaded config: new settings, a new id
-        if len(_wanted) >= 256:
-            _wanted.clear()
-        held = _wanted[key] = (caps, _wanted_counts(mail, caps))
-    return held[1]
-
-
-# (kind, about a ticket, id of the settings) -> (the settings, the names): the same for
-# every mail of a kind, worked out once per settings object
-_wanted: dict[tuple[str, bool, int], tuple[GovernorSettings, tuple[str, ...]]] = {}
-
-
-def _wanted_counts(mail: Mail, caps: GovernorSettings) -> tuple[str, ...]:
-    if not caps.enabled:
-        return ()
-    wanted: list[str] = []
-    if mail.kind == "ack" and caps.ack_per_queue_minute:
-        wanted.append("acks_queue_minute")
-    if mail.kind in AUTOMATIC_KINDS:
-        if caps.auto_per_address_hour:
-            wanted.append("auto_hour")
-        if caps.auto_per_address_day:
-            wanted.append("auto_day")
-    if mail.ticket_id is not None:
-        if caps.per_ticket_address_hour:
-            wanted.append("ticket_hour")
-        if is_notification(mail.kind) and caps.notify_per_agent_ticket_hour:
-            wanted.append("notify_ticket_hour")
-    return tuple(wanted)
+    return tuple(rule.count for rule in rules_for(mail, caps))
 
 
 def counts_for(conn: Connection, mail: Mail, now: datetime, caps: GovernorSettings) -> Counts:
@@ -93,6 +66,20 @@ def counts_for(conn: Connection, mail: Mail, now: datetime, caps: GovernorSettin
     }
     row = conn.execute(_all_counts(names), params).one()
     return Counts(**dict(zip(names, row, strict=True)))
+
+
+def verdict_for(conn: Connection, mail: Mail, now: datetime, caps: GovernorSettings) -> Verdict:
+    """`check` of `mail` against its caps. In a batch each cap's window is counted only
+    until one holds: the later caps could not change the verdict (the first that holds
+    names itself), and a window's count is the same whenever in the batch it is made."""
+    batch = current(conn)
+    if batch is None:
+        return check(mail, counts_for(conn, mail, now, caps), caps)
+    for rule in rules_for(mail, caps):
+        n = batch_count(conn, batch, KINDS[rule.count], mail, now)
+        if n >= rule.limit:
+            return held(rule, n, mail)
+    return PASS
 
 
 @functools.cache

@@ -109,6 +109,7 @@ def _counted(*where: Any, columns: tuple[Any, ...] = _LINE) -> Any:
 
 
 KINDS = window_kinds(send_log.c)
+TICKET_KINDS = tuple(k for k in KINDS.values() if k.scope == "ticket")  # read the same rows
 _SPAN = {k.seconds: timedelta(seconds=k.seconds) for k in KINDS.values()}  # made once
 _SINCE = send_log.c.created_at > bindparam("since")
 _AUTOMATIC = or_(*(send_log.c.kind == k for k in sorted(AUTOMATIC_KINDS)))
@@ -186,15 +187,35 @@ def batch_count(
         if not rows and (kind.scope == "address" or mail.ticket_id in batch.new_tickets):
             batch.windows.pop(key, None)  # made again from the batch's lists, as cheaply
             return 0
-        times = [
-            s.created_at for s in rows if s.counted and s.created_at > start and kind.matches(s)
-        ]
-        window = batch.windows[key] = Window(start, sorted(times))
+        window = batch.windows[key] = _window(kind, rows, start)
+        if kind.scope == "ticket":
+            _share_ticket_rows(batch, kind, mail, rows, start)
     elif isinstance(window, QueueWindow):
         if start >= window.until:  # past the times read: the later rows are not told apart
             return _queue_count(conn, batch, key, mail.queue, start)
         return window.later + len(window.times) - bisect.bisect_right(window.times, start)
     return len(window.times) - bisect.bisect_right(window.times, start)
+
+
+def _window(kind: WindowKind, rows: list[Sent], start: datetime) -> Window:
+    """`kind`'s window from `start`, made of the rows it was read from."""
+    times = [s.created_at for s in rows if s.counted and s.created_at > start and kind.matches(s)]
+    return Window(start, sorted(times))
+
+
+def _share_ticket_rows(
+    batch: BatchState, read: WindowKind, mail: Mail, rows: list[Sent], start: datetime
+) -> None:
+    """The other ticket windows of the same length for `mail` made from the rows just read
+    for `read` (a notification counts both: one statement, not two), each where a count of
+    it now would read it: not kept yet, or kept from a later `since` (the clock went back)."""
+    for kind in TICKET_KINDS:
+        if kind is read or kind.seconds != read.seconds:
+            continue
+        key = kind.key(mail.queue, mail.address, mail.ticket_id)
+        kept = batch.windows.get(key)
+        if kept is None or start < kept.since:
+            batch.windows[key] = _window(kind, rows, start)
 
 
 def _queue_count(
