@@ -17,6 +17,7 @@ from mailgate.parse.addresses import (
 )
 from mailgate.parse.headers import clean_header_value, decode_words, short
 from mailgate.parse.limits import MAX_HEADER_CHARS
+from mailgate.parse.records import frozen_record
 
 _DATE_RE = re.compile(
     r"\s*(?:[A-Za-z]{3},\s*)?(\d{1,2})\s+([A-Za-z]{3})\s+(\d{4})\s+(\d{1,2}):(\d{2})(?::(\d{2}))?"
@@ -94,20 +95,21 @@ def read_envelope(msg: Message, defects: list[str]) -> Envelope:
         if not message_id:
             defects.append(f"garbage Message-ID: {short(first['message-id'])}")
 
-    return Envelope(
-        message_id=message_id,
-        in_reply_to=message_ids(" ".join(allv.get("in-reply-to", ()))),
-        references=message_ids(" ".join(allv.get("references", ()))),
-        subject=subject,
-        from_addr=from_addr,
-        from_name=from_name,
-        reply_to=address_list(allv.get("reply-to", ())),
-        to=address_list(allv.get("to", ())),
-        cc=address_list(allv.get("cc", ())),
-        date=date,
-        return_path=return_path(first.get("return-path")),
-        headers=tuple(headers),
-    )
+    fields = {  # (in Envelope's order)
+        "message_id": message_id,
+        "in_reply_to": message_ids(" ".join(allv.get("in-reply-to", ()))),
+        "references": message_ids(" ".join(allv.get("references", ()))),
+        "subject": subject,
+        "from_addr": from_addr,
+        "from_name": from_name,
+        "reply_to": address_list(allv.get("reply-to", ())),
+        "to": address_list(allv.get("to", ())),
+        "cc": address_list(allv.get("cc", ())),
+        "date": date,
+        "return_path": return_path(first.get("return-path")),
+        "headers": tuple(headers),
+    }
+    return frozen_record(Envelope, fields)
 
 
 # one timezone object per offset (at most 20,000): a batch's dates share it when pickled
