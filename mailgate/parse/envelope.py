@@ -52,7 +52,7 @@ class Envelope:
 def read_envelope(msg: Message, defects: list[str]) -> Envelope:
     """Decode every header and derive the envelope fields of Parsed."""
     headers: list[tuple[str, str]] = []
-    allv: dict[str, list[str]] = {}
+    allv: dict[str, list[str]] = {}  # each name's values, in order (never an empty list)
     for raw_name, value in msg.raw_items():
         name = str(raw_name).strip().lower()
         if not isinstance(value, str):
@@ -70,30 +70,29 @@ def read_envelope(msg: Message, defects: list[str]) -> Envelope:
             allv[name] = [value]
         else:
             same.append(value)
-    first = {name: values[0] for name, values in allv.items()}
     subject = next((value for name, value in headers if name == "subject"), "")
 
     from_addr, from_name = "", ""
-    if "from" in first:
+    if "from" in allv:
         addrs = addresses(" , ".join(allv["from"])[:MAX_HEADER_CHARS])
         if addrs:
             from_name, from_addr = addrs[0]
             from_name = clean_display_name(from_name, defects)
         else:
-            defects.append(f"unparseable From: {short(first['from'])}")
+            defects.append(f"unparseable From: {short(allv['from'][0])}")
 
     date = None
-    if "date" in first:
-        date = parse_date(first["date"])
+    if "date" in allv:
+        date = parse_date(allv["date"][0])
         if date is None:
-            defects.append(f"unparseable Date: {short(first['date'])}")
+            defects.append(f"unparseable Date: {short(allv['date'][0])}")
 
     message_id = ""
-    if "message-id" in first:
-        ids = message_ids(first["message-id"])
+    if "message-id" in allv:
+        ids = message_ids(allv["message-id"][0])
         message_id = ids[0] if ids else ""
         if not message_id:
-            defects.append(f"garbage Message-ID: {short(first['message-id'])}")
+            defects.append(f"garbage Message-ID: {short(allv['message-id'][0])}")
 
     fields = {  # (in Envelope's order)
         "message_id": message_id,
@@ -106,7 +105,7 @@ def read_envelope(msg: Message, defects: list[str]) -> Envelope:
         "to": address_list(allv.get("to", ())),
         "cc": address_list(allv.get("cc", ())),
         "date": date,
-        "return_path": return_path(first.get("return-path")),
+        "return_path": return_path(allv["return-path"][0] if "return-path" in allv else None),
         "headers": tuple(headers),
     }
     return frozen_record(Envelope, fields)
