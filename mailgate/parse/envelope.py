@@ -17,6 +17,7 @@ from mailgate.parse.addresses import (
 )
 from mailgate.parse.headers import clean_header_value, decode_words, short
 from mailgate.parse.limits import MAX_HEADER_CHARS
+from mailgate.parse.records import frozen_record
 
 _DATE_RE = re.compile(
     r"\s*(?:[A-Za-z]{3},\s*)?(\d{1,2})\s+([A-Za-z]{3})\s+(\d{4})\s+(\d{1,2}):(\d{2})(?::(\d{2}))?"
@@ -51,7 +52,7 @@ class Envelope:
 def read_envelope(msg: Message, defects: list[str]) -> Envelope:
     """Decode every header and derive the envelope fields of Parsed."""
     headers: list[tuple[str, str]] = []
-    allv: dict[str, list[str]] = {}
+    allv: dict[str, list[str]] = {}  # each name's values, in order (never an empty list)
     for raw_name, value in msg.raw_items():
         name = str(raw_name).strip().lower()
         if not isinstance(value, str):
@@ -69,45 +70,45 @@ def read_envelope(msg: Message, defects: list[str]) -> Envelope:
             allv[name] = [value]
         else:
             same.append(value)
-    first = {name: values[0] for name, values in allv.items()}
     subject = next((value for name, value in headers if name == "subject"), "")
 
     from_addr, from_name = "", ""
-    if "from" in first:
+    if "from" in allv:
         addrs = addresses(" , ".join(allv["from"])[:MAX_HEADER_CHARS])
         if addrs:
             from_name, from_addr = addrs[0]
             from_name = clean_display_name(from_name, defects)
         else:
-            defects.append(f"unparseable From: {short(first['from'])}")
+            defects.append(f"unparseable From: {short(allv['from'][0])}")
 
     date = None
-    if "date" in first:
-        date = parse_date(first["date"])
+    if "date" in allv:
+        date = parse_date(allv["date"][0])
         if date is None:
-            defects.append(f"unparseable Date: {short(first['date'])}")
+            defects.append(f"unparseable Date: {short(allv['date'][0])}")
 
     message_id = ""
-    if "message-id" in first:
-        ids = message_ids(first["message-id"])
+    if "message-id" in allv:
+        ids = message_ids(allv["message-id"][0])
         message_id = ids[0] if ids else ""
         if not message_id:
-            defects.append(f"garbage Message-ID: {short(first['message-id'])}")
+            defects.append(f"garbage Message-ID: {short(allv['message-id'][0])}")
 
-    return Envelope(
-        message_id=message_id,
-        in_reply_to=message_ids(" ".join(allv.get("in-reply-to", ()))),
-        references=message_ids(" ".join(allv.get("references", ()))),
-        subject=subject,
-        from_addr=from_addr,
-        from_name=from_name,
-        reply_to=address_list(allv.get("reply-to", ())),
-        to=address_list(allv.get("to", ())),
-        cc=address_list(allv.get("cc", ())),
-        date=date,
-        return_path=return_path(first.get("return-path")),
-        headers=tuple(headers),
-    )
+    fields = {  # (in Envelope's order)
+        "message_id": message_id,
+        "in_reply_to": message_ids(" ".join(allv.get("in-reply-to", ()))),
+        "references": message_ids(" ".join(allv.get("references", ()))),
+        "subject": subject,
+        "from_addr": from_addr,
+        "from_name": from_name,
+        "reply_to": address_list(allv.get("reply-to", ())),
+        "to": address_list(allv.get("to", ())),
+        "cc": address_list(allv.get("cc", ())),
+        "date": date,
+        "return_path": return_path(allv["return-path"][0] if "return-path" in allv else None),
+        "headers": tuple(headers),
+    }
+    return frozen_record(Envelope, fields)
 
 
 # one timezone object per offset (at most 20,000): a batch's dates share it when pickled

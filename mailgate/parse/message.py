@@ -47,6 +47,7 @@ from mailgate.parse.fallback import mailparser_body
 from mailgate.parse.limits import MAX_DEFECTS, ParseLimits, ParseRejected
 from mailgate.parse.mime import Body
 from mailgate.parse.prescan import bound_work, header_start
+from mailgate.parse.records import frozen_record
 from mailgate.parse.unicode import valid_fields, valid_text
 
 log = logging.getLogger(__name__)
@@ -157,15 +158,7 @@ def _build(
         defects,
     )
     fields["defects"] = _dedupe_defects(defects)
-    return _parsed(fields)
-
-
-def _parsed(fields: dict[str, object]) -> Parsed:
-    """`Parsed(**fields)`, every field given, without the frozen dataclass's __init__ (one
-    object.__setattr__ per field: 3.4 against 0.5 us a message)."""
-    p = object.__new__(Parsed)
-    p.__dict__.update(fields)
-    return p
+    return frozen_record(Parsed, fields)
 
 
 def _dedupe_defects(defects: list[str]) -> tuple[str, ...]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import quopri
 from email.message import Message
 
 from mailgate.parse.attachments import Attachment
@@ -16,6 +17,10 @@ from mailgate.parse.part_headers import PartHead, part_charset, part_filename, r
 log = logging.getLogger(__name__)
 
 _BODY_TYPES = frozenset({"text/plain", "text/html"})
+# the transfer encodings Message.get_payload(decode=True) decodes but quoted-printable (it
+# keeps any other as is)
+_QP = "quoted-printable"
+_STDLIB_CTES = frozenset({"base64", "x-uuencode", "uuencode", "uue", "x-uue"})
 
 
 class Body:
@@ -98,7 +103,7 @@ class Body:
 
     def _decode_text(self, part: Message, head: PartHead, where: str) -> str:
         """Transfer-decode and charset-decode a text part; LF line ends; no NUL."""
-        data = part.get_payload(decode=True)
+        data = _payload_bytes(part, head)
         if not isinstance(data, bytes):
             data = b""
         text = decode_bytes(data, part_charset(part, head), where, self.defects)
@@ -140,3 +145,20 @@ class Body:
             self.defects.append(f"text truncated at {limit} chars")
             text = text[:limit]
         return text, html, self.attachments
+
+
+def _payload_bytes(part: Message, head: PartHead) -> object:
+    """`part.get_payload(decode=True)`: a text payload in a transfer encoding it keeps as is,
+    or quoted-printable, encoded (and decoded) here as it does, without its lookup of the
+    header and its test for surrogates (an exception for every 8-bit text); anything else,
+    base64 too (it records defects on the part), by the stdlib."""
+    payload = part._payload  # (what get_payload reads; it is not a list: a leaf)
+    given = head.transfer_encoding or ""
+    cte = given.lower()
+    if isinstance(payload, str) and given.isascii() and cte not in _STDLIB_CTES:
+        try:  # (ASCII with escaped bytes only: else the stdlib's other encoding, or its error)
+            data = payload.encode("ascii", "surrogateescape")
+        except UnicodeEncodeError:
+            return part.get_payload(decode=True)
+        return quopri.decodestring(data) if cte == _QP else data
+    return part.get_payload(decode=True)

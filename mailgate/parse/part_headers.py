@@ -9,7 +9,9 @@ from typing import NamedTuple
 from mailgate.parse.charsets import declared_charset
 from mailgate.parse.headers import clean_header_value, decode_words, one_line
 
-_MIME_HEADERS = frozenset({"content-type", "content-disposition", "content-id"})
+_MIME_HEADERS = frozenset(
+    {"content-type", "content-disposition", "content-id", "content-transfer-encoding"}
+)
 _PARAM_RE = re.compile(r';[ \t\r\n]*([^=;\s]+)[ \t\r\n]*=[ \t\r\n]*("(?:[^"\\]|\\.)*"|[^;]*)')
 
 
@@ -21,10 +23,12 @@ class PartHead(NamedTuple):
     disposition: str | None
     disposition_params: dict[str, str] | None
     content_id: str
+    transfer_encoding: str | None  # the first Content-Transfer-Encoding as given (None: none)
 
 
 def read_part_head(part: Message) -> PartHead:
-    """Read Content-Type, Content-Disposition and Content-ID of a part once."""
+    """Read Content-Type, Content-Disposition, Content-ID and Content-Transfer-Encoding of a
+    part once."""
     found: dict[str, str] = {}
     for name, value in part.raw_items():
         if name[:1] not in ("c", "C"):  # every one of them starts with "content-"
@@ -44,7 +48,14 @@ def read_part_head(part: Message) -> PartHead:
     raw_disposition = found.get("content-disposition")
     if raw_disposition is not None:
         disposition, disposition_params = _split_params(raw_disposition)
-    return PartHead(ctype, ctype_params, disposition, disposition_params, _content_id(found))
+    return PartHead(
+        ctype,
+        ctype_params,
+        disposition,
+        disposition_params,
+        _content_id(found),
+        found.get("content-transfer-encoding"),
+    )
 
 
 def _split_params(value: str) -> tuple[str, dict[str, str] | None]:

@@ -98,9 +98,9 @@ def bound_work(data: bytes, limits: ParseLimits, defects: list[str]) -> bytes:
         data = data[: _nth_line_end(data, nl, line_cap)]
         defects.append(f"more than {line_cap} lines: the rest not parsed")
     lowered = data.lower()
-    if lowered.count(b"boundary") <= limits.max_depth and lowered.count(nl + b"--") <= (
-        limits.max_parts
-    ):
+    # (`lines` is at least the line ends left in `data`: no more delimiter lines than that)
+    few_parts = lines <= limits.max_parts or lowered.count(nl + b"--") <= limits.max_parts
+    if lowered.count(b"boundary") <= limits.max_depth and few_parts:
         return data  # cannot nest deeper, cannot hold more parts than allowed
     return _cap_structure(data, lowered, limits, defects)
 

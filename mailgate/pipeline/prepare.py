@@ -26,6 +26,7 @@ from mailgate.bounces.report_hint import has_report_part
 from mailgate.parse.authentication import SenderAuth, sender_auth
 from mailgate.parse.limits import ParseRejected
 from mailgate.parse.message import Parsed, parse
+from mailgate.parse.records import frozen_record
 from mailgate.pipeline.classify import Verdict, classify
 from mailgate.pipeline.digests import dedupe_key, repeat_digest
 from mailgate.pipeline.thread import message_refs
@@ -69,11 +70,12 @@ class Facts:
 def facts(p: Parsed, settings: Settings) -> Facts:
     trusted = settings.trusted_authserv_ids
     headers = p.header_all("authentication-results") if trusted else []
-    return Facts(
-        verdict=classify(p, settings.our_addresses, settings.hostname, settings.spam_threshold),
-        auth=sender_auth(headers, trusted, p.from_addr),
-        digest=repeat_digest(p.text),
-    )
+    fields = {
+        "verdict": classify(p, settings.our_addresses, settings.hostname, settings.spam_threshold),
+        "auth": sender_auth(headers, trusted, p.from_addr),
+        "digest": repeat_digest(p.text),
+    }
+    return frozen_record(Facts, fields)
 
 
 @dataclass(frozen=True)
@@ -110,14 +112,18 @@ def prepare(raw: bytes, settings: Settings = NO_SETTINGS) -> Prepared:
         known: Facts | None = facts(p, settings)
     except Exception:  # noqa: BLE001 - the classify step works them out again and is named
         known = None
-    return Prepared(
-        p,
-        dedupe_key(p, raw),
-        tuple(message_refs(p)),
-        new_text(p.text),
-        facts=known,
-        report_part=has_report_part(raw),
-    )
+    fields = {  # (in Prepared's order, every field)
+        "parsed": p,
+        "dedupe_key": dedupe_key(p, raw),
+        "refs": tuple(message_refs(p)),
+        "new_text": new_text(p.text),
+        "facts": known,
+        "report_part": has_report_part(raw),
+        "rejected": "",
+        "failed": "",
+        "traceback": "",
+    }
+    return frozen_record(Prepared, fields)
 
 
 NOT_PREPARED = Prepared()  # a message the steps parse themselves: they work out the facts

@@ -27,6 +27,11 @@ TEXTS = [
     "no quote here, but > inside a line and wrote: later",
     "",
     "\n\n\n",
+    "ascii words only, no digit at all, long enough to be digested",
+    "0",
+    "ascii with one digit at the very end 9",
+    "7 at the start, then words",
+    "#1 and ## 22 #3# beside hashes",
 ]
 
 

@@ -261,3 +261,15 @@ def test_reply_subject_and_stable_ids():
     assert stable_message_id(HOST, "ack", "k") == stable_message_id(HOST, "ack", "k")
     assert stable_message_id(HOST, "ack", "k") != stable_message_id(HOST, "ack", "j")
     assert header_text("a\r\nb\x00c") == "a b c"
+
+
+def test_loop_header_found_whatever_its_case_or_place():
+    for name in ("X-Mailgate-Loop", "x-mailgate-loop", "X-MAILGATE-LOOP"):
+        raw = (
+            f"From: a@example.test\nX-Other: 1\n{name}: other.test\n{name}:  Ours.Test \n"
+            "Subject: hi\n\nbody\n"
+        ).encode()
+        verdict = classify(parse(raw), frozenset(), "ours.test")
+        assert verdict.loop and verdict.reasons == ("loop: X-Mailgate-Loop: Ours.Test is ours",)
+    plain = parse(b"From: a@example.test\nSubject: hi\n\nbody\n")
+    assert not classify(plain, frozenset(), "ours.test").loop
