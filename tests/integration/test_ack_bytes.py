@@ -34,11 +34,20 @@ RECORDED = DATA / "ack_outbox.json"
 GOVERNOR = "[governor]\nack_per_queue_minute = 6\nauto_per_address_hour = 2\n"
 
 
-def drained_outbox(root: Path) -> dict[str, list[list[object]]]:
+def drained_outbox(
+    root: Path, agents_toml: str | None = None, queue_extra: dict[str, str] | None = None
+) -> dict[str, list[list[object]]]:
     """The outbox rows and send_log lines after draining the corpus into `root`."""
     from mailgate.db import engine as db
 
-    cfg = load(write_config(root, main_extra=GOVERNOR, batch_size=16))
+    config = write_config(
+        root,
+        main_extra=GOVERNOR,
+        batch_size=16,
+        agents_toml=agents_toml,
+        queue_extra=queue_extra,
+    )
+    cfg = load(config)
     ticks = iter(
         datetime(2026, 3, 2, 9, 0, tzinfo=UTC) + timedelta(seconds=3 * i) for i in range(10**6)
     )
