@@ -253,6 +253,27 @@ def outbox(engine: Engine) -> list[OutboxRow]:
         return rows
 
 
+def with_three_tickets(url: str, now: datetime) -> Engine:
+    """A migrated database at `url` holding tickets 1, 2 and 3 of one requester (the
+    governor's tests count their windows' sends about them)."""
+    from mailgate.store.tickets import insert_ticket
+
+    engine = db.connect(url)
+    with engine.begin() as conn:
+        for t in (1, 2, 3):
+            insert_ticket(
+                conn,
+                title=f"t{t}",
+                requester_addr="ann@c.example",
+                requester_name="",
+                queues=["support"],
+                type="email",
+                priority=0,
+                now=now,
+            )
+    return engine
+
+
 def offline(config: Config) -> tuple[Engine, Spool, Worker]:
     """Engine, spool and worker without the daemon: for driving the pipeline synchronously."""
     engine = db.connect(config.database_url)

@@ -21,14 +21,13 @@ import pytest
 from sqlalchemy import Engine, select
 
 from mailgate.config.governor import GovernorSettings
-from mailgate.db import engine as db
 from mailgate.outgoing.compose import Outgoing
 from mailgate.outgoing.governor import PASS, Mail
 from mailgate.store import fast
 from mailgate.store.batch import batch_state, flush
 from mailgate.store.outbox import add_outbox, drop_held, outbox, release_held
 from mailgate.store.send_log import verdict_for
-from mailgate.store.tickets import insert_ticket
+from tests.harness import with_three_tickets
 
 CAPS = GovernorSettings(
     auto_per_address_hour=3,
@@ -99,20 +98,7 @@ def url_of(request: pytest.FixtureRequest, tmp_path) -> Iterator:  # type: ignor
 
 
 def _fresh(url: str) -> Engine:
-    engine = db.connect(url)
-    with engine.begin() as conn:
-        for t in (1, 2, 3):
-            insert_ticket(
-                conn,
-                title=f"t{t}",
-                requester_addr="ann@c.example",
-                requester_name="",
-                queues=["support"],
-                type="email",
-                priority=0,
-                now=T,
-            )
-    return engine
+    return with_three_tickets(url, T)
 
 
 def _outgoing(n: int, step: Send | Other) -> Outgoing:

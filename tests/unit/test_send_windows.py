@@ -18,13 +18,12 @@ import pytest
 from sqlalchemy import select
 
 from mailgate.config.governor import GovernorSettings
-from mailgate.db import engine as db
 from mailgate.outgoing.compose import Outgoing
 from mailgate.outgoing.governor import Mail
 from mailgate.store.batch import batch_state, flush
 from mailgate.store.outbox import add_outbox, outbox
 from mailgate.store.send_log import counts_for
-from mailgate.store.tickets import insert_ticket
+from tests.harness import with_three_tickets
 
 CAPS = GovernorSettings(
     auto_per_address_hour=4,
@@ -70,20 +69,7 @@ def _day(seed: int) -> list[tuple[datetime, Outgoing, str]]:
 
 
 def _fresh(tmp_path, name: str):  # type: ignore[no-untyped-def]
-    engine = db.connect(f"sqlite:///{tmp_path / name}")
-    with engine.begin() as conn:
-        for t in (1, 2, 3):
-            insert_ticket(
-                conn,
-                title=f"t{t}",
-                requester_addr="ann@c.example",
-                requester_name="",
-                queues=["support"],
-                type="email",
-                priority=0,
-                now=START,
-            )
-    return engine
+    return with_three_tickets(f"sqlite:///{tmp_path / name}", START)
 
 
 def _outcome(engine) -> list[tuple[str, str, str]]:  # type: ignore[no-untyped-def]
