@@ -42,10 +42,9 @@ def make_engine(url: str, settings: DatabaseSettings | None = None) -> Engine:
             cur.execute("PRAGMA synchronous=FULL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
-            # statement journals (a multi-row statement's undo, never needed after a crash:
-            # the WAL is) in memory, not a temp file: 4 of the 11 page writes per message
-            # of the drain (docs/performance.md, "SQLite's statement journals in memory")
-            cur.execute("PRAGMA temp_store=MEMORY")
+            # temp_store stays FILE: MEMORY saved the drain's statement-journal writes but
+            # held a big statement's temporary b-trees in RAM (314 MiB building a million
+            # tickets; docs/performance.md, "SQLite's statement journals")
             cur.close()
 
         @event.listens_for(engine, "begin")
