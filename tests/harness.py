@@ -253,6 +253,20 @@ def outbox(engine: Engine) -> list[OutboxRow]:
         return rows
 
 
+def batches_redone(monkeypatch) -> list[bool]:  # type: ignore[no-untyped-def]
+    """Watch every batch transaction the worker runs from now on: the list gets each one's
+    `isolate` in order (False: optimistic, True: redone message by message)."""
+    redone: list[bool] = []
+    transaction = Worker._transaction
+
+    def watched(self, entries, raws, prepared, isolate):  # type: ignore[no-untyped-def]
+        redone.append(isolate)
+        return transaction(self, entries, raws, prepared, isolate)
+
+    monkeypatch.setattr(Worker, "_transaction", watched)
+    return redone
+
+
 def with_three_tickets(url: str, now: datetime) -> Engine:
     """A migrated database at `url` holding tickets 1, 2 and 3 of one requester (the
     governor's tests count their windows' sends about them)."""

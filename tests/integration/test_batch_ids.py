@@ -22,14 +22,13 @@ from sqlalchemy import Engine, Integer, select, text
 from mailgate.db.tables import metadata
 from mailgate.outgoing.compose import Outgoing
 from mailgate.pipeline import steps
-from mailgate.pipeline.worker import Worker
 from mailgate.spool import Envelope
 from mailgate.store import batch as batch_mod
 from mailgate.store.articles import system_article
 from mailgate.store.outbox import add_outbox
 from mailgate.store.tickets import insert_ticket
 from tests.corpora import bench_corpus
-from tests.harness import load, message, offline, write_config
+from tests.harness import batches_redone, load, message, offline, write_config
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 DATA_CORPUS = Path(__file__).resolve().parent.parent / "data" / "corpus"
@@ -206,14 +205,8 @@ def test_a_batch_whose_last_message_fails_is_redone_as_the_savepoint_path(tmp_pa
         return decide(**facts)
 
     monkeypatch.setattr(steps, "decide", failing)  # after the others' tickets and follow-ups
-    redone: list[bool] = []
-    transaction = Worker._transaction
+    redone = batches_redone(monkeypatch)
 
-    def watched(self, entries, raws, prepared, isolate):  # type: ignore[no-untyped-def]
-        redone.append(isolate)
-        return transaction(self, entries, raws, prepared, isolate)
-
-    monkeypatch.setattr(Worker, "_transaction", watched)
     rows = _same(tmp_path, _conversation(), _sqlite(tmp_path), ranked=False)
     assert redone[0] is False and redone[1] is True  # the batch failed, then was redone
     assert len(rows["tickets"]) == 2 and len(rows["articles"]) == 5
@@ -228,12 +221,8 @@ def test_a_writer_beside_the_batch_gets_no_id_clash_on_postgres(tmp_path, pg_url
     conversation = _conversation()[:5]
     for raw in conversation:
         spool.put(raw, SMTP)
-    redone: list[bool] = []
-    transaction, process = Worker._transaction, worker.pipeline.process
-
-    def watched(self, entries, raws, prepared, isolate):  # type: ignore[no-untyped-def]
-        redone.append(isolate)
-        return transaction(self, entries, raws, prepared, isolate)
+    redone = batches_redone(monkeypatch)
+    process = worker.pipeline.process
 
     def beside(conn, entry, raw, pre):  # type: ignore[no-untyped-def]
         outcome = process(conn, entry, raw, pre)
@@ -248,7 +237,6 @@ def test_a_writer_beside_the_batch_gets_no_id_clash_on_postgres(tmp_path, pg_url
             assert add_outbox(other, out, NOW, NOW)
         return outcome
 
-    monkeypatch.setattr(Worker, "_transaction", watched)
     monkeypatch.setattr(worker.pipeline, "process", beside)
     with rows_held() as held:
         r = worker.process_batch(64)

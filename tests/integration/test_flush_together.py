@@ -16,12 +16,11 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-from mailgate.pipeline.worker import Worker
 from mailgate.spool import Envelope
 from mailgate.store.articles import add_article
 from mailgate.store.batch import current
 from mailgate.store.tickets import insert_ticket
-from tests.harness import load, message, offline, write_config
+from tests.harness import batches_redone, load, message, offline, write_config
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 SMTP = Envelope(source="smtp", rcpt_tos=("support@example.test",))
@@ -52,12 +51,8 @@ def test_a_unique_violation_in_the_flush_redoes_the_batch_message_by_message(
     engine, spool, worker = offline(load(cfg))
     for raw in _messages():
         spool.put(raw, SMTP)
-    redone: list[bool] = []
-    transaction, process = Worker._transaction, worker.pipeline.process
-
-    def watched(self, entries, raws, prepared, isolate):  # type: ignore[no-untyped-def]
-        redone.append(isolate)
-        return transaction(self, entries, raws, prepared, isolate)
+    redone = batches_redone(monkeypatch)
+    process = worker.pipeline.process
 
     def beside(conn: Connection, entry, raw, pre):  # type: ignore[no-untyped-def]
         outcome = process(conn, entry, raw, pre)
@@ -68,7 +63,6 @@ def test_a_unique_violation_in_the_flush_redoes_the_batch_message_by_message(
             _commit_the_same_message(engine, rows[-1]["dedupe_key"])
         return outcome
 
-    monkeypatch.setattr(Worker, "_transaction", watched)
     monkeypatch.setattr(worker.pipeline, "process", beside)
     r = worker.process_batch(64)
     assert redone == [False, True]  # the flush failed, the batch was redone alone
