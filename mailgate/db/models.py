@@ -45,7 +45,7 @@ class Ticket(Base):
     requester_addr: Mapped[str] = mapped_column(String(320), index=True)
     requester_name: Mapped[str] = mapped_column(String(200), default="")
     queue: Mapped[str] = mapped_column(String(40), index=True)
-    status: Mapped[str] = mapped_column(String(16), default="new", index=True)
+    status: Mapped[str] = mapped_column(String(16), default="new")
     type: Mapped[str] = mapped_column(String(16), default="email")
     priority: Mapped[int] = mapped_column(Integer, default=50)
     sticky: Mapped[bool] = mapped_column(Boolean, default=False)
