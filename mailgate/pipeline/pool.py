@@ -52,14 +52,20 @@ def pool_size(setting: int | None) -> int:
 def prepare_chunk(
     fn: PrepareFn, incoming: str, names: list[str], settings: Settings
 ) -> list[Taken]:
-    """One task of a pool process: a chunk of a batch read and prepared, in order, without
-    the messages not there to process (module-level: picklable)."""
+    """One task of a pool process: a chunk of a batch (module-level: picklable)."""
+    return _read_and_prepare(incoming, names, lambda raw: fn(raw, settings))
+
+
+def _read_and_prepare(
+    incoming: str, names: list[str], prepare_one: Callable[[bytes], Prepared]
+) -> list[Taken]:
+    """The messages read and prepared, in order, without those not there to process."""
     out = []
     for name in names:
         spooled = read_waiting(incoming, name)
         if spooled is not None:
             raw = spooled.raw
-            out.append((spooled, fn(raw, settings) if isinstance(raw, bytes) else None))
+            out.append((spooled, prepare_one(raw) if isinstance(raw, bytes) else None))
     return out
 
 
@@ -119,14 +125,8 @@ class Ahead:
     def _one_by_one(self) -> list[Taken]:
         """The batch read here (reading is not what kills a process), each message then
         prepared alone, so the one a process dies on is rejected."""
-        out = []
-        for name in self.names:
-            spooled = read_waiting(self._incoming, name)
-            if spooled is not None:
-                raw = spooled.raw
-                prepared = self._pool.one(raw, self._settings) if isinstance(raw, bytes) else None
-                out.append((spooled, prepared))
-        return out
+        one = self._pool.one
+        return _read_and_prepare(self._incoming, self.names, lambda raw: one(raw, self._settings))
 
 
 class PreparePool:

@@ -6,11 +6,12 @@ finds wrong is logged by the worker's process (a parse process does not log)."""
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import pytest
 
-from mailgate.pipeline.pool import MIN_FOR_POOL, PreparePool, prepare_chunk
+from mailgate.pipeline.pool import DIED, MIN_FOR_POOL, PreparePool, prepare_chunk
 from mailgate.pipeline.prepare import Settings, prepare
 from mailgate.spool import Envelope, Spool
 from tests.harness import load, message, offline, tickets, write_config
@@ -121,3 +122,21 @@ def test_a_chunk_leaves_out_a_message_moved_away_and_keeps_spool_order(tmp_path)
     }
     assert all(isinstance(s.raw, bytes) and p is not None and p.parsed for s, p in got)
     assert got[1][1].parsed.message_id == "<c2@example.com>"
+
+
+def test_after_a_parse_process_died_the_batch_is_read_again_in_the_worker(tmp_path):
+    from tests.integration.test_parse_pool import KILL, dying_prepare
+
+    engine, spool, worker, names = _spooled(tmp_path, 1, MIN_FOR_POOL)
+    worker.pipeline.pool = PreparePool(1, fn=dying_prepare)
+    killer = spool.put(message(message_id="<kill@example.com>", extra=KILL.decode()), SUPPORT)
+    young = _incoming(spool) / f"{time.time_ns():020d}-1-young.eml"  # its envelope to come
+    young.write_bytes(message(message_id="<young@example.com>"))
+
+    r = worker.drain()
+
+    assert (r.stored, r.retried, r.shunted) == (MIN_FOR_POOL, 0, 1)
+    [shunted] = spool.shunted()
+    assert shunted.name == killer and [f["reason"] for f in shunted.envelope.failures] == [DIED]
+    assert spool.pending() == 1 and young.exists()  # left for when its envelope lands
+    assert len(tickets(engine)) == MIN_FOR_POOL
