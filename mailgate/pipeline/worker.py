@@ -195,7 +195,7 @@ class Worker:
         claimed, self._ahead = self._ahead, None
         if claimed is None:
             claimed = self._claim(limit, busy=())
-        passed: set[str] = set()  # only messages not there yet (a put() finishing): the next
+        passed: set[str] = set()  # not there yet (a put() finishing): not claimed again now
         while claimed is not None:
             self._ahead = self._claim(limit, busy={*claimed.names, *passed})
             batch = self._prepared(claimed)
