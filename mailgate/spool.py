@@ -27,9 +27,11 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import NamedTuple
+
+from mailgate.durable import GroupFsync, fsync_dir, write_durable
 
 
 def _log(level: str, msg: str, *args: object) -> None:
@@ -112,6 +114,59 @@ class SpoolEntry(NamedTuple):
     envelope: Envelope
 
 
+class Spooled(NamedTuple):
+    """A waiting message as read from incoming/, in the worker or in a parse process."""
+
+    entry: SpoolEntry
+    raw: bytes | OSError  # or why the .eml could not be read: a failure at stage "read"
+    warning: str = ""  # for the worker's log (`report`): the parse processes do not log
+
+
+def read_waiting(incoming: str, name: str) -> Spooled | None:
+    """A claimed message's envelope and bytes; None when it is not there to process: its
+    envelope may still be coming (looked at again on a later claim), or it moved away."""
+    envelope, warning = read_envelope(incoming, name)
+    if envelope is None:
+        return None
+    try:
+        raw: bytes | OSError = _read(f"{incoming}/{name}.eml")
+    except OSError as e:  # recorded for that message alone
+        raw = e
+    return Spooled(SpoolEntry(name, envelope), raw, warning)
+
+
+def read_envelope(incoming: str, name: str) -> tuple[Envelope | None, str]:
+    """A message's envelope (None: not there to process) and what is wrong with it ("")."""
+    try:
+        return Envelope.from_json(_read(f"{incoming}/{name}.json")), ""
+    except FileNotFoundError:
+        return _without_envelope(f"{incoming}/{name}.eml")
+    except (OSError, ValueError, TypeError) as e:
+        warning = f"spool: {name} has an unreadable envelope ({e}); using an empty one"
+        return Envelope(source="unknown"), warning
+
+
+def _without_envelope(eml: str) -> tuple[Envelope | None, str]:
+    """A message whose envelope is missing: wait while a put() may be finishing; after
+    that its writer died before acknowledging, and the message is routed by headers."""
+    try:
+        age = time.time() - os.stat(eml).st_ctime  # ctime: when it was renamed in
+    except FileNotFoundError:
+        return None, ""  # moved away meanwhile (shunt administration)
+    if age < ORPHAN_GRACE_SECONDS:
+        return None, ""  # looked at again on the next listing
+    warning = (
+        f"spool: {os.path.basename(eml)} has no envelope (its writer died); routing by headers"
+    )
+    return Envelope(source="recovered"), warning
+
+
+def report(warning: str) -> None:
+    """Log a warning of `read_waiting` in the worker's process (where it was read may not log)."""
+    if warning:
+        _log("warning", "%s", warning)
+
+
 class SpoolLocked(Exception):
     """Another process is already working this spool."""
 
@@ -123,64 +178,9 @@ def _messages(d: Path) -> Iterator[str]:
 
 
 def _read(path: str) -> bytes:
-    """A whole file, unbuffered: half a Path's read_bytes (the worker reads two a message)."""
+    """A whole file, unbuffered: half a Path's read_bytes (two are read for each message)."""
     with open(path, "rb", buffering=0) as f:
         return f.readall()
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_durable(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
-    try:
-        view = memoryview(data)
-        while view:
-            n = os.write(fd, view)
-            view = view[n:]
-        os.fdatasync(fd)  # a new file: its data and size, what reading it back needs
-    finally:
-        os.close(fd)
-
-
-class GroupFsync:
-    """Group commit of a directory: one fsync covers every rename made before it began.
-
-    Concurrent writers (SMTP sessions, pollers) each wait until a directory fsync that
-    started after their rename has finished; whoever finds none running does one for all
-    waiting. A failed fsync covers nobody: each waiter then tries again itself.
-    """
-
-    def __init__(self, path: Path, fsync: Callable[[Path], None] = _fsync_dir):
-        self.path, self._fsync = path, fsync
-        self._cond = threading.Condition()
-        self._asked = self._synced = 0  # renames registered / covered by a finished fsync
-        self._busy = False
-        self.fsyncs = 0
-
-    def sync(self) -> None:
-        """Return once this caller's earlier rename in `path` is durable."""
-        with self._cond:
-            self._asked += 1
-            mine = self._asked
-            while self._synced < mine:
-                if self._busy:
-                    self._cond.wait()
-                    continue
-                self._busy, upto = True, self._asked
-                self._cond.release()
-                try:
-                    self._fsync(self.path)
-                finally:
-                    self._cond.acquire()
-                    self._busy = False
-                    self._cond.notify_all()
-                self._synced, self.fsyncs = upto, self.fsyncs + 1
 
 
 class Spool:
@@ -208,8 +208,8 @@ class Spool:
             envelope = envelope._replace(received_at=time.time())
         tmp, inc = self._dir("tmp"), self._dir("incoming")
         try:
-            _write_durable(tmp / f"{name}.json", envelope.to_json())
-            _write_durable(tmp / f"{name}.eml", raw)
+            write_durable(tmp / f"{name}.json", envelope.to_json())
+            write_durable(tmp / f"{name}.eml", raw)
             # the message lands first, its envelope right after: a crash in between leaves a
             # message the worker can still route by its headers, never an envelope alone
             os.rename(tmp / f"{name}.eml", inc / f"{name}.eml")
@@ -259,7 +259,7 @@ class Spool:
                 if not p.with_suffix(".eml").exists():
                     p.unlink(missing_ok=True)
         if n:
-            _fsync_dir(inc)
+            fsync_dir(inc)
             _log("info", "spool: recovered %d claimed message(s)", n)
         return n
 
@@ -269,44 +269,36 @@ class Spool:
             removing = set(self._removing)
         return sum(1 for n in _messages(self._dir("incoming")) if n not in removing)
 
-    def claim(self, limit: int, busy: Collection[str] = ()) -> list[SpoolEntry]:
-        """The oldest `limit` messages waiting (the caller holds the worker lock), never one
-        of `busy` (the worker's batch in flight, claimed but not yet done)."""
-        inc = self._dir("incoming")
+    @property
+    def incoming(self) -> str:
+        """Where the waiting messages are (what `read_waiting` reads, in any process)."""
+        return str(self._dir("incoming"))
+
+    def claim_names(self, limit: int, busy: Collection[str] = ()) -> list[str]:
+        """The names of the oldest `limit` messages waiting (the caller holds the worker
+        lock), never one of `busy` (the worker's batches in flight, claimed but not yet done);
+        their files are read by `read_waiting`, where the batch is parsed."""
         if not self._backlog:
             with self._removed:
                 skip = set(self._removing) | set(busy)
-            self._backlog.extend(n for n in sorted(_messages(inc)) if n not in skip)
-        out = []
-        while self._backlog and len(out) < limit:
-            name = self._backlog.popleft()
-            try:
-                env = Envelope.from_json(_read(f"{inc}/{name}.json"))
-            except FileNotFoundError:
-                env = self._without_envelope(inc / f"{name}.eml")
-                if env is None:
-                    continue
-            except (OSError, ValueError, TypeError) as e:
-                msg = "spool: %s has an unreadable envelope (%s); using an empty one"
-                _log("warning", msg, name, e)
-                env = Envelope(source="unknown")
-            out.append(SpoolEntry(name, env))
+            self._backlog.extend(
+                n for n in sorted(_messages(self._dir("incoming"))) if n not in skip
+            )
+        return [self._backlog.popleft() for _ in range(min(limit, len(self._backlog)))]
+
+    def claim(self, limit: int, busy: Collection[str] = ()) -> list[SpoolEntry]:
+        """The oldest messages waiting, with their envelopes, in this process (tools, tests);
+        one not there to process yet is left for a later claim."""
+        inc, out = self.incoming, []
+        for name in self.claim_names(limit, busy):
+            envelope, warning = read_envelope(inc, name)
+            report(warning)
+            if envelope is not None:
+                out.append(SpoolEntry(name, envelope))
         return out
 
-    def _without_envelope(self, eml: Path) -> Envelope | None:
-        """A message whose envelope is missing: wait while a put() may be finishing; after
-        that its writer died before acknowledging, and the message is routed by headers."""
-        try:
-            age = time.time() - eml.stat().st_ctime  # ctime: when it was renamed in
-        except FileNotFoundError:
-            return None  # moved away meanwhile (shunt administration)
-        if age < ORPHAN_GRACE_SECONDS:
-            return None  # looked at again on the next listing
-        _log("warning", "spool: %s has no envelope (its writer died); routing by headers", eml.name)
-        return Envelope(source="recovered")
-
     def read(self, entry: SpoolEntry) -> bytes:
-        return _read(f"{self.root}/incoming/{entry.name}.eml")
+        return _read(f"{self.incoming}/{entry.name}.eml")
 
     def done(self, entries: list[SpoolEntry]) -> None:
         """Remove messages whose results are committed (in a background thread).
@@ -352,13 +344,13 @@ class Spool:
         env = entry.envelope.with_failure(stage, reason, traceback)
         inc = self._dir("incoming")
         target = self._dir("shunt") if env.attempts >= max_attempts else inc
-        _write_durable(self._dir("tmp") / f"{entry.name}.json", env.to_json())
+        write_durable(self._dir("tmp") / f"{entry.name}.json", env.to_json())
         # the envelope first: the .eml is what makes an entry visible in its new place
         os.rename(self._dir("tmp") / f"{entry.name}.json", target / f"{entry.name}.json")
         if target is not inc:
             os.rename(inc / f"{entry.name}.eml", target / f"{entry.name}.eml")
             (inc / f"{entry.name}.json").unlink(missing_ok=True)
-        _fsync_dir(target)
+        fsync_dir(target)
         return target is not inc
 
     def shunt_now(self, entry: SpoolEntry, stage: str, reason: str) -> None:
@@ -387,10 +379,10 @@ class Spool:
         if not (sh / f"{name}.eml").exists():
             raise FileNotFoundError(f"no shunted message {name!r}")
         env = Envelope.from_json((sh / f"{name}.json").read_bytes())
-        _write_durable(sh / f"{name}.json.new", env._replace(attempts=0).to_json())
+        write_durable(sh / f"{name}.json.new", env._replace(attempts=0).to_json())
         os.rename(sh / f"{name}.json.new", inc / f"{name}.json")
         os.rename(sh / f"{name}.eml", inc / f"{name}.eml")
-        _fsync_dir(inc)
+        fsync_dir(inc)
 
     def shunt_discard(self, name: str) -> None:
         sh = self._dir("shunt")

@@ -1,17 +1,20 @@
 """Parsing ahead of the database on the other cores: a spawn-safe process pool, in order.
 
-The worker hands a batch's raw messages to `PreparePool.submit` and later collects
-their `Prepared` values in spool order with `Ahead.results`, so the next batch is parsed
-while the current one is in the database. A batch goes out as one task per process (a
-contiguous chunk of raw messages in, a list of `Prepared` out): a round trip per message
-cost more than the parsing it moved (docs/performance.md, "The parse pool and memory").
+The worker hands the names of a batch's claimed messages to `PreparePool.submit` and
+later collects them read and prepared, in spool order, with `Ahead.results`, so the next
+batch is read and parsed while the current one is in the database. A batch goes out as
+one task per process (the spool's incoming/ and a contiguous chunk of names in; each
+message's envelope, raw bytes and `Prepared` out): a round trip per message cost more
+than the parsing it moved (docs/performance.md, "The parse pool and memory"), and reading
+the files where they are parsed takes it off the worker's thread ("The spool's files read
+where they are parsed"). A message not there to process (`read_waiting`) is left out.
 The daemon starts the processes with the worker (`started`), so their imports are not
 paid inside its first batch.
 
 A pool process that dies (killed, out of memory, a crash in a C library) breaks the pool:
-the batch is then prepared again one message at a time in a fresh pool, and the message a
-process died on gets a `rejected` reason, so it is shunted with that reason instead of
-being lost or taking the worker down with it.
+the batch is then read in the worker and prepared again one message at a time in a fresh
+pool, and the message a process died on gets a `rejected` reason, so it is shunted with
+that reason instead of being lost or taking the worker down with it.
 """
 
 from __future__ import annotations
@@ -25,14 +28,19 @@ import weakref
 from collections.abc import Callable
 from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from typing import TypeVar
 
 from mailgate.pipeline.prepare import NO_SETTINGS, Prepared, Settings, prepare
+from mailgate.spool import Spooled, read_waiting
 
 log = logging.getLogger(__name__)
 
 PrepareFn = Callable[[bytes, Settings], Prepared]
 MIN_FOR_POOL = 8  # smaller batches are parsed in-process: a round trip costs more
 DIED = "the parse process died on this message"
+T = TypeVar("T")
+# a message of the batch as the worker gets it back: None where its file could not be read
+Taken = tuple[Spooled, Prepared | None]
 
 
 def pool_size(setting: int | None) -> int:
@@ -41,9 +49,24 @@ def pool_size(setting: int | None) -> int:
     return (os.cpu_count() or 1) - 1 if setting is None else setting
 
 
-def prepare_chunk(fn: PrepareFn, raws: list[bytes], settings: Settings) -> list[Prepared]:
-    """One task of a pool process: a chunk of a batch, in order (module-level: picklable)."""
-    return [fn(raw, settings) for raw in raws]
+def prepare_chunk(
+    fn: PrepareFn, incoming: str, names: list[str], settings: Settings
+) -> list[Taken]:
+    """One task of a pool process: a chunk of a batch (module-level: picklable)."""
+    return _read_and_prepare(incoming, names, lambda raw: fn(raw, settings))
+
+
+def _read_and_prepare(
+    incoming: str, names: list[str], prepare_one: Callable[[bytes], Prepared]
+) -> list[Taken]:
+    """The messages read and prepared, in order, without those not there to process."""
+    out = []
+    for name in names:
+        spooled = read_waiting(incoming, name)
+        if spooled is not None:
+            raw = spooled.raw
+            out.append((spooled, prepare_one(raw) if isinstance(raw, bytes) else None))
+    return out
 
 
 def _end_with_parent() -> None:
@@ -64,38 +87,46 @@ def _ready() -> int:
     return os.getpid()
 
 
-def chunks(raws: list[bytes], n: int) -> list[list[bytes]]:
-    """`raws` cut into at most `n` contiguous chunks of nearly equal size, in order."""
-    size, extra = divmod(len(raws), n)
+def chunks(items: list[T], n: int) -> list[list[T]]:
+    """`items` cut into at most `n` contiguous chunks of nearly equal size, in order."""
+    size, extra = divmod(len(items), n)
     out, start = [], 0
-    for i in range(min(n, len(raws))):
+    for i in range(min(n, len(items))):
         end = start + size + (1 if i < extra else 0)
-        out.append(raws[start:end])
+        out.append(items[start:end])
         start = end
     return out
 
 
 class Ahead:
-    """One batch being prepared: its results in the order the messages were given."""
+    """One batch being read and prepared: its results in the order of its names."""
 
     def __init__(
         self,
         pool: PreparePool,
-        raws: list[bytes],
+        incoming: str,
+        names: list[str],
         settings: Settings,
-        futures: list[Future[list[Prepared]]],
+        futures: list[Future[list[Taken]]],
     ):
-        self._pool, self._raws, self._settings, self._futures = pool, raws, settings, futures
+        self._pool, self._incoming, self._settings = pool, incoming, settings
+        self.names, self._futures = names, futures
 
-    def results(self) -> list[Prepared]:
+    def results(self) -> list[Taken]:
         if not self._futures:
-            return [self._pool.fn(raw, self._settings) for raw in self._raws]
+            return prepare_chunk(self._pool.fn, self._incoming, self.names, self._settings)
         try:
-            return [p for f in self._futures for p in f.result()]
+            return [taken for f in self._futures for taken in f.result()]
         except (BrokenProcessPool, CancelledError):
             log.warning("worker: a parse process died; preparing the batch one by one")
             self._pool.close()
-            return [self._pool.one(raw, self._settings) for raw in self._raws]
+            return self._one_by_one()
+
+    def _one_by_one(self) -> list[Taken]:
+        """The batch read here (reading is not what kills a process), each message then
+        prepared alone, so the one a process dies on is rejected."""
+        one = self._pool.one
+        return _read_and_prepare(self._incoming, self.names, lambda raw: one(raw, self._settings))
 
 
 class PreparePool:
@@ -123,19 +154,20 @@ class PreparePool:
         # one task each, all at once: the executor spawns a process for each
         return [pool.submit(_ready) for _ in range(self.processes)]
 
-    def submit(self, raws: list[bytes], settings: Settings = NO_SETTINGS) -> Ahead:
-        """Start preparing `raws` (in this process when the pool would not pay)."""
-        if self.processes < 1 or len(raws) < MIN_FOR_POOL:
-            return Ahead(self, raws, settings, [])
+    def submit(self, incoming: str, names: list[str], settings: Settings = NO_SETTINGS) -> Ahead:
+        """Start reading and preparing the messages `names` of the spool's `incoming`
+        directory (in this process, when `results` is called, if the pool would not pay)."""
+        if self.processes < 1 or len(names) < MIN_FOR_POOL:
+            return Ahead(self, incoming, names, settings, [])
         try:
             pool = self._pool()
             tasks = [
-                pool.submit(prepare_chunk, self.fn, c, settings)
-                for c in chunks(raws, self.processes)
+                pool.submit(prepare_chunk, self.fn, incoming, c, settings)
+                for c in chunks(names, self.processes)
             ]
-            return Ahead(self, raws, settings, tasks)
+            return Ahead(self, incoming, names, settings, tasks)
         except BrokenProcessPool:  # broken since the last batch: results() redoes it
-            return Ahead(self, raws, settings, [_broken()])
+            return Ahead(self, incoming, names, settings, [_broken()])
 
     def one(self, raw: bytes, settings: Settings = NO_SETTINGS) -> Prepared:
         """Prepare one message alone; if its process dies, the message is rejected."""
@@ -165,7 +197,7 @@ def started(setting: int | None, running: PreparePool | None = None) -> PrepareP
     return pool
 
 
-def _broken() -> Future[list[Prepared]]:
-    f: Future[list[Prepared]] = Future()
+def _broken() -> Future[list[Taken]]:
+    f: Future[list[Taken]] = Future()
     f.set_exception(BrokenProcessPool("the parse pool broke"))
     return f

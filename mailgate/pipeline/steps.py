@@ -356,11 +356,11 @@ class Pipeline:
         self.settings = Settings.of(config)
         self.pool: PreparePool | None = None  # started with the first batch that needs it
 
-    def prepare(self, raws: list[bytes]) -> Ahead:
-        """Start parsing the messages ahead of the database; `.results()` in their order."""
+    def prepare(self, incoming: str, names: list[str]) -> Ahead:
+        """Start reading and parsing the claimed `names` ahead of the database, in order."""
         if self.pool is None:
             self.pool = PreparePool(pool_size(self.config.worker.parse_processes))
-        return self.pool.submit(raws, self.settings)
+        return self.pool.submit(incoming, names, self.settings)
 
     def close(self) -> None:
         if self.pool is not None:

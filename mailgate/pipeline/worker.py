@@ -19,7 +19,7 @@ import contextlib
 import logging
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -35,7 +35,7 @@ from mailgate.pipeline.outcome import Outcome, Rejected, StepFailed
 from mailgate.pipeline.pool import Ahead
 from mailgate.pipeline.prepare import Prepared
 from mailgate.runtime import Backoff, wait_for_wake
-from mailgate.spool import Spool, SpoolEntry
+from mailgate.spool import Spool, SpoolEntry, report
 from mailgate.store.batch import BatchState, batch_state, flush
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ class _NeedsIsolation(Exception):
 class MessageProcessor(Protocol):
     """The per-message pipeline (pipeline/steps.py) as the worker sees it."""
 
-    def prepare(self, raws: list[bytes]) -> Ahead: ...
+    def prepare(self, incoming: str, names: list[str]) -> Ahead: ...
 
     def close(self) -> None: ...
 
@@ -94,7 +94,8 @@ def _failure(entry: SpoolEntry, step: str, e: Exception) -> _Failure:
     return _Failure(entry, step, f"{type(e).__name__}: {e}", traceback.format_exc(limit=8))
 
 
-_Claimed = tuple[list[SpoolEntry], list[bytes | Exception], Ahead]
+# each message's entry, bytes (or why they could not be read: step "read") and Prepared
+_Batch = tuple[list[SpoolEntry], list[bytes | Exception], list[Prepared | None]]
 
 
 def _ready(prepared: list[Prepared | None]) -> list[Prepared]:
@@ -111,27 +112,27 @@ class Worker:
         self.halted = ""  # why the worker stopped committing (the database file was replaced)
         self.health: Health | None = None  # set by app.py: "worker" reports each batch
         self.intake = IntakeCounts()  # stored messages per queue and source (/metrics)
-        self._ahead: _Claimed | None = None  # the next batch, claimed and being parsed
+        self._ahead: Ahead | None = None  # the next batch, claimed and being read and parsed
 
     def process_batch(self, limit: int | None = None) -> BatchResult:
         """Claim up to `limit` messages and process them in one transaction.
 
         The next batch is claimed and handed to the parse processes before this one goes
-        into the database, so parsing runs on the other cores meanwhile (in spool order).
+        into the database, so reading and parsing run on the other cores meanwhile, in order.
         """
         self.db_file.check()  # commits into a deleted file would lose acknowledged mail
         limit = limit or self.config.worker.batch_size
-        batch, self._ahead = self._ahead, None
-        if batch is None:
-            batch = self._claim(limit, busy=())
         result = BatchResult()
-        if batch is None:
-            return result
-        entries, raws, ahead = batch
-        self._ahead = self._claim(limit, busy={e.name for e in entries})
         try:
             # parsed once, ahead of the database; the redo below reuses it
-            prepared = self._prepared(raws, ahead)
+            batch = self._next_batch(limit)
+        except Exception:
+            log.exception("worker: a batch not read; its messages stay in the spool")
+            raise
+        if batch is None:
+            return result
+        entries, raws, prepared = batch
+        try:
             try:
                 done = self._optimistic(entries, raws, prepared)
             except _NeedsIsolation:
@@ -189,29 +190,34 @@ class Worker:
             )
         return shunted
 
-    def _read(self, entries: list[SpoolEntry]) -> list[bytes | Exception]:
-        """Each entry's bytes, or why they could not be read (a failure at step "read")."""
-        raws: list[bytes | Exception] = []
-        for entry in entries:
-            try:
-                raws.append(self.spool.read(entry))
-            except Exception as e:  # noqa: BLE001 - recorded for that message alone
-                raws.append(e)
-        return raws
+    def _next_batch(self, limit: int) -> _Batch | None:
+        """The batch to process now (None: none waiting), the next one read and parsed meanwhile."""
+        claimed, self._ahead = self._ahead, None
+        if claimed is None:
+            claimed = self._claim(limit, busy=())
+        passed: set[str] = set()  # not there yet (a put() finishing): not claimed again now
+        while claimed is not None:
+            self._ahead = self._claim(limit, busy={*claimed.names, *passed})
+            batch = self._prepared(claimed)
+            if batch[0]:
+                return batch
+            passed.update(claimed.names)
+            claimed, self._ahead = self._ahead, None
+        return None
 
-    def _claim(self, limit: int, busy: set[str] | tuple[()]) -> _Claimed | None:
-        """Claim a batch (never one of `busy`, still in flight), read it, start parsing it."""
-        entries = self.spool.claim(limit, busy=busy)
-        if not entries:
-            return None
-        raws = self._read(entries)
-        return entries, raws, self.pipeline.prepare([r for r in raws if isinstance(r, bytes)])
+    def _claim(self, limit: int, busy: Collection[str]) -> Ahead | None:
+        """Claim a batch by name (never one of `busy`, in flight); start reading and parsing it."""
+        names = self.spool.claim_names(limit, busy=busy)
+        return self.pipeline.prepare(self.spool.incoming, names) if names else None
 
     @staticmethod
-    def _prepared(raws: list[bytes | Exception], ahead: Ahead) -> list[Prepared | None]:
-        """The parsed batch, None where the file could not be read."""
-        done = iter(ahead.results())
-        return [next(done) if isinstance(raw, bytes) else None for raw in raws]
+    def _prepared(ahead: Ahead) -> _Batch:
+        """The claimed batch as read and parsed, without the messages not there to process;
+        what reading it found wrong is logged here (a parse process does not log)."""
+        taken = ahead.results()
+        for spooled, _ in taken:
+            report(spooled.warning)
+        return [s.entry for s, _ in taken], [s.raw for s, _ in taken], [p for _, p in taken]
 
     def _transaction(
         self,

@@ -55,6 +55,7 @@ def test_ingest_imports_nothing_heavy(tmp_path: Path):
         "mailgate.config",
         "mailgate.config.errors",
         "mailgate.config.layout",
+        "mailgate.durable",
         "mailgate.pollers",
         "mailgate.pollers.pipe",
         "mailgate.spool",
