@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, Select, select
 
 from mailgate.parse.message import Parsed
+from mailgate.parse.records import frozen_record
 from mailgate.pipeline.thread import (
     ThreadChoice,
     ThreadLookups,
@@ -97,21 +98,24 @@ def ticket_facts(conn: Connection, ids: Iterable[int]) -> dict[int, TicketFacts]
         found = _read_facts(conn, ids)
     else:
         known = _facts_known(batch, ids)
-        found = _read_facts(conn, [i for i in ids if i not in known and i not in batch.facts_ahead])
+        missing = [i for i in ids if i not in known and i not in batch.facts_ahead]
+        found = _read_facts(conn, missing) if missing else {}
         # a follow-up's change of one read here is then held (store/tickets.py)
         batch.read_facts.update(found)
         batch.read_facts.update((i, t) for i, t in known.items() if i not in batch.tickets)
-    return {
-        tid: TicketFacts(
-            id=tid,
-            requester=t.requester,
-            ccs=frozenset(t.ccs),
-            status=t.status,
-            queue=t.queue,
-            closed_at=t.closed_at,
-        )
-        for tid, t in (*found.items(), *known.items())
+    return {tid: _ticket_facts(tid, t) for tid, t in (*found.items(), *known.items())}
+
+
+def _ticket_facts(tid: int, t: TicketState) -> TicketFacts:
+    fields = {  # (in TicketFacts' order, every field)
+        "id": tid,
+        "requester": t.requester,
+        "ccs": frozenset(t.ccs),
+        "status": t.status,
+        "queue": t.queue,
+        "closed_at": t.closed_at,
     }
+    return frozen_record(TicketFacts, fields)
 
 
 @functools.cache
