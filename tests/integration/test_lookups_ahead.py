@@ -1,6 +1,7 @@
 """The thread step's lookups take the subject tag and references worked out ahead only of
 the parsed form they were worked out of: a message the pgp step replaced is looked up by
-its own subject and references (SQLite and PostgreSQL, inside a batch and outside)."""
+its own subject and references (SQLite and PostgreSQL, inside a batch and outside); the
+read-ahead's IN lists over more values than one list binds."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ import pytest
 
 from mailgate.parse.message import parse
 from mailgate.pipeline.prepare import prepare
+from mailgate.store import fast
+from mailgate.store.articles import add_thread_ref
 from mailgate.store.batch import batch_state
-from mailgate.store.lookups import read_thread_ahead, thread_lookups
+from mailgate.store.lookups import _refs, read_thread_ahead, thread_lookups
 from tests.harness import message, with_three_tickets
 
 T = datetime(2026, 12, 2, 8, 0, tzinfo=UTC)
@@ -49,3 +52,15 @@ def test_ahead_is_used_for_its_own_parsed_form_only(url: str, in_batch: bool):
         assert own == thread_lookups(conn, ahead.parsed)  # as the worker works it out
     assert own.tagged is not None and own.tagged.id == 2
     assert replaced_form.tagged is not None and replaced_form.tagged.id == 3
+
+
+def test_an_in_list_read_over_several_lists_finds_each_known_id_once(url: str):
+    # 1,030 Message-IDs: lists of 512, 512 and 6 (bound as 8, the last one repeated)
+    engine = with_three_tickets(url, T)
+    mids = [f"<m{i}@example.com>" for i in range(1030)]
+    known = {m: 1 + i % 3 for i, m in enumerate(mids) if i % 97 == 0 or i >= 1027}
+    with engine.begin() as conn:
+        for m, tid in known.items():
+            add_thread_ref(conn, m, tid)
+        found = fast.rows_in(conn, _refs, mids)
+    assert sorted(found) == sorted(known.items())
