@@ -53,7 +53,7 @@ class Decision:
 
 def _made(cls: type[T], **fields: Any) -> T:
     """`cls(**fields)`, every field given in the class's order, without the frozen
-    dataclass's `__init__` (parse/records.py: a Decision 2.2 against 0.6 us)."""
+    dataclass's `__init__` (parse/records.py: a Decision 2.2 against 0.7 us)."""
     return frozen_record(cls, fields)
 
 
