@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 from mailgate.autoresponse.policy import ResponseDecision
 from mailgate.parse.message import Parsed
+from mailgate.parse.records import frozen_record
 from mailgate.pipeline.classify import Verdict
 from mailgate.pipeline.digests import RUN_IS_LOOP, dedupe_key
 from mailgate.pipeline.rating import Rating, read_rating
 from mailgate.pipeline.thread import ThreadChoice
 from mailgate.queues.rules import NO_ROUTING, Routing, RuleHit, hit_lines
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -48,14 +51,21 @@ class Decision:
     auth: dict[str, object] | None = None  # SPF/DKIM/DMARC (parse/authentication.py)
 
 
+def _made(cls: type[T], **fields: Any) -> T:
+    """`cls(**fields)`, every field given in the class's order, without the frozen
+    dataclass's `__init__` (parse/records.py: a Decision 2.2 against 0.7 us)."""
+    return frozen_record(cls, fields)
+
+
 def ccs_of(p: Parsed, ours: frozenset[str]) -> tuple[str, ...]:
     """Customers copied on the mail (To and Cc minus our own addresses and the sender)."""
     out: dict[str, None] = {}
     for a in (*p.to, *p.cc):
+        if not a or a in ours or a == p.from_addr or a in out:
+            continue  # (most addresses end here: the queue's own, no sub-address to undo)
         local, _, domain = a.partition("@")
-        base = local.split("+", 1)[0] + "@" + domain
-        if a and a not in ours and base not in ours and a != p.from_addr:
-            out.setdefault(a, None)
+        if local.split("+", 1)[0] + "@" + domain not in ours:
+            out[a] = None
     return tuple(out)
 
 
@@ -92,7 +102,8 @@ def decide(
         inert = verdict.automatic or run >= RUN_IS_LOOP or rating is not None
         if run >= RUN_IS_LOOP:
             reasons += (f"loop: {run} near-identical messages from {parsed.from_addr} here",)
-        return Decision(
+        return _made(
+            Decision,
             action="follow-up",
             dedupe_key=key,
             queues=queues,
@@ -112,7 +123,8 @@ def decide(
             rating=rating,
             auth=auth,
         )
-    ticket = NewTicket(
+    ticket = _made(
+        NewTicket,
         title=(parsed.subject or "(no subject)")[:500],
         requester_addr=parsed.from_addr,
         requester_name=parsed.from_name[:200],
@@ -128,7 +140,8 @@ def decide(
         rule_hits=routing.hits,
     )
     reasons += (*hit_lines(routing.hits), *routing.notes)
-    return Decision(
+    return _made(
+        Decision,
         action="new",
         dedupe_key=key,
         queues=queues,
@@ -139,5 +152,6 @@ def decide(
         customer_activity=not verdict.automatic,
         acknowledge=acknowledge,
         reasons=reasons,
+        rating=None,
         auth=auth,
     )

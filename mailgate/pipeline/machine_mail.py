@@ -24,15 +24,15 @@ from mailgate.config.model import Config, Queue
 from mailgate.parse.authentication import SenderAuth
 from mailgate.parse.message import Parsed
 from mailgate.pipeline.classify import Verdict
+from mailgate.pipeline.delivered_to import header_recipients
 from mailgate.pipeline.digests import dedupe_key
 from mailgate.pipeline.outcome import Outcome
+from mailgate.pipeline.prepare import Prepared
 from mailgate.spool import Envelope
 from mailgate.store.addresses import record_report
 from mailgate.store.articles import add_article, find_duplicate, put_blob
 from mailgate.store.bounce_lookups import lookups
 from mailgate.store.junk import add_junk, is_released
-
-_ADDRESS_HEADERS = ("to", "delivered-to", "x-original-to", "envelope-to", "x-envelope-to")
 
 
 @dataclass(frozen=True)
@@ -46,18 +46,14 @@ class Incoming:
     now: datetime
 
 
-def verp_candidates(envelope: Envelope, p: Parsed) -> list[str]:
-    """Where a VERP address shows: the envelope, or (IMAP, pipe) the delivery headers."""
-    out = list(envelope.rcpt_tos)
-    found: dict[str, list[str]] = {}
-    for name, value in p.headers:  # one pass over the headers, in _ADDRESS_HEADERS order
-        if name in _ADDRESS_HEADERS:
-            found.setdefault(name, []).append(value)
-    for name in _ADDRESS_HEADERS:
-        for v in found.get(name, ()):
-            out += [a.strip(" <>") for a in v.split(",")]
-    out += list(p.to)
-    return [a for a in dict.fromkeys(a.lower() for a in out if "@" in a)]
+def verp_candidates(
+    envelope: Envelope, p: Parsed, from_headers: tuple[str, ...] | None = None
+) -> list[str]:
+    """Where a VERP address shows: the envelope, or (IMAP, pipe) the delivery headers;
+    `from_headers` is `header_recipients(p)` when known (worked out ahead)."""
+    headers = header_recipients(p) if from_headers is None else from_headers
+    rcpts = [a.lower() for a in envelope.rcpt_tos if "@" in a]
+    return list(dict.fromkeys((*rcpts, *headers)))
 
 
 def verp_queue(config: Config, envelope: Envelope, p: Parsed) -> Queue | None:
@@ -114,12 +110,13 @@ def handle_report(
     config: Config,
     mail: Incoming,
     verdict: Verdict,
-    report_part: bool | None = None,  # has_report_part(mail.raw) when known (worked out ahead)
+    ahead: Prepared | None = None,  # what was worked out ahead (used if of mail.parsed)
 ) -> Outcome | None:
     """A bounce or report: attached to its ticket or quarantined; None for other mail."""
     envelope, p, raw, queues, now = mail.envelope, mail.parsed, mail.raw, mail.queues, mail.now
-    candidates = verp_candidates(envelope, p)
-    hinted = has_report_part(raw) if report_part is None else report_part
+    known = ahead if ahead is not None and ahead.parsed is p else None
+    candidates = verp_candidates(envelope, p, known.header_recipients if known else None)
+    hinted = has_report_part(raw) if known is None else known.report_part
     verp = any(VERP_LOCAL + "+" in a and is_verp_shaped(a) for a in candidates)
     if not (verdict.bounce or hinted or verp):
         return None

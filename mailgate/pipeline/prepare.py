@@ -4,10 +4,12 @@
 one statement for all its messages (dedupe keys, referenced Message-IDs, senders), and
 what the later steps would otherwise work out in the worker from the message alone: the
 text the article stores as new, the classifier's verdict, the sender's authentication,
-whether a report part shows, the digest the loop breaker compares. It runs anywhere, also
-in another process (pipeline/pool.py): its result and its failures are plain picklable
-values, raised again by the parse step as the error it was. `Settings` is the little of
-the config these read; it goes with every batch, so a reload applies from the next one.
+whether a report part shows, the digest the loop breaker compares, the subject's ticket
+tag, the delivery headers' addresses (where a bounce's VERP address shows). It runs
+anywhere, also in another process (pipeline/pool.py): its result and its failures are
+plain picklable values, raised again by the parse step as the error it was. `Settings`
+is the little of the config these read; it goes with every batch, so a reload applies
+from the next one.
 
 The verdict, the authentication and the digest are of the message as parsed: the pgp
 step may replace it with its decrypted form, and the steps then work them out again
@@ -28,8 +30,9 @@ from mailgate.parse.limits import ParseRejected
 from mailgate.parse.message import Parsed, parse
 from mailgate.parse.records import frozen_record
 from mailgate.pipeline.classify import Verdict, classify
+from mailgate.pipeline.delivered_to import header_recipients
 from mailgate.pipeline.digests import dedupe_key, repeat_digest
-from mailgate.pipeline.thread import message_refs
+from mailgate.pipeline.thread import message_refs, tag_number
 
 if TYPE_CHECKING:  # not imported at run time: the parse processes need no config models
     from mailgate.config.model import Config
@@ -86,6 +89,8 @@ class Prepared:
     new_text: str = ""  # of parsed.text (the pgp step may replace the text)
     facts: Facts | None = None  # of parsed (None: parsing failed)
     report_part: bool = False  # bounces.report_hint.has_report_part of the raw message
+    tag: int | None = None  # thread.tag_number of parsed.subject
+    header_recipients: tuple[str, ...] = ()  # delivered_to.header_recipients of parsed
     rejected: str = ""  # the parser refused the message: shunt with this reason
     failed: str = ""  # a bug: "Type: message", retried like any step failure
     traceback: str = ""
@@ -119,6 +124,8 @@ def prepare(raw: bytes, settings: Settings = NO_SETTINGS) -> Prepared:
         "new_text": new_text(p.text),
         "facts": known,
         "report_part": has_report_part(raw),
+        "tag": tag_number(p.subject),
+        "header_recipients": header_recipients(p),
         "rejected": "",
         "failed": "",
         "traceback": "",

@@ -46,7 +46,7 @@ from mailgate.store.articles import read_duplicates, system_article
 from mailgate.store.audit import audit
 from mailgate.store.autoresponses import last_autoresponse, read_autoresponses, record_autoresponse
 from mailgate.store.batch import BatchState
-from mailgate.store.lookups import read_thread_ahead, thread_lookups
+from mailgate.store.lookups import open_survey, read_thread_ahead, thread_lookups
 from mailgate.store.outbox import add_outbox
 from mailgate.store.repeats import REPEATS_WINDOW, recent_inbound
 from mailgate.store.send_windows import read_history
@@ -89,6 +89,7 @@ class Message:
     acked: bool = False
     run: int = 1  # near-identical messages from this sender on this ticket, this one included
     survey: satisfaction.Survey | None = None  # the survey this sender may be answering
+    incoming: machine_mail.Incoming | None = None  # made by the first machine-mail step
 
 
 Step = Callable[[Context, Message], Outcome | None]
@@ -148,13 +149,14 @@ def classify_step(ctx: Context, m: Message) -> None:
 
 
 def _incoming(m: Message) -> machine_mail.Incoming:
-    return machine_mail.Incoming(m.entry.envelope, m.parsed, m.raw, m.queues, m.now)
+    if m.incoming is None:  # once for the machine-mail steps (after pgp: it holds still)
+        m.incoming = machine_mail.Incoming(m.entry.envelope, m.parsed, m.raw, m.queues, m.now)
+    return m.incoming
 
 
 def bounce_step(ctx: Context, m: Message) -> Outcome | None:
     """A bounce or report ends here: a system article on its ticket, or quarantined."""
-    report_part = m.prepared.report_part if m.prepared and m.prepared.parsed else None
-    return machine_mail.handle_report(ctx.conn, ctx.config, _incoming(m), m.verdict, report_part)
+    return machine_mail.handle_report(ctx.conn, ctx.config, _incoming(m), m.verdict, m.prepared)
 
 
 def spam_step(ctx: Context, m: Message) -> Outcome | None:
@@ -164,7 +166,7 @@ def spam_step(ctx: Context, m: Message) -> Outcome | None:
 
 
 def thread_step(ctx: Context, m: Message) -> None:
-    m.lookups = thread_lookups(ctx.conn, m.parsed)
+    m.lookups = thread_lookups(ctx.conn, m.parsed, m.prepared)
     window = m.primary.close.reopen_window_days
     m.choice = choose(
         m.parsed.from_addr,
@@ -179,21 +181,8 @@ def thread_step(ctx: Context, m: Message) -> None:
         earlier = recent_inbound(ctx.conn, tid, m.now - REPEATS_WINDOW, m.parsed.from_addr)
         m.run = run_length(m.facts.digest, earlier)
     SEEN.remember(m.parsed.text, m.facts.digest)  # the earlier text of its follow-ups
-    m.survey = _open_survey(ctx.conn, m)
-
-
-def _open_survey(conn: Connection, m: Message) -> satisfaction.Survey | None:
-    """The survey of the resolved or closed ticket this mail follows up, if the requester
-    sent it (a closed ticket past its reopen window too: the choice only links it)."""
-    tid = m.choice.ticket_id or m.choice.linked_to
-    facts = [t for t in (m.lookups.tagged, *m.lookups.referenced) if t is not None]
-    ticket = next((t for t in facts if t.id == tid), None)
-    if ticket is None or ticket.status not in ("resolved", "closed") or m.verdict.automatic:
-        return None
-    survey = satisfaction.latest(conn, ticket.id)
-    if survey is None or survey.requester_addr != m.parsed.from_addr.lower():
-        return None
-    return survey
+    if not m.verdict.automatic:  # a person may be answering a resolved ticket's survey
+        m.survey = open_survey(ctx.conn, m.lookups, m.choice, m.parsed.from_addr)
 
 
 def rules_step(ctx: Context, m: Message) -> None:
@@ -355,6 +344,7 @@ class Pipeline:
         self.agents = config.agent_addresses
         self.settings = Settings.of(config)
         self.pool: PreparePool | None = None  # started with the first batch that needs it
+        self._context: Context | None = None  # the current batch's (one connection each)
 
     def prepare(self, incoming: str, names: list[str]) -> Ahead:
         """Start reading and parsing the claimed `names` ahead of the database, in order."""
@@ -385,7 +375,10 @@ class Pipeline:
         self, conn: Connection, entry: SpoolEntry, raw: bytes, prepared: Prepared | None = None
     ) -> Outcome:
         """The message's Outcome; Rejected (never retried) or StepFailed naming the step."""
-        ctx = Context(self.config, conn, self.ours, self.agents, self.keyrings, self.settings)
+        ctx = self._context
+        if ctx is None or ctx.conn is not conn:  # made once for the messages of a batch
+            ctx = Context(self.config, conn, self.ours, self.agents, self.keyrings, self.settings)
+            self._context = ctx
         m = Message(entry, raw, self.clock(), prepared)
         for name, step in STEPS:
             try:

@@ -84,10 +84,9 @@ def tag_number(subject: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def named_tickets(subject: str, refs: Iterable[str], ticket_of: Mapping[str, int]) -> list[int]:
-    """The tickets a message names: its subject tag's, then its references' (those
-    `ticket_of` knows the ticket of), nearest first."""
-    tag = tag_number(subject)
+def named_tickets(tag: int | None, refs: Iterable[str], ticket_of: Mapping[str, int]) -> list[int]:
+    """The tickets a message names: its subject tag's (`tag_number`), then its references'
+    (those `ticket_of` knows the ticket of), nearest first."""
     return ([tag] if tag else []) + [ticket_of[m] for m in refs if m in ticket_of]
 
 

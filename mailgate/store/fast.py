@@ -279,6 +279,7 @@ def write(conn: Connection, stmt: Any, params: Mapping[str, Any]) -> None:
 
 # IN lists of these sizes (a shorter list repeats its last value): few plans, fixed SQL
 _SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+_IN_NAMES = tuple(f"v{i}" for i in range(_SIZES[-1]))  # in_binds' names, made once
 
 
 def in_binds(n: int) -> list[BindParameter[Any]]:
@@ -299,9 +300,8 @@ def rows_in(
         chunk = list(values[start : start + _SIZES[-1]])
         n = next(size for size in _SIZES if size >= len(chunk))
         chunk += chunk[-1:] * (n - len(chunk))
-        found += rows(
-            conn, stmt_for(n), {**(params or {}), **{f"v{i}": v for i, v in enumerate(chunk)}}
-        )
+        named = dict(zip(_IN_NAMES, chunk, strict=False))  # the first n names
+        found += rows(conn, stmt_for(n), {**(params or {}), **named})
     return found
 
 

@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, Select, select
 
 from mailgate.parse.message import Parsed
+from mailgate.parse.records import frozen_record
 from mailgate.pipeline.thread import (
+    ThreadChoice,
     ThreadLookups,
     TicketFacts,
     message_refs,
@@ -21,6 +23,8 @@ from mailgate.store import fast
 from mailgate.store.articles import thread_refs
 from mailgate.store.batch import BatchState, TicketState, current
 from mailgate.store.repeats import REPEATS_WINDOW, read_recent_ahead
+from mailgate.store.satisfaction import Survey
+from mailgate.store.satisfaction import latest as latest_survey
 from mailgate.store.tickets import ticket_ccs, tickets
 
 if TYPE_CHECKING:
@@ -94,21 +98,24 @@ def ticket_facts(conn: Connection, ids: Iterable[int]) -> dict[int, TicketFacts]
         found = _read_facts(conn, ids)
     else:
         known = _facts_known(batch, ids)
-        found = _read_facts(conn, [i for i in ids if i not in known and i not in batch.facts_ahead])
+        missing = [i for i in ids if i not in known and i not in batch.facts_ahead]
+        found = _read_facts(conn, missing) if missing else {}
         # a follow-up's change of one read here is then held (store/tickets.py)
         batch.read_facts.update(found)
         batch.read_facts.update((i, t) for i, t in known.items() if i not in batch.tickets)
-    return {
-        tid: TicketFacts(
-            id=tid,
-            requester=t.requester,
-            ccs=frozenset(t.ccs),
-            status=t.status,
-            queue=t.queue,
-            closed_at=t.closed_at,
-        )
-        for tid, t in (*found.items(), *known.items())
+    return {tid: _ticket_facts(tid, t) for tid, t in (*found.items(), *known.items())}
+
+
+def _ticket_facts(tid: int, t: TicketState) -> TicketFacts:
+    fields = {  # (in TicketFacts' order, every field)
+        "id": tid,
+        "requester": t.requester,
+        "ccs": frozenset(t.ccs),
+        "status": t.status,
+        "queue": t.queue,
+        "closed_at": t.closed_at,
     }
+    return frozen_record(TicketFacts, fields)
 
 
 @functools.cache
@@ -120,8 +127,9 @@ def _refs(n: int) -> Select[Any]:
 def read_refs(conn: Connection, batch: BatchState, mids: list[str]) -> None:
     """Which tickets a batch's Message-IDs belong to: one statement for the whole batch."""
     mids = [m for m in dict.fromkeys(mids) if not batch.known_ref(m)]
-    batch.refs.update(fast.rows_in(conn, _refs, mids))
-    batch.refs_absent.update(m for m in mids if m not in batch.refs)
+    if mids:  # a follow-up's were read ahead with the batch's: nothing to read
+        batch.refs.update(fast.rows_in(conn, _refs, mids))
+        batch.refs_absent.update(m for m in mids if m not in batch.refs)
 
 
 def _ref_tickets(conn: Connection, refs: list[str]) -> dict[str, int]:
@@ -132,16 +140,37 @@ def _ref_tickets(conn: Connection, refs: list[str]) -> dict[str, int]:
     return {m: batch.refs[m] for m in refs if m in batch.refs}
 
 
-def thread_lookups(conn: Connection, p: Parsed) -> ThreadLookups:
-    tag = tag_number(p.subject)
-    refs = message_refs(p)
+def thread_lookups(conn: Connection, p: Parsed, ahead: Prepared | None = None) -> ThreadLookups:
+    """The tickets `p` names; its tag and references from `ahead` when it prepared `p`."""
+    if ahead is not None and ahead.parsed is p:
+        tag, refs = ahead.tag, list(ahead.refs)
+    else:
+        tag, refs = tag_number(p.subject), message_refs(p)
     found = _ref_tickets(conn, refs) if refs else {}
     ref_tickets = [found[m] for m in refs if m in found]
-    facts = ticket_facts(conn, named_tickets(p.subject, refs, found))
+    facts = ticket_facts(conn, ([tag] if tag else []) + ref_tickets)
     return ThreadLookups(
         tagged=facts.get(tag) if tag else None,
         referenced=tuple(facts[t] for t in dict.fromkeys(ref_tickets) if t in facts),
     )
+
+
+def open_survey(
+    conn: Connection, lookups: ThreadLookups, choice: ThreadChoice, sender: str
+) -> Survey | None:
+    """The survey of the resolved or closed ticket a person's mail follows up, if its
+    requester sent it (a closed ticket past its reopen window too: the choice only links it)."""
+    tid = choice.ticket_id or choice.linked_to
+    if tid is None:
+        return None
+    facts = (lookups.tagged, *lookups.referenced)
+    ticket = next((t for t in facts if t is not None and t.id == tid), None)
+    if ticket is None or ticket.status not in ("resolved", "closed"):
+        return None
+    survey = latest_survey(conn, ticket.id)
+    if survey is None or survey.requester_addr != sender.lower():
+        return None
+    return survey
 
 
 def read_thread_ahead(
@@ -153,8 +182,6 @@ def read_thread_ahead(
     read_refs(conn, batch, [m for p in ready for m in p.refs])
     if not batch.holds:  # the batch's own writes go straight in: each follow-up reads alone
         return
-    named = [
-        t for p in ready if p.parsed for t in named_tickets(p.parsed.subject, p.refs, batch.refs)
-    ]
+    named = [t for p in ready if p.parsed for t in named_tickets(p.tag, p.refs, batch.refs)]
     read_facts_ahead(conn, batch, named)
     read_recent_ahead(conn, batch, named, now - REPEATS_WINDOW)

@@ -48,6 +48,18 @@ def _held(conn: Connection, ticket_id: int, params: dict[str, Any]) -> list[dict
     ][:RECENT_LIMIT]  # fmt: skip
 
 
+def _held_inbound(
+    batch: BatchState | None, ticket_id: int, since: datetime, from_addr: str
+) -> list[str]:
+    """The bodies `_held` gives for the inbound articles from `from_addr` (the same rows,
+    filtered without its general form: this runs for every follow-up)."""
+    rows = batch.articles_of.get(ticket_id, ()) if batch is not None else ()
+    return [
+        r["body_text"] for r in reversed(rows)
+        if r["kind"] == "inbound" and r["from_addr"] == from_addr and r["created_at"] >= since
+    ][:RECENT_LIMIT]  # fmt: skip
+
+
 def recent_texts(
     conn: Connection,
     ticket_id: int,
@@ -138,9 +150,10 @@ def _stored_ahead(
 def recent_inbound(conn: Connection, ticket_id: int, since: datetime, from_addr: str) -> list[str]:
     """The bodies of the ticket's latest inbound articles from `from_addr` since `since`,
     newest first (as `recent_texts`, their verdicts not read)."""
-    params = {"ticket_id": ticket_id, "kind": "inbound", "since": since, "from_addr": from_addr}
-    held = [r["body_text"] for r in _held(conn, ticket_id, params)]
-    stored = _stored_ahead(current(conn), ticket_id, since, from_addr)
+    batch = current(conn)
+    held = _held_inbound(batch, ticket_id, since, from_addr)
+    stored = _stored_ahead(batch, ticket_id, since, from_addr)
     if stored is None:
+        params = {"ticket_id": ticket_id, "kind": "inbound", "since": since, "from_addr": from_addr}
         stored = fast.scalars(conn, _recent(True, False, False), params)
     return [body or "" for body in [*held, *stored][:RECENT_LIMIT]]

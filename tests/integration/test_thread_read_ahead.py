@@ -127,12 +127,12 @@ def _recorded(monkeypatch: pytest.MonkeyPatch, seen: Seen, ahead: bool) -> None:
         seen.earlier.append((digest, list(earlier)))
         return run_length(digest, earlier, *args)
 
-    def looking(conn, parsed):  # type: ignore[no-untyped-def]
+    def looking(conn, parsed, *ahead):  # type: ignore[no-untyped-def]
         if parsed.subject.startswith("FLUSH"):
             conn.execute(select(func.count()).select_from(tickets))
         if parsed.subject.startswith("UPDATE"):
             conn.execute(update(tickets).where(tickets.c.title == "Scanner").values(priority=7))
-        return look_up(conn, parsed)
+        return look_up(conn, parsed, *ahead)
 
     monkeypatch.setattr(steps, "choose", choosing)
     monkeypatch.setattr(steps, "run_length", counting)
