@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy import Engine
 
+from mailgate import heap
 from mailgate.config import hmac_secret
 from mailgate.config import load as config_mod
 from mailgate.config.errors import ConfigError
@@ -182,6 +183,7 @@ class Daemon:
         # snapshot, so an edit right after start is a change (a parse process importing on
         # the other core made the race visible in test_reload)
         await asyncio.sleep(0)
+        heap.freeze_startup()  # what start-up made: out of every full collection's walk
         self.ready.set()
         await self.stop.wait()
         if server is not None:
@@ -197,6 +199,7 @@ class Daemon:
         self.spool.unlock()
         self.engine.dispose()
         self.keyrings.close()  # the gpg-agents the queues' keyrings started
+        heap.thaw()
         log.info("mailgate stopped")
 
     def _start_status_server(self) -> StatusServer | None:

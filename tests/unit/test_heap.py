@@ -1,0 +1,41 @@
+"""mailgate/heap.py: what start-up made is left out of the collector's walks until thawed."""
+
+from __future__ import annotations
+
+import gc
+import weakref
+
+from mailgate import heap
+
+
+class _Node:
+    def __init__(self) -> None:
+        self.me = self  # a reference cycle: only the cycle collector frees it
+
+
+def _tracked(obj: object) -> bool:
+    return any(o is obj for o in gc.get_objects())
+
+
+def test_frozen_objects_are_not_walked_until_thawed():
+    alive = _Node()
+    heap.freeze_startup()
+    try:
+        assert gc.get_freeze_count() > 0
+        assert not _tracked(alive)  # in no generation the collector walks
+        later = _Node()
+        assert _tracked(later)  # made after start-up: collected as before
+    finally:
+        heap.thaw()
+    assert gc.get_freeze_count() == 0
+    assert _tracked(alive)
+
+
+def test_a_cycle_made_after_start_up_is_still_collected():
+    heap.freeze_startup()
+    try:
+        cycle = weakref.ref(_Node())
+        gc.collect()
+        assert cycle() is None
+    finally:
+        heap.thaw()
