@@ -16,7 +16,7 @@ from sqlalchemy import Connection, Table, bindparam, insert, select
 from mailgate.db.models import Article, Attachment, Blob, ThreadRef
 from mailgate.parse.attachments import Attachment as ParsedAttachment
 from mailgate.store import fast
-from mailgate.store.batch import BatchState, current
+from mailgate.store.batch import ON_CONN, BatchState, current
 from mailgate.store.ids import new_id
 from mailgate.store.sql import insert_ignore, insert_ignore_stmt
 
@@ -35,9 +35,9 @@ def _duplicates(n: int) -> Any:
     return select(c.dedupe_key, c.ticket_id).where(c.dedupe_key.in_(fast.in_binds(n)))
 
 
-def find_duplicate(conn: Connection, key: str) -> int | None:
+def find_duplicate(conn: Connection, key: str, *, state: Any = ON_CONN) -> int | None:
     """The ticket that already holds this message (an article with its dedupe key), if any."""
-    batch = current(conn)
+    batch: BatchState | None = current(conn) if state is ON_CONN else state
     if batch is not None and (key in batch.dupes or key in batch.dupes_absent):
         return batch.dupes.get(key)
     return conn.execute(_DUPLICATE, {"key": key}).scalar()
@@ -50,9 +50,9 @@ def read_duplicates(conn: Connection, batch: BatchState, keys: list[str]) -> Non
     batch.dupes_absent.update(k for k in keys if k not in batch.dupes)
 
 
-def put_blob(conn: Connection, sha256: str, data: bytes) -> None:
+def put_blob(conn: Connection, sha256: str, data: bytes, *, state: Any = ON_CONN) -> None:
     row = {"sha256": sha256, "size": len(data), "data": data}
-    batch = current(conn)
+    batch: BatchState | None = current(conn) if state is ON_CONN else state
     if batch is None or not batch.holds:
         insert_ignore(conn, blobs, row, count=False)
     elif sha256 not in batch.blobs:  # held to the flush; the same bytes once
@@ -61,7 +61,7 @@ def put_blob(conn: Connection, sha256: str, data: bytes) -> None:
 
 
 def add_thread_ref(
-    conn: Connection, message_id: str, ticket_id: int, *, ours: bool = False
+    conn: Connection, message_id: str, ticket_id: int, *, ours: bool = False, state: Any = ON_CONN
 ) -> None:
     """A later mail referring to `message_id` belongs to this ticket.
 
@@ -69,15 +69,16 @@ def add_thread_ref(
     outbox, so queued once): a batch keeps it until its flush without asking the database
     first, as for a Message-ID it read ahead and found absent (no mail can refer to it
     before it is sent)."""
-    row = {"message_id": message_id[:998], "ticket_id": ticket_id}
-    batch = current(conn)
-    if ours and batch is not None and not batch.known_ref(row["message_id"]):
-        batch.refs_absent.add(row["message_id"])
-    if batch is None or not batch.known_ref(row["message_id"]):
+    mid = message_id[:998]
+    row = {"message_id": mid, "ticket_id": ticket_id}
+    batch: BatchState | None = current(conn) if state is ON_CONN else state
+    if batch is not None and ours and not batch.known_ref(mid):
+        batch.refs_absent.add(mid)
+    if batch is None or not batch.known_ref(mid):
         insert_ignore(conn, thread_refs, row, count=False)  # unknown here: the database decides
-    elif row["message_id"] in batch.refs_absent:  # the first writer wins, as ON CONFLICT
-        batch.refs_absent.discard(row["message_id"])
-        batch.refs[row["message_id"]] = ticket_id
+    elif mid in batch.refs_absent:  # the first writer wins, as ON CONFLICT
+        batch.refs_absent.discard(mid)
+        batch.refs[mid] = ticket_id
         batch.defer(insert_ignore_stmt(conn.dialect.name, thread_refs), row)
 
 
@@ -106,12 +107,16 @@ def add_article(
     verdict: Mapping[str, Any] | None = None,
     defects: Iterable[str] = (),
     new_text: str = "",
+    state: Any = ON_CONN,
 ) -> int:
     """Insert an article (and its Message-ID as a thread reference); its id."""
-    batch = current(conn)
-    later = {"search_pending": True} if batch is not None and batch.index_later("articles") else {}
+    batch: BatchState | None = current(conn) if state is ON_CONN else state
+    # held to the flush with an id of the batch's (store/ids.py), the row made once
+    head = {"id": new_id(conn, batch, "articles")} if batch is not None and batch.holds else {}
+    if batch is not None and batch.index_later("articles"):
+        head["search_pending"] = True
     row = {
-        **later,
+        **head,
         "ticket_id": ticket_id,
         "kind": kind,
         "dedupe_key": dedupe_key,
@@ -132,26 +137,31 @@ def add_article(
     }
     if batch is None or not batch.holds:
         aid = int(fast.scalar(conn, _INSERT_ARTICLE, row))
-    else:  # held to the flush with an id of the batch's (store/ids.py); read back by
-        aid = new_id(conn, batch, "articles")  # store/repeats.py through the state
-        row = {"id": aid, **row}
+    else:  # read back by store/repeats.py through the state
+        aid = row["id"]
         batch.hold("articles", _HELD_ARTICLE, row)
         batch.articles_of.setdefault(ticket_id, []).append(row)
     if batch is not None and dedupe_key is not None:
         batch.dupes[dedupe_key] = ticket_id
         batch.dupes_absent.discard(dedupe_key)
     if message_id:
-        add_thread_ref(conn, message_id, ticket_id)
+        add_thread_ref(conn, message_id, ticket_id, state=batch)
     return aid
 
 
 def add_attachments(
-    conn: Connection, article_id: int, parts: Iterable[ParsedAttachment], *, agent_only: bool
+    conn: Connection,
+    article_id: int,
+    parts: Iterable[ParsedAttachment],
+    *,
+    agent_only: bool,
+    state: Any = ON_CONN,
 ) -> None:
     """Store the parts' bytes as blobs and list them on the article."""
+    batch: BatchState | None = current(conn) if state is ON_CONN else state
     rows = []
     for a in parts:
-        put_blob(conn, a.sha256, a.data)
+        put_blob(conn, a.sha256, a.data, state=batch)
         rows.append(
             {
                 "article_id": article_id,
@@ -164,7 +174,6 @@ def add_attachments(
                 "size": len(a.data),
             }
         )
-    batch = current(conn)
     if batch is not None and batch.holds:
         for row in rows:
             batch.hold("attachments", _ATTACH, row)

@@ -217,6 +217,11 @@ def current(conn: Connection) -> BatchState | None:
     return conn.info.get(_KEY)
 
 
+# a writer's `state` argument when its caller has not looked the batch's state up: the
+# writer does (`store.apply` looks it up once and passes it to each writer it calls)
+ON_CONN: Any = object()
+
+
 @contextmanager
 def batch_state(conn: Connection) -> Iterator[BatchState]:
     """Keep a BatchState on `conn` for the block (the caller flushes it before commit)."""

@@ -33,7 +33,7 @@ from mailgate.pipeline.decide import Decision
 from mailgate.store import fast
 from mailgate.store.articles import add_article, add_attachments, find_duplicate, put_blob
 from mailgate.store.audit import audit
-from mailgate.store.batch import BatchState, TicketState, current
+from mailgate.store.batch import ON_CONN, BatchState, TicketState, current
 from mailgate.store.ids import new_id
 from mailgate.store.rule_hits import record_hits
 from mailgate.store.sql import insert_ignore, insert_ignore_stmt
@@ -69,13 +69,18 @@ def insert_ticket(
     priority: int,
     now: datetime,
     last_customer_at: datetime | None = None,
+    state: Any = ON_CONN,
 ) -> int:
     """A new ticket (status new, tier L1, unassigned) in its queues; its id."""
     queues = list(dict.fromkeys(queues))
-    batch = current(conn)
-    later = {"search_pending": True} if batch is not None and batch.index_later("tickets") else {}
+    batch: BatchState | None = current(conn) if state is ON_CONN else state
+    # held to the batch's flush with an id of the batch's (store/ids.py), the row made once
+    head = {"id": new_id(conn, batch, "tickets")} if batch is not None and batch.holds else {}
+    later = batch is not None and batch.index_later("tickets")
+    if later:
+        head["search_pending"] = True
     row = {
-        **later,
+        **head,
         "title": title,
         "requester_addr": requester_addr,
         "requester_name": requester_name,
@@ -96,18 +101,23 @@ def insert_ticket(
         tid = int(fast.scalar(conn, _INSERT_TICKET, row))
         if batch is not None:  # the governor's windows need not look for its sends
             batch.new_tickets.add(tid)
-    else:  # held to the batch's flush, with an id of the batch's (store/ids.py)
-        tid = new_id(conn, batch, "tickets")
-        row = batch.new_rows[tid] = {"id": tid, **row, **_UNSET, "search_pending": bool(later)}
+    else:
+        tid = row["id"]
+        row.update(_UNSET)
+        if not later:
+            row["search_pending"] = False
+        batch.new_rows[tid] = row
         batch.hold("tickets", _HELD_TICKET, row)
         batch.tickets[tid] = TicketState(requester_addr, "new", queues[0], None, set())
         batch.new_tickets.add(tid)  # the governor's windows need not look for its sends
-    add_queues(conn, tid, queues)
+    add_queues(conn, tid, queues, state=batch)
     return tid
 
 
-def update_ticket(conn: Connection, ticket_id: int, values: Mapping[str, Any]) -> None:
-    batch = current(conn)
+def update_ticket(
+    conn: Connection, ticket_id: int, values: Mapping[str, Any], *, state: Any = ON_CONN
+) -> None:
+    batch: BatchState | None = current(conn) if state is ON_CONN else state
     row = batch.new_rows.get(ticket_id) if batch is not None else None
     if row is not None and not any(isinstance(v, ClauseElement) for v in values.values()):
         row.update(values)  # a ticket the batch created: its held INSERT has the values
@@ -123,10 +133,11 @@ def _known_change(batch: BatchState, ticket_id: int, values: Mapping[str, Any]) 
     t.queue = values.get("queue", t.queue)
 
 
-def _hold_rows(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> bool:
+def _hold_rows(
+    conn: Connection, batch: BatchState | None, table: Table, rows: list[dict[str, Any]]
+) -> bool:
     """INSERT ... ON CONFLICT DO NOTHING rows held to the batch's flush (nothing in the
     batch reads `table` but through the state); False outside a batch."""
-    batch = current(conn)
     if batch is None or not batch.holds:
         return False
     stmt = insert_ignore_stmt(conn.dialect.name, table)
@@ -135,9 +146,12 @@ def _hold_rows(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> bo
     return True
 
 
-def add_queues(conn: Connection, ticket_id: int, queues: Iterable[str]) -> None:
+def add_queues(
+    conn: Connection, ticket_id: int, queues: Iterable[str], *, state: Any = ON_CONN
+) -> None:
     rows = [{"ticket_id": ticket_id, "queue": q} for q in queues]
-    if not _hold_rows(conn, ticket_queues, rows):
+    batch: BatchState | None = current(conn) if state is ON_CONN else state
+    if not _hold_rows(conn, batch, ticket_queues, rows):
         insert_ignore(conn, ticket_queues, rows, count=False)
 
 
@@ -146,13 +160,15 @@ def add_to_queue(conn: Connection, ticket_ids: Iterable[int], queue: str) -> Non
     insert_ignore(conn, ticket_queues, [{"ticket_id": i, "queue": queue} for i in ticket_ids])
 
 
-def add_ccs(conn: Connection, ticket_id: int, addresses: Iterable[str]) -> None:
+def add_ccs(
+    conn: Connection, ticket_id: int, addresses: Iterable[str], *, state: Any = ON_CONN
+) -> None:
     rows = [{"ticket_id": ticket_id, "address": a} for a in addresses]
-    batch = current(conn)
+    batch: BatchState | None = current(conn) if state is ON_CONN else state
     t = batch.tracked(ticket_id) if batch is not None else None
     if t is not None:  # the thread facts read CCs: held only where the state knows them
         t.ccs.update(r["address"] for r in rows)
-        _hold_rows(conn, ticket_ccs, rows)
+        _hold_rows(conn, batch, ticket_ccs, rows)
         return
     insert_ignore(conn, ticket_ccs, rows, count=False)
 
@@ -162,9 +178,12 @@ def remove_ccs(conn: Connection, ticket_id: int, addresses: Iterable[str]) -> No
     conn.execute(delete(ticket_ccs).where(c.ticket_id == ticket_id, c.address.in_(addresses)))
 
 
-def add_tags(conn: Connection, ticket_id: int, tags: Iterable[str]) -> None:
+def add_tags(
+    conn: Connection, ticket_id: int, tags: Iterable[str], *, state: Any = ON_CONN
+) -> None:
     rows = [{"ticket_id": ticket_id, "tag": t} for t in tags]
-    if not _hold_rows(conn, ticket_tags, rows):
+    batch: BatchState | None = current(conn) if state is ON_CONN else state
+    if not _hold_rows(conn, batch, ticket_tags, rows):
         insert_ignore(conn, ticket_tags, rows, count=False)
 
 
@@ -173,7 +192,7 @@ def remove_tags(conn: Connection, ticket_id: int, tags: Iterable[str]) -> None:
     conn.execute(delete(ticket_tags).where(c.ticket_id == ticket_id, c.tag.in_(tags)))
 
 
-def _create_ticket(conn: Connection, d: Decision, now: datetime) -> int:
+def _create_ticket(conn: Connection, batch: BatchState | None, d: Decision, now: datetime) -> int:
     t = d.new_ticket
     assert t is not None
     tid = insert_ticket(
@@ -186,13 +205,13 @@ def _create_ticket(conn: Connection, d: Decision, now: datetime) -> int:
         priority=t.priority,
         now=now,
         last_customer_at=now if d.customer_activity else None,
+        state=batch,
     )
     if t.ccs:
-        add_ccs(conn, tid, t.ccs)
-    _routed(conn, tid, d, now)
+        add_ccs(conn, tid, t.ccs, state=batch)
+    _routed(conn, batch, tid, d, now)
     if t.linked_to:
         link = {"ticket_id": tid, "linked_id": t.linked_to, "reason": t.link_reason[:200]}
-        batch = current(conn)
         if batch is not None and batch.holds:
             batch.hold("ticket_links", _LINK, link)
         else:
@@ -205,7 +224,9 @@ def _create_ticket(conn: Connection, d: Decision, now: datetime) -> int:
 _LINK = insert(ticket_links)
 
 
-def _routed(conn: Connection, tid: int, d: Decision, now: datetime) -> None:
+def _routed(
+    conn: Connection, batch: BatchState | None, tid: int, d: Decision, now: datetime
+) -> None:
     """What the routing rules set on a new ticket, and which rules matched (audited)."""
     t = d.new_ticket
     assert t is not None
@@ -213,9 +234,9 @@ def _routed(conn: Connection, tid: int, d: Decision, now: datetime) -> None:
     if t.assignee:
         values.update(assignee=t.assignee, status="open")  # as #assign on a new ticket
     if values:
-        update_ticket(conn, tid, values)
+        update_ticket(conn, tid, values, state=batch)
     if t.tags:
-        add_tags(conn, tid, t.tags)
+        add_tags(conn, tid, t.tags, state=batch)
     if t.rule_hits:
         record_hits(conn, tid, t.rule_hits)
         audit(
@@ -250,7 +271,9 @@ _REOPEN = _customer_wrote(status="reopened", closed_at=None, resolved_at=None)
 _TOUCH = update(tickets).where(tickets.c.id == bindparam("tid")).values(updated_at=bindparam("now"))
 
 
-def _customer_follow_up(conn: Connection, d: Decision, primary_queue: str, now: datetime) -> None:
+def _customer_follow_up(
+    conn: Connection, batch: BatchState | None, d: Decision, primary_queue: str, now: datetime
+) -> None:
     tid = d.ticket_id
     assert tid is not None
     if not d.customer_activity:
@@ -260,13 +283,12 @@ def _customer_follow_up(conn: Connection, d: Decision, primary_queue: str, now: 
         audit(conn, tid, "mailgate", "reopened", now)
     else:
         stmt = _CUSTOMER_REPLY
-    batch = current(conn)
     if batch is None or not _held_follow_up(batch, tid, stmt, now):
         fast.write(conn, stmt, {"tid": tid, "now": now})
     if d.queues != (primary_queue,):
-        add_queues(conn, tid, d.queues)
+        add_queues(conn, tid, d.queues, state=batch)
     if d.new_ccs:
-        add_ccs(conn, tid, d.new_ccs)
+        add_ccs(conn, tid, d.new_ccs, state=batch)
 
 
 def _held_follow_up(batch: BatchState, tid: int, stmt: Update, now: datetime) -> bool:
@@ -305,17 +327,18 @@ def apply(
     new_text: str | None = None,  # reply.new_text(p.text) when known (computed ahead)
 ) -> Applied:
     """Store the message as an article on a new or existing ticket."""
-    dup = find_duplicate(conn, d.dedupe_key)
+    batch = current(conn)  # once: every writer below is given it
+    dup = find_duplicate(conn, d.dedupe_key, state=batch)
     if dup is not None:
-        add_queues(conn, dup, d.queues)
+        add_queues(conn, dup, d.queues, state=batch)
         return Applied(dup, None, False)
     if d.action == "new":
-        tid = _create_ticket(conn, d, now)
+        tid = _create_ticket(conn, batch, d, now)
     else:
         assert d.ticket_id is not None
         tid = d.ticket_id
-        _customer_follow_up(conn, d, ticket_queue, now)
-    put_blob(conn, p.raw_sha256, raw)
+        _customer_follow_up(conn, batch, d, ticket_queue, now)
+    put_blob(conn, p.raw_sha256, raw, state=batch)
     aid = add_article(
         conn,
         ticket_id=tid,
@@ -334,6 +357,7 @@ def apply(
         auto=not d.customer_activity,
         verdict={"reasons": list(d.reasons), **({"auth": d.auth} if d.auth else {})},
         defects=p.defects,
+        state=batch,
     )
-    add_attachments(conn, aid, p.attachments, agent_only=False)
+    add_attachments(conn, aid, p.attachments, agent_only=False, state=batch)
     return Applied(tid, aid, d.action == "new")
