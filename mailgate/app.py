@@ -184,22 +184,26 @@ class Daemon:
         # the other core made the race visible in test_reload)
         await asyncio.sleep(0)
         heap.freeze_startup()  # what start-up made: out of every full collection's walk
-        self.ready.set()
-        await self.stop.wait()
-        if server is not None:
-            server.close()
         try:
-            await asyncio.wait_for(self._drain(server, tasks), cfg.worker.shutdown_timeout_seconds)
-        except TimeoutError:
-            log.warning("shutdown timeout: leaving unfinished work in the spool/outbox")
-            for t in tasks:
-                t.cancel()
-        if status is not None:
-            status.stop()
-        self.spool.unlock()
-        self.engine.dispose()
-        self.keyrings.close()  # the gpg-agents the queues' keyrings started
-        heap.thaw()
+            self.ready.set()
+            await self.stop.wait()
+            if server is not None:
+                server.close()
+            try:
+                await asyncio.wait_for(
+                    self._drain(server, tasks), cfg.worker.shutdown_timeout_seconds
+                )
+            except TimeoutError:
+                log.warning("shutdown timeout: leaving unfinished work in the spool/outbox")
+                for t in tasks:
+                    t.cancel()
+            if status is not None:
+                status.stop()
+            self.spool.unlock()
+            self.engine.dispose()
+            self.keyrings.close()  # the gpg-agents the queues' keyrings started
+        finally:  # never left frozen: the stop path may raise or be cancelled
+            heap.thaw()
         log.info("mailgate stopped")
 
     def _start_status_server(self) -> StatusServer | None:
