@@ -1,8 +1,8 @@
 """What start-up made, kept out of the cycle collector's full collections.
 
-A started daemon holds about 100,000 objects it made once and keeps for its life: modules,
+A started daemon holds about 98,000 objects it made once and keeps for its life: modules,
 the config, the table metadata, compiled statements and templates. Every full
-(generation 2) collection walks all of them again: 40–45 ms each, seven of them in a
+(generation 2) collection walks all of them again: 37–45 ms each, seven of them in a
 drain of 20,000 messages (docs/performance.md, "The collector and what start-up made").
 `gc.freeze` moves every object tracked so far to a generation the collector does not
 walk (a list splice: it costs nothing however large the heap); objects made afterwards

@@ -50,7 +50,7 @@ def write_config(
     relay_extra: str = "",
     worker_extra: str = "",
     period_hours: float = 24,
-    batch_size: int = 32,  # the daemon's default is 64: tests see batches split sooner
+    batch_size: int = 32,  # the daemon's default is 128: tests see batches split sooner
 ) -> Path:
     """Write mailgate.toml, queues/*.toml and agents.toml under root/config; return the path."""
     cfg = root / "config"
