@@ -60,7 +60,7 @@ def _read_and_prepare(
     incoming: str, names: list[str], prepare_one: Callable[[bytes], Prepared]
 ) -> list[Taken]:
     """The messages read and prepared, in order, without those not there to process."""
-    out = []
+    out: list[Taken] = []
     for name in names:
         spooled = read_waiting(incoming, name)
         if spooled is not None:

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, Table, bindparam, insert, select
 from mailgate.db.models import Article, Attachment, Blob, ThreadRef
 from mailgate.parse.attachments import Attachment as ParsedAttachment
 from mailgate.store import fast
-from mailgate.store.batch import ON_CONN, BatchState, current
+from mailgate.store.batch import ON_CONN, BatchState, GivenState, current
 from mailgate.store.ids import new_id
 from mailgate.store.sql import insert_ignore, insert_ignore_stmt
 
@@ -35,7 +35,7 @@ def _duplicates(n: int) -> Any:
     return select(c.dedupe_key, c.ticket_id).where(c.dedupe_key.in_(fast.in_binds(n)))
 
 
-def find_duplicate(conn: Connection, key: str, *, state: Any = ON_CONN) -> int | None:
+def find_duplicate(conn: Connection, key: str, *, state: GivenState = ON_CONN) -> int | None:
     """The ticket that already holds this message (an article with its dedupe key), if any."""
     batch: BatchState | None = current(conn) if state is ON_CONN else state
     if batch is not None and (key in batch.dupes or key in batch.dupes_absent):
@@ -50,7 +50,7 @@ def read_duplicates(conn: Connection, batch: BatchState, keys: list[str]) -> Non
     batch.dupes_absent.update(k for k in keys if k not in batch.dupes)
 
 
-def put_blob(conn: Connection, sha256: str, data: bytes, *, state: Any = ON_CONN) -> None:
+def put_blob(conn: Connection, sha256: str, data: bytes, *, state: GivenState = ON_CONN) -> None:
     row = {"sha256": sha256, "size": len(data), "data": data}
     batch: BatchState | None = current(conn) if state is ON_CONN else state
     if batch is None or not batch.holds:
@@ -61,7 +61,12 @@ def put_blob(conn: Connection, sha256: str, data: bytes, *, state: Any = ON_CONN
 
 
 def add_thread_ref(
-    conn: Connection, message_id: str, ticket_id: int, *, ours: bool = False, state: Any = ON_CONN
+    conn: Connection,
+    message_id: str,
+    ticket_id: int,
+    *,
+    ours: bool = False,
+    state: GivenState = ON_CONN,
 ) -> None:
     """A later mail referring to `message_id` belongs to this ticket.
 
@@ -107,7 +112,7 @@ def add_article(
     verdict: Mapping[str, Any] | None = None,
     defects: Iterable[str] = (),
     new_text: str = "",
-    state: Any = ON_CONN,
+    state: GivenState = ON_CONN,
 ) -> int:
     """Insert an article (and its Message-ID as a thread reference); its id."""
     batch: BatchState | None = current(conn) if state is ON_CONN else state
@@ -155,7 +160,7 @@ def add_attachments(
     parts: Iterable[ParsedAttachment],
     *,
     agent_only: bool,
-    state: Any = ON_CONN,
+    state: GivenState = ON_CONN,
 ) -> None:
     """Store the parts' bytes as blobs and list them on the article."""
     batch: BatchState | None = current(conn) if state is ON_CONN else state

@@ -26,12 +26,13 @@ writes in here.
 
 from __future__ import annotations
 
+import enum
 import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Final, Literal
 
 from sqlalchemy import Connection, TextClause, text
 
@@ -217,9 +218,15 @@ def current(conn: Connection) -> BatchState | None:
     return conn.info.get(_KEY)
 
 
+class _OnConn(enum.Enum):
+    ON_CONN = "on_conn"
+
+
 # a writer's `state` argument when its caller has not looked the batch's state up: the
 # writer does (`store.apply` looks it up once and passes it to each writer it calls)
-ON_CONN: Any = object()
+ON_CONN: Final = _OnConn.ON_CONN
+# what a writer's `state` may be: the batch's state, None (no batch), or ON_CONN
+GivenState = BatchState | None | Literal[_OnConn.ON_CONN]
 
 
 @contextmanager

@@ -33,7 +33,7 @@ from mailgate.pipeline.decide import Decision
 from mailgate.store import fast
 from mailgate.store.articles import add_article, add_attachments, find_duplicate, put_blob
 from mailgate.store.audit import audit
-from mailgate.store.batch import ON_CONN, BatchState, TicketState, current
+from mailgate.store.batch import ON_CONN, BatchState, GivenState, TicketState, current
 from mailgate.store.ids import new_id
 from mailgate.store.rule_hits import record_hits
 from mailgate.store.sql import insert_ignore, insert_ignore_stmt
@@ -69,7 +69,7 @@ def insert_ticket(
     priority: int,
     now: datetime,
     last_customer_at: datetime | None = None,
-    state: Any = ON_CONN,
+    state: GivenState = ON_CONN,
 ) -> int:
     """A new ticket (status new, tier L1, unassigned) in its queues; its id."""
     queues = list(dict.fromkeys(queues))
@@ -115,7 +115,7 @@ def insert_ticket(
 
 
 def update_ticket(
-    conn: Connection, ticket_id: int, values: Mapping[str, Any], *, state: Any = ON_CONN
+    conn: Connection, ticket_id: int, values: Mapping[str, Any], *, state: GivenState = ON_CONN
 ) -> None:
     batch: BatchState | None = current(conn) if state is ON_CONN else state
     row = batch.new_rows.get(ticket_id) if batch is not None else None
@@ -147,7 +147,7 @@ def _hold_rows(
 
 
 def add_queues(
-    conn: Connection, ticket_id: int, queues: Iterable[str], *, state: Any = ON_CONN
+    conn: Connection, ticket_id: int, queues: Iterable[str], *, state: GivenState = ON_CONN
 ) -> None:
     rows = [{"ticket_id": ticket_id, "queue": q} for q in queues]
     batch: BatchState | None = current(conn) if state is ON_CONN else state
@@ -161,7 +161,7 @@ def add_to_queue(conn: Connection, ticket_ids: Iterable[int], queue: str) -> Non
 
 
 def add_ccs(
-    conn: Connection, ticket_id: int, addresses: Iterable[str], *, state: Any = ON_CONN
+    conn: Connection, ticket_id: int, addresses: Iterable[str], *, state: GivenState = ON_CONN
 ) -> None:
     rows = [{"ticket_id": ticket_id, "address": a} for a in addresses]
     batch: BatchState | None = current(conn) if state is ON_CONN else state
@@ -179,7 +179,7 @@ def remove_ccs(conn: Connection, ticket_id: int, addresses: Iterable[str]) -> No
 
 
 def add_tags(
-    conn: Connection, ticket_id: int, tags: Iterable[str], *, state: Any = ON_CONN
+    conn: Connection, ticket_id: int, tags: Iterable[str], *, state: GivenState = ON_CONN
 ) -> None:
     rows = [{"ticket_id": ticket_id, "tag": t} for t in tags]
     batch: BatchState | None = current(conn) if state is ON_CONN else state
