@@ -65,6 +65,21 @@ def pg_url(postgres: Postgres) -> Iterator[str]:
 
 
 @pytest.fixture
+def pg_databases(postgres: Postgres) -> Iterator[Callable[[str], str]]:
+    """A function giving the URL of a fresh, empty database for each name it is given
+    (tests comparing two sides: one database each), all dropped after the test."""
+    made: list[str] = []
+
+    def fresh(name: str) -> str:
+        made.append(f"{name}_{uuid.uuid4().hex[:12]}".lower())
+        return postgres.create_database(made[-1])
+
+    yield fresh
+    for name in made:
+        postgres.drop_database(name)
+
+
+@pytest.fixture
 def smtp_sink() -> Iterator[SmtpSink]:
     """A fresh in-process SMTP sink on 127.0.0.1 for each test."""
     sink = SmtpSink()

@@ -59,21 +59,22 @@ def _drain(root: Path, raws: list[bytes], db_url: str, alone: bool) -> Engine:
         spool.put(raw, PIPE)
     with rows_held() as held:
         worker.drain()
-    assert (held[0] > 0) is not alone  # the batch held rows back, the savepoint path none
+    assert bool(held) is not alone  # the batch held rows back, the savepoint path none
     return engine
 
 
 @contextmanager
-def rows_held() -> Iterator[list[int]]:
-    """A count of the rows batches hold back in the block (store/batch.py)."""
-    held = [0]
+def rows_held() -> Iterator[list[tuple[str, int, tuple[str, ...]]]]:
+    """The rows batches hold back in the block (store/batch.py): each one's table, its
+    statement (by id) and its keys in the order they had when it was held."""
+    held: list[tuple[str, int, tuple[str, ...]]] = []
     hold = batch_mod.BatchState.hold
 
-    def counted(state, table, stmt, row):  # type: ignore[no-untyped-def]
-        held[0] += 1
+    def recorded(state, table, stmt, row):  # type: ignore[no-untyped-def]
+        held.append((table, id(stmt), tuple(row)))
         hold(state, table, stmt, row)
 
-    batch_mod.BatchState.hold = counted  # type: ignore[method-assign]
+    batch_mod.BatchState.hold = recorded  # type: ignore[method-assign]
     try:
         yield held
     finally:
@@ -163,19 +164,11 @@ def test_the_batch_stores_what_the_savepoint_path_stores_on_sqlite(tmp_path, cor
 
 
 @pytest.mark.parametrize("corpus", ["bench", "data"])
-def test_the_batch_stores_what_the_savepoint_path_stores_on_postgres(tmp_path, postgres, corpus):
+def test_the_batch_stores_what_the_savepoint_path_stores_on_postgres(
+    tmp_path, pg_databases, corpus
+):
     raws = _bench_corpus(tmp_path) if corpus == "bench" else _data_corpus()
-    urls: dict[str, str] = {}
-
-    def url(side: str) -> str:
-        urls[side] = postgres.create_database(f"ids_{side}_{tmp_path.name[-8:]}".lower())
-        return urls[side]
-
-    try:
-        rows = _same(tmp_path, raws, url, ranked=True)
-    finally:
-        for side in urls:
-            postgres.drop_database(f"ids_{side}_{tmp_path.name[-8:]}".lower())
+    rows = _same(tmp_path, raws, lambda side: pg_databases(f"ids_{side}"), ranked=True)
     assert len(rows["articles"]) > (1900 if corpus == "bench" else 100)
 
 
@@ -240,7 +233,7 @@ def test_a_writer_beside_the_batch_gets_no_id_clash_on_postgres(tmp_path, pg_url
     monkeypatch.setattr(worker.pipeline, "process", beside)
     with rows_held() as held:
         r = worker.process_batch(64)
-    assert held[0] > 0
+    assert held
     assert r.stored == 5 and redone == [False]  # no clash: the batch was not redone
     with engine.connect() as conn:
         counts = {t: conn.execute(text(f"SELECT count(*), count(DISTINCT id) FROM {t}")).one()

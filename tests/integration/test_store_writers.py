@@ -12,8 +12,7 @@ writes each statement with one executemany.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from mailgate.db.models import Ticket
 from mailgate.store import batch as batch_mod
 from mailgate.store.articles import blobs, put_blob
 from tests.harness import load, message, offline, write_config
-from tests.integration.test_batch_ids import NOW, PIPE, compared
+from tests.integration.test_batch_ids import NOW, PIPE, compared, rows_held
 
 FIRST = {"message_id": "<first@example.com>", "subject": "Printer is broken"}
 CLOSED = {"message_id": "<closed@example.com>", "subject": "Old trouble", "sender": "c@example.org"}
@@ -67,23 +66,6 @@ def _crafted() -> list[bytes]:
     ]  # fmt: skip
 
 
-@contextmanager
-def held_keys() -> Iterator[dict[tuple[str, int], set[tuple[str, ...]]]]:
-    """The key orders of the rows batches hold, by table and statement."""
-    keys: dict[tuple[str, int], set[tuple[str, ...]]] = defaultdict(set)
-    hold = batch_mod.BatchState.hold
-
-    def recorded(state, table, stmt, row):  # type: ignore[no-untyped-def]
-        keys[(table, id(stmt))].add(tuple(row))
-        hold(state, table, stmt, row)
-
-    batch_mod.BatchState.hold = recorded  # type: ignore[method-assign]
-    try:
-        yield keys
-    finally:
-        batch_mod.BatchState.hold = hold  # type: ignore[method-assign]
-
-
 def _drain(
     root: Path, db_url: str, alone: bool, earlier: list[bytes], crafted: list[bytes]
 ) -> tuple[Engine, dict[Any, set[Any]]]:
@@ -103,8 +85,11 @@ def _drain(
             status="resolved", resolved_at=NOW))  # fmt: skip
     for raw in crafted:
         spool.put(raw, PIPE)
-    with held_keys() as keys:
+    with rows_held() as held:
         r = worker.drain()
+    keys: dict[tuple[str, int], set[tuple[str, ...]]] = defaultdict(set)  # key orders
+    for table, stmt, order in held:
+        keys[(table, stmt)].add(order)
     assert (r.stored, r.duplicates, r.shunted) == (7, 2, 0)
     assert bool(keys) is not alone
     return engine, keys
@@ -137,18 +122,8 @@ def test_a_crafted_batch_stores_what_the_savepoint_path_stores_on_sqlite(tmp_pat
     assert len(rows["attachments"]) == 1
 
 
-def test_a_crafted_batch_stores_what_the_savepoint_path_stores_on_postgres(tmp_path, postgres):
-    names: list[str] = []
-
-    def url(side: str) -> str:
-        names.append(f"writers_{side}_{tmp_path.name[-8:]}".lower())
-        return postgres.create_database(names[-1])
-
-    try:
-        rows = _same(tmp_path, url, ranked=True)
-    finally:
-        for name in names:
-            postgres.drop_database(name)
+def test_a_crafted_batch_stores_what_the_savepoint_path_stores_on_postgres(tmp_path, pg_databases):
+    rows = _same(tmp_path, lambda side: pg_databases(f"writers_{side}"), ranked=True)
     assert len(rows["tickets"]) == 5
     assert len(rows["articles"]) == 9
 

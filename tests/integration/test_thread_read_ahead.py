@@ -207,18 +207,8 @@ def test_the_read_ahead_answers_as_each_follow_up_alone_on_sqlite(tmp_path):
     assert ahead.statements < alone.statements
 
 
-def test_the_read_ahead_answers_as_each_follow_up_alone_on_postgres(tmp_path, postgres):
-    names: list[str] = []
-
-    def url(side: str) -> str:
-        names.append(f"ahead_{side}_{tmp_path.name[-8:]}".lower())
-        return postgres.create_database(names[-1])
-
-    try:
-        ahead, alone = _same(tmp_path, url)
-    finally:
-        for name in names:
-            postgres.drop_database(name)
+def test_the_read_ahead_answers_as_each_follow_up_alone_on_postgres(tmp_path, pg_databases):
+    ahead, alone = _same(tmp_path, lambda side: pg_databases(f"ahead_{side}"))
     _check_the_batch(ahead)
     assert ahead.statements < alone.statements
 
