@@ -47,11 +47,11 @@ class Incoming:
 
 
 def verp_candidates(
-    envelope: Envelope, p: Parsed, from_headers: tuple[str, ...] | None = None
+    envelope: Envelope, p: Parsed, recipients_ahead: tuple[str, ...] | None = None
 ) -> list[str]:
     """Where a VERP address shows: the envelope, or (IMAP, pipe) the delivery headers;
-    `from_headers` is `header_recipients(p)` when known (worked out ahead)."""
-    headers = header_recipients(p) if from_headers is None else from_headers
+    `recipients_ahead` is `header_recipients(p)` when known (worked out ahead)."""
+    headers = header_recipients(p) if recipients_ahead is None else recipients_ahead
     rcpts = [a.lower() for a in envelope.rcpt_tos if "@" in a]
     return list(dict.fromkeys((*rcpts, *headers)))
 
