@@ -12,6 +12,7 @@ from tests.harness import RunningDaemon, load, message, running, wait_until, wri
 
 def test_the_daemon_freezes_once_started_and_thaws_when_it_stops(tmp_path):
     cfg = load(write_config(tmp_path))
+    assert gc.get_freeze_count() == 0  # the freeze below is the daemon's
     with running(cfg) as d:
         assert gc.get_freeze_count() > 0
         d.send(message(subject="after the freeze"))  # mail is processed as before
@@ -23,6 +24,7 @@ def test_the_daemon_freezes_once_started_and_thaws_when_it_stops(tmp_path):
 
 def test_the_daemon_thaws_when_its_stop_path_fails(tmp_path):
     cfg = load(write_config(tmp_path))
+    assert gc.get_freeze_count() == 0
     d = RunningDaemon(cfg).start()
     assert gc.get_freeze_count() > 0
     keyrings = d.daemon.keyrings
