@@ -62,6 +62,7 @@ def run(files: list[Path]) -> tuple[Counter[str], dict[str, float]]:
     import threading
 
     from bench.ingest import proc_cpu, setup, start_pool
+    from mailgate import heap
     from mailgate.pipeline import steps
     from mailgate.pipeline import worker as worker_mod
     from mailgate.spool import Envelope
@@ -97,6 +98,7 @@ def run(files: list[Path]) -> tuple[Counter[str], dict[str, float]]:
     parse = sum(proc_cpu(pid) - kids.get(pid, 0.0) for pid in spawned_children())
     worker.spool.flush()
     worker.pipeline.close()
+    heap.thaw()  # start_pool froze start-up's objects, as measured_drain thaws them
     return acc, {"other threads": others, "parse processes": parse}
 
 
