@@ -6,7 +6,8 @@ import threading
 
 import pytest
 
-from mailgate.spool import Envelope, GroupFsync, Spool, SpoolLocked
+from mailgate.durable import GroupFsync
+from mailgate.spool import Envelope, Spool, SpoolLocked
 
 
 def test_put_claim_done(tmp_path):
