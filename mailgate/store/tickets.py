@@ -33,7 +33,7 @@ from mailgate.pipeline.decide import Decision
 from mailgate.store import fast
 from mailgate.store.articles import add_article, add_attachments, find_duplicate, put_blob
 from mailgate.store.audit import audit
-from mailgate.store.batch import ON_CONN, BatchState, TicketState, current
+from mailgate.store.batch import ON_CONN, BatchState, TicketState, current, settle_before_storing
 from mailgate.store.ids import new_id
 from mailgate.store.rule_hits import record_hits
 from mailgate.store.sql import insert_ignore, insert_ignore_stmt
@@ -330,8 +330,17 @@ def apply(
     batch = current(conn)  # once: every writer below is given it
     dup = find_duplicate(conn, d.dedupe_key, state=batch)
     if dup is not None:
+        if batch is not None and batch.notices is not None:  # a queue more: the labels
+            settle_before_storing(conn, batch, dup, "")
         add_queues(conn, dup, d.queues, state=batch)
         return Applied(dup, None, False)
+    if batch is not None and batch.notices is not None:
+        if d.action == "new":
+            assert d.new_ticket is not None
+            settle_before_storing(conn, batch, -1, d.new_ticket.requester_addr)
+        else:
+            assert d.ticket_id is not None
+            settle_before_storing(conn, batch, d.ticket_id, batch.requester_of(d.ticket_id))
     if d.action == "new":
         tid = _create_ticket(conn, batch, d, now)
     else:
