@@ -66,7 +66,7 @@ def notify_customer_mail(
         return  # the common case costs no query
     notice = CustomerMailNotice(ticket_id, created, sender, cause, now, article_id, html)
     batch = current(conn)
-    requester = batch.requester_of(ticket_id) if batch is not None and batch.holds else None
+    requester = batch.requester_of(ticket_id) if batch is not None else None
     if batch is None or requester is None:
         queue_notice(conn, config, notice)
     else:

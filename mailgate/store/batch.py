@@ -136,7 +136,6 @@ class BatchState:
     full_text_later: bool = False  # SQLite: inserted rows are indexed by the flush
     to_index: set[str] = field(default_factory=set)  # tables with rows waiting for it
     size: int = 64  # messages in the batch: PostgreSQL takes ids in blocks of it
-    holds: bool = True  # False: the batch's new rows go in at once (Pipeline.read_ahead)
     held: dict[str, dict[Any, list[dict[str, Any]]]] = field(default_factory=dict)
     live: set[str] = field(default_factory=set)  # tables with rows held or ids counted here
     next_ids: dict[str, int] = field(default_factory=dict)  # SQLite: table -> its next id
@@ -161,8 +160,6 @@ class BatchState:
     def tracked(self, ticket_id: int) -> TicketState | None:
         """The state of a ticket that may get rows held: created in the batch, or its facts
         read in it (then they are kept here from now on)."""
-        if not self.holds:
-            return None
         found = self.tickets.get(ticket_id)
         if found is None and ticket_id in self.read_facts:
             read = self.read_facts[ticket_id]
@@ -230,24 +227,33 @@ def _index_pending(conn: Connection, table: str) -> None:
         fast.run(conn, stmt, {})
 
 
-def write_held(conn: Connection, state: BatchState, count_again: bool = True) -> None:
+def write_held(
+    conn: Connection, state: BatchState, count_again: bool = True, keep: bool = False
+) -> None:
     """The held rows, parents first (PRAGMA foreign_keys=ON on SQLite): one executemany per
-    statement, in the order held; then the state knows nothing more of them, and the
-    waiting notifications are queued (their outbox rows written too).
-    `count_again`: SQLite's ids are read again (what runs next may insert)."""
+    statement, in the order held; then the waiting notifications are queued (their outbox
+    rows written too). `count_again`: SQLite's ids are read again (what runs next may
+    insert). Afterwards the state knows nothing more of the rows, unless `keep`: nothing
+    but the held rows went in, so what it knows of the batch's tickets is still so."""
     notices, state.notices = state.notices, None
-    _write_rows(conn, state, count_again)
+    _write_rows(conn, state, count_again, keep)
     if notices is not None:
         notices.settle(conn, notices.pending)
-        _write_rows(conn, state, count_again)
+        _write_rows(conn, state, count_again, keep)
 
 
-def _write_rows(conn: Connection, state: BatchState, count_again: bool) -> None:
+def _write_rows(conn: Connection, state: BatchState, count_again: bool, keep: bool) -> None:
     for table in PARENTS_FIRST:
         for stmt, rows in state.held.pop(table, {}).items():
             fast.run_many(conn, stmt, rows)
             state.statements += 1
     assert not state.held, f"held rows of an unordered table: {sorted(state.held)}"
+    if keep:
+        state.new_rows.clear()  # their INSERTs went in: a change of one is an UPDATE now
+        state.articles_of.clear()  # stored now, where a read finds them; and the texts
+        state.recent_ahead.clear()  # read ahead before them are read again
+        # `live` stays: a write elsewhere on these tables still makes the state forget
+        return
     state.live.clear()
     for known in (state.tickets, state.new_rows, state.read_facts, state.articles_of):
         known.clear()
@@ -266,20 +272,30 @@ def settle_before_storing(
 ) -> None:
     """Before a mail is stored on `ticket_id` of `requester` (None: not known): the
     waiting notifications about that ticket or that requester's tickets read them as
-    their own mails left them, so the held rows are written and they are queued first."""
+    their own mails left them, so the held rows are written and they are queued first
+    (the state keeps what it knows: nothing else was written)."""
     n = state.notices
     if n is not None and (
         ticket_id in n.tickets or requester is None or requester.lower() in n.requesters
     ):
-        write_held(conn, state)
+        write_held(conn, state, count_again=False, keep=True)
 
 
 def _before(conn: Connection, tables: frozenset[str] | None, writes: bool) -> None:
-    """Before a statement that does not see the held rows: write those of its tables (a
-    SELECT, which inserts nothing, leaves SQLite's count of ids as it is)."""
+    """Before a statement that does not see the held rows, on a table the state knows
+    of: a write makes it write them and forget what it knows; a SELECT, which changes
+    nothing and inserts nothing, has the held rows of its tables written (and the
+    waiting notifications queued), the state keeping what it knows and SQLite's count
+    of ids as it is."""
     state = current(conn)
-    if state is not None and state.live and (tables is None or not tables.isdisjoint(state.live)):
-        write_held(conn, state, count_again=writes)
+    if state is None or not state.live:
+        return
+    if tables is not None and tables.isdisjoint(state.live):
+        return
+    if writes:
+        write_held(conn, state)
+    elif tables is None or not tables.isdisjoint(state.held) or state.notices is not None:
+        write_held(conn, state, count_again=False, keep=True)
 
 
 def current(conn: Connection) -> BatchState | None:

@@ -75,7 +75,7 @@ def insert_ticket(
     queues = list(dict.fromkeys(queues))
     batch: BatchState | None = current(conn) if state is ON_CONN else state
     # held to the batch's flush with an id of the batch's (store/ids.py), the row made once
-    head = {"id": new_id(conn, batch, "tickets")} if batch is not None and batch.holds else {}
+    head = {"id": new_id(conn, batch, "tickets")} if batch is not None else {}
     later = batch is not None and batch.index_later("tickets")
     if later:
         head["search_pending"] = True
@@ -97,7 +97,7 @@ def insert_ticket(
         "updated_at": now,
         "last_customer_at": last_customer_at,
     }
-    if batch is None or not batch.holds:
+    if batch is None:
         tid = int(fast.scalar(conn, _INSERT_TICKET, row))
         if batch is not None:  # the governor's windows need not look for its sends
             batch.new_tickets.add(tid)
@@ -138,7 +138,7 @@ def _hold_rows(
 ) -> bool:
     """INSERT ... ON CONFLICT DO NOTHING rows held to the batch's flush (nothing in the
     batch reads `table` but through the state); False outside a batch."""
-    if batch is None or not batch.holds:
+    if batch is None:
         return False
     stmt = insert_ignore_stmt(conn.dialect.name, table)
     for row in rows:
@@ -212,7 +212,7 @@ def _create_ticket(conn: Connection, batch: BatchState | None, d: Decision, now:
     _routed(conn, batch, tid, d, now)
     if t.linked_to:
         link = {"ticket_id": tid, "linked_id": t.linked_to, "reason": t.link_reason[:200]}
-        if batch is not None and batch.holds:
+        if batch is not None:
             batch.hold("ticket_links", _LINK, link)
         else:
             conn.execute(_LINK, link)
