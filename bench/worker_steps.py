@@ -58,7 +58,7 @@ def _thread_cpu() -> dict[str, float]:
     return out
 
 
-def run(files: list[Path]) -> tuple[Counter[str], dict[str, float]]:
+def run(files: list[Path], agents: bool = False) -> tuple[Counter[str], dict[str, float]]:
     import threading
 
     from bench.ingest import proc_cpu, setup, start_pool
@@ -68,7 +68,7 @@ def run(files: list[Path]) -> tuple[Counter[str], dict[str, float]]:
     from mailgate.spool import Envelope
     from tests.harness import spawned_children
 
-    engine, spool, worker = setup("")
+    engine, spool, worker = setup("", agents)
     for f in files:
         spool.put(f.read_bytes(), Envelope(source="pipe", queue="support"))
     start_pool(worker, None)
@@ -106,6 +106,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--corpus", type=Path, help="directory with eml/*.eml")
     ap.add_argument("-n", type=int, default=2000, help="messages to generate (default 2000)")
+    ap.add_argument("--agents", action="store_true", help="configure an agent: notifications too")
     args = ap.parse_args()
     corpus = args.corpus or generate(Path(tempfile.mkdtemp(prefix="mg-corpus-")), args.n)
     files = sorted((corpus / "eml").glob("*.eml"))
@@ -114,7 +115,7 @@ def main() -> None:
     rate = floor(corpus)["ingest_msgs_per_s"]
     load = Path("/proc/loadavg").read_text().split()[:3]
     print(f"corpus: {len(files)} messages; floor {rate:.1f} msgs/s; load {' '.join(load)}")
-    acc, rest = run(files)
+    acc, rest = run(files, args.agents)
     n = len(files)
     total = acc.pop("worker thread, all")
     print(f"{'worker thread, all':34} {total / n * 1000:7.3f} ms/msg")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Connection, Row
@@ -15,6 +17,7 @@ from mailgate.config.model import Config, Queue
 from mailgate.config.schema import Agent
 from mailgate.outgoing import agent_mails
 from mailgate.outgoing.compose import Outgoing
+from mailgate.store.batch import current
 from mailgate.store.outbox import queue_mails
 
 
@@ -28,6 +31,19 @@ def customer_reply_recipients(
     return access.queue_agents(agents, queues, exclude)
 
 
+@dataclass(frozen=True)
+class CustomerMailNotice:
+    """A new ticket or a customer reply to tell the agents of (`notify_customer_mail`)."""
+
+    ticket_id: int
+    created: bool
+    sender: str
+    cause: str
+    now: datetime
+    article_id: int | None
+    html: str
+
+
 def notify_customer_mail(
     conn: Connection,
     config: Config,
@@ -39,23 +55,41 @@ def notify_customer_mail(
     now: datetime,
     article_id: int | None = None,
     html: str = "",
-) -> int:
-    """Queue notifications for a new ticket or a customer reply; the number queued. They
-    list the attachments of the customer's mail (`article_id`) and carry them up to the
-    queue's cap; a customer's HTML mail (`html`, as parsed) is shown in an HTML part,
-    quotes cut and sanitised, its inline images by cid:."""
+) -> None:
+    """Queue notifications for a new ticket or a customer reply. They list the attachments
+    of the customer's mail (`article_id`) and carry them up to the queue's cap; a
+    customer's HTML mail (`html`, as parsed) is shown in an HTML part, quotes cut and
+    sanitised, its inline images by cid:. In an optimistic batch that holds the mail's
+    rows they are queued when those are written (store/batch.py, `Notices`): reading them
+    back now would write them one mail at a time."""
     if not config.agents or not any(q.agent_mail.notify for q in config.queues):
-        return 0  # the common case costs no query
-    found = notification_reads(conn, config, ticket_id, article_id)  # one round trip
+        return  # the common case costs no query
+    notice = CustomerMailNotice(ticket_id, created, sender, cause, now, article_id, html)
+    batch = current(conn)
+    requester = batch.requester_of(ticket_id) if batch is not None else None
+    if batch is None or requester is None:
+        queue_notice(conn, config, notice)
+    else:
+        batch.hold_notice(functools.partial(_queue_all, config), notice, ticket_id, requester)
+
+
+def _queue_all(config: Config, conn: Connection, notices: list[CustomerMailNotice]) -> None:
+    for notice in notices:
+        queue_notice(conn, config, notice)
+
+
+def queue_notice(conn: Connection, config: Config, notice: CustomerMailNotice) -> int:
+    """Queue the notifications of `notice` now; the number queued."""
+    found = notification_reads(conn, config, notice.ticket_id, notice.article_id)
     if found is None:
         return 0
     row, view, digest, items = found
     queue = config.queue(row.queue)
     if queue is None or not queue.agent_mail.notify:
         return 0
-    sender_agent = config.agent_by_address(sender) if sender else None
+    sender_agent = config.agent_by_address(notice.sender) if notice.sender else None
     exclude = sender_agent.name if sender_agent else ""
-    if created:
+    if notice.created:
         event = "new_ticket"
         recipients = access.queue_agents(config.agents, view.queues, exclude)
     else:
@@ -72,13 +106,13 @@ def notify_customer_mail(
         recipients,
         event,
         digest,
-        cause=cause,
-        now=now,
+        cause=notice.cause,
+        now=notice.now,
         attachments=tuple(attachments.out(conn, a) for a in carry),
         attachment_list=attachments.listing(items, {a.id for a in carry}),
-        html=new_html(html),
+        html=new_html(notice.html),
     )
-    return queue_mails(conn, mails, now, config.relay.give_up_after_hours, config.governor)
+    return queue_mails(conn, mails, notice.now, config.relay.give_up_after_hours, config.governor)
 
 
 def event_notifications(

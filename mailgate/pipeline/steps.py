@@ -359,8 +359,6 @@ class Pipeline:
     def read_ahead(self, conn: Connection, batch: BatchState, prepared: list[Prepared]) -> None:
         """What the batch's messages look up, read with one statement each for them all."""
         ready = [p for p in prepared if p.parsed is not None]
-        cfg = self.config  # notified agents read each mail's rows back: held, slower
-        batch.holds = not (cfg.agents and any(q.agent_mail.notify for q in cfg.queues))
         read_duplicates(conn, batch, [p.dedupe_key for p in ready])
         now = self.clock()  # once for all its reads (a clock may tick per call)
         read_thread_ahead(conn, batch, ready, now)

@@ -53,7 +53,7 @@ def read_duplicates(conn: Connection, batch: BatchState, keys: list[str]) -> Non
 def put_blob(conn: Connection, sha256: str, data: bytes, *, state: GivenState = ON_CONN) -> None:
     row = {"sha256": sha256, "size": len(data), "data": data}
     batch: BatchState | None = current(conn) if state is ON_CONN else state
-    if batch is None or not batch.holds:
+    if batch is None:
         insert_ignore(conn, blobs, row, count=False)
     elif sha256 not in batch.blobs:  # held to the flush; the same bytes once
         batch.blobs.add(sha256)
@@ -117,7 +117,7 @@ def add_article(
     """Insert an article (and its Message-ID as a thread reference); its id."""
     batch: BatchState | None = current(conn) if state is ON_CONN else state
     # held to the flush with an id of the batch's (store/ids.py), the row made once
-    head = {"id": new_id(conn, batch, "articles")} if batch is not None and batch.holds else {}
+    head = {"id": new_id(conn, batch, "articles")} if batch is not None else {}
     if batch is not None and batch.index_later("articles"):
         head["search_pending"] = True
     row = {
@@ -140,7 +140,7 @@ def add_article(
         "defects": list(defects),
         "created_at": now,
     }
-    if batch is None or not batch.holds:
+    if batch is None:
         aid = int(fast.scalar(conn, _INSERT_ARTICLE, row))
     else:  # read back by store/repeats.py through the state
         aid = row["id"]
@@ -179,7 +179,7 @@ def add_attachments(
                 "size": len(a.data),
             }
         )
-    if batch is not None and batch.holds:
+    if batch is not None:
         for row in rows:
             batch.hold("attachments", _ATTACH, row)
     elif rows:

@@ -19,6 +19,13 @@ through this state (`tickets`, `articles_of`); any other statement on one of tho
 (`live`) first writes them (`fast.BEFORE`), and then the state forgets what it knew of
 them, so the rest reads the database as before.
 
+The notifications of the batch's customer mails wait here too (`Notices`,
+agents/notifications.py): they are queued when the held rows are next written, which
+happens before any statement on a table they read (those tables are `live` while one
+waits), before a later mail of the batch is stored on one of their tickets or for one of
+their requesters (`settle_before_storing`), and at the flush. So each reads its ticket
+exactly as its own mail left it, and the batch's rows stay held with agents notified.
+
 A batch redone with a SAVEPOINT per message runs without a state (every read and write
 goes straight to the database), because a message rolled back alone must not leave its
 writes in here.
@@ -28,7 +35,7 @@ from __future__ import annotations
 
 import enum
 import functools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -82,6 +89,22 @@ class RecentInbound:
     by_sender: dict[str, list[tuple[datetime, str]]]  # (created_at, body), newest first
 
 
+@dataclass
+class Notices:
+    """Notifications waiting for the batch's held rows to be written, in the order their
+    mails came (each item is what `settle` needs to queue one)."""
+
+    settle: Callable[[Connection, list[Any]], None]
+    pending: list[Any] = field(default_factory=list)
+    tickets: set[int] = field(default_factory=set)
+    requesters: set[str] = field(default_factory=set)  # lower case
+
+
+# what a waiting notification reads: a statement on one of them first queues it
+NOTICE_READS = frozenset(
+    {"tickets", "ticket_queues", "ticket_ccs", "ticket_tags", "articles", "attachments", "blobs"}
+)
+
 # held rows are written in this order: a parent before the rows that point at it
 PARENTS_FIRST = (
     "tickets", "ticket_queues", "ticket_ccs", "ticket_tags", "ticket_links", "ticket_rule_hits",
@@ -114,7 +137,6 @@ class BatchState:
     full_text_later: bool = False  # SQLite: inserted rows are indexed by the flush
     to_index: set[str] = field(default_factory=set)  # tables with rows waiting for it
     size: int = 64  # messages in the batch: PostgreSQL takes ids in blocks of it
-    holds: bool = True  # False: the batch's new rows go in at once (Pipeline.read_ahead)
     held: dict[str, dict[Any, list[dict[str, Any]]]] = field(default_factory=dict)
     live: set[str] = field(default_factory=set)  # tables with rows held or ids counted here
     next_ids: dict[str, int] = field(default_factory=dict)  # SQLite: table -> its next id
@@ -129,6 +151,7 @@ class BatchState:
     # `live` then, so any other statement on them writes the held rows and forgets these
     facts_ahead: dict[int, TicketState | None] = field(default_factory=dict)  # None: no ticket
     recent_ahead: dict[int, RecentInbound] = field(default_factory=dict)  # by ticket
+    notices: Notices | None = None  # notifications queued when the held rows are written
 
     def hold(self, table: str, stmt: Any, row: dict[str, Any]) -> None:
         """A row written at the flush (or before a statement on its table)."""
@@ -138,8 +161,6 @@ class BatchState:
     def tracked(self, ticket_id: int) -> TicketState | None:
         """The state of a ticket that may get rows held: created in the batch, or its facts
         read in it (then they are kept here from now on)."""
-        if not self.holds:
-            return None
         found = self.tickets.get(ticket_id)
         if found is None and ticket_id in self.read_facts:
             read = self.read_facts[ticket_id]
@@ -150,6 +171,30 @@ class BatchState:
 
     def defer(self, stmt: Any, row: dict[str, Any]) -> None:
         self.deferred.setdefault(stmt, []).append(row)
+
+    def hold_notice(
+        self,
+        settle: Callable[[Connection, list[Any]], None],
+        item: Any,
+        ticket_id: int,
+        requester: str,
+    ) -> None:
+        """A notification about `ticket_id` (of `requester`) queued by `settle` when the
+        held rows are next written."""
+        if self.notices is None:
+            self.notices = Notices(settle)
+        self.notices.pending.append(item)
+        self.notices.tickets.add(ticket_id)
+        self.notices.requesters.add(requester.lower())
+        self.live.update(NOTICE_READS)
+
+    def requester_of(self, ticket_id: int) -> str | None:
+        """The requester of a ticket the state knows the facts of (None: not known)."""
+        for known in (self.tickets, self.read_facts, self.facts_ahead):
+            found = known.get(ticket_id)
+            if found is not None:
+                return found.requester
+        return None
 
     def known_ref(self, message_id: str) -> bool:
         return message_id in self.refs or message_id in self.refs_absent
@@ -183,15 +228,33 @@ def _index_pending(conn: Connection, table: str) -> None:
         fast.run(conn, stmt, {})
 
 
-def write_held(conn: Connection, state: BatchState, count_again: bool = True) -> None:
+def write_held(
+    conn: Connection, state: BatchState, count_again: bool = True, keep: bool = False
+) -> None:
     """The held rows, parents first (PRAGMA foreign_keys=ON on SQLite): one executemany per
-    statement, in the order held; then the state knows nothing more of them.
-    `count_again`: SQLite's ids are read again (what runs next may insert)."""
+    statement, in the order held; then the waiting notifications are queued (their outbox
+    rows written too). `count_again`: SQLite's ids are read again (what runs next may
+    insert). Afterwards the state knows nothing more of the rows, unless `keep`: nothing
+    but the held rows went in, so what it knows of the batch's tickets is still so."""
+    notices, state.notices = state.notices, None
+    _write_rows(conn, state, count_again, keep)
+    if notices is not None:
+        notices.settle(conn, notices.pending)
+        _write_rows(conn, state, count_again, keep)
+
+
+def _write_rows(conn: Connection, state: BatchState, count_again: bool, keep: bool) -> None:
     for table in PARENTS_FIRST:
         for stmt, rows in state.held.pop(table, {}).items():
             fast.run_many(conn, stmt, rows)
             state.statements += 1
     assert not state.held, f"held rows of an unordered table: {sorted(state.held)}"
+    if keep:
+        state.new_rows.clear()  # their INSERTs went in: a change of one is an UPDATE now
+        state.articles_of.clear()  # stored now, where a read finds them; and the texts
+        state.recent_ahead.clear()  # read ahead before them are read again
+        # `live` stays: a write elsewhere on these tables still makes the state forget
+        return
     state.live.clear()
     for known in (state.tickets, state.new_rows, state.read_facts, state.articles_of):
         known.clear()
@@ -205,12 +268,35 @@ def write_held(conn: Connection, state: BatchState, count_again: bool = True) ->
         state.live.update(state.next_ids)
 
 
+def settle_before_storing(
+    conn: Connection, state: BatchState, ticket_id: int, requester: str | None
+) -> None:
+    """Before a mail is stored on `ticket_id` of `requester` (None: not known): the
+    waiting notifications about that ticket or that requester's tickets read them as
+    their own mails left them, so the held rows are written and they are queued first
+    (the state keeps what it knows: nothing else was written)."""
+    n = state.notices
+    if n is not None and (
+        ticket_id in n.tickets or requester is None or requester.lower() in n.requesters
+    ):
+        write_held(conn, state, count_again=False, keep=True)
+
+
 def _before(conn: Connection, tables: frozenset[str] | None, writes: bool) -> None:
-    """Before a statement that does not see the held rows: write those of its tables (a
-    SELECT, which inserts nothing, leaves SQLite's count of ids as it is)."""
+    """Before a statement that does not see the held rows, on a table the state knows
+    of: a write makes it write them and forget what it knows; a SELECT, which changes
+    nothing and inserts nothing, has the held rows of its tables written (and the
+    waiting notifications queued), the state keeping what it knows and SQLite's count
+    of ids as it is."""
     state = current(conn)
-    if state is not None and state.live and (tables is None or not tables.isdisjoint(state.live)):
-        write_held(conn, state, count_again=writes)
+    if state is None or not state.live:
+        return
+    if tables is not None and tables.isdisjoint(state.live):
+        return
+    if writes:
+        write_held(conn, state)
+    elif tables is None or not tables.isdisjoint(state.held) or state.notices is not None:
+        write_held(conn, state, count_again=False, keep=True)
 
 
 def current(conn: Connection) -> BatchState | None:
@@ -249,6 +335,8 @@ def flush(conn: Connection, state: BatchState) -> None:
     """Write the held and deferred rows: one executemany per statement, in first-deferred
     order (on the DBAPI cursor, compiled once: store/fast.py; on PostgreSQL all in one
     round trip)."""
+    if state.notices is not None:  # their reads go before the writes sent together
+        write_held(conn, state)
     with fast.writes_together(conn):  # PostgreSQL: one round trip for all of them
         write_held(conn, state)  # the parents of the deferred rows
         for stmt, rows in state.deferred.items():

@@ -177,11 +177,9 @@ def read_thread_ahead(
     conn: Connection, batch: BatchState, ready: list[Prepared], now: datetime
 ) -> None:
     """What the thread step of a batch's messages reads, one statement each for them all:
-    the tickets of their Message-IDs; when the batch holds its rows, the facts and recent
-    inbound texts of every ticket they name."""
+    the tickets of their Message-IDs, and the facts and recent inbound texts of every
+    ticket they name."""
     read_refs(conn, batch, [m for p in ready for m in p.refs])
-    if not batch.holds:  # the batch's own writes go straight in: each follow-up reads alone
-        return
     named = [t for p in ready if p.parsed for t in named_tickets(p.tag, p.refs, batch.refs)]
     read_facts_ahead(conn, batch, named)
     read_recent_ahead(conn, batch, named, now - REPEATS_WINDOW)

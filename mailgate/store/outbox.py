@@ -82,7 +82,7 @@ def add_outbox(
         "deadline": deadline,
         "last_error": verdict.reason,
     }
-    if batch is None or not batch.holds:
+    if batch is None:
         outbox_id = fast.scalar(conn, _add_stmt(conn.dialect.name), row)
     else:  # held to the flush; one already in the database makes the flush fail and the
         outbox_id = new_id(conn, batch, "outbox")  # batch is redone message by message

@@ -23,7 +23,7 @@ def record_hits(conn: Connection, ticket_id: int, hits: Iterable[RuleHit]) -> No
     batch = current(conn)
     for i, h in enumerate(hits):
         row = {"ticket_id": ticket_id, "position": i, "rule": h.rule[:200]}
-        if batch is not None and batch.holds:  # with its ticket, at the batch's flush
+        if batch is not None:  # with its ticket, at the batch's flush
             batch.hold(rule_hits.name, _INSERT_HIT, {**row, "reasons": list(h.reasons)})
         else:
             fast.write(conn, _INSERT_HIT, {**row, "reasons": list(h.reasons)})

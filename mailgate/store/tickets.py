@@ -33,7 +33,14 @@ from mailgate.pipeline.decide import Decision
 from mailgate.store import fast
 from mailgate.store.articles import add_article, add_attachments, find_duplicate, put_blob
 from mailgate.store.audit import audit
-from mailgate.store.batch import ON_CONN, BatchState, GivenState, TicketState, current
+from mailgate.store.batch import (
+    ON_CONN,
+    BatchState,
+    GivenState,
+    TicketState,
+    current,
+    settle_before_storing,
+)
 from mailgate.store.ids import new_id
 from mailgate.store.rule_hits import record_hits
 from mailgate.store.sql import insert_ignore, insert_ignore_stmt
@@ -75,7 +82,7 @@ def insert_ticket(
     queues = list(dict.fromkeys(queues))
     batch: BatchState | None = current(conn) if state is ON_CONN else state
     # held to the batch's flush with an id of the batch's (store/ids.py), the row made once
-    head = {"id": new_id(conn, batch, "tickets")} if batch is not None and batch.holds else {}
+    head = {"id": new_id(conn, batch, "tickets")} if batch is not None else {}
     later = batch is not None and batch.index_later("tickets")
     if later:
         head["search_pending"] = True
@@ -97,7 +104,7 @@ def insert_ticket(
         "updated_at": now,
         "last_customer_at": last_customer_at,
     }
-    if batch is None or not batch.holds:
+    if batch is None:
         tid = int(fast.scalar(conn, _INSERT_TICKET, row))
         if batch is not None:  # the governor's windows need not look for its sends
             batch.new_tickets.add(tid)
@@ -138,7 +145,7 @@ def _hold_rows(
 ) -> bool:
     """INSERT ... ON CONFLICT DO NOTHING rows held to the batch's flush (nothing in the
     batch reads `table` but through the state); False outside a batch."""
-    if batch is None or not batch.holds:
+    if batch is None:
         return False
     stmt = insert_ignore_stmt(conn.dialect.name, table)
     for row in rows:
@@ -212,7 +219,7 @@ def _create_ticket(conn: Connection, batch: BatchState | None, d: Decision, now:
     _routed(conn, batch, tid, d, now)
     if t.linked_to:
         link = {"ticket_id": tid, "linked_id": t.linked_to, "reason": t.link_reason[:200]}
-        if batch is not None and batch.holds:
+        if batch is not None:
             batch.hold("ticket_links", _LINK, link)
         else:
             conn.execute(_LINK, link)
@@ -330,8 +337,17 @@ def apply(
     batch = current(conn)  # once: every writer below is given it
     dup = find_duplicate(conn, d.dedupe_key, state=batch)
     if dup is not None:
+        if batch is not None and batch.notices is not None:  # a queue more: the labels
+            settle_before_storing(conn, batch, dup, "")
         add_queues(conn, dup, d.queues, state=batch)
         return Applied(dup, None, False)
+    if batch is not None and batch.notices is not None:
+        if d.action == "new":
+            assert d.new_ticket is not None
+            settle_before_storing(conn, batch, -1, d.new_ticket.requester_addr)
+        else:
+            assert d.ticket_id is not None
+            settle_before_storing(conn, batch, d.ticket_id, batch.requester_of(d.ticket_id))
     if d.action == "new":
         tid = _create_ticket(conn, batch, d, now)
     else:

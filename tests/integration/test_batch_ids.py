@@ -29,6 +29,7 @@ from mailgate.store.outbox import add_outbox
 from mailgate.store.tickets import insert_ticket
 from tests.corpora import bench_corpus
 from tests.harness import batches_redone, load, message, offline, write_config
+from tests.integration.test_notify_bytes import AGENTS, NOTIFIED
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 DATA_CORPUS = Path(__file__).resolve().parent.parent / "data" / "corpus"
@@ -48,9 +49,15 @@ def _data_corpus() -> list[bytes]:
             and p.name not in skip]  # fmt: skip
 
 
-def _drain(root: Path, raws: list[bytes], db_url: str, alone: bool) -> Engine:
-    # no agents: with agents notified the batch holds nothing back (steps.Pipeline.read_ahead)
-    cfg = write_config(root, database_url=db_url, batch_size=64, agents_toml="")
+def _drain(root: Path, raws: list[bytes], db_url: str, alone: bool, agents: bool = False) -> Engine:
+    # agents: two, notified of every customer mail of the queue (test_notify_bytes.py)
+    cfg = write_config(
+        root,
+        database_url=db_url,
+        batch_size=64,
+        agents_toml=AGENTS if agents else "",
+        queue_extra=NOTIFIED if agents else None,
+    )
     engine, spool, worker = offline(load(cfg))
     worker.pipeline.clock = lambda: NOW
     if alone:  # every batch straight to the savepoint path, without a batch state
@@ -81,9 +88,12 @@ def rows_held() -> Iterator[list[tuple[str, int, tuple[str, ...]]]]:
         batch_mod.BatchState.hold = hold  # type: ignore[method-assign]
 
 
-def _rows(engine: Engine, ranked: bool, drop: dict[str, str]) -> dict[str, list[str]]:
+def _rows(
+    engine: Engine, ranked: bool, drop: dict[str, Any], outbox_by_message_id: bool = False
+) -> dict[str, list[str]]:
     """Every table's rows, sorted; `ranked`: each id (and each foreign key to one) by its
-    rank among its table's ids; without the columns `drop` names."""
+    rank among its table's ids; without the columns `drop` names; `outbox_by_message_id`:
+    an outbox row's id (and each reference to one) by its Message-ID instead."""
     with engine.connect() as conn:
         found = {
             t.name: [r._asdict() for r in conn.execute(select(t))] for t in metadata.sorted_tables
@@ -100,6 +110,8 @@ def _rows(engine: Engine, ranked: bool, drop: dict[str, str]) -> dict[str, list[
             if id_col is not None and isinstance(id_col.type, Integer):
                 ids = sorted(r["id"] for r in found[table.name])
                 ranks[table.name] = {i: n for n, i in enumerate(ids)}
+    if outbox_by_message_id:
+        ranks["outbox"] = {r["id"]: r["message_id"] for r in found["outbox"]}
     out = {}
     for table in metadata.sorted_tables:
         refs = {fk.parent.name: fk.column.table.name for fk in table.foreign_keys}
@@ -123,20 +135,32 @@ BY_NAME = {"ticket_id": "tickets", "linked_id": "tickets", "outbox_id": "outbox"
 NUMBERED = {"outbox": "raw", "articles": "verdict", "audit_events": "detail"}
 
 
-def _same(tmp: Path, raws: list[bytes], url: Any, ranked: bool) -> dict[str, list[str]]:
-    engines = [_drain(tmp / side, raws, url(side), alone=side == "alone") for side in SIDES]
-    return compared(engines[0], engines[1], ranked)
+def _same(
+    tmp: Path, raws: list[bytes], url: Any, ranked: bool, agents: bool = False
+) -> dict[str, list[str]]:
+    engines = [
+        _drain(tmp / side, raws, url(side), alone=side == "alone", agents=agents) for side in SIDES
+    ]
+    return compared(engines[0], engines[1], ranked, outbox_by_message_id=agents)
 
 
-def compared(one: Engine, other: Engine, ranked: bool) -> dict[str, list[str]]:
-    """`one`'s rows, having found them equal to `other`'s, table by table."""
-    drop: dict[str, str] = {}
+def compared(
+    one: Engine, other: Engine, ranked: bool, outbox_by_message_id: bool = False
+) -> dict[str, list[str]]:
+    """`one`'s rows, having found them equal to `other`'s, table by table (the outbox's
+    rows by Message-ID where `outbox_by_message_id`: a batch queues its notifications
+    after its acknowledgements, store/batch.py `Notices`, so their ids come in another
+    order than one message at a time)."""
+    drop: dict[str, Any] = {}
     if ranked and _ticket_ids(one) != _ticket_ids(other):
         # PostgreSQL: a batch redone after a failure used up the ticket numbers its first
         # try took (as before this batch kept its rows back): compared by rank, and the
         # texts that carry a number are left out
         drop = NUMBERED
-    rows, others = _rows(one, ranked, drop), _rows(other, ranked, drop)
+    if outbox_by_message_id:  # and send_log's lines by what they say
+        drop = {**drop, "send_log": ("id",)}
+    rows = _rows(one, ranked, drop, outbox_by_message_id)
+    others = _rows(other, ranked, drop, outbox_by_message_id)
     for name in others:
         assert rows[name] == others[name], f"table {name} differs"
     return rows
@@ -161,6 +185,16 @@ def test_the_batch_stores_what_the_savepoint_path_stores_on_sqlite(tmp_path, cor
     assert len(rows["articles"]) > (1900 if corpus == "bench" else 100)
     if corpus == "bench":
         assert len(rows["tickets"]) == 909  # the generator's threads: threading exact
+
+
+@pytest.mark.parametrize("corpus", ["bench", "data"])
+def test_with_agents_notified_the_batch_stores_what_the_savepoint_path_stores(tmp_path, corpus):
+    """The notifications wait in the batch for its held rows (store/batch.py, `Notices`);
+    every row, notifications and their send_log lines included, is as stored alone."""
+    raws = _bench_corpus(tmp_path) if corpus == "bench" else _data_corpus()
+    rows = _same(tmp_path, raws, _sqlite(tmp_path), ranked=False, agents=True)
+    notified = [r for r in rows["outbox"] if "'notify-" in r]
+    assert len(notified) > (1900 if corpus == "bench" else 100)
 
 
 @pytest.mark.parametrize("corpus", ["bench", "data"])

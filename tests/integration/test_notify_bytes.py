@@ -49,7 +49,9 @@ def notified_outbox(root: Path) -> dict[str, list[list[object]]]:
 
 
 def test_every_notification_is_what_it_was(tmp_path):
-    got = same_as_recorded(notified_outbox(tmp_path), RECORDED)
+    # a batch queues its notifications after its mails' acknowledgements (store/batch.py,
+    # `Notices`): their outbox ids come later than they did, their rows and bytes do not
+    got = same_as_recorded(notified_outbox(tmp_path), RECORDED, in_order=False)
     kinds = {r[0] for r in got["outbox"]}
     assert {"notify-new_ticket", "notify-customer_reply"} <= kinds
     recipients = {r[2] for r in got["outbox"] if r[0].startswith("notify-")}
