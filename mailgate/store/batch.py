@@ -16,8 +16,10 @@ articles, attachments, outbox rows) and the follow-ups' ticket updates are held 
 (`hold`) and written at the flush, parents first, one executemany per statement; their
 ids are the batch's (store/ids.py). The reads the worker runs for every message see them
 through this state (`tickets`, `articles_of`); any other statement on one of those tables
-(`live`) first writes them (`fast.BEFORE`), and then the state forgets what it knew of
-them, so the rest reads the database as before.
+(`live`) first writes them (`fast.BEFORE`). After a write the state then forgets what it
+knew of them, so the rest reads the database as before; after a SELECT (or for the
+waiting notifications) it keeps what it knows of the batch's tickets, since nothing but
+the held rows went in.
 
 The notifications of the batch's customer mails wait here too (`Notices`,
 agents/notifications.py): they are queued when the held rows are next written, which
