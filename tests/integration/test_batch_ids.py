@@ -224,7 +224,12 @@ def _conversation() -> list[bytes]:
     ]  # fmt: skip
 
 
-def test_a_batch_whose_last_message_fails_is_redone_as_the_savepoint_path(tmp_path, monkeypatch):
+@pytest.mark.parametrize("agents", [False, True], ids=["no agents", "agents notified"])
+def test_a_batch_whose_last_message_fails_is_redone_as_the_savepoint_path(
+    tmp_path, monkeypatch, agents
+):
+    """With agents notified, the notifications waiting in the failed batch go with it and
+    the redo queues each once."""
     decide = steps.decide
 
     def failing(**facts):  # type: ignore[no-untyped-def]
@@ -234,10 +239,12 @@ def test_a_batch_whose_last_message_fails_is_redone_as_the_savepoint_path(tmp_pa
     monkeypatch.setattr(steps, "decide", failing)  # after the others' tickets and follow-ups
     redone = batches_redone(monkeypatch)
 
-    rows = _same(tmp_path, _conversation(), _sqlite(tmp_path), ranked=False)
+    rows = _same(tmp_path, _conversation(), _sqlite(tmp_path), ranked=False, agents=agents)
     assert redone[0] is False and redone[1] is True  # the batch failed, then was redone
     assert len(rows["tickets"]) == 2 and len(rows["articles"]) == 5
     assert len(rows["ticket_ccs"]) == 1
+    # two agents told of each customer mail stored (the failing one is not), once each
+    assert len([r for r in rows["outbox"] if "'notify-" in r]) == (10 if agents else 0)
 
 
 def test_a_writer_beside_the_batch_gets_no_id_clash_on_postgres(tmp_path, pg_url, monkeypatch):
