@@ -271,15 +271,23 @@ def _write_rows(conn: Connection, state: BatchState, count_again: bool, keep: bo
 
 
 def settle_before_storing(
-    conn: Connection, state: BatchState, ticket_id: int, requester: str | None
+    conn: Connection,
+    state: BatchState,
+    ticket_id: int | None,
+    requesters: tuple[str, ...] | None,
 ) -> None:
-    """Before a mail is stored on `ticket_id` of `requester` (None: not known): the
-    waiting notifications about that ticket or that requester's tickets read them as
-    their own mails left them, so the held rows are written and they are queued first
-    (the state keeps what it knows: nothing else was written)."""
+    """Before a mail is stored on `ticket_id` (None: a new ticket), changing the tickets
+    of `requesters` (None: not known): the waiting notifications about that ticket or
+    those requesters' tickets read them as their own mails left them, so the held rows
+    are written and they are queued first (the state keeps what it knows: nothing else
+    was written)."""
     n = state.notices
-    if n is not None and (
-        ticket_id in n.tickets or requester is None or requester.lower() in n.requesters
+    if n is None:
+        return
+    if (
+        ticket_id in n.tickets
+        or requesters is None
+        or any(r.lower() in n.requesters for r in requesters)
     ):
         write_held(conn, state, count_again=False, keep=True)
 

@@ -106,8 +106,6 @@ def insert_ticket(
     }
     if batch is None:
         tid = int(fast.scalar(conn, _INSERT_TICKET, row))
-        if batch is not None:  # the governor's windows need not look for its sends
-            batch.new_tickets.add(tid)
     else:
         tid = row["id"]
         row.update(_UNSET)
@@ -324,6 +322,21 @@ def _held_follow_up(batch: BatchState, tid: int, stmt: Update, now: datetime) ->
     return True
 
 
+def _stored_on(
+    batch: BatchState, d: Decision, dup: int | None
+) -> tuple[int | None, tuple[str, ...] | None]:
+    """The ticket the mail is stored on and the requesters whose tickets it changes (None:
+    not known) for `settle_before_storing`: a duplicate adds a queue to its ticket only."""
+    if dup is not None:
+        return dup, ()
+    if d.action == "new":
+        assert d.new_ticket is not None
+        return None, (d.new_ticket.requester_addr,)
+    assert d.ticket_id is not None
+    requester = batch.requester_of(d.ticket_id)
+    return d.ticket_id, None if requester is None else (requester,)
+
+
 def apply(
     conn: Connection,
     d: Decision,
@@ -336,18 +349,11 @@ def apply(
     """Store the message as an article on a new or existing ticket."""
     batch = current(conn)  # once: every writer below is given it
     dup = find_duplicate(conn, d.dedupe_key, state=batch)
+    if batch is not None and batch.notices is not None:
+        settle_before_storing(conn, batch, *_stored_on(batch, d, dup))
     if dup is not None:
-        if batch is not None and batch.notices is not None:  # a queue more: the labels
-            settle_before_storing(conn, batch, dup, "")
         add_queues(conn, dup, d.queues, state=batch)
         return Applied(dup, None, False)
-    if batch is not None and batch.notices is not None:
-        if d.action == "new":
-            assert d.new_ticket is not None
-            settle_before_storing(conn, batch, -1, d.new_ticket.requester_addr)
-        else:
-            assert d.ticket_id is not None
-            settle_before_storing(conn, batch, d.ticket_id, batch.requester_of(d.ticket_id))
     if d.action == "new":
         tid = _create_ticket(conn, batch, d, now)
     else:

@@ -212,8 +212,10 @@ def test_with_agents_notified_the_batch_stores_what_the_savepoint_path_stores_on
     """The notifications' reads on PostgreSQL, sent with the batch's waiting writes (the
     bench's corpus: no batch is redone, so the ticket numbers in the mails are the same
     on both sides)."""
-    url = lambda side: pg_databases(f"ids_agents_{side}")  # noqa: E731
-    rows = _same(tmp_path, _bench_corpus(tmp_path), url, ranked=True, agents=True)
+    raws = _bench_corpus(tmp_path)
+    rows = _same(
+        tmp_path, raws, lambda side: pg_databases(f"ids_agents_{side}"), ranked=True, agents=True
+    )
     assert len([r for r in rows["outbox"] if "'notify-" in r]) > 1900
 
 

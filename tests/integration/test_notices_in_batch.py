@@ -11,7 +11,7 @@ message at a time, no batch state), and every table is compared (test_batch_ids.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from email import message_from_bytes
+from email import message_from_bytes, policy
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -19,6 +19,7 @@ from sqlalchemy import Engine
 from mailgate.agents import tokens
 from mailgate.spool import Envelope
 from tests.harness import load, message, offline, outbox, tickets, write_config
+from tests.integration.test_agents import text_of
 from tests.integration.test_batch_ids import compared
 from tests.integration.test_notify_bytes import AGENTS, NOTIFIED
 
@@ -80,5 +81,4 @@ def test_a_notification_reads_its_ticket_as_its_own_mail_left_it(tmp_path):
     assert ("notify-new_ticket", ("bob@example.test",)) in sent
     replies = [o for o in outbox(batch) if o.kind == "notify-customer_reply"]
     assert [tuple(o.rcpt_tos) for o in replies] == [("bob@example.test",)]
-    text = message_from_bytes(replies[0].raw).get_payload(decode=False)
-    assert "Any news?" in str(text)
+    assert "Any news?" in text_of(message_from_bytes(replies[0].raw, policy=policy.default))
