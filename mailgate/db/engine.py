@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
+import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -74,6 +77,39 @@ def make_engine(url: str, settings: DatabaseSettings | None = None) -> Engine:
         pool_recycle=s.pool_recycle_seconds,
         connect_args=connect_args,
     )
+
+
+@contextlib.contextmanager
+def bounded_transaction(engine: Engine) -> Iterator[Connection]:
+    """A write transaction (`engine.begin()`) whose every statement is bounded by a batch,
+    as the worker's are: on SQLite it keeps its temporary data in memory.
+
+    An INSERT into a table with a trigger (articles and tickets: their full-text index)
+    may fail after its trigger ran, so SQLite keeps a statement journal for it, a copy of
+    every page the row changes; past 64 KiB in a transaction that journal goes to a
+    temporary file (temp_store=FILE, every other connection's setting: a sweep or a report
+    over a big database builds temporary b-trees too large for RAM). In a batch that was
+    about 24 KB of page copies written to temporary files a message (docs/performance.md,
+    "The batch's statement journals in memory"). SQLite reads temp_store when the
+    transaction begins, so it is set before BEGIN and put back after the end.
+    """
+    with engine.connect() as conn:
+        if conn.dialect.name != "sqlite":
+            with conn.begin():
+                yield conn
+            return
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        before = raw.execute("PRAGMA temp_store").fetchone()[0]
+        raw.execute("PRAGMA temp_store=MEMORY")  # no transaction here: the driver's are off
+        try:
+            with conn.begin():
+                yield conn
+        finally:
+            try:
+                raw.execute(f"PRAGMA temp_store={int(before)}")
+            except sqlite3.Error:
+                conn.invalidate()  # never back to the pool with temporary data in memory
 
 
 def alembic_config(url: str) -> AlembicConfig:

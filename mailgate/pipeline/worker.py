@@ -27,7 +27,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 
 from mailgate.config.model import Config
-from mailgate.db.engine import DatabaseReplaced, FileIdentity
+from mailgate.db.engine import DatabaseReplaced, FileIdentity, bounded_transaction
 from mailgate.db.watch import COMPONENT, error_line
 from mailgate.health import Health
 from mailgate.observe.intake import IntakeCounts
@@ -237,7 +237,7 @@ class Worker:
         committed: list[SpoolEntry] = []
         failed: list[_Failure] = []
         outcomes: list[tuple[SpoolEntry, Outcome]] = []
-        with self.engine.begin() as conn, self._batch(conn, isolate) as batch:
+        with bounded_transaction(self.engine) as conn, self._batch(conn, isolate) as batch:
             if batch is not None:
                 batch.size = len(entries)  # PostgreSQL: the block of ids it takes (store/ids.py)
                 self._set_based(lambda: self.pipeline.read_ahead(conn, batch, _ready(prepared)))
