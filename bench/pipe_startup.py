@@ -96,7 +96,8 @@ def main() -> int:
             times["mailgate ingest"].append(wall(ingest, MESSAGE))
         bare_modules = imports(bare, b"")
         extra = {m: t for m, t in imports(ingest, MESSAGE).items() if m not in bare_modules}
-        spooled = len(list((Path(tmp) / "var" / "spool" / "incoming").glob("*.eml")))
+        incoming = Path(tmp) / "var" / "spool" / "incoming"  # NAME.msg, or an older tree's pairs
+        spooled = sum(1 for p in incoming.iterdir() if p.suffix in (".msg", ".eml"))
     print(f"interpreter {sys.executable} ({sys.version.split()[0]}), {args.runs} runs each")
     print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     for name, values in times.items():

@@ -2,12 +2,20 @@
 
 Layout under the spool directory:
   tmp/       files being written (never read by the worker)
-  incoming/  durable messages waiting for the worker: NAME.eml + NAME.json (envelope)
+  incoming/  durable messages waiting for the worker, one file each: NAME.msg = the
+             envelope's JSON on the first line, then the raw message bytes unchanged
   claimed/   only from older versions: moved back to incoming/ on start
-  shunt/     messages that failed `max_attempts` times: NAME.eml + NAME.json with the reason
+  shunt/     messages that failed `max_attempts` times: NAME.msg, its envelope holding
+             each failure's stage and reason (`mailgate shunt show` prints them and the bytes)
 
-`put()` returns only after the bytes, the envelope and the directory entry are on disk:
-a source acknowledges (250, exit 0, IMAP flag/move) only after `put()` returned.
+Older versions wrote each message as two files, NAME.eml (the bytes) + NAME.json (the
+envelope), in incoming/ and shunt/; such pairs are still read, retried, shunted and
+removed as pairs, so a spool (or an old `mailgate ingest` still running) from before an
+upgrade is processed with its envelopes.
+
+`put()` returns only after the file and its directory entry are on disk: a source
+acknowledges (250, exit 0, IMAP flag/move) only after `put()` returned. The file is
+renamed in whole, so a message is never visible without its envelope.
 Concurrent puts share the directory fsync (`GroupFsync`: group commit), each still
 returning only after an fsync that began after its own rename.
 `done()` removes a message; the worker calls it only after the database commit.
@@ -21,92 +29,32 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Collection, Iterator
+from collections.abc import Collection
 from pathlib import Path
 from typing import NamedTuple
 
 from mailgate.durable import GroupFsync, fsync_dir, write_durable
-
-
-def _log(level: str, msg: str, *args: object) -> None:
-    """Log via `logging`, imported at first use: the MTA pipe imports this module per message."""
-    import logging
-
-    getattr(logging.getLogger(__name__), level)(msg, *args)
-
+from mailgate.envelope import Envelope
+from mailgate.spool_files import (
+    MSG,
+    ORPHAN_GRACE_SECONDS,
+    PAIR,
+    log,
+    messages,
+    pair_envelope,
+    read,
+    read_head,
+    shunt_envelope,
+    split_msg,
+    unlink,
+)
 
 SUBDIRS = ("tmp", "incoming", "claimed", "shunt")
-# how long a message may wait for its envelope before it counts as left by a dead writer
-ORPHAN_GRACE_SECONDS = 10.0
-_FILES = (".eml", ".json")  # a message's two files in a directory of the spool
-
-IMPORT_SOURCE = "import"  # `mailgate import`: "import", "import+ack", "import+ack+notify"
-
-
-def imported_with(envelope: Envelope, what: str, default: bool) -> bool:
-    """Whether mail that `mailgate import` spooled asked for `what` (ack, notify); for
-    mail from any other source, `default`."""
-    parts = envelope.source.split("+")
-    return what in parts[1:] if parts[0] == IMPORT_SOURCE else default
-
-
-class Envelope(NamedTuple):
-    """How a message reached us: the SMTP envelope, or what the source knows."""
-
-    source: str  # "smtp", "lmtp", "pipe", "imap:<mailbox>"
-    mail_from: str = ""
-    rcpt_tos: tuple[str, ...] = ()
-    queue: str = ""  # set when the source already knows the queue (pipe --queue, IMAP)
-    received_at: float = 0.0
-    attempts: int = 0
-    # one {"stage", "reason", "at"} per failed try, oldest first
-    failures: tuple[dict, ...] = ()
-    # each distinct {"stage", "text"} once, with "attempts": the failures (1-based) it covers
-    tracebacks: tuple[dict, ...] = ()
-
-    def to_json(self) -> bytes:
-        d = self._asdict()
-        d["rcpt_tos"] = list(self.rcpt_tos)
-        d["failures"] = list(self.failures)
-        d["tracebacks"] = list(self.tracebacks)
-        return json.dumps(d, ensure_ascii=False).encode()
-
-    @classmethod
-    def from_json(cls, data: bytes) -> Envelope:
-        d = json.loads(data)
-        d["rcpt_tos"] = tuple(d.get("rcpt_tos", ()))
-        d["failures"] = tuple(d.get("failures", ()))
-        d["tracebacks"] = tuple(d.get("tracebacks", ()))
-        return cls(**d)
-
-    def with_failure(self, stage: str, reason: str, traceback: str = "") -> Envelope:
-        """One more failed try; a traceback already recorded only gains this attempt."""
-        failure = {"stage": stage, "reason": reason[:4000], "at": time.time()}
-        number = len(self.failures) + 1
-        tracebacks = _add_traceback(self.tracebacks, stage, traceback[:8000], number)
-        return self._replace(
-            attempts=self.attempts + 1,
-            failures=(*self.failures, failure),
-            tracebacks=tracebacks,
-        )
-
-
-def _add_traceback(
-    tracebacks: tuple[dict, ...], stage: str, text: str, number: int
-) -> tuple[dict, ...]:
-    if not text:
-        return tracebacks
-    for i, t in enumerate(tracebacks):
-        if t.get("stage") == stage and t.get("text") == text:
-            seen = {**t, "attempts": [*t.get("attempts", ()), number]}
-            return (*tracebacks[:i], seen, *tracebacks[i + 1 :])
-    return (*tracebacks, {"stage": stage, "text": text, "attempts": [number]})
 
 
 class SpoolEntry(NamedTuple):
@@ -118,18 +66,33 @@ class Spooled(NamedTuple):
     """A waiting message as read from incoming/, in the worker or in a parse process."""
 
     entry: SpoolEntry
-    raw: bytes | OSError  # or why the .eml could not be read: a failure at stage "read"
+    raw: bytes | OSError  # or why the file could not be read: a failure at stage "read"
     warning: str = ""  # for the worker's log (`report`): the parse processes do not log
 
 
 def read_waiting(incoming: str, name: str) -> Spooled | None:
-    """A claimed message's envelope and bytes; None when it is not there to process: its
-    envelope may still be coming (looked at again on a later claim), or it moved away."""
-    envelope, warning = read_envelope(incoming, name)
+    """A claimed message's envelope and bytes; None when it is not there to process: an old
+    pair's envelope may still be coming (looked at again on a later claim), or it moved away."""
+    raw: bytes | OSError
+    try:
+        data = read(f"{incoming}/{name}{MSG}")
+    except FileNotFoundError:
+        return _read_pair(incoming, name)
+    except OSError as e:  # recorded for that message alone (its envelope is in it too)
+        envelope, raw, warning = Envelope(source="unknown"), e, ""
+    else:
+        envelope, start, warning = split_msg(data, name)
+        raw = data[start:] if start else data
+    return Spooled(SpoolEntry(name, envelope), raw, warning)
+
+
+def _read_pair(incoming: str, name: str) -> Spooled | None:
+    """An old pair's envelope and bytes (None: not there to process)."""
+    envelope, warning = pair_envelope(incoming, name)
     if envelope is None:
         return None
     try:
-        raw: bytes | OSError = _read(f"{incoming}/{name}.eml")
+        raw: bytes | OSError = read(f"{incoming}/{name}.eml")
     except OSError as e:  # recorded for that message alone
         raw = e
     return Spooled(SpoolEntry(name, envelope), raw, warning)
@@ -138,49 +101,23 @@ def read_waiting(incoming: str, name: str) -> Spooled | None:
 def read_envelope(incoming: str, name: str) -> tuple[Envelope | None, str]:
     """A message's envelope (None: not there to process) and what is wrong with it ("")."""
     try:
-        return Envelope.from_json(_read(f"{incoming}/{name}.json")), ""
+        head = read_head(f"{incoming}/{name}{MSG}")
     except FileNotFoundError:
-        return _without_envelope(f"{incoming}/{name}.eml")
-    except (OSError, ValueError, TypeError) as e:
-        warning = f"spool: {name} has an unreadable envelope ({e}); using an empty one"
-        return Envelope(source="unknown"), warning
-
-
-def _without_envelope(eml: str) -> tuple[Envelope | None, str]:
-    """A message whose envelope is missing: wait while a put() may be finishing; after
-    that its writer died before acknowledging, and the message is routed by headers."""
-    try:
-        age = time.time() - os.stat(eml).st_ctime  # ctime: when it was renamed in
-    except FileNotFoundError:
-        return None, ""  # moved away meanwhile (shunt administration)
-    if age < ORPHAN_GRACE_SECONDS:
-        return None, ""  # looked at again on the next listing
-    warning = (
-        f"spool: {os.path.basename(eml)} has no envelope (its writer died); routing by headers"
-    )
-    return Envelope(source="recovered"), warning
+        return pair_envelope(incoming, name)
+    except OSError:  # its bytes cannot be read either: that failure is recorded at "read"
+        return Envelope(source="unknown"), ""
+    envelope, _, warning = split_msg(head, name)
+    return envelope, warning
 
 
 def report(warning: str) -> None:
     """Log a warning of `read_waiting` in the worker's process (where it was read may not log)."""
     if warning:
-        _log("warning", "%s", warning)
+        log("warning", "%s", warning)
 
 
 class SpoolLocked(Exception):
     """Another process is already working this spool."""
-
-
-def _messages(d: Path) -> Iterator[str]:
-    """Message names in `d`, streamed (glob held every entry: 12 MiB at 20,000 waiting)."""
-    with os.scandir(d) as entries:
-        yield from (e.name[:-4] for e in entries if e.name.endswith(".eml"))
-
-
-def _read(path: str) -> bytes:
-    """A whole file, unbuffered: half a Path's read_bytes (two are read for each message)."""
-    with open(path, "rb", buffering=0) as f:
-        return f.readall()
 
 
 class Spool:
@@ -206,20 +143,16 @@ class Spool:
         name = f"{time.time_ns():020d}-{os.getpid()}-{os.urandom(6).hex()}"
         if not envelope.received_at:
             envelope = envelope._replace(received_at=time.time())
-        tmp, inc = self._dir("tmp"), self._dir("incoming")
+        line = envelope.to_line()
+        tmp = self._dir("tmp") / f"{name}{MSG}"
         try:
-            write_durable(tmp / f"{name}.json", envelope.to_json())
-            write_durable(tmp / f"{name}.eml", raw)
-            # the message lands first, its envelope right after: a crash in between leaves a
-            # message the worker can still route by its headers, never an envelope alone
-            os.rename(tmp / f"{name}.eml", inc / f"{name}.eml")
-            os.rename(tmp / f"{name}.json", inc / f"{name}.json")
+            write_durable(tmp, line, raw)
+            os.rename(tmp, self._dir("incoming") / f"{name}{MSG}")  # visible whole, or not
         except BaseException:
             # not acknowledged, so the source still has it: a full disk must not fill up
             # with half-written files until the next restart
-            for suffix in _FILES:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp / f"{name}{suffix}")
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
             raise
         self.incoming_sync.sync()
         return name
@@ -255,19 +188,24 @@ class Spool:
             p.unlink(missing_ok=True)
         for d in (inc, self._dir("shunt")):
             for p in d.glob("*.json"):
-                # a message always lands before its envelope: this one's message is gone
+                # an old pair's message always lands before its envelope: this one's is gone
                 if not p.with_suffix(".eml").exists():
                     p.unlink(missing_ok=True)
+        for p in self._dir("shunt").glob("*.new"):
+            # a shunt retry that died while rewriting its copy (the entry itself is intact)
+            with contextlib.suppress(FileNotFoundError):
+                if time.time() - p.stat().st_mtime > ORPHAN_GRACE_SECONDS:
+                    p.unlink()
         if n:
             fsync_dir(inc)
-            _log("info", "spool: recovered %d claimed message(s)", n)
+            log("info", "spool: recovered %d claimed message(s)", n)
         return n
 
     def pending(self) -> int:
         """Messages waiting for the worker (committed ones still being removed do not count)."""
         with self._removed:
             removing = set(self._removing)
-        return sum(1 for n in _messages(self._dir("incoming")) if n not in removing)
+        return sum(1 for n in messages(self._dir("incoming")) if n not in removing)
 
     @property
     def incoming(self) -> str:
@@ -282,7 +220,7 @@ class Spool:
             with self._removed:
                 skip = set(self._removing) | set(busy)
             self._backlog.extend(
-                n for n in sorted(_messages(self._dir("incoming"))) if n not in skip
+                n for n in sorted(messages(self._dir("incoming"))) if n not in skip
             )
         return [self._backlog.popleft() for _ in range(min(limit, len(self._backlog)))]
 
@@ -298,7 +236,11 @@ class Spool:
         return out
 
     def read(self, entry: SpoolEntry) -> bytes:
-        return _read(f"{self.incoming}/{entry.name}.eml")
+        try:
+            data = read(f"{self.incoming}/{entry.name}{MSG}")
+        except FileNotFoundError:
+            return read(f"{self.incoming}/{entry.name}.eml")
+        return data[split_msg(data, entry.name)[1] :]
 
     def done(self, entries: list[SpoolEntry]) -> None:
         """Remove messages whose results are committed (in a background thread).
@@ -321,13 +263,10 @@ class Spool:
     def _remove_loop(self) -> None:
         inc = str(self._dir("incoming"))
         while names := self._remove_queue.get():  # a batch each; its waiters woken once
-            for path in (f"{inc}/{name}{suffix}" for name in names for suffix in _FILES):
-                try:
-                    os.unlink(path)
-                except FileNotFoundError:
-                    pass
-                except OSError as e:  # the next start processes it again: a no-op
-                    _log("warning", "spool: could not remove %s: %s", path, e)
+            for name in names:
+                if not unlink(f"{inc}/{name}{MSG}"):  # one unlink; an old pair: two more
+                    for suffix in PAIR:
+                        unlink(f"{inc}/{name}{suffix}")
             with self._removed:
                 self._removing.difference_update(names)
                 self._removed.notify_all()
@@ -342,14 +281,56 @@ class Spool:
     ) -> bool:
         """Record a failed try; after `max_attempts` move the message to the shunt (True)."""
         env = entry.envelope.with_failure(stage, reason, traceback)
+        inc, sh = self._dir("incoming"), self._dir("shunt")
+        msg = inc / f"{entry.name}{MSG}"
+        try:
+            data = read(msg)
+        except FileNotFoundError:
+            return self._fail_pair(entry.name, env, max_attempts)
+        except OSError:
+            # the failure cannot be written into a file that cannot be read: it goes to the
+            # shunt as it is, where `shunted()` shows why it cannot be read
+            os.rename(msg, sh / msg.name)
+            fsync_dir(sh)
+            fsync_dir(inc)
+            return True
+        start = split_msg(data, entry.name)[1]
+        # the new envelope in place first (an atomic replace), then the move: a crash
+        # between leaves it in incoming/ with the failure counted, never in two places
+        self._rewrite(msg, env, memoryview(data)[start:], self._dir("tmp"))
+        if env.attempts < max_attempts:
+            self.incoming_sync.sync()
+            return False
+        os.rename(msg, sh / msg.name)
+        fsync_dir(sh)
+        fsync_dir(inc)
+        return True
+
+    @staticmethod
+    def _rewrite(msg: Path, env: Envelope, raw: memoryview, tmp_dir: Path) -> None:
+        """Replace the .msg file `msg` by one with `env` and the same raw bytes (no dir fsync)."""
+        tmp = tmp_dir / f"{msg.name}.new"
+        try:
+            write_durable(tmp, env.to_line(), raw)
+            os.rename(tmp, msg)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+
+    def _fail_pair(self, name: str, env: Envelope, max_attempts: int) -> bool:
+        """`fail()` for an old pair: the envelope rewritten, the pair shunted as a pair."""
         inc = self._dir("incoming")
+        if not (inc / f"{name}.eml").exists():
+            log("warning", "spool: %s to record a failure for is gone", name)
+            return False
         target = self._dir("shunt") if env.attempts >= max_attempts else inc
-        write_durable(self._dir("tmp") / f"{entry.name}.json", env.to_json())
+        write_durable(self._dir("tmp") / f"{name}.json", env.to_json())
         # the envelope first: the .eml is what makes an entry visible in its new place
-        os.rename(self._dir("tmp") / f"{entry.name}.json", target / f"{entry.name}.json")
+        os.rename(self._dir("tmp") / f"{name}.json", target / f"{name}.json")
         if target is not inc:
-            os.rename(inc / f"{entry.name}.eml", target / f"{entry.name}.eml")
-            (inc / f"{entry.name}.json").unlink(missing_ok=True)
+            os.rename(inc / f"{name}.eml", target / f"{name}.eml")
+            (inc / f"{name}.json").unlink(missing_ok=True)
         fsync_dir(target)
         return target is not inc
 
@@ -360,33 +341,53 @@ class Spool:
     # -- shunt administration ------------------------------------------------------------
     def shunted(self) -> list[SpoolEntry]:
         sh = self._dir("shunt")
-        out = []
-        for p in sorted(sh.glob("*.eml")):
-            name = p.name[:-4]
-            try:
-                env = Envelope.from_json((sh / f"{name}.json").read_bytes())
-            except (OSError, ValueError, TypeError):
-                env = Envelope(source="unknown")
-            out.append(SpoolEntry(name, env))
-        return out
+        return [SpoolEntry(name, shunt_envelope(sh, name)) for name in sorted(messages(sh))]
 
     def shunt_read(self, name: str) -> bytes:
-        return (self._dir("shunt") / f"{name}.eml").read_bytes()
+        sh = self._dir("shunt")
+        try:
+            data = read(sh / f"{name}{MSG}")
+        except FileNotFoundError:
+            return (sh / f"{name}.eml").read_bytes()
+        return data[split_msg(data, name)[1] :]
 
     def shunt_retry(self, name: str) -> None:
         """Put a shunted message back in line with a fresh attempt count (failures kept)."""
+        sh, inc = self._dir("shunt"), self._dir("incoming")
+        msg = sh / f"{name}{MSG}"
+        try:
+            data: bytes | None = read(msg)
+        except FileNotFoundError:
+            return self._shunt_retry_pair(name)
+        except OSError:
+            data = None  # back as it is: reading it fails again and shunts it again, visibly
+        if data is not None:
+            env, start, _ = split_msg(data, name)
+            # rewritten in place, then moved: never in both directories
+            self._rewrite(msg, env._replace(attempts=0), memoryview(data)[start:], sh)
+        os.rename(msg, inc / msg.name)
+        self.incoming_sync.sync()
+        fsync_dir(sh)
+
+    def _shunt_retry_pair(self, name: str) -> None:
         sh, inc = self._dir("shunt"), self._dir("incoming")
         if not (sh / f"{name}.eml").exists():
             raise FileNotFoundError(f"no shunted message {name!r}")
         env = Envelope.from_json((sh / f"{name}.json").read_bytes())
         write_durable(sh / f"{name}.json.new", env._replace(attempts=0).to_json())
         os.rename(sh / f"{name}.json.new", inc / f"{name}.json")
+        # its old copy goes first: once the .eml is in, the worker may shunt it here again
+        (sh / f"{name}.json").unlink(missing_ok=True)
         os.rename(sh / f"{name}.eml", inc / f"{name}.eml")
         fsync_dir(inc)
 
     def shunt_discard(self, name: str) -> None:
         sh = self._dir("shunt")
+        try:
+            return (sh / f"{name}{MSG}").unlink()
+        except FileNotFoundError:
+            pass  # an old pair
         if not (sh / f"{name}.eml").exists():
             raise FileNotFoundError(f"no shunted message {name!r}")
-        for suffix in _FILES:
+        for suffix in PAIR:
             (sh / f"{name}{suffix}").unlink(missing_ok=suffix == ".json")

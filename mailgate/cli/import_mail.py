@@ -23,11 +23,12 @@ from sqlalchemy import Engine, func, select
 from mailgate.cli.startup import ensure_secret, load_config, setup_logging
 from mailgate.config.model import Config
 from mailgate.db.models import Article, Ticket
+from mailgate.envelope import IMPORT_SOURCE
 from mailgate.pgp.keyring import Keyrings
 from mailgate.pipeline.steps import Pipeline
 from mailgate.pipeline.worker import BatchResult, Worker
 from mailgate.pollers.mailbox import FORMATS, MailboxError, messages, open_mailbox
-from mailgate.spool import IMPORT_SOURCE, Envelope, Spool, SpoolLocked
+from mailgate.spool import Envelope, Spool, SpoolLocked
 from mailgate.startup import StartupError, open_stores
 
 console = Console(highlight=False, stderr=True)

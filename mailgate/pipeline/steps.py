@@ -20,6 +20,7 @@ from mailgate.agents import handle as agent_mail
 from mailgate.agents.notifications import notify_customer_mail
 from mailgate.autoresponse.policy import ResponseDecision, looks_like_reply, should_respond
 from mailgate.config.model import Config, Queue
+from mailgate.envelope import imported_with
 from mailgate.outgoing.customer_mails import ack as build_ack
 from mailgate.parse.authentication import SenderAuth
 from mailgate.parse.limits import ParseRejected
@@ -38,7 +39,7 @@ from mailgate.pipeline.thread import ThreadChoice, ThreadLookups, choose
 from mailgate.queues.routing import route
 from mailgate.queues.rules import NO_ROUTING, Routing, evaluate, initial_priority
 from mailgate.runtime import Clock, utcnow
-from mailgate.spool import SpoolEntry, imported_with
+from mailgate.spool import SpoolEntry
 from mailgate.store import pgp_secrets, satisfaction
 from mailgate.store import tickets as store
 from mailgate.store.addresses import read_pauses

@@ -35,6 +35,7 @@ from mailgate.spool import Envelope, Spool
 from tests.harness import wait_until
 from tests.oauth2_provider import enable_oauth2
 from tests.servers import Dovecot, free_port
+from tests.spool_layout import split
 
 PASSWORD = "secret"
 MID_RE = re.compile(rb"^Message-ID:[ \t]*(<[^>\r\n]+>)", re.M | re.I)
@@ -62,16 +63,14 @@ def spool_message_ids(spool: Spool) -> Counter[str]:
     """How many times each Message-ID sits in the spool (incoming + claimed)."""
     out: Counter[str] = Counter()
     for sub in ("incoming", "claimed"):
-        for p in (spool.root / sub).glob("*.eml"):
-            m = MID_RE.search(p.read_bytes()[:4096])
+        for p in (spool.root / sub).glob("*.msg"):
+            m = MID_RE.search(split(p)[1][:4096])
             out[m.group(1).decode() if m else f"(none:{p.name})"] += 1
     return out
 
 
 def spool_envelopes(spool: Spool) -> list[Envelope]:
-    return [
-        Envelope.from_json(p.read_bytes()) for p in sorted((spool.root / "incoming").glob("*.json"))
-    ]
+    return [split(p)[0] for p in sorted((spool.root / "incoming").glob("*.msg"))]
 
 
 def folder_ids(d: Dovecot, user: str, folder: str) -> dict[str, tuple[bytes, ...]]:
@@ -483,7 +482,7 @@ def test_large_backlog_is_taken_in_bounded_batches(
     assert p.poll_once() == 120
     ids = spool_message_ids(spool)
     assert len(ids) == 120 and set(ids.values()) == {1}
-    big = [p for p in (spool.root / "incoming").glob("*.eml") if p.stat().st_size > 200_000]
+    big = [p for p in (spool.root / "incoming").glob("*.msg") if p.stat().st_size > 200_000]
     assert len(big) == 10
 
 

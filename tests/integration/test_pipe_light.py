@@ -56,11 +56,13 @@ def test_ingest_imports_nothing_heavy(tmp_path: Path):
         "mailgate.config.errors",
         "mailgate.config.layout",
         "mailgate.durable",
+        "mailgate.envelope",
         "mailgate.pollers",
         "mailgate.pollers.pipe",
         "mailgate.spool",
+        "mailgate.spool_files",
     ], ours
-    assert len(list((tmp_path / "var" / "spool" / "incoming").glob("*.eml"))) == 1
+    assert len(list((tmp_path / "var" / "spool" / "incoming").glob("*.msg"))) == 1
 
 
 def test_ingest_works_with_an_unreadable_secret_and_never_makes_one(tmp_path: Path):
@@ -69,7 +71,7 @@ def test_ingest_works_with_an_unreadable_secret_and_never_makes_one(tmp_path: Pa
     unreadable.mkdir()  # reading it fails even for root
     r = mailgate(path, "ingest", stdin=message(subject="no secret needed"))
     assert r.returncode == 0, r.stderr.decode()
-    incoming = list((tmp_path / "var" / "spool" / "incoming").glob("*.eml"))
+    incoming = list((tmp_path / "var" / "spool" / "incoming").glob("*.msg"))
     assert len(incoming) == 1
     # the commands that need the secret refuse it, naming file, key and reason
     r = mailgate(path, "agents", "address", "alice")

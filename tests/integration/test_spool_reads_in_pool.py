@@ -15,17 +15,20 @@ from mailgate.pipeline.pool import DIED, MIN_FOR_POOL, PreparePool, prepare_chun
 from mailgate.pipeline.prepare import Settings, prepare
 from mailgate.spool import Envelope, Spool
 from tests.harness import load, message, offline, tickets, write_config
+from tests.spool_layout import put_pair
 
 SUPPORT = Envelope(source="smtp", rcpt_tos=("support@example.test",))
 UNREADABLE = "has an unreadable envelope"
 
 
-def _spooled(root: Path, processes: int, n: int, batch_size: int = 32):  # type: ignore[no-untyped-def]
-    """A worker with `processes` parse processes and `n` distinct messages spooled."""
+def _spooled(root: Path, processes: int, n: int, batch_size: int = 32, form: str = "msg"):  # type: ignore[no-untyped-def]
+    """A worker with `processes` parse processes and `n` distinct messages spooled, as
+    NAME.msg files or (form "pair") as the previous version wrote them."""
     cfg = load(write_config(root, batch_size=batch_size))
     engine, spool, worker = offline(cfg)
     worker.pipeline.pool = PreparePool(processes)
-    names = [spool.put(message(message_id=f"<m{i}@example.com>"), SUPPORT) for i in range(n)]
+    put = spool.put if form == "msg" else lambda raw, env: put_pair(spool.root, raw, env)
+    names = [put(message(message_id=f"<m{i}@example.com>"), SUPPORT) for i in range(n)]
     return engine, spool, worker, names
 
 
@@ -37,10 +40,18 @@ def _warnings(caplog: pytest.LogCaptureFixture, text: str) -> list[str]:
     return [r.getMessage() for r in caplog.records if text in r.getMessage()]
 
 
+@pytest.mark.parametrize("form", ["msg", "pair"])
 @pytest.mark.parametrize("processes", [0, 1])
-def test_an_unreadable_envelope_is_an_empty_one_and_the_worker_logs_it(tmp_path, caplog, processes):
-    engine, spool, worker, names = _spooled(tmp_path, processes, MIN_FOR_POOL + 2)
-    (_incoming(spool) / f"{names[3]}.json").write_bytes(b"{not json")
+def test_an_unreadable_envelope_is_an_empty_one_and_the_worker_logs_it(
+    tmp_path, caplog, processes, form
+):
+    engine, spool, worker, names = _spooled(tmp_path, processes, MIN_FOR_POOL + 2, form=form)
+    if form == "msg":  # its envelope line corrupt, its bytes intact after it
+        path = _incoming(spool) / f"{names[3]}.msg"
+        raw = path.read_bytes().partition(b"\n")[2]
+        path.write_bytes(b"{not json\n" + raw)
+    else:
+        (_incoming(spool) / f"{names[3]}.json").write_bytes(b"{not json")
     caplog.set_level(logging.WARNING)
 
     r = worker.drain()
@@ -51,11 +62,52 @@ def test_an_unreadable_envelope_is_an_empty_one_and_the_worker_logs_it(tmp_path,
     assert failed.envelope.source == "unknown"
     assert [w.split(" has ")[0] for w in _warnings(caplog, UNREADABLE)] == [f"spool: {names[3]}"]
     assert len(tickets(engine)) == MIN_FOR_POOL + 1
+    if form == "msg":  # never lost: the bytes kept whole behind the failure's envelope
+        kept = spool.shunt_read(names[3]) if r.shunted else spool.read(failed)
+        assert kept == raw
+        assert (spool.root / ("shunt" if r.shunted else "incoming") / f"{names[3]}.msg").exists()
+
+
+def test_a_msg_file_without_an_envelope_line_is_all_message(tmp_path, caplog):
+    """A .msg whose first line is not an envelope (not `{`): the whole file is the message."""
+    engine, spool, worker, names = _spooled(tmp_path, 0, 2)
+    path = _incoming(spool) / f"{names[0]}.msg"
+    raw = path.read_bytes().partition(b"\n")[2]
+    path.write_bytes(raw)
+    caplog.set_level(logging.WARNING)
+
+    r = worker.drain()
+
+    assert r.stored == 1 and r.retried + r.shunted == 1
+    [failed] = [e for e in (*spool.shunted(), *spool.claim(10)) if e.name == names[0]]
+    assert failed.envelope.source == "unknown"
+    assert _warnings(caplog, "has no envelope")
+    assert (spool.shunt_read(names[0]) if r.shunted else spool.read(failed)) == raw
 
 
 @pytest.mark.parametrize("processes", [0, 1])
-def test_a_message_that_cannot_be_read_fails_at_read_alone(tmp_path, processes):
+def test_a_msg_file_that_cannot_be_read_is_shunted_with_why(tmp_path, processes):
+    """Its envelope is inside it: no failure can be written into it, so it goes to the
+    shunt as it is, at the first try, where the listing shows why it cannot be read."""
     engine, spool, worker, names = _spooled(tmp_path, processes, MIN_FOR_POOL + 2)
+    msg = _incoming(spool) / f"{names[5]}.msg"
+    msg.unlink()
+    msg.mkdir()  # listed like a message, but reading it fails (even for root)
+
+    r = worker.drain()
+
+    assert (r.stored, r.retried, r.shunted) == (MIN_FOR_POOL + 1, 0, 1)
+    [entry] = spool.shunted()
+    assert entry.name == names[5] and (spool.root / "shunt" / msg.name).is_dir()
+    assert [(f["stage"], f["reason"].split(":")[0]) for f in entry.envelope.failures] == [
+        ("read", "IsADirectoryError")
+    ]
+    assert len(tickets(engine)) == MIN_FOR_POOL + 1 and spool.pending() == 0
+
+
+@pytest.mark.parametrize("processes", [0, 1])
+def test_an_old_message_that_cannot_be_read_fails_at_read_alone(tmp_path, processes):
+    engine, spool, worker, names = _spooled(tmp_path, processes, MIN_FOR_POOL + 2, form="pair")
     eml = _incoming(spool) / f"{names[5]}.eml"
     eml.unlink()
     eml.mkdir()  # listed like a message, but reading it fails (even for root)
@@ -74,10 +126,10 @@ def test_a_message_that_cannot_be_read_fails_at_read_alone(tmp_path, processes):
 
 @pytest.mark.parametrize("processes", [0, 1])
 def test_a_message_whose_envelope_is_still_coming_waits_and_the_rest_goes_on(tmp_path, processes):
-    engine, spool, worker, names = _spooled(tmp_path, processes, MIN_FOR_POOL + 2)
+    engine, spool, worker, names = _spooled(tmp_path, processes, MIN_FOR_POOL + 2, form="pair")
     envelope = _incoming(spool) / f"{names[0]}.json"
     held = envelope.read_bytes()
-    envelope.unlink()  # a put() between its two renames: young, so not yet an orphan
+    envelope.unlink()  # an old put() between its two renames: young, so not yet an orphan
 
     assert worker.drain().stored == MIN_FOR_POOL + 1
     assert spool.pending() == 1 and spool.shunted() == []
@@ -103,11 +155,16 @@ def test_batches_of_only_messages_not_there_yet_give_way_to_the_ones_behind(tmp_
     assert len(tickets(engine)) == 10
 
 
-def test_a_chunk_leaves_out_a_message_moved_away_and_keeps_spool_order(tmp_path):
+@pytest.mark.parametrize("form", ["msg", "pair", "mixed"])
+def test_a_chunk_leaves_out_a_message_moved_away_and_keeps_spool_order(tmp_path, form):
     spool = Spool(tmp_path)
-    names = [spool.put(message(message_id=f"<c{i}@example.com>"), SUPPORT) for i in range(4)]
-    for suffix in (".eml", ".json"):  # shunt administration took it meanwhile
-        (_incoming(spool) / f"{names[1]}{suffix}").unlink()
+    names = []
+    for i in range(4):
+        raw = message(message_id=f"<c{i}@example.com>")
+        old = form == "pair" or (form == "mixed" and i % 2 == 1)
+        names.append(put_pair(spool.root, raw, SUPPORT) if old else spool.put(raw, SUPPORT))
+    for p in _incoming(spool).glob(f"{names[1]}.*"):  # shunt administration took it meanwhile
+        p.unlink()
     pool = PreparePool(1)
     try:
         # through a real parse process, as a batch's chunk goes

@@ -42,6 +42,49 @@ def test_a_failed_spool_write_leaves_no_temp_files(tmp_path: Path):
         assert list((tmp_path / "spool" / sub).iterdir()) == []
 
 
+@pytest.mark.parametrize("cut_at", ["fdatasync", "rename"])
+def test_a_put_killed_midway_leaves_nothing_visible_and_nothing_acknowledged(
+    tmp_path: Path, cut_at: str
+):
+    """kill -9 of a writer inside put(): before its file is durable, or durable but not yet
+    renamed into incoming/. Nothing is listed, claimed or acknowledged; the start clears tmp/."""
+    root = tmp_path / "spool"
+    script = textwrap.dedent(
+        f"""
+        import os, sys, time
+        sys.path.insert(0, {str(ROOT)!r})
+        from mailgate.spool import Envelope, Spool
+        spool = Spool({str(root)!r})
+        real = os.{cut_at}
+
+        def held(*args):  # the file written, not yet on disk / on disk, not yet renamed
+            print("held", flush=True)
+            time.sleep(60)
+            return real(*args)
+
+        os.{cut_at} = held
+        spool.put(b"Subject: x\\r\\n\\r\\n" + b"x" * 100_000, Envelope(source="pipe"))
+        print("acknowledged", flush=True)
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == b"held\n"
+        [half] = list((root / "tmp").iterdir())  # being written: never listed from tmp/
+    finally:
+        proc.kill()
+    out = proc.communicate(timeout=30)[0]
+    assert b"acknowledged" not in out and proc.returncode == -9
+    assert half.name.endswith(".msg") and list((root / "incoming").iterdir()) == []
+    from mailgate.spool import Spool
+
+    spool = Spool(root)
+    assert spool.pending() == 0 and spool.claim(10) == []
+    spool.recover()
+    assert [list((root / d).iterdir()) for d in ("tmp", "incoming", "shunt")] == [[], [], []]
+
+
 def _blocked(tmp_path: Path) -> Path:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory\n")

@@ -23,6 +23,7 @@ from tests.harness import (
 )
 from tests.reliability.daemon_proc import mailgate
 from tests.servers import SmtpSink
+from tests.spool_layout import entries, split
 
 
 def _lines(data: bytes, width: int = 64) -> bytes:
@@ -56,12 +57,16 @@ def _malformed(kind: str, tail: bytes) -> bytes:
 
 
 def _shunt(spool: Path) -> dict[str, dict]:
-    """Shunted entries by envelope sender: the envelope (with its failures)."""
+    """Shunted entries (NAME.msg) by envelope sender: the envelope (with its failures)."""
     out = {}
-    for p in sorted((spool / "shunt").glob("*.json")):
-        env = json.loads(p.read_bytes())
+    for p in sorted((spool / "shunt").glob("*.msg")):
+        try:
+            envelope, raw = split(p)
+        except FileNotFoundError:  # being retried meanwhile
+            continue
+        env = json.loads(envelope.to_json())
         env["name"] = p.stem
-        env["has_eml"] = p.with_suffix(".eml").exists()
+        env["has_raw"] = bool(raw)
         out[env["mail_from"]] = env
     return out
 
@@ -71,7 +76,7 @@ def _relayed_to(sink: SmtpSink, rcpt: str) -> list:  # type: ignore[type-arg]
 
 
 def _eml(spool: Path, sub: str) -> list[str]:
-    return sorted(p.name for p in (spool / sub).glob("*.eml"))
+    return entries(spool / sub)
 
 
 def test_junk_is_shunted_and_good_mail_flows_around_it(tmp_path, smtp_sink: SmtpSink):
@@ -137,7 +142,7 @@ def test_junk_is_shunted_and_good_mail_flows_around_it(tmp_path, smtp_sink: Smtp
     assert all(outcome[s] == "ticket" for k, s, _r in plan if k == "good"), summary
     for kind in JUNK:
         env = shunted[f"{kind}@junk.example"]
-        assert env["has_eml"], kind
+        assert env["has_raw"], kind
         assert [f["stage"] for f in env["failures"]] == ["parse"], (kind, env)
         assert env["failures"][0]["reason"].strip(), (kind, env)
         assert env["attempts"] == 1  # not mail: shunted at once, not retried
@@ -232,7 +237,7 @@ def test_shunt_retry_keeps_the_history_and_leaves_nothing_behind(tmp_path):
     r = mailgate(path, "ingest", stdin=bytes(range(256)) * 10)
     assert r.returncode == 0
     assert mailgate(path, "process").returncode == 0
-    [entry] = sorted((cfg.spool_dir / "shunt").glob("*.eml"))
+    [entry] = sorted((cfg.spool_dir / "shunt").glob("*.msg"))
     stray = sorted(
         str(p.relative_to(cfg.spool_dir))
         for sub in ("tmp", "incoming", "claimed")
@@ -241,7 +246,7 @@ def test_shunt_retry_keeps_the_history_and_leaves_nothing_behind(tmp_path):
     )
     assert mailgate(path, "shunt", "retry", entry.stem).returncode == 0
     assert mailgate(path, "process").returncode == 0
-    env = json.loads(entry.with_suffix(".json").read_bytes())
+    env = json.loads(split(entry)[0].to_json())
     stages = [f["stage"] for f in env["failures"]]
     print(f"\nspool files besides the shunt: {stray}; failures after retry + process: {stages}")
     assert stray == [], f"stray spool files after a shunt: {stray}"
