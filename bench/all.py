@@ -17,17 +17,17 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from bench.ingest import generate  # noqa: E402
+from bench.scratch import scratch_dir  # noqa: E402
 
 
 def main() -> None:
-    corpus = generate(Path(tempfile.mkdtemp(prefix="mg-corpus-")), 2000)
+    corpus = generate(scratch_dir("mg-corpus-"), 2000)
     runs = (
         ["ingest.py"],
         ["ingest.py", "--no-streaming", "--postgres-durable"],

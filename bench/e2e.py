@@ -39,6 +39,7 @@ from sqlalchemy import Connection, create_engine, text  # noqa: E402
 
 from bench import ingest  # noqa: E402
 from bench.ingest import generate, pct  # noqa: E402
+from bench.scratch import scratch_dir  # noqa: E402
 from tests.servers import SmtpSink, free_port  # noqa: E402
 
 # shared/ beside the checkout (or beside the folder of worktrees)
@@ -129,7 +130,7 @@ def send_all(
 def one_run(
     files: list[Path], connections: int, rate: float, governor: str, database_url: str = ""
 ) -> dict:
-    tmp = Path(tempfile.mkdtemp(prefix="mg-e2e-"))
+    tmp = scratch_dir("mg-e2e-")
     sink = StampingSink()
     listen = free_port()
     path = shipped_config(tmp, sink.port, listen, governor, database_url)
@@ -263,7 +264,7 @@ def main() -> None:
 
         pg = Postgres(durable=True)
         print(f"PostgreSQL {pg!r}: fsync, synchronous_commit, full_page_writes on")
-    corpus = args.corpus or generate(Path(tempfile.mkdtemp(prefix="mg-corpus-")), args.n)
+    corpus = args.corpus or generate(scratch_dir("mg-corpus-"), args.n)
     files = sorted((corpus / "eml").glob("*.eml"))
     gov = args.governor or "shipped"
     db_name = "durable PostgreSQL" if pg else "SQLite"

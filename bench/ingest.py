@@ -34,6 +34,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.scratch import scratch_dir  # noqa: E402
+
 # only light imports up here: each spawned parse process imports this module again as its
 # __main__ (as the daemon's do the console script), so heavy ones are made where they are used
 from mailgate.spool import Envelope  # noqa: E402
@@ -93,7 +95,7 @@ def setup(  # type: ignore[no-untyped-def]
     from mailgate.config.schema import WorkerSettings
     from tests.harness import load, offline, write_config
 
-    tmp = Path(tempfile.mkdtemp(prefix="mg-bench-"))
+    tmp = scratch_dir("mg-bench-")
     worker_extra = "" if procs is None else f"parse_processes = {procs}\n"
     # the yardstick's work per message is parse, thread, store, one ack row: no agents to
     # notify unless asked (--agents adds one notification row per message)
@@ -312,7 +314,7 @@ def main() -> None:
         pg = Postgres(durable=True)
         args.db = pg.url
         print(f"PostgreSQL {pg!r}: fsync, synchronous_commit, full_page_writes on")
-    corpus = args.corpus or generate(Path(tempfile.mkdtemp(prefix="mg-corpus-")), args.n)
+    corpus = args.corpus or generate(scratch_dir("mg-corpus-"), args.n)
     files = sorted((corpus / "eml").glob("*.eml"))
     if not files:
         sys.exit(f"no eml files in {corpus / 'eml'}")

@@ -18,7 +18,6 @@ import argparse
 import os
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.scratch import scratch_dir  # noqa: E402
 from mailgate.config.imap import ImapSettings  # noqa: E402
 from mailgate.oauth2.client import TokenClient  # noqa: E402
 from mailgate.oauth2.store import Tokens, TokenStore  # noqa: E402
@@ -50,7 +50,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=200)
     n = ap.parse_args().rounds
     provider = ProviderServer()
-    tmp = Path(tempfile.mkdtemp(prefix="mg-oauth2-bench-"))
+    tmp = scratch_dir("mg-oauth2-bench-")
     (tmp / "password").write_text("secret\n")
     with Dovecot() as d:
         enable_oauth2(d, f"{provider.url}/introspect")

@@ -23,7 +23,6 @@ import pickle
 import re
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from email import policy
@@ -33,6 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.scratch import scratch_dir  # noqa: E402
 from mailgate.agents.reply import new_text  # noqa: E402
 from mailgate.bounces.report_hint import has_report_part  # noqa: E402
 from mailgate.parse.limits import ParseRejected  # noqa: E402
@@ -55,7 +55,7 @@ def _settings() -> Settings:
     """The Settings the parse processes get in bench/ingest.py's drain."""
     from tests.harness import load, write_config
 
-    tmp = Path(tempfile.mkdtemp(prefix="mg-prepare-cpu-"))
+    tmp = scratch_dir("mg-prepare-cpu-")
     return Settings.of(load(write_config(tmp, database_url=f"sqlite:///{tmp}/x.db")))
 
 

@@ -16,12 +16,14 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.scratch import scratch_dir  # noqa: E402
+
 sys.path.insert(0, str(ROOT / "bench"))
 
 import ingest  # noqa: E402
@@ -42,7 +44,7 @@ RULES = "\n[[rules]]" + SOP_RULES
 
 
 def drain(files: list[Path], rules: bool) -> tuple[float, float, int]:
-    tmp = Path(tempfile.mkdtemp(prefix="mg-rules-"))
+    tmp = scratch_dir("mg-rules-")
     cfg = load(write_config(tmp, agents_toml="", queue_extra={"support": RULES} if rules else None))
     engine, spool, worker = offline(cfg)
     for f in files:
@@ -66,7 +68,7 @@ def _shared_bench() -> Path:
 
 
 def floor(corpus: Path) -> dict:
-    db = Path(tempfile.mkdtemp(prefix="mg-floor-")) / "floor.db"
+    db = scratch_dir("mg-floor-") / "floor.db"
     cmd = [sys.executable, str(_shared_bench() / "floor.py"), str(corpus), str(db)]
     cmd += ["--journal", "wal", "--sync", "full", "--autoreply", "new"]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
@@ -78,11 +80,11 @@ def main() -> None:
     ap.add_argument("--corpus", type=Path)
     ap.add_argument("-n", type=int, default=2000)
     args = ap.parse_args()
-    corpus = args.corpus or ingest.generate(Path(tempfile.mkdtemp(prefix="mg-corpus-")), args.n)
+    corpus = args.corpus or ingest.generate(scratch_dir("mg-corpus-"), args.n)
     files = sorted((corpus / "eml").glob("*.eml"))
     print(f"corpus: {len(files)} messages; load average {os.getloadavg()[0]:.2f}")
 
-    rules = load(write_config(Path(tempfile.mkdtemp()), queue_extra={"support": RULES}))
+    rules = load(write_config(scratch_dir("mg-bench-"), queue_extra={"support": RULES}))
     support = rules.queue("support")
     parsed = [parse(f.read_bytes()) for f in files]
     t = time.process_time()

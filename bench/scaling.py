@@ -36,6 +36,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.scratch import scratch_dir  # noqa: E402
+
 sys.path.insert(0, str(ROOT / "bench"))
 
 from mailgate.db import engine as db  # noqa: E402
@@ -70,7 +73,7 @@ def node(root: Path, url: str, files: list[Path]) -> Path:
 
 def daemons(url: str, files: list[Path], n: int) -> dict:
     db.connect(url).dispose()  # migrate before the clock starts
-    tmp = Path(tempfile.mkdtemp(prefix="mg-scaling-"))
+    tmp = scratch_dir("mg-scaling-")
     configs = [node(tmp / f"d{i}", url, files[i::n]) for i in range(n)]
     procs = [
         subprocess.Popen(
@@ -124,7 +127,7 @@ def main() -> None:
 
     from tests.servers import Postgres
 
-    corpus = Path(args.corpus) if args.corpus else generate(Path(tempfile.mkdtemp()) / "gc", 2000)
+    corpus = Path(args.corpus) if args.corpus else generate(scratch_dir("mg-bench-") / "gc", 2000)
     files = sorted((corpus / "eml").glob("*.eml"))
     server = Postgres(durable=True)
     try:

@@ -13,10 +13,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.scratch import scratch_dir  # noqa: E402  (this checkout's, whatever --root runs)
 
 
 def main() -> None:
@@ -32,7 +35,7 @@ def main() -> None:
     files = sorted((args.corpus / "eml").glob("*.eml")) if args.corpus else []
     raw = files[0].read_bytes() if files else b"Subject: x\r\n\r\n" + b"body line\r\n" * 200
     for writers in (int(w) for w in args.writers.split(",")):
-        spool = Spool(tempfile.mkdtemp(prefix="mg-spool-put-"))
+        spool = Spool(scratch_dir("mg-spool-put-"))
         per = args.n // writers
 
         def work(spool: Spool = spool, per: int = per) -> None:
