@@ -36,6 +36,25 @@ def _incoming(spool: Spool) -> Path:
     return Path(spool.incoming)
 
 
+def _drained_with_one_unreadable(root: Path, processes: int, form: str):  # type: ignore[no-untyped-def]
+    """A batch of `form` ("msg" or an old "pair") whose sixth message's file is made a
+    directory (listed like a message, but reading it fails, even for root), drained: the
+    engine, the spool, the drain's result and the one shunted entry (the sixth)."""
+    engine, spool, worker, names = _spooled(root, processes, MIN_FOR_POOL + 2, form=form)
+    path = _incoming(spool) / f"{names[5]}.{'msg' if form == 'msg' else 'eml'}"
+    path.unlink()
+    path.mkdir()
+    r = worker.drain()
+    [entry] = spool.shunted()
+    assert entry.name == names[5]
+    return engine, spool, r, entry
+
+
+def _failures(entry) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
+    """Each failed try's stage and the exception's name in its reason."""
+    return [(f["stage"], f["reason"].split(":")[0]) for f in entry.envelope.failures]
+
+
 def _warnings(caplog: pytest.LogCaptureFixture, text: str) -> list[str]:
     return [r.getMessage() for r in caplog.records if text in r.getMessage()]
 
@@ -89,38 +108,21 @@ def test_a_msg_file_without_an_envelope_line_is_all_message(tmp_path, caplog):
 def test_a_msg_file_that_cannot_be_read_is_shunted_with_why(tmp_path, processes):
     """Its envelope is inside it: no failure can be written into it, so it goes to the
     shunt as it is, at the first try, where the listing shows why it cannot be read."""
-    engine, spool, worker, names = _spooled(tmp_path, processes, MIN_FOR_POOL + 2)
-    msg = _incoming(spool) / f"{names[5]}.msg"
-    msg.unlink()
-    msg.mkdir()  # listed like a message, but reading it fails (even for root)
-
-    r = worker.drain()
+    engine, spool, r, entry = _drained_with_one_unreadable(tmp_path, processes, "msg")
 
     assert (r.stored, r.retried, r.shunted) == (MIN_FOR_POOL + 1, 0, 1)
-    [entry] = spool.shunted()
-    assert entry.name == names[5] and (spool.root / "shunt" / msg.name).is_dir()
-    assert [(f["stage"], f["reason"].split(":")[0]) for f in entry.envelope.failures] == [
-        ("read", "IsADirectoryError")
-    ]
+    assert (spool.root / "shunt" / f"{entry.name}.msg").is_dir()
+    assert _failures(entry) == [("read", "IsADirectoryError")]
     assert len(tickets(engine)) == MIN_FOR_POOL + 1 and spool.pending() == 0
 
 
 @pytest.mark.parametrize("processes", [0, 1])
 def test_an_old_message_that_cannot_be_read_fails_at_read_alone(tmp_path, processes):
-    engine, spool, worker, names = _spooled(tmp_path, processes, MIN_FOR_POOL + 2, form="pair")
-    eml = _incoming(spool) / f"{names[5]}.eml"
-    eml.unlink()
-    eml.mkdir()  # listed like a message, but reading it fails (even for root)
-
-    r = worker.drain()
+    engine, spool, r, entry = _drained_with_one_unreadable(tmp_path, processes, "pair")
 
     # tried again in the same drain until the shunt: a failure of its own each time
     assert (r.stored, r.retried, r.shunted) == (MIN_FOR_POOL + 1, 2, 1)
-    [entry] = spool.shunted()
-    assert entry.name == names[5]
-    assert [(f["stage"], f["reason"].split(":")[0]) for f in entry.envelope.failures] == [
-        ("read", "IsADirectoryError")
-    ] * 3
+    assert _failures(entry) == [("read", "IsADirectoryError")] * 3
     assert len(tickets(engine)) == MIN_FOR_POOL + 1
 
 
