@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -32,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.ingest import generate  # noqa: E402  (light: the parse processes import this)
+from bench.scratch import scratch_dir  # noqa: E402
 
 
 def _timed(acc: Counter[str], name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -108,7 +108,7 @@ def main() -> None:
     ap.add_argument("-n", type=int, default=2000, help="messages to generate (default 2000)")
     ap.add_argument("--agents", action="store_true", help="configure an agent: notifications too")
     args = ap.parse_args()
-    corpus = args.corpus or generate(Path(tempfile.mkdtemp(prefix="mg-corpus-")), args.n)
+    corpus = args.corpus or generate(scratch_dir("mg-corpus-"), args.n)
     files = sorted((corpus / "eml").glob("*.eml"))
     from bench.ingest import floor
 
