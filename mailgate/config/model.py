@@ -100,15 +100,30 @@ class Config:
         return next((a for a in self.agents if a.name == name), None)
 
     def agent_by_address(self, address: str) -> Agent | None:
-        addr = address.lower()
-        return next((a for a in self.agents if a.address == addr), None)
+        return self._agents_by_address.get(address.lower())
+
+    @cached_property
+    def _agents_by_address(self) -> dict[str, Agent]:
+        """address -> the first agent with it (the worker asks for every message)."""
+        found: dict[str, Agent] = {}
+        for a in self.agents:
+            found.setdefault(a.address, a)
+        return found
 
     @property
     def agent_addresses(self) -> frozenset[str]:
         return frozenset(a.address for a in self.agents)
 
     def queue(self, name: str) -> Queue | None:
-        return next((q for q in self.queues if q.name == name), None)
+        return self._queues_by_name.get(name)
+
+    @cached_property
+    def _queues_by_name(self) -> dict[str, Queue]:
+        """name -> the first queue of that name (the worker asks several times a message)."""
+        found: dict[str, Queue] = {}
+        for q in self.queues:
+            found.setdefault(q.name, q)
+        return found
 
     def queue_for_address(self, address: str) -> Queue | None:
         """The queue an envelope recipient belongs to; `support+tok@x` matches `support@x`."""

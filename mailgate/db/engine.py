@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 
+from mailgate import json_text
 from mailgate.config.database import DatabaseSettings
 
 if TYPE_CHECKING:
@@ -34,7 +35,12 @@ def make_engine(url: str, settings: DatabaseSettings | None = None) -> Engine:
     if u.get_backend_name() == "sqlite":
         if u.database and u.database != ":memory:":
             Path(u.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30})
+        engine = create_engine(
+            url,
+            connect_args={"timeout": 30},
+            json_serializer=json_text.dumps,
+            json_deserializer=json_text.loads,
+        )
 
         @event.listens_for(engine, "connect")
         def _sqlite_connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
@@ -76,6 +82,8 @@ def make_engine(url: str, settings: DatabaseSettings | None = None) -> Engine:
         pool_timeout=s.pool_timeout_seconds,
         pool_recycle=s.pool_recycle_seconds,
         connect_args=connect_args,
+        json_serializer=json_text.dumps,
+        json_deserializer=json_text.loads,
     )
 
 

@@ -44,3 +44,27 @@ def test_a_cycle_made_after_start_up_is_still_collected():
         assert cycle() is None
     finally:
         heap.thaw()
+
+
+def test_the_young_generation_is_collected_less_often_until_thawed():
+    before = gc.get_threshold()
+    heap.freeze_startup()
+    try:
+        young, older, oldest = gc.get_threshold()
+        assert young == max(before[0], heap.YOUNG_THRESHOLD)
+        assert (older, oldest) == before[1:]  # the older generations keep their ratios
+        heap.freeze_startup()  # a second start in one process (tests): still one restore
+    finally:
+        heap.thaw()
+    assert gc.get_threshold() == before
+
+
+def test_a_threshold_of_zero_stays_zero():
+    before = gc.get_threshold()
+    gc.set_threshold(0, before[1], before[2])
+    try:
+        heap.freeze_startup()
+        assert gc.get_threshold()[0] == 0
+        heap.thaw()
+    finally:
+        gc.set_threshold(*before)
