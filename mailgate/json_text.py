@@ -9,9 +9,11 @@ values in a tenth of that: in the drain of the generated corpus the worker's pro
 
 What is written is standard JSON, compact and in UTF-8 (the standard library's was
 spaced and \\u-escaped); both read back as the same values, so rows written before and
-after mix freely. A value orjson refuses (an integer beyond 64 bits, a key that is not a
-string, number or boolean) is written by `json.dumps` as before; text orjson cannot read
-(the standard library's `NaN`, for one) is read by `json.loads`.
+after mix freely. A value orjson refuses (an integer beyond 64 bits, for one) goes to
+`json.dumps`, which writes or refuses it as before; text orjson cannot read (the standard
+library's `NaN`, for one) is read by `json.loads`. A float that is not finite is written
+as `null`, which standard JSON has for it (`json.dumps` wrote `NaN`, which PostgreSQL's
+json type refuses).
 """
 
 from __future__ import annotations

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import TypeVar
 
 from mailgate.config.database import DatabaseSettings
 from mailgate.config.governor import GovernorSettings
@@ -27,6 +29,16 @@ from mailgate.config.schema import (
 )
 from mailgate.config.secrets import read_hmac_secret, read_previous_secrets
 from mailgate.config.sla import SlaSettings
+
+T = TypeVar("T")
+
+
+def _first_by(items: Iterable[T], key: Callable[[T], str]) -> dict[str, T]:
+    """key -> the first of `items` with it (a later one with the same key is not found)."""
+    found: dict[str, T] = {}
+    for item in items:
+        found.setdefault(key(item), item)
+    return found
 
 
 @dataclass(frozen=True)
@@ -105,10 +117,7 @@ class Config:
     @cached_property
     def _agents_by_address(self) -> dict[str, Agent]:
         """address -> the first agent with it (the worker asks for every message)."""
-        found: dict[str, Agent] = {}
-        for a in self.agents:
-            found.setdefault(a.address, a)
-        return found
+        return _first_by(self.agents, lambda a: a.address)
 
     @property
     def agent_addresses(self) -> frozenset[str]:
@@ -120,10 +129,7 @@ class Config:
     @cached_property
     def _queues_by_name(self) -> dict[str, Queue]:
         """name -> the first queue of that name (the worker asks several times a message)."""
-        found: dict[str, Queue] = {}
-        for q in self.queues:
-            found.setdefault(q.name, q)
-        return found
+        return _first_by(self.queues, lambda q: q.name)
 
     def queue_for_address(self, address: str) -> Queue | None:
         """The queue an envelope recipient belongs to; `support+tok@x` matches `support@x`."""

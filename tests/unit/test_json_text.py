@@ -52,3 +52,10 @@ def test_an_engines_json_columns_write_and_read_by_it(tmp_path):
     assert stored == '{"cc":["b@example.com"]}'  # orjson's compact text
     assert read == {1: {"cc": ["b@example.com"]}, 2: {"cc": ["old@example.com"]}}
     engine.dispose()
+
+
+def test_a_float_that_is_not_finite_is_written_as_null():
+    assert json.loads(json_text.dumps({"score": float("nan"), "hi": float("inf")})) == {
+        "score": None,
+        "hi": None,
+    }
