@@ -24,16 +24,17 @@ from __future__ import annotations
 import gc
 
 YOUNG_THRESHOLD = 10_000  # new container objects between young passes (CPython: 700)
-_before: list[tuple[int, int, int]] = []  # the thresholds freeze_startup replaced
+_replaced: tuple[int, int, int] | None = None  # the thresholds freeze_startup replaced
 
 
 def freeze_startup() -> None:
     """Once started: what is alive now is left out of every later collection's walk, and
     the young generation is collected every YOUNG_THRESHOLD new objects."""
+    global _replaced
     gc.freeze()
     young, older, oldest = gc.get_threshold()
-    if not _before:
-        _before.append((young, older, oldest))
+    if _replaced is None:  # a second start in one process (tests) keeps the first's
+        _replaced = (young, older, oldest)
     if young:  # 0: the collector is off (gc.disable() leaves it); it stays off
         gc.set_threshold(max(young, YOUNG_THRESHOLD), older, oldest)
 
@@ -41,6 +42,8 @@ def freeze_startup() -> None:
 def thaw() -> None:
     """Back under the collector (the daemon stopped; in tests, inside a longer process),
     with the thresholds it had before `freeze_startup`."""
+    global _replaced
     gc.unfreeze()
-    if _before:
-        gc.set_threshold(*_before.pop())
+    if _replaced is not None:
+        gc.set_threshold(*_replaced)
+        _replaced = None

@@ -65,6 +65,6 @@ def test_a_threshold_of_zero_stays_zero():
     try:
         heap.freeze_startup()
         assert gc.get_threshold()[0] == 0
-        heap.thaw()
     finally:
+        heap.thaw()
         gc.set_threshold(*before)
